@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+FEED ?= live
+PYTEST_ARGS ?=
+
+.PHONY: run test test-faults bench venv migrate clean-data
+
+$(INSTALLED): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(INSTALLED)
+
+venv: $(INSTALLED)
+
+## Start web, engine, mailer, poller and Flower (FEED=sim for the offline simulator)
+run: venv
+	$(PY) devstack.py run --feed $(FEED)
+
+## Run the test suite against real PostgreSQL, Redis and Celery workers
+test: venv
+	$(PY) devstack.py exec --database trading_test -- $(PY) -m pytest $(PYTEST_ARGS)
+
+migrate: venv
+	$(PY) devstack.py exec -- $(VENV)/bin/flask --app wsgi db upgrade
+
+## Stop the embedded servers and delete their data
+clean-data:
+	-$(PY) -c "import pgserver; pgserver.get_server('.data/pg', cleanup_mode='stop')._cleanup()" 2>/dev/null
+	-test -f .data/redis/redis.pid && kill $$(cat .data/redis/redis.pid)
+	rm -rf .data

@@ -1,0 +1,71 @@
+"""JSON errors in flask-smorest's shape plus the contract's stable `error` string."""
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+# Default `error` string for statuses the contract names without a more specific one.
+DEFAULT_ERRORS = {
+    400: "validation",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    415: "unsupported_media_type",
+    422: "validation",
+    429: "rate_limited",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """A business error the service answers with a fixed status and `error` string."""
+
+    def __init__(self, status: int, error: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+
+
+def abort(status: int, error: str, message: str):
+    raise ApiError(status, error, message)
+
+
+def error_body(status: int, message: str, error: str | None = None, errors=None) -> dict:
+    from http import HTTPStatus
+
+    body = {
+        "code": status,
+        "status": HTTPStatus(status).phrase,
+        "message": message,
+        "error": error or DEFAULT_ERRORS.get(status, "error"),
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def register_error_handlers(app):
+    @app.errorhandler(ApiError)
+    def handle_api_error(exc: ApiError):
+        return jsonify(error_body(exc.status, exc.message, exc.error)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(exc: HTTPException):
+        status = exc.code or 500
+        data = getattr(exc, "data", None) or {}
+        errors = data.get("messages") or data.get("errors")
+        message = data.get("message") or exc.description or ""
+        if status == 429:
+            message = f"Rate limit exceeded: {exc.description}"
+        response = jsonify(error_body(status, message, errors=errors))
+        response.status_code = status
+        if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return jsonify(error_body(500, "Internal server error")), 500
+

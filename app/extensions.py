@@ -1,0 +1,34 @@
+"""Extension singletons, bound to the app in `create_app` with `init_app`."""
+import redis
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_sqlalchemy import SQLAlchemy
+
+
+class RedisClient:
+    """The app's Redis connection (prices, rate limits, order results), configured from REDIS_URL."""
+
+    def __init__(self):
+        self._client: redis.Redis | None = None
+
+    def init_app(self, app):
+        self._client = redis.Redis.from_url(
+            app.config["REDIS_URL"], decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+        )
+        app.extensions["redis"] = self
+
+    def __getattr__(self, name):
+        if self._client is None:
+            raise RuntimeError("RedisClient used before init_app")
+        return getattr(self._client, name)
+
+
+db = SQLAlchemy()
+migrate = Migrate()
+jwt = JWTManager()
+api = Api()
+redis_client = RedisClient()
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)

@@ -1,0 +1,68 @@
+"""Health of each part; a failing part is reported, never raised."""
+from flask import current_app
+from sqlalchemy import text
+
+from app.assets.catalog import ASSETS
+from app.extensions import db, redis_client
+from app.prices.store import FeedStatus, PriceStore
+
+ENGINE_PING_TIMEOUT_S = 1.0
+
+
+def _part(check) -> dict:
+    try:
+        detail = check()
+    except Exception as exc:  # any failure of a dependency is the health report's content
+        return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "detail": detail or "ok"}
+
+
+def _ping_database():
+    db.session.execute(text("SELECT 1"))
+    db.session.rollback()
+
+
+def _ping_engine():
+    from celery_app import ENGINE_WORKER_PREFIX, celery
+
+    replies = celery.control.ping(timeout=ENGINE_PING_TIMEOUT_S)
+    engines = [name for reply in replies for name in reply if name.startswith(ENGINE_WORKER_PREFIX)]
+    if not engines:
+        raise RuntimeError("no engine worker answered the ping")
+    return ", ".join(engines)
+
+
+def _prices() -> dict:
+    max_age = current_app.config["PRICE_MAX_AGE_S"]
+    store = PriceStore(redis_client)
+    report = {}
+    for symbol in ASSETS:
+        try:
+            quote = store.read(symbol)
+        except Exception:
+            quote = None
+        age = quote.age_s() if quote else None
+        report[symbol] = {"ok": age is not None and age <= max_age, "ageSeconds": age}
+    return report
+
+
+def _feed() -> dict:
+    try:
+        status = FeedStatus(redis_client).read()
+    except Exception:
+        return {"ok": False, "state": None, "reconnects": None, "lastMessageAgeSeconds": {}}
+    return {"ok": status["state"] == "connected", **status}
+
+
+def check_health() -> dict:
+    report = {
+        "database": _part(_ping_database),
+        "redis": _part(redis_client.ping),
+        "engine": _part(_ping_engine),
+        "feed": _feed(),
+        "prices": _prices(),
+    }
+    parts_ok = [report[name]["ok"] for name in ("database", "redis", "engine", "feed")]
+    parts_ok += [price["ok"] for price in report["prices"].values()]
+    report["status"] = "ok" if all(parts_ok) else "degraded"
+    return report

@@ -1,0 +1,128 @@
+"""Database tables. Money and prices are BIGINT integers in fixed decimals, never floats."""
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+Timestamp = Annotated[datetime, mapped_column(DateTime(timezone=True))]
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+
+    balance: Mapped["Balance"] = relationship(back_populates="user", uselist=False)
+
+
+class LoginToken(db.Model):
+    """A magic-link token. Only its SHA-256 is stored; the link carries the secret."""
+
+    __tablename__ = "login_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[Timestamp]
+    used_at: Mapped[Timestamp | None]
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+
+
+class Balance(db.Model):
+    """The user's USD account: `usd` is free balance, `locked_margin` backs open positions.
+
+    Both always equal the sums of the user's ledger entries; the engine locks this row
+    (SELECT ... FOR UPDATE) for every change, which serializes a user's trades.
+    """
+
+    __tablename__ = "balances"
+    __table_args__ = (
+        CheckConstraint("usd >= 0", name="usd_not_negative"),
+        CheckConstraint("locked_margin >= 0", name="locked_margin_not_negative"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    usd: Mapped[int] = mapped_column(BigInteger, default=0)
+    locked_margin: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    user: Mapped[User] = relationship(back_populates="balance")
+
+
+class LedgerEntry(db.Model):
+    """Append-only record of every balance change, written in the same transaction."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # deposit | open | close
+    usd_delta: Mapped[int] = mapped_column(BigInteger)
+    locked_delta: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+
+
+class Order(db.Model):
+    """A CFD position, from `pending` (accepted) to one terminal state: `closed` or `rejected`."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'open', 'closed', 'rejected')", name="status_known"),
+        CheckConstraint("side IN ('long', 'short')", name="side_known"),
+        Index("ix_orders_user_created", "user_id", "created_at"),
+        Index("ix_orders_pending", "created_at", postgresql_where=text("status = 'pending'")),
+        Index("ix_orders_open_liquidation", "asset", "side", "liquidation_price",
+              postgresql_where=text("status = 'open'")),
+        Index("ix_orders_open_stop_loss", "asset", "side", "stop_loss",
+              postgresql_where=text("status = 'open' AND stop_loss IS NOT NULL")),
+        Index("ix_orders_open_take_profit", "asset", "side", "take_profit",
+              postgresql_where=text("status = 'open' AND take_profit IS NOT NULL")),
+        Index("ix_orders_close_requested", "close_requested_at",
+              postgresql_where=text("status = 'open' AND close_requested_at IS NOT NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    asset: Mapped[str] = mapped_column(String(8))
+    side: Mapped[str] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(8), default="pending")
+    margin: Mapped[int] = mapped_column(BigInteger)
+    leverage: Mapped[int]
+    slippage_bps: Mapped[int]
+    requested_price: Mapped[int | None] = mapped_column(BigInteger)
+    stop_loss: Mapped[int | None] = mapped_column(BigInteger)
+    take_profit: Mapped[int | None] = mapped_column(BigInteger)
+    quantity: Mapped[int | None] = mapped_column(BigInteger)
+    open_price: Mapped[int | None] = mapped_column(BigInteger)
+    liquidation_price: Mapped[int | None] = mapped_column(BigInteger)
+    close_price: Mapped[int | None] = mapped_column(BigInteger)
+    pnl: Mapped[int | None] = mapped_column(BigInteger)
+    close_reason: Mapped[str | None] = mapped_column(String(16))
+    reject_reason: Mapped[str | None] = mapped_column(String(32))
+    close_requested_at: Mapped[Timestamp | None]
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+    opened_at: Mapped[Timestamp | None]
+    closed_at: Mapped[Timestamp | None]
+
+
+class IdempotencyKey(db.Model):
+    """`Idempotency-Key` of a trade request: the same key and body return the same order."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"))
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)

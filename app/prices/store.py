@@ -1,0 +1,108 @@
+"""Latest prices in Redis: one hash per asset, written by the poller, read by the engine and API.
+
+`price:<ASSET>` holds `bid`, `ask` (integers in the asset's decimals), `time` (exchange event
+time, µs) and `u` (Backpack update id). A Lua script replaces it only with a newer update and
+publishes the update on `prices:<ASSET>` in the same atomic step.
+"""
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+
+PRICE_KEY = "price:{asset}"
+PRICE_CHANNEL = "prices:{asset}"
+FEED_STATUS_KEY = "feed:status"
+
+# KEYS[1] price hash; ARGV: bid, ask, time, u, channel, payload.
+# Newer means a larger update id; without ids (u = -1), a later event time.
+_WRITE_IF_NEWER = """
+local current = redis.call('HMGET', KEYS[1], 'u', 'time')
+local new_u, new_time = tonumber(ARGV[4]), tonumber(ARGV[3])
+if current[1] then
+  local old_u, old_time = tonumber(current[1]), tonumber(current[2])
+  if new_u >= 0 and old_u >= 0 then
+    if new_u <= old_u then return 0 end
+  elseif new_time <= old_time then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], 'bid', ARGV[1], 'ask', ARGV[2], 'time', ARGV[3], 'u', ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Quote:
+    asset: str
+    bid: int
+    ask: int
+    time_us: int
+    update_id: int = -1
+
+    def age_s(self, now_us: int | None = None) -> float:
+        now_us = now_us if now_us is not None else now_micros()
+        return max(0, now_us - self.time_us) / 1_000_000
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+class PriceStore:
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self._write = client.register_script(_WRITE_IF_NEWER)
+
+    def write(self, quote: Quote) -> bool:
+        """Store `quote` unless a newer one is already there; True when it was stored."""
+        payload = json.dumps({"asset": quote.asset, "bid": quote.bid, "ask": quote.ask, "time": quote.time_us})
+        stored = self._write(
+            keys=[PRICE_KEY.format(asset=quote.asset)],
+            args=[quote.bid, quote.ask, quote.time_us, quote.update_id,
+                  PRICE_CHANNEL.format(asset=quote.asset), payload],
+        )
+        return bool(stored)
+
+    def read(self, asset: str) -> Quote | None:
+        values = self.client.hgetall(PRICE_KEY.format(asset=asset))
+        if not values:
+            return None
+        return Quote(asset, int(values["bid"]), int(values["ask"]), int(values["time"]), int(values["u"]))
+
+    def read_fresh(self, asset: str, max_age_s: float) -> Quote | None:
+        """The latest quote if it is no older than `max_age_s`, else None."""
+        quote = self.read(asset)
+        if quote is None or quote.age_s() > max_age_s:
+            return None
+        return quote
+
+
+class FeedStatus:
+    """The poller's health in Redis: connection state, reconnect count, last message per asset."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+
+    def set_state(self, state: str) -> None:
+        self.client.hset(FEED_STATUS_KEY, "state", state)
+
+    def count_reconnect(self) -> None:
+        self.client.hincrby(FEED_STATUS_KEY, "reconnects", 1)
+
+    def mark_message(self, asset: str, at_us: int) -> None:
+        self.client.hset(FEED_STATUS_KEY, f"last:{asset}", at_us)
+
+    def read(self) -> dict:
+        values = self.client.hgetall(FEED_STATUS_KEY)
+        now = now_micros()
+        return {
+            "state": values.get("state"),
+            "reconnects": int(values.get("reconnects", 0)),
+            "lastMessageAgeSeconds": {
+                key.split(":", 1)[1]: max(0, now - int(value)) / 1_000_000
+                for key, value in values.items()
+                if key.startswith("last:")
+            },
+        }
