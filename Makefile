@@ -22,7 +22,7 @@ run: venv
 
 ## Run the test suite against real PostgreSQL, Redis and Celery workers
 test: venv
-	$(PY) devstack.py exec --database trading_test -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) devstack.py exec --database trading_test --redis-db 1 -- $(PY) -m pytest $(PYTEST_ARGS)
 
 migrate: venv
 	$(PY) devstack.py exec -- $(VENV)/bin/flask --app wsgi db upgrade

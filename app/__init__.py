@@ -26,8 +26,16 @@ def create_app(config: Config | None = None) -> Flask:
     api.init_app(app)
     register_error_handlers(app)
 
+    from app.assets.routes import blp as assets_blp
+    from app.auth import jwt as _jwt_errors  # noqa: F401  (registers the JWT error loaders)
+    from app.auth.routes import blp as auth_blp
+    from app.balances.commands import cli as ledger_cli
+    from app.balances.routes import blp as balances_blp
     from app.health.routes import blp as health_blp
+    from app.prices.routes import blp as prices_blp
+    from app.trading.routes import blp as trading_blp
 
-    for blueprint in (health_blp,):
+    for blueprint in (auth_blp, trading_blp, balances_blp, assets_blp, prices_blp, health_blp):
         api.register_blueprint(blueprint, url_prefix="/api/v1")
+    app.register_blueprint(ledger_cli)
     return app

@@ -1,0 +1,29 @@
+"""flask-jwt-extended answers in the contract's error shape: 401 `unauthorized` for any bad token."""
+from flask import jsonify
+
+from app.errors import error_body
+from app.extensions import jwt
+
+
+def _unauthorized(message: str):
+    return jsonify(error_body(401, message, "unauthorized")), 401
+
+
+@jwt.unauthorized_loader
+def _missing(reason: str):
+    return _unauthorized(reason)
+
+
+@jwt.invalid_token_loader
+def _invalid(reason: str):
+    return _unauthorized(f"Invalid token: {reason}")
+
+
+@jwt.expired_token_loader
+def _expired(_header, _payload):
+    return _unauthorized("Token has expired")
+
+
+@jwt.token_verification_failed_loader
+def _failed(_header, _payload):
+    return _unauthorized("Token verification failed")

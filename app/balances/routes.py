@@ -1,0 +1,29 @@
+from flask.views import MethodView
+from flask_jwt_extended import jwt_required
+from flask_smorest import Blueprint
+
+from app.auth.service import current_user_id
+from app.balances.schemas import AmountSchema, BalancesSchema
+from app.balances.service import balances_view
+
+blp = Blueprint("balances", __name__, description="USD balance and locked margin")
+
+
+@blp.route("/balance/usd")
+class UsdBalance(MethodView):
+    @jwt_required()
+    @blp.response(200, AmountSchema)
+    @blp.alt_response(401, description="unauthorized")
+    def get(self):
+        """Free USD balance (margin of open positions excluded)."""
+        return balances_view(current_user_id())["USD"]
+
+
+@blp.route("/balance/", strict_slashes=False)
+class Balances(MethodView):
+    @jwt_required()
+    @blp.response(200, BalancesSchema)
+    @blp.alt_response(401, description="unauthorized")
+    def get(self):
+        """Every balance: free USD, locked margin, and the (always zero) CFD asset balances."""
+        return balances_view(current_user_id())

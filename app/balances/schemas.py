@@ -1,0 +1,18 @@
+from marshmallow import Schema, fields
+
+from app.assets.catalog import ASSETS
+
+
+class AmountSchema(Schema):
+    balance = fields.Integer(required=True)
+    decimals = fields.Integer(required=True)
+
+
+BalancesSchema = Schema.from_dict(
+    {
+        "USD": fields.Nested(AmountSchema, required=True),
+        "lockedMargin": fields.Nested(AmountSchema, required=True),
+        **{symbol: fields.Nested(AmountSchema, required=True) for symbol in ASSETS},
+    },
+    name="Balances",
+)

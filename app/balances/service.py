@@ -1,0 +1,70 @@
+"""Balances and their ledger. Every balance change goes through `post_entry`."""
+from sqlalchemy import func, select
+
+from app.assets.catalog import ASSETS, USD_DECIMALS
+from app.extensions import db
+from app.models import Balance, LedgerEntry, Order
+
+
+def post_entry(balance: Balance, kind: str, usd_delta: int, locked_delta: int, order: Order | None = None):
+    """Change `balance` and append the matching ledger entry, in the caller's transaction.
+
+    The caller holds the balance row lock (or has just created the row).
+    """
+    balance.usd += usd_delta
+    balance.locked_margin += locked_delta
+    db.session.add(
+        LedgerEntry(
+            user_id=balance.user_id,
+            order_id=order.id if order is not None else None,
+            kind=kind,
+            usd_delta=usd_delta,
+            locked_delta=locked_delta,
+        )
+    )
+
+
+def lock_balance(user_id: int) -> Balance:
+    """The user's balance row, locked until the transaction ends (serializes a user's trades)."""
+    return db.session.execute(
+        select(Balance).where(Balance.user_id == user_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def get_balance(user_id: int) -> Balance:
+    return db.session.get(Balance, user_id)
+
+
+def balances_view(user_id: int) -> dict:
+    balance = get_balance(user_id)
+    view = {
+        "USD": {"balance": balance.usd, "decimals": USD_DECIMALS},
+        "lockedMargin": {"balance": balance.locked_margin, "decimals": USD_DECIMALS},
+    }
+    for asset in ASSETS.values():
+        view[asset.symbol] = {"balance": 0, "decimals": asset.decimals}
+    return view
+
+
+def ledger_mismatches() -> list[dict]:
+    """Users whose balance differs from the sum of their ledger entries (empty when all is well)."""
+    sums = (
+        select(
+            LedgerEntry.user_id,
+            func.sum(LedgerEntry.usd_delta).label("usd"),
+            func.sum(LedgerEntry.locked_delta).label("locked"),
+        )
+        .group_by(LedgerEntry.user_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(Balance.user_id, Balance.usd, Balance.locked_margin, sums.c.usd, sums.c.locked)
+        .outerjoin(sums, sums.c.user_id == Balance.user_id)
+        .where(
+            (Balance.usd != func.coalesce(sums.c.usd, 0))
+            | (Balance.locked_margin != func.coalesce(sums.c.locked, 0))
+        )
+    ).all()
+    return [
+        {"userId": r[0], "usd": r[1], "lockedMargin": r[2], "ledgerUsd": r[3], "ledgerLocked": r[4]} for r in rows
+    ]

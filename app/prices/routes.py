@@ -1,0 +1,33 @@
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from app.assets.catalog import ASSETS
+from app.extensions import redis_client
+from app.prices.store import PriceStore
+
+blp = Blueprint("prices", __name__, description="Latest Backpack best bid/ask per asset")
+
+
+class PriceSchema(Schema):
+    bid = fields.Integer(required=True)
+    ask = fields.Integer(required=True)
+    decimals = fields.Integer(required=True)
+    time = fields.Integer(required=True, metadata={"description": "exchange event time, microseconds"})
+
+
+PricesSchema = Schema.from_dict({symbol: fields.Nested(PriceSchema) for symbol in ASSETS}, name="Prices")
+
+
+@blp.route("/prices")
+class Prices(MethodView):
+    @blp.response(200, PricesSchema)
+    def get(self):
+        """Latest quotes from Redis; an asset with no quote yet is absent."""
+        store = PriceStore(redis_client)
+        prices = {}
+        for symbol, asset in ASSETS.items():
+            quote = store.read(symbol)
+            if quote is not None:
+                prices[symbol] = {"bid": quote.bid, "ask": quote.ask, "decimals": asset.decimals, "time": quote.time_us}
+        return prices

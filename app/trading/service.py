@@ -1,0 +1,170 @@
+"""Trade requests: validate, record the order, hand it to the engine, wait for its answer.
+
+The API never changes balances itself; it writes `pending` orders (and close requests) and the
+engine executes them one at a time. Enqueueing happens after the commit, and the engine's sweep
+re-enqueues anything whose message got lost, so an accepted trade is never dropped.
+"""
+import hashlib
+import json
+import logging
+import time
+import uuid
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from app.errors import abort
+from app.extensions import db, redis_client
+from app.models import IdempotencyKey, Order, utcnow
+from app.prices.store import PriceStore
+from workers.engine import ORDER_EVENTS_CHANNEL, close_order, execute_order
+
+log = logging.getLogger(__name__)
+
+# How the engine's reject reasons reach the client.
+REJECTIONS = {
+    "insufficient_balance": (400, "Not enough free USD balance for the margin"),
+    "slippage_exceeded": (409, "Price moved beyond the requested slippage"),
+    "price_unavailable": (503, "No fresh price for this asset"),
+    "invalid_stops": (422, "stopLoss/takeProfit are on the wrong side of the fill price"),
+    "invalid_quantity": (422, "margin x leverage / price gives no tradable quantity"),
+}
+
+
+def _error_for(reason: str):
+    status, message = REJECTIONS[reason]
+    abort(status, "validation" if status == 422 else reason, message)
+
+
+def _require_fresh_price(asset: str) -> None:
+    if PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"]) is None:
+        abort(503, "price_unavailable", f"No fresh price for {asset}")
+
+
+def _enqueue(task, order_id) -> None:
+    try:
+        task.delay(str(order_id))
+    except Exception:  # broker down: the engine's sweep picks the order up once it is back
+        log.exception("could not enqueue %s for order %s; the sweep will retry", task.name, order_id)
+
+
+def _request_hash(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def get_order(user_id: int, order_id: str) -> Order:
+    try:
+        key = uuid.UUID(order_id)
+    except (ValueError, TypeError):
+        abort(404, "not_found", "No such order")
+    order = db.session.get(Order, key)
+    if order is None or order.user_id != user_id:
+        abort(404, "not_found", "No such order")
+    return order
+
+
+def list_orders(user_id: int, status: str | None):
+    query = select(Order).where(Order.user_id == user_id).order_by(Order.created_at.desc(), Order.id)
+    if status:
+        query = query.where(Order.status == status)
+    return query
+
+
+def _existing_for_key(user_id: int, key: str, request_hash: str) -> Order | None:
+    record = db.session.get(IdempotencyKey, (user_id, key))
+    if record is None:
+        return None
+    if record.request_hash != request_hash:
+        abort(422, "idempotency_mismatch", "This Idempotency-Key was used with a different request body")
+    return db.session.get(Order, record.order_id)
+
+
+def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order:
+    """Record the order as pending (once per idempotency key), enqueue it, wait for the engine."""
+    request_hash = _request_hash(body)
+    if idempotency_key:
+        existing = _existing_for_key(user_id, idempotency_key, request_hash)
+        if existing is not None:
+            return wait_for_open(existing)
+    _require_fresh_price(body["asset"])
+    order = Order(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        asset=body["asset"],
+        side=body["type"],
+        margin=body["margin"],
+        leverage=body["leverage"],
+        slippage_bps=body["slippage"],
+        requested_price=body.get("price"),
+        stop_loss=body.get("stopLoss"),
+        take_profit=body.get("takeProfit"),
+        status="pending",
+    )
+    db.session.add(order)
+    db.session.flush()
+    if idempotency_key:
+        claimed = db.session.execute(
+            insert(IdempotencyKey)
+            .values(user_id=user_id, key=idempotency_key, request_hash=request_hash, order_id=order.id,
+                    created_at=utcnow())
+            .on_conflict_do_nothing()
+            .returning(IdempotencyKey.key)
+        ).scalar_one_or_none()
+        if claimed is None:  # a concurrent request with the same key won the race
+            db.session.rollback()
+            return wait_for_open(_existing_for_key(user_id, idempotency_key, request_hash))
+    db.session.commit()
+    _enqueue(execute_order, order.id)
+    return wait_for_open(order)
+
+
+def close(user_id: int, order_id: str) -> Order:
+    order = get_order(user_id, order_id)
+    if order.status in ("closed", "rejected"):
+        abort(409, "already_closed", "The order is already closed")
+    if order.status == "pending":
+        abort(409, "not_open", "The order has not been executed yet")
+    _require_fresh_price(order.asset)
+    order.close_requested_at = utcnow()
+    db.session.commit()
+    _enqueue(close_order, order.id)
+    order, error = _wait(order.id, lambda o: o.status == "closed")
+    if error:
+        _error_for(error)
+    if order.status == "closed" and order.close_reason != "user":
+        abort(409, "already_closed", f"The position was closed by {order.close_reason} first")
+    return order
+
+
+def wait_for_open(order: Order) -> Order:
+    """The order once the engine executed it (raising the contract's error for a rejection)."""
+    order, _ = _wait(order.id, lambda o: o.status != "pending")
+    if order.status == "rejected":
+        _error_for(order.reject_reason)
+    return order
+
+
+def _wait(order_id, done) -> tuple[Order, str | None]:
+    """Wait up to TRADE_WAIT_S for `done(order)` or an engine error published for the order.
+
+    Subscribes before reading the row, so a result committed in between is never missed.
+    """
+    deadline = time.monotonic() + current_app.config["TRADE_WAIT_S"]
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(ORDER_EVENTS_CHANNEL.format(order_id=order_id))
+    try:
+        while True:
+            db.session.rollback()  # end the snapshot: see what the engine committed
+            order = db.session.execute(
+                select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+            ).scalar_one()
+            remaining = deadline - time.monotonic()
+            if done(order) or remaining <= 0:
+                return order, None
+            message = pubsub.get_message(timeout=remaining)
+            if message and json.loads(message["data"]).get("error"):
+                db.session.rollback()
+                return db.session.get(Order, order_id), json.loads(message["data"])["error"]
+    finally:
+        pubsub.close()

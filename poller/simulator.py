@@ -1,0 +1,234 @@
+"""A local Backpack-protocol simulator, for offline runs and tests (`python -m poller.simulator`).
+
+Speaks the public WebSocket protocol of ../shared/backpack-protocol.md: SUBSCRIBE/UNSUBSCRIBE
+with no acknowledgement, 4002/4006/4008 error frames, silence for unknown symbols, the
+`{"data": ..., "stream": ...}` envelope with sorted keys, bookTicker and trade frames with a
+per-market update id, protocol pings. Prices follow a seeded random walk or a replay file
+(JSON lines of `{"s": market, "b": bid, "a": ask}`), and connections can be dropped on purpose.
+"""
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from websockets.asyncio.server import serve
+
+log = logging.getLogger(__name__)
+
+STREAM_TYPES = {"bookTicker", "trade", "depth", "ticker", "markPrice", "kline"}
+DEPTH_WINDOWS = {"200ms", "600ms", "1000ms"}
+
+
+@dataclass
+class Market:
+    symbol: str
+    mid: Decimal
+    tick: Decimal
+    step: Decimal
+    update_id: int = 0
+    trade_id: int = 0
+
+
+def default_markets() -> dict[str, Market]:
+    start = int(time.time() * 1000)  # ids keep increasing across simulator restarts
+    return {
+        m.symbol: m
+        for m in (
+            Market("SOL_USDC", Decimal("178.42"), Decimal("0.01"), Decimal("0.01"), start, start),
+            Market("BTC_USDC", Decimal("118318.3"), Decimal("0.1"), Decimal("0.00001"), start, start),
+            Market("ETH_USDC", Decimal("3667.49"), Decimal("0.01"), Decimal("0.0001"), start, start),
+        )
+    }
+
+
+def _quantize(value: Decimal, step: Decimal) -> str:
+    return str(value.quantize(step, rounding=ROUND_DOWN))
+
+
+def frame(stream: str, data: dict) -> str:
+    return json.dumps({"data": data, "stream": stream}, sort_keys=True, separators=(",", ":"))
+
+
+class Simulator:
+    """The server. `start()` runs it on a background thread; the controls are thread-safe."""
+
+    def __init__(self, host="127.0.0.1", port=0, seed=1, interval_s=0.1, ping_interval_s=60.0,
+                 replay: list[dict] | None = None):
+        self.host, self.port = host, port
+        self.rng = random.Random(seed)
+        self.interval_s = interval_s
+        self.ping_interval_s = ping_interval_s
+        self.markets = default_markets()
+        self.replay = itertools.cycle(replay) if replay else None
+        self.connections: set = set()
+        self.subscriptions: dict = {}
+        self.silent = False  # keep sockets open but send nothing (a half-open connection)
+        self.frames_sent = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Future | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    # controls, callable from any thread
+    def start(self) -> "Simulator":
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve()), daemon=True, name="simulator")
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("simulator did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set_result, None)
+        if self._thread:
+            self._thread.join(5)
+
+    def drop_connections(self) -> None:
+        """Abort every connection without a close frame, as a network failure would."""
+        def abort():
+            for connection in list(self.connections):
+                connection.transport.abort()
+        self._loop.call_soon_threadsafe(abort)
+
+    def set_quote(self, symbol: str, bid: str, ask: str) -> None:
+        """Move a market's mid so the next frames quote around bid/ask."""
+        market = self.markets[symbol]
+        market.mid = (Decimal(bid) + Decimal(ask)) / 2
+
+    def broadcast_raw(self, text: str) -> None:
+        """Send `text` as is to every connection (malformed-frame tests)."""
+        def send():
+            for connection in list(self.connections):
+                asyncio.ensure_future(connection.send(text))
+        self._loop.call_soon_threadsafe(send)
+
+    # protocol
+    async def serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = self._loop.create_future()
+        async with serve(self._handle, self.host, self.port, ping_interval=self.ping_interval_s,
+                         ping_timeout=self.ping_interval_s * 2, compression=None) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            ticker = asyncio.create_task(self._tick())
+            self._ready.set()
+            await self._stop
+            ticker.cancel()
+
+    async def _handle(self, connection) -> None:
+        self.connections.add(connection)
+        self.subscriptions[connection] = set()
+        try:
+            async for message in connection:
+                reply = self._control(connection, message)
+                if reply:
+                    await connection.send(reply)
+        except Exception:
+            pass
+        finally:
+            self.connections.discard(connection)
+            self.subscriptions.pop(connection, None)
+
+    def _control(self, connection, message) -> str | None:
+        try:
+            request = json.loads(message)
+            method, params = request["method"], request.get("params", [])
+            if method not in ("SUBSCRIBE", "UNSUBSCRIBE") or not isinstance(params, list):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            return json.dumps({"id": None, "error": {"code": 4002, "message": "Parse error"}})
+        for stream in params:
+            kind, _, rest = str(stream).partition(".")
+            if kind not in STREAM_TYPES:
+                return json.dumps({"id": None, "error": {"code": 4006, "message": "Invalid stream"}})
+            if kind == "depth" and "." in rest and rest.split(".", 1)[0] not in DEPTH_WINDOWS:
+                return json.dumps({"id": None, "error": {"code": 4008, "message": "Invalid depth window"}})
+        streams = self.subscriptions[connection]
+        (streams.update if method == "SUBSCRIBE" else streams.difference_update)(params)
+        return None  # Backpack acknowledges nothing
+
+    def _next_quote(self, market: Market) -> tuple[Decimal, Decimal]:
+        if self.replay is not None:
+            row = next(self.replay)
+            if row.get("s") == market.symbol:
+                market.mid = (Decimal(str(row["b"])) + Decimal(str(row["a"]))) / 2
+        else:
+            market.mid *= Decimal(1) + Decimal(self.rng.gauss(0, 0.0005)).quantize(Decimal("0.0000001"))
+        half_spread = market.tick * self.rng.randint(1, 3)
+        return market.mid - half_spread, market.mid + half_spread
+
+    def _book_ticker(self, market: Market) -> dict:
+        bid, ask = self._next_quote(market)
+        market.update_id += 1
+        now = time.time_ns() // 1000
+        return {
+            "A": _quantize(Decimal(self.rng.uniform(0.1, 50)), market.step),
+            "B": _quantize(Decimal(self.rng.uniform(0.1, 50)), market.step),
+            "E": now, "T": now - self.rng.randint(200, 3000),
+            "a": _quantize(ask, market.tick), "b": _quantize(bid, market.tick),
+            "e": "bookTicker", "s": market.symbol, "u": market.update_id,
+        }
+
+    def _trade(self, market: Market) -> dict:
+        market.trade_id += 1
+        now = time.time_ns() // 1000
+        return {
+            "E": now, "T": now // 1000 * 1000, "a": str(self.rng.randint(10**9, 10**10)),
+            "b": str(self.rng.randint(10**9, 10**10)), "e": "trade", "m": self.rng.random() < 0.5,
+            "p": _quantize(market.mid, market.tick), "q": _quantize(Decimal(self.rng.uniform(0.01, 2)), market.step),
+            "s": market.symbol, "t": market.trade_id,
+        }
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            if self.silent or not self.connections:
+                continue
+            for market in self.markets.values():
+                frames = {
+                    f"bookTicker.{market.symbol}": frame(f"bookTicker.{market.symbol}", self._book_ticker(market)),
+                    f"trade.{market.symbol}": frame(f"trade.{market.symbol}", self._trade(market)),
+                }
+                for connection, streams in list(self.subscriptions.items()):
+                    for stream in streams & frames.keys():
+                        self.frames_sent += 1
+                        asyncio.ensure_future(connection.send(frames[stream]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Local Backpack WebSocket simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--interval", type=float, default=0.25, help="seconds between frames per market")
+    parser.add_argument("--replay", help="JSON-lines file of {s, b, a} quotes to play in a loop")
+    parser.add_argument("--drop-every", type=float, default=0, help="drop all connections every N seconds")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    replay = None
+    if args.replay:
+        with open(args.replay) as f:
+            replay = [json.loads(line) for line in f if line.strip()]
+    simulator = Simulator(args.host, args.port, args.seed, args.interval, replay=replay).start()
+    log.info("Backpack simulator on %s", simulator.url)
+    try:
+        while True:
+            time.sleep(args.drop_every or 3600)
+            if args.drop_every:
+                log.info("dropping every connection")
+                simulator.drop_connections()
+    except KeyboardInterrupt:
+        simulator.stop()
+
+
+if __name__ == "__main__":
+    main()

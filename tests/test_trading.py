@@ -1,0 +1,251 @@
+"""Full HTTP -> Celery -> PostgreSQL flow with a real engine worker process."""
+import threading
+import time
+
+import pytest
+
+from app.balances.service import ledger_mismatches
+from app.extensions import db
+from app.models import Balance, LedgerEntry, Order
+
+pytestmark = pytest.mark.usefixtures("engine_worker")
+
+BTC_BID, BTC_ASK = 1_000_000_000, 1_000_100_000  # 100000.0000 / 100010.0000
+
+
+def open_trade(client, headers, **overrides):
+    body = {"asset": "BTC", "type": "long", "margin": 100_000, "leverage": 10, **overrides}
+    return client.post("/api/v1/trade/create", json=body, headers=headers)
+
+
+def balance(client, headers) -> int:
+    response = client.get("/api/v1/balance/usd", headers=headers)
+    assert response.status_code == 200
+    return response.json["balance"]
+
+
+def assert_ledger_balances(app):
+    with app.app_context():
+        assert ledger_mismatches() == []
+        for row in db.session.execute(db.select(Balance)).scalars():
+            open_margin = db.session.execute(
+                db.select(db.func.coalesce(db.func.sum(Order.margin), 0)).where(
+                    Order.user_id == row.user_id, Order.status == "open"
+                )
+            ).scalar_one()
+            assert row.locked_margin == open_margin
+
+
+def test_open_and_close_long_settles_pnl_through_the_ledger(app, client, make_user, set_price):
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    opened = open_trade(client, headers)
+    assert opened.status_code == 200, opened.json
+    order = opened.json
+    assert order["status"] == "open"
+    assert order["openPrice"] == BTC_ASK  # a long opens at the ask
+    assert order["quantity"] == 100_000 * 10 * 10**10 // BTC_ASK
+    assert order["quantityDecimals"] == 8 and order["decimals"] == 4
+    assert balance(client, headers) == 500_000 - 100_000
+
+    set_price("BTC", 1_010_000_000, 1_010_100_000)
+    closed = client.post("/api/v1/trade/close", json={"orderId": order["orderId"]}, headers=headers)
+    assert closed.status_code == 200, closed.json
+    result = closed.json
+    assert result["status"] == "closed" and result["closeReason"] == "user"
+    assert result["closePrice"] == 1_010_000_000  # and closes at the bid
+    expected_pnl = (1_010_000_000 - BTC_ASK) * order["quantity"] // 10**10
+    assert result["pnl"] == expected_pnl > 0
+    assert balance(client, headers) == 500_000 + expected_pnl
+    everything = client.get("/api/v1/balance", headers=headers).json
+    assert everything["lockedMargin"] == {"balance": 0, "decimals": 2}
+    assert everything["BTC"] == {"balance": 0, "decimals": 4}
+    assert_ledger_balances(app)
+
+
+def test_short_opens_at_bid_and_loses_when_price_rises(client, make_user, set_price):
+    _, headers = make_user()
+    set_price("ETH", 3_000_000_000, 3_000_500_000)
+    order = open_trade(client, headers, asset="ETH", type="short", margin=10_000, leverage=5).json
+    assert order["openPrice"] == 3_000_000_000
+    set_price("ETH", 3_030_000_000, 3_030_000_000)
+    closed = client.post("/api/v1/trade/close", json={"orderId": order["orderId"]}, headers=headers).json
+    assert closed["closePrice"] == 3_030_000_000
+    assert closed["pnl"] < 0
+    assert balance(client, headers) == 500_000 + closed["pnl"]
+
+
+def test_close_twice_is_409_and_other_users_order_is_404(client, make_user, set_price):
+    _, alice = make_user()
+    _, bob = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    order_id = open_trade(client, alice).json["orderId"]
+    assert client.get(f"/api/v1/trade/{order_id}", headers=bob).status_code == 404
+    stolen = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=bob)
+    assert stolen.status_code == 404 and stolen.json["error"] == "not_found"
+    assert client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=alice).status_code == 200
+    again = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=alice)
+    assert again.status_code == 409 and again.json["error"] == "already_closed"
+    assert client.get("/api/v1/trade/not-a-uuid", headers=alice).json["error"] == "not_found"
+
+
+def test_insufficient_balance_is_400_and_changes_nothing(app, client, make_user, set_price):
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    response = open_trade(client, headers, margin=500_001)
+    assert response.status_code == 400 and response.json["error"] == "insufficient_balance"
+    assert balance(client, headers) == 500_000
+    assert_ledger_balances(app)
+
+
+def test_slippage_beyond_bound_is_409(client, make_user, set_price):
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    # the client saw 99000.0000; the ask is ~1.02% higher and only 1% is allowed
+    response = open_trade(client, headers, price=990_000_000, slippage=100)
+    assert response.status_code == 409 and response.json["error"] == "slippage_exceeded"
+    assert open_trade(client, headers, price=990_000_000, slippage=200).status_code == 200
+
+
+def test_stale_or_missing_price_is_503(client, make_user, set_price):
+    _, headers = make_user()
+    missing = open_trade(client, headers, asset="SOL")
+    assert missing.status_code == 503 and missing.json["error"] == "price_unavailable"
+    set_price("SOL", 178_000_000, 178_010_000, age_s=30)
+    stale = open_trade(client, headers, asset="SOL")
+    assert stale.status_code == 503 and stale.json["error"] == "price_unavailable"
+    assert balance(client, headers) == 500_000
+
+
+def test_same_idempotency_key_gives_one_order(app, client, make_user, set_price):
+    user_id, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    keyed = {**headers, "Idempotency-Key": "retry-me-1"}
+    first = open_trade(client, keyed)
+    second = open_trade(client, keyed)
+    assert first.status_code == second.status_code == 200
+    assert first.json["orderId"] == second.json["orderId"]
+    mismatch = open_trade(client, keyed, margin=20_000)
+    assert mismatch.status_code == 422 and mismatch.json["error"] == "idempotency_mismatch"
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count()).select_from(Order)).scalar_one() == 1
+    assert balance(client, headers) == 400_000
+
+
+def test_fifty_concurrent_opens_with_balance_for_ten(app, make_user, set_price):
+    user_id, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    results = []
+
+    def attempt():
+        response = open_trade(app.test_client(), headers, margin=50_000)
+        results.append((response.status_code, response.json))
+
+    threads = [threading.Thread(target=attempt) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(200) == 10, statuses
+    assert statuses.count(400) == 40
+    assert all(body["error"] == "insufficient_balance" for status, body in results if status == 400)
+    with app.app_context():
+        row = db.session.get(Balance, user_id)
+        assert row.usd == 0 and row.locked_margin == 500_000
+    assert_ledger_balances(app)
+
+
+def test_validation_errors_are_422_json(client, make_user):
+    _, headers = make_user()
+    cases = [
+        {"asset": "DOGE", "type": "long", "margin": 1000, "leverage": 1},
+        {"asset": "BTC", "type": "long", "margin": 1000, "leverage": 101},
+        {"asset": "BTC", "type": "long", "margin": -5, "leverage": 1},
+        {"asset": "BTC", "type": "long", "margin": 100.5, "leverage": 1},
+        {"asset": "BTC", "type": "long", "margin": "1000", "leverage": 1},
+        {"asset": "BTC", "type": "long", "margin": True, "leverage": 1},
+        {"asset": "BTC", "type": "sideways", "margin": 1000, "leverage": 1},
+        {"asset": "BTC", "type": "long", "margin": 1000, "leverage": 1, "stopLoss": 200, "takeProfit": 100},
+        {"asset": "BTC", "type": "long", "margin": 1000, "leverage": 1, "slippage": 0},
+    ]
+    for body in cases:
+        response = client.post("/api/v1/trade/create", json=body, headers=headers)
+        assert response.status_code == 422, body
+        assert response.json["error"] == "validation" and response.json["code"] == 422
+    broken = client.post("/api/v1/trade/create", data="{not json", headers={**headers, "Content-Type": "application/json"})
+    assert broken.status_code == 400 and broken.json["error"] == "validation"
+    assert client.get("/api/v1/trades?status=bogus", headers=headers).status_code == 422
+
+
+def test_trades_list_newest_first_and_filtered(client, make_user, set_price):
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    ids = [open_trade(client, headers, margin=10_000).json["orderId"] for _ in range(3)]
+    client.post("/api/v1/trade/close", json={"orderId": ids[0]}, headers=headers)
+    listed = client.get("/api/v1/trades", headers=headers)
+    assert [o["orderId"] for o in listed.json] == ids[::-1]
+    assert "X-Pagination" in listed.headers
+    open_ids = [o["orderId"] for o in client.get("/api/v1/trades?status=open", headers=headers).json]
+    assert open_ids == ids[:0:-1]
+    closed = client.get("/api/v1/trades?status=closed", headers=headers).json
+    assert [o["orderId"] for o in closed] == [ids[0]]
+
+
+def wait_for_status(app, order_id, status, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with app.app_context():
+            order = db.session.get(Order, order_id)
+            if order.status == status:
+                return order
+        time.sleep(0.05)
+    raise AssertionError(f"order {order_id} never became {status}")
+
+
+def test_price_moves_trigger_liquidation_stop_loss_and_take_profit(app, client, make_user, set_price):
+    from workers.engine import check_triggers
+
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    doomed = open_trade(client, headers, margin=10_000, leverage=100).json
+    stopped = open_trade(client, headers, margin=10_000, leverage=2, stopLoss=990_000_000).json
+    lucky = open_trade(client, headers, type="short", margin=10_000, leverage=2, takeProfit=999_000_000).json
+    untouched = open_trade(client, headers, margin=10_000, leverage=1).json
+    assert doomed["liquidationPrice"] > 990_000_000  # 100x: a 0.9% drop liquidates
+
+    set_price("BTC", 985_000_000, 985_100_000)
+    check_triggers.delay("BTC")
+    for order, reason in ((doomed, "liquidation"), (stopped, "stop_loss"), (lucky, "take_profit")):
+        closed = wait_for_status(app, order["orderId"], "closed")
+        assert closed.close_reason == reason
+        assert closed.close_price == (985_000_000 if order["type"] == "long" else 985_100_000)
+    assert client.get(f"/api/v1/trade/{untouched['orderId']}", headers=headers).json["status"] == "open"
+    assert_ledger_balances(app)
+
+
+def test_sweep_executes_orders_whose_message_was_lost(app, make_user, set_price):
+    """An order committed as pending but never enqueued (API crashed in between) still executes."""
+    from workers.engine import sweep_stuck_orders
+
+    user_id, _ = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    with app.app_context():
+        order = Order(user_id=user_id, asset="BTC", side="long", margin=10_000, leverage=1, slippage_bps=100)
+        db.session.add(order)
+        db.session.commit()
+        order_id = order.id
+    time.sleep(2.5)  # older than PENDING_SWEEP_AFTER_S
+    set_price("BTC", BTC_BID, BTC_ASK)
+    sweep_stuck_orders.delay()
+    assert wait_for_status(app, order_id, "open").open_price == BTC_ASK
+    assert_ledger_balances(app)
+
+
+def test_ledger_is_append_only(app, make_user):
+    make_user()
+    with app.app_context():
+        with pytest.raises(Exception, match="append-only"):
+            db.session.execute(db.update(LedgerEntry).values(usd_delta=1))
+            db.session.flush()
+        db.session.rollback()
