@@ -50,8 +50,8 @@ APP_KEY_PATTERNS = ("price:*", "feed:*", "engine:*", "LIMITS*", "LIMITER*")
 class WorkerProcess:
     """A real `celery worker` process consuming one queue."""
 
-    def __init__(self, name: str, queue: str, concurrency: int = 1):
-        self.name, self.queue, self.concurrency = name, queue, concurrency
+    def __init__(self, name: str, queue: str, concurrency: int = 1, beat: bool = False):
+        self.name, self.queue, self.concurrency, self.beat = name, queue, concurrency, beat
         self.process: subprocess.Popen | None = None
         self.log_path = ROOT / ".data" / f"test-worker-{name}.log"
 
@@ -60,7 +60,8 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", self.queue,
              "--concurrency", str(self.concurrency), "--prefetch-multiplier", "1",
-             "-n", f"{self.name}@test", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+             "-n", f"{self.name}@test", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+             *(["-B", "--schedule", str(ROOT / ".data" / "test-celerybeat-schedule")] if self.beat else [])],
             cwd=ROOT, env=os.environ.copy(), stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -129,7 +130,7 @@ def client(app):
 
 @pytest.fixture(scope="session")
 def engine_worker(app):
-    worker = WorkerProcess("engine", "engine").start()
+    worker = WorkerProcess("engine", "engine", beat=True).start()
     yield worker
     worker.stop()
 

@@ -1,0 +1,82 @@
+"""SIGKILL the engine worker mid-run: every accepted order still ends in one state, once."""
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from app.balances.service import ledger_mismatches
+from app.extensions import db
+from app.models import LedgerEntry, Order
+
+pytestmark = pytest.mark.usefixtures("engine_worker")
+
+
+def count(app, *where) -> int:
+    with app.app_context():
+        return db.session.execute(db.select(db.func.count()).select_from(Order).where(*where)).scalar_one()
+
+
+def wait_until_executed(app, at_least: int) -> None:
+    deadline = time.monotonic() + 30
+    while count(app, Order.status != "pending") < at_least:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_worker_killed_mid_run_loses_and_doubles_nothing(app, engine_worker, make_user, set_price):
+    users = [make_user() for _ in range(4)]
+    set_price("BTC", 1_000_000_000, 1_000_100_000)
+    accepted, unexpected = [], []
+    done = threading.Event()
+
+    def keep_price_fresh():
+        while not done.wait(1):
+            set_price("BTC", 1_000_000_000, 1_000_100_000)
+
+    def trade(headers):
+        for _ in range(10):
+            response = app.test_client().post(
+                "/api/v1/trade/create",
+                json={"asset": "BTC", "type": "long", "margin": 60_000, "leverage": 2},
+                headers=headers,
+            )
+            if response.status_code not in (200, 202, 400):
+                unexpected.append(response.json)
+            if response.status_code in (200, 202):
+                accepted.append(response.json["orderId"])
+
+    threading.Thread(target=keep_price_fresh, daemon=True).start()
+    threads = [threading.Thread(target=trade, args=(headers,)) for _, headers in users]
+    for thread in threads:
+        thread.start()
+    wait_until_executed(app, at_least=10)
+    engine_worker.kill()
+    time.sleep(0.5)
+    engine_worker.start()
+    for thread in threads:
+        thread.join(120)
+    assert unexpected == []
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pending = count(app, Order.status == "pending")
+        if pending == 0:
+            break
+        time.sleep(0.5)
+    done.set()
+    assert pending == 0, "accepted orders left pending after the engine came back"
+
+    with app.app_context():
+        orders = db.session.execute(db.select(Order)).scalars().all()
+        assert {str(o.id) for o in orders} >= set(accepted)
+        entries = Counter(
+            (entry.order_id, entry.kind) for entry in db.session.execute(db.select(LedgerEntry)).scalars()
+        )
+        for order in orders:
+            assert order.status in ("open", "rejected")
+            assert entries[(order.id, "open")] == (1 if order.status == "open" else 0)
+        # 500000 each buys exactly 8 positions of 60000
+        per_user = Counter(o.user_id for o in orders if o.status == "open")
+        assert set(per_user.values()) == {8}
+        assert ledger_mismatches() == []
