@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 FEED ?= live
 PYTEST_ARGS ?=
 
-.PHONY: run test test-faults bench venv migrate clean-data
+.PHONY: run test bench venv migrate clean-data
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ clean-data:
 	-$(PY) -c "import pgserver; pgserver.get_server('.data/pg', cleanup_mode='stop')._cleanup()" 2>/dev/null
 	-test -f .data/redis/redis.pid && kill $$(cat .data/redis/redis.pid)
 	rm -rf .data
+
+## Benchmarks (see bench/README.md)
+bench: venv
+	$(PY) devstack.py exec --database trading_bench --redis-db 2 -- $(PY) -m bench

@@ -13,11 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from config import DATA_DIR
 
 ROOT = Path(__file__).resolve().parent
+# pgserver asks platformdirs for a runtime dir it does not use; headless machines have none.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def ensure_postgres(database: str) -> str:

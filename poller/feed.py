@@ -7,6 +7,7 @@ reconnect after an exponential backoff with full jitter, resubscribing everythin
 import json
 import logging
 import random
+import socket
 import threading
 import time
 
@@ -100,9 +101,25 @@ class Poller:
             if silent_for > self.silence_s:
                 log.warning("no frame for %.1fs: treating the socket as dead", silent_for)
                 break
-        ws.keep_running = False
-        ws.close(timeout=1)
+        self._hang_up(ws)
         thread.join(timeout=5)
+
+    @staticmethod
+    def _hang_up(ws: websocket.WebSocketApp) -> None:
+        """Send a close frame without waiting for the reply, then cut the socket so the reader
+        thread stops at once (a half-open peer would never answer the close)."""
+        ws.keep_running = False
+        connection = ws.sock
+        if connection is None or connection.sock is None:
+            return
+        try:
+            connection.send_close()
+        except Exception:
+            pass
+        try:
+            connection.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def run(self) -> None:
         attempt = 0

@@ -197,10 +197,10 @@ def check_triggers(asset: str) -> int:
     return close_crossed_positions(asset)
 
 
-def request_trigger_check(client, asset: str) -> bool:
+def request_trigger_check(client, asset: str, enqueue=None) -> bool:
     """Enqueue a trigger check for `asset` unless one is already pending (coalesces price moves)."""
     if client.set(TRIGGER_CHECK_FLAG.format(asset=asset), 1, nx=True, ex=TRIGGER_CHECK_FLAG_TTL_S):
-        check_triggers.delay(asset)
+        (enqueue or check_triggers.delay)(asset)
         return True
     return False
 

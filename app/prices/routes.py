@@ -1,3 +1,4 @@
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -14,6 +15,8 @@ class PriceSchema(Schema):
     ask = fields.Integer(required=True)
     decimals = fields.Integer(required=True)
     time = fields.Integer(required=True, metadata={"description": "exchange event time, microseconds"})
+    ageSeconds = fields.Float(required=True)
+    stale = fields.Boolean(required=True, metadata={"description": "older than PRICE_MAX_AGE_S: trading refuses it"})
 
 
 PricesSchema = Schema.from_dict({symbol: fields.Nested(PriceSchema) for symbol in ASSETS}, name="Prices")
@@ -25,9 +28,12 @@ class Prices(MethodView):
     def get(self):
         """Latest quotes from Redis; an asset with no quote yet is absent."""
         store = PriceStore(redis_client)
+        max_age = current_app.config["PRICE_MAX_AGE_S"]
         prices = {}
         for symbol, asset in ASSETS.items():
             quote = store.read(symbol)
             if quote is not None:
-                prices[symbol] = {"bid": quote.bid, "ask": quote.ask, "decimals": asset.decimals, "time": quote.time_us}
+                age = quote.age_s()
+                prices[symbol] = {"bid": quote.bid, "ask": quote.ask, "decimals": asset.decimals,
+                                  "time": quote.time_us, "ageSeconds": age, "stale": age > max_age}
         return prices
