@@ -17,6 +17,12 @@ DEFAULT_ERRORS = {
 }
 
 
+VALIDATION_MESSAGES = {
+    400: "The request body is not valid JSON",
+    422: "The request failed validation; see errors",
+}
+
+
 class ApiError(Exception):
     """A business error the service answers with a fixed status and `error` string."""
 
@@ -55,7 +61,8 @@ def register_error_handlers(app):
         status = exc.code or 500
         data = getattr(exc, "data", None) or {}
         errors = data.get("messages") or data.get("errors")
-        message = data.get("message") or exc.description or ""
+        message = data.get("message") or (VALIDATION_MESSAGES.get(status) if errors else None)
+        message = message or exc.description or ""
         if status == 429:
             message = f"Rate limit exceeded: {exc.description}"
         response = jsonify(error_body(status, message, errors=errors))

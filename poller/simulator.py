@@ -105,12 +105,13 @@ class Simulator:
         market = self.markets[symbol]
         market.mid = (Decimal(bid) + Decimal(ask)) / 2
 
-    def broadcast_raw(self, text: str) -> None:
-        """Send `text` as is to every connection (malformed-frame tests)."""
-        def send():
+    def broadcast_raw(self, *texts: str) -> None:
+        """Send `texts` as they are, back to back, to every connection (malformed frames, bursts)."""
+        async def send():
             for connection in list(self.connections):
-                asyncio.ensure_future(connection.send(text))
-        self._loop.call_soon_threadsafe(send)
+                for text in texts:
+                    await connection.send(text)
+        asyncio.run_coroutine_threadsafe(send(), self._loop)
 
     # protocol
     async def serve(self) -> None:

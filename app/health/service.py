@@ -14,7 +14,7 @@ def _part(check) -> dict:
         detail = check()
     except Exception as exc:  # any failure of a dependency is the health report's content
         return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}
-    return {"ok": True, "detail": detail or "ok"}
+    return {"ok": True, "detail": detail if isinstance(detail, str) else "ok"}
 
 
 def _ping_database():

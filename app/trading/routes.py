@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 
 from app.auth.service import current_user_id
 from app.errors import abort
+from app.extensions import db
 from app.trading import service
 from app.trading.schemas import (
     CloseTradeSchema,
@@ -91,8 +92,6 @@ class Trades(MethodView):
     @_document_errors(401)
     def get(self, query, pagination_parameters):
         """Your orders, newest first (page/page_size query parameters; X-Pagination header)."""
-        from app.extensions import db
-
         statement = service.list_orders(current_user_id(), query.get("status"))
         page = db.paginate(
             statement, page=pagination_parameters.page, per_page=pagination_parameters.page_size,

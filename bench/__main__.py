@@ -1,0 +1,290 @@
+"""`make bench`: trade throughput and latency through the real HTTP API, next to the Celery
+round-trip limit on the same broker and worker settings, and the poller's Redis write rate next
+to plain redis-py. Prints a table and writes bench/results/<time>.json.
+"""
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
+ROUND_TRIPS = int(os.environ.get("BENCH_ROUND_TRIPS", "300"))  # open + close per round trip
+NOOPS = int(os.environ.get("BENCH_NOOPS", "600"))
+POLLER_FRAMES = int(os.environ.get("BENCH_POLLER_FRAMES", "20000"))
+
+
+class Progress:
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.done = label, total, 0
+        self.lock = threading.Lock()
+
+    def tick(self, n: int = 1) -> None:
+        with self.lock:
+            before = int(30 * self.done / self.total)
+            self.done += n
+            filled = int(30 * self.done / self.total)
+            if filled == before and self.done < self.total:
+                return
+            sys.stderr.write(f"\r{self.label:<22} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
+            if self.done >= self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentiles(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return {"p50_ms": round(pick(0.50), 2), "p95_ms": round(pick(0.95), 2), "p99_ms": round(pick(0.99), 2),
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 2)}
+
+
+def start(command: list[str], env: dict, log_name: str) -> subprocess.Popen:
+    log = open(ROOT / ".data" / f"bench-{log_name}.log", "ab")
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def keep_prices_fresh(app, stop_event: threading.Event) -> None:
+    from app.extensions import redis_client
+    from app.prices.store import PriceStore, Quote, now_micros
+
+    with app.app_context():
+        store = PriceStore(redis_client)
+        while not stop_event.is_set():
+            now = now_micros()
+            store.write(Quote("BTC", 1_000_000_000, 1_000_100_000, now, now))
+            stop_event.wait(0.5)
+
+
+def make_users(app, count: int) -> list[dict]:
+    from flask_jwt_extended import create_access_token
+
+    from app.auth.service import create_user
+    from app.extensions import db
+
+    headers = []
+    with app.app_context():
+        for _ in range(count):
+            user = create_user(f"bench-{uuid.uuid4().hex[:12]}@example.com")
+            db.session.commit()
+            headers.append({"Authorization": f"Bearer {create_access_token(identity=str(user.id))}"})
+    return headers
+
+
+def bench_trades(base_url: str, users: list[dict]) -> dict:
+    latencies: list[float] = []
+    failures: list[str] = []
+    progress = Progress("trades (open+close)", ROUND_TRIPS)
+    per_client = [ROUND_TRIPS // CLIENTS + (1 if i < ROUND_TRIPS % CLIENTS else 0) for i in range(CLIENTS)]
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        headers = users[index % len(users)]
+        for _ in range(per_client[index]):
+            began = time.perf_counter()
+            opened = session.post(f"{base_url}/api/v1/trade/create", headers=headers, timeout=30,
+                                  json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 5})
+            latencies.append(time.perf_counter() - began)
+            if opened.status_code != 200:
+                failures.append(f"open {opened.status_code} {opened.text[:100]}")
+                progress.tick()
+                continue
+            began = time.perf_counter()
+            closed = session.post(f"{base_url}/api/v1/trade/close", headers=headers, timeout=30,
+                                  json={"orderId": opened.json()["orderId"]})
+            latencies.append(time.perf_counter() - began)
+            if closed.status_code != 200:
+                failures.append(f"close {closed.status_code} {closed.text[:100]}")
+            progress.tick()
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    return {"executed_orders": len(latencies) - len(failures), "failures": len(failures),
+            "failure_examples": failures[:3], "seconds": round(elapsed, 3),
+            "orders_per_s": round((len(latencies) - len(failures)) / elapsed, 1), **percentiles(latencies)}
+
+
+def bench_noop(redis_url: str) -> dict:
+    from bench.tasks import NOOP_CHANNEL, noop
+
+    latencies: list[float] = []
+    progress = Progress("celery no-op", NOOPS)
+    per_client = [NOOPS // CLIENTS + (1 if i < NOOPS % CLIENTS else 0) for i in range(CLIENTS)]
+
+    def client(index: int) -> None:
+        conn = redis.Redis.from_url(redis_url, decode_responses=True)
+        for _ in range(per_client[index]):
+            token = uuid.uuid4().hex
+            pubsub = conn.pubsub(ignore_subscribe_messages=True)
+            began = time.perf_counter()
+            pubsub.subscribe(NOOP_CHANNEL.format(token=token))
+            noop.delay(token)
+            while pubsub.get_message(timeout=30) is None:
+                pass
+            latencies.append(time.perf_counter() - began)
+            pubsub.close()
+            progress.tick()
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    return {"round_trips": len(latencies), "seconds": round(elapsed, 3),
+            "round_trips_per_s": round(len(latencies) / elapsed, 1), **percentiles(latencies)}
+
+
+def bench_poller(redis_url: str) -> dict:
+    """Frames/s a poller sustains from a socket into Redis vs. plain redis-py HSETs on the same server."""
+    from poller.feed import Poller
+    from poller.simulator import Simulator, frame
+
+    simulator = Simulator(interval_s=3600).start()
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    poller = Poller(simulator.url, ["SOL_USDC", "BTC_USDC", "ETH_USDC"], conn, silence_s=60)
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    while poller.connections == 0 or not simulator.connections:
+        time.sleep(0.01)
+    markets = list(simulator.markets.values())
+    frames = []
+    for i in range(POLLER_FRAMES):
+        market = markets[i % len(markets)]
+        frames.append(frame(f"bookTicker.{market.symbol}", simulator._book_ticker(market)))
+    progress = Progress("poller frames", POLLER_FRAMES)
+    began = time.perf_counter()
+    simulator.broadcast_raw(*frames)
+    seen = 0
+    while poller.frames < POLLER_FRAMES:
+        time.sleep(0.05)
+        progress.tick(poller.frames - seen)
+        seen = poller.frames
+    poller_elapsed = time.perf_counter() - began
+    progress.tick(POLLER_FRAMES - seen)
+    poller.stop()
+    thread.join(5)
+    simulator.stop()
+
+    began = time.perf_counter()
+    for i in range(POLLER_FRAMES):
+        conn.hset(f"bench:price:{i % 3}", mapping={"bid": i, "ask": i + 1, "time": i, "u": i})
+    raw_elapsed = time.perf_counter() - began
+    conn.delete("bench:price:0", "bench:price:1", "bench:price:2")
+    poller_rate = POLLER_FRAMES / poller_elapsed
+    raw_rate = POLLER_FRAMES / raw_elapsed
+    return {"frames": POLLER_FRAMES, "poller_frames_per_s": round(poller_rate, 1),
+            "redis_py_hset_per_s": round(raw_rate, 1), "ratio": round(poller_rate / raw_rate, 3)}
+
+
+def main() -> int:
+    env = os.environ.copy()
+    env.update(APP_ENV=env.get("APP_ENV", "development"), PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    os.environ.update(env)
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    app = create_app()
+    with app.app_context():
+        upgrade()
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    web = start([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+                 "--workers", "2", "--threads", str(CLIENTS)], env, "web")
+    engine = start([sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", "engine",
+                    "--concurrency", "1", "--prefetch-multiplier", "1", "-n", "engine@bench", "-I", "bench.tasks",
+                    "--without-gossip", "--without-mingle", "--loglevel", "WARNING"], env, "engine")
+    stop_prices = threading.Event()
+    threading.Thread(target=keep_prices_fresh, args=(app, stop_prices), daemon=True).start()
+    try:
+        wait_http(f"{base_url}/api/v1/supportedAssets")
+        from celery_app import celery
+
+        while not celery.control.ping(destination=["engine@bench"], timeout=0.5):
+            time.sleep(0.2)
+        users = make_users(app, CLIENTS)
+        trades = bench_trades(base_url, users)
+        noop = bench_noop(app.config["REDIS_URL"])
+        poller = bench_poller(app.config["REDIS_URL"])
+    finally:
+        stop_prices.set()
+        stop(web)
+        stop(engine)
+    results = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "clients": CLIENTS,
+        "trades": trades,
+        "celery_noop": noop,
+        "engine_efficiency": round(trades["orders_per_s"] / noop["round_trips_per_s"], 3),
+        "poller": poller,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{results['when'].replace(':', '')}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\n{'measure':<38}{'value':>14}")
+    rows = [
+        ("trade orders/s (HTTP -> engine -> HTTP)", trades["orders_per_s"]),
+        ("  latency p50 / p95 / p99 ms", f"{trades['p50_ms']} / {trades['p95_ms']} / {trades['p99_ms']}"),
+        ("  failed requests", trades["failures"]),
+        ("celery no-op round trips/s", noop["round_trips_per_s"]),
+        ("  latency p50 / p95 / p99 ms", f"{noop['p50_ms']} / {noop['p95_ms']} / {noop['p99_ms']}"),
+        ("engine efficiency (trades / no-op)", results["engine_efficiency"]),
+        ("poller frames/s into Redis", poller["poller_frames_per_s"]),
+        ("redis-py HSET/s alone", poller["redis_py_hset_per_s"]),
+        ("poller / redis-py", poller["ratio"]),
+    ]
+    for name, value in rows:
+        print(f"{name:<38}{value!s:>14}")
+    print(f"\nresults: {out.relative_to(ROOT)}")
+    return 1 if trades["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
