@@ -13,7 +13,7 @@ import time
 
 import websocket
 
-from app.prices.store import FeedStatus, PriceStore, now_micros
+from app.prices.store import FeedStatus, PriceStore
 from poller.normalize import BadFrame, parse_frame
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,6 @@ class Poller:
             return
         self._got_data = True
         self.frames += 1
-        self.status.mark_message(quote.asset, now_micros())
         if self.prices.write(quote) and self.on_quote is not None:
             self.on_quote(quote)
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from app.prices.store import PriceStore, Quote, now_micros
+from app.prices.store import FeedStatus, PriceStore, Quote, now_micros
 from poller.feed import Poller, backoff_delay
 from poller.normalize import BadFrame, parse_frame
 
@@ -125,7 +125,10 @@ def eventually(check, timeout=10.0):
 def test_quotes_for_every_asset_reach_redis(running_poller, redis_conn):
     store = PriceStore(redis_conn)
     eventually(lambda: all(store.read_fresh(a, 5) for a in ("SOL", "BTC", "ETH")))
-    assert redis_conn.hget("feed:status", "state") == "connected"
+    status = FeedStatus(redis_conn).read()
+    assert status["state"] == "connected"
+    assert set(status["lastMessageAgeSeconds"]) == {"SOL", "BTC", "ETH"}
+    assert all(age < 5 for age in status["lastMessageAgeSeconds"].values())
     btc = store.read("BTC")
     assert 0 < btc.bid <= btc.ask and btc.bid % 1000 == 0  # BTC tick 0.1 in 4 decimals
     assert running_poller.moved

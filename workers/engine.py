@@ -30,7 +30,11 @@ MAX_QUANTITY = 2**63 - 1
 
 
 def publish_order_event(order_id, error: str | None = None) -> None:
-    """Wake up the API request waiting on this order (after the commit, never before)."""
+    """Wake up the API request waiting on this order (after the commit, never before).
+
+    Callers pass the id they already hold: reading `order.id` after the commit would reload the
+    expired row, one more database round trip per trade.
+    """
     payload = {"orderId": str(order_id)}
     if error:
         payload["error"] = error
@@ -106,7 +110,7 @@ def open_position(order_id) -> None:
     else:
         _fill(balance, order, quote)
     db.session.commit()
-    publish_order_event(order.id)
+    publish_order_event(order_id)
 
 
 def close_position(order_id) -> str | None:
@@ -119,11 +123,11 @@ def close_position(order_id) -> str | None:
     if quote is None:
         order.close_requested_at = None  # the requester is told it failed; nothing retries it
         db.session.commit()
-        publish_order_event(order.id, error="price_unavailable")
+        publish_order_event(order_id, error="price_unavailable")
         return "price_unavailable"
     _settle(balance, order, quote, "user")
     db.session.commit()
-    publish_order_event(order.id)
+    publish_order_event(order_id)
     return None
 
 
@@ -161,7 +165,7 @@ def close_crossed_positions(asset: str) -> int:
             continue
         _settle(balance, order, quote, reason)
         db.session.commit()
-        publish_order_event(order.id)
+        publish_order_event(order_id)
         closed += 1
     return closed
 

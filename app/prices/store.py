@@ -13,10 +13,13 @@ import redis
 PRICE_KEY = "price:{asset}"
 PRICE_CHANNEL = "prices:{asset}"
 FEED_STATUS_KEY = "feed:status"
+LAST_MESSAGE_FIELD = "last:"
 
-# KEYS[1] price hash; ARGV: bid, ask, time, u, channel, payload.
-# Newer means a larger update id; without ids (u = -1), a later event time.
+# KEYS[1] price hash, KEYS[2] feed status; ARGV: bid, ask, time, u, channel, payload,
+# status field, receipt time. Newer means a larger update id; without ids (u = -1), a later
+# event time. The receipt time is recorded either way: it is the feed's liveness.
 _WRITE_IF_NEWER = """
+redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
 local current = redis.call('HMGET', KEYS[1], 'u', 'time')
 local new_u, new_time = tonumber(ARGV[4]), tonumber(ARGV[3])
 if current[1] then
@@ -55,13 +58,17 @@ class PriceStore:
         self.client = client
         self._write = client.register_script(_WRITE_IF_NEWER)
 
-    def write(self, quote: Quote) -> bool:
-        """Store `quote` unless a newer one is already there; True when it was stored."""
+    def write(self, quote: Quote, received_us: int | None = None) -> bool:
+        """Store `quote` unless a newer one is already there; True when it was stored.
+
+        Also records when the feed last delivered this asset (one round trip for both).
+        """
         payload = json.dumps({"asset": quote.asset, "bid": quote.bid, "ask": quote.ask, "time": quote.time_us})
         stored = self._write(
-            keys=[PRICE_KEY.format(asset=quote.asset)],
+            keys=[PRICE_KEY.format(asset=quote.asset), FEED_STATUS_KEY],
             args=[quote.bid, quote.ask, quote.time_us, quote.update_id,
-                  PRICE_CHANNEL.format(asset=quote.asset), payload],
+                  PRICE_CHANNEL.format(asset=quote.asset), payload,
+                  f"{LAST_MESSAGE_FIELD}{quote.asset}", received_us or now_micros()],
         )
         return bool(stored)
 
@@ -91,9 +98,6 @@ class FeedStatus:
     def count_reconnect(self) -> None:
         self.client.hincrby(FEED_STATUS_KEY, "reconnects", 1)
 
-    def mark_message(self, asset: str, at_us: int) -> None:
-        self.client.hset(FEED_STATUS_KEY, f"last:{asset}", at_us)
-
     def read(self) -> dict:
         values = self.client.hgetall(FEED_STATUS_KEY)
         now = now_micros()
@@ -101,8 +105,8 @@ class FeedStatus:
             "state": values.get("state"),
             "reconnects": int(values.get("reconnects", 0)),
             "lastMessageAgeSeconds": {
-                key.split(":", 1)[1]: max(0, now - int(value)) / 1_000_000
+                key.removeprefix(LAST_MESSAGE_FIELD): max(0, now - int(value)) / 1_000_000
                 for key, value in values.items()
-                if key.startswith("last:")
+                if key.startswith(LAST_MESSAGE_FIELD)
             },
         }
