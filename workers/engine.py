@@ -9,8 +9,10 @@ import logging
 import uuid
 from datetime import timedelta
 
+import redis
 from flask import current_app
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.assets.catalog import ASSETS
 from app.balances.service import lock_balance, post_entry
@@ -184,12 +186,21 @@ def stuck_order_ids(older_than: timedelta) -> tuple[list, list]:
     return list(pending), list(closing)
 
 
-@celery.task(name="engine.execute_order")
+# A database or Redis outage mid-task: retry with backoff (the sweep is the backstop after that).
+RETRY_ON_OUTAGE = dict(
+    autoretry_for=(OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    max_retries=20,
+)
+
+
+@celery.task(name="engine.execute_order", **RETRY_ON_OUTAGE)
 def execute_order(order_id: str) -> None:
     open_position(uuid.UUID(order_id))
 
 
-@celery.task(name="engine.close_order")
+@celery.task(name="engine.close_order", **RETRY_ON_OUTAGE)
 def close_order(order_id: str) -> None:
     close_position(uuid.UUID(order_id))
 

@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 
+import redis
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -21,6 +22,7 @@ from app.prices.store import PriceStore
 from workers.engine import ORDER_EVENTS_CHANNEL, close_order, execute_order
 
 log = logging.getLogger(__name__)
+POLL_INTERVAL_S = 0.1
 
 # How the engine's reject reasons reach the client.
 REJECTIONS = {
@@ -149,10 +151,16 @@ def _wait(order_id, done) -> tuple[Order, str | None]:
     """Wait up to TRADE_WAIT_S for `done(order)` or an engine error published for the order.
 
     Subscribes before reading the row, so a result committed in between is never missed.
+    If Redis is unreachable the order is still accepted: it falls back to polling the row.
     """
     deadline = time.monotonic() + current_app.config["TRADE_WAIT_S"]
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(ORDER_EVENTS_CHANNEL.format(order_id=order_id))
+    try:
+        pubsub.subscribe(ORDER_EVENTS_CHANNEL.format(order_id=order_id))
+    except redis.RedisError:
+        log.warning("Redis unavailable: polling order %s instead of waiting for its event", order_id)
+        pubsub.close()
+        pubsub = None
     try:
         while True:
             db.session.rollback()  # end the snapshot: see what the engine committed
@@ -162,9 +170,21 @@ def _wait(order_id, done) -> tuple[Order, str | None]:
             remaining = deadline - time.monotonic()
             if done(order) or remaining <= 0:
                 return order, None
-            message = pubsub.get_message(timeout=remaining)
-            if message and json.loads(message["data"]).get("error"):
-                db.session.rollback()
-                return db.session.get(Order, order_id), json.loads(message["data"])["error"]
+            event = _next_event(pubsub, min(remaining, POLL_INTERVAL_S) if pubsub is None else remaining)
+            if event and event.get("error"):
+                return order, event["error"]
     finally:
-        pubsub.close()
+        if pubsub is not None:
+            pubsub.close()
+
+
+def _next_event(pubsub, timeout: float) -> dict | None:
+    if pubsub is None:
+        time.sleep(timeout)
+        return None
+    try:
+        message = pubsub.get_message(timeout=timeout)
+    except redis.RedisError:
+        time.sleep(min(timeout, POLL_INTERVAL_S))
+        return None
+    return json.loads(message["data"]) if message else None
