@@ -1,6 +1,7 @@
 """JSON errors in flask-smorest's shape plus the contract's stable `error` string."""
 import kombu.exceptions
 import redis
+import marshmallow as ma
 from flask import jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -18,6 +19,16 @@ DEFAULT_ERRORS = {
     500: "internal",
     503: "unavailable",
 }
+
+
+class ErrorSchema(ma.Schema):
+    """Every error body (documents the `Error` component of /openapi.json)."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status"})
+    status = ma.fields.String(required=True, metadata={"description": "HTTP status phrase"})
+    message = ma.fields.String(required=True)
+    error = ma.fields.String(required=True, metadata={"description": "stable machine-readable error"})
+    errors = ma.fields.Dict(metadata={"description": "validation errors by location and field"})
 
 
 VALIDATION_MESSAGES = {

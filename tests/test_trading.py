@@ -185,7 +185,9 @@ def test_trades_list_newest_first_and_filtered(client, make_user, set_price):
     client.post("/api/v1/trade/close", json={"orderId": ids[0]}, headers=headers)
     listed = client.get("/api/v1/trades", headers=headers)
     assert [o["orderId"] for o in listed.json] == ids[::-1]
-    assert "X-Pagination" in listed.headers
+    assert listed.headers["X-Total-Count"] == "3"
+    second_page = client.get("/api/v1/trades?page=2&page_size=2", headers=headers).json
+    assert [o["orderId"] for o in second_page] == ids[:1]
     open_ids = [o["orderId"] for o in client.get("/api/v1/trades?status=open", headers=headers).json]
     assert open_ids == ids[:0:-1]
     closed = client.get("/api/v1/trades?status=closed", headers=headers).json

@@ -73,7 +73,7 @@ class CloseTrade(MethodView):
         return order
 
 
-@blp.route("/trade/<order_id>")
+@blp.route("/trade/<uuid:order_id>")
 class Trade(MethodView):
     @jwt_required()
     @blp.response(200, OrderSchema)
@@ -87,15 +87,14 @@ class Trade(MethodView):
 class Trades(MethodView):
     @jwt_required()
     @blp.arguments(TradeListQuerySchema, location="query")
-    @blp.response(200, OrderSchema(many=True))
-    @blp.paginate()
+    @blp.response(200, OrderSchema(many=True), headers={
+        "X-Total-Count": {"description": "orders matching the filter", "schema": {"type": "integer"}},
+    })
     @_document_errors(401)
-    def get(self, query, pagination_parameters):
-        """Your orders, newest first (page/page_size query parameters; X-Pagination header)."""
-        statement = service.list_orders(current_user_id(), query.get("status"))
+    def get(self, query):
+        """Your orders, newest first, `page_size` per `page`."""
         page = db.paginate(
-            statement, page=pagination_parameters.page, per_page=pagination_parameters.page_size,
-            error_out=False, count=True,
+            service.list_orders(current_user_id(), query.get("status")),
+            page=query["page"], per_page=query["page_size"], error_out=False, count=True,
         )
-        pagination_parameters.item_count = page.total
-        return page.items
+        return page.items, 200, {"X-Total-Count": str(page.total)}

@@ -38,6 +38,8 @@ class CloseTradeSchema(Schema):
 
 class TradeListQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10**6))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class OrderSchema(Schema):

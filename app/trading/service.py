@@ -55,9 +55,9 @@ def _request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def get_order(user_id: int, order_id: str) -> Order:
+def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:
     try:
-        key = uuid.UUID(order_id)
+        key = order_id if isinstance(order_id, uuid.UUID) else uuid.UUID(order_id)
     except (ValueError, TypeError):
         abort(404, "not_found", "No such order")
     order = db.session.get(Order, key)
