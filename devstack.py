@@ -124,7 +124,8 @@ def run(feed: str) -> int:
     print(
         f"\n  API     http://localhost:{env['PORT']}/api/v1/health\n"
         f"  Docs    http://localhost:{env['PORT']}/docs\n"
-        f"  Flower  http://localhost:{env['FLOWER_PORT']}\n"
+        f"  Flower  http://localhost:{env['FLOWER_PORT']} "
+        f"({'basic auth from FLOWER_BASIC_AUTH' if env.get('FLOWER_BASIC_AUTH') else 'open: set FLOWER_BASIC_AUTH=user:pass'})\n"
         f"  Feed    {env.get('BACKPACK_WS_URL', 'wss://ws.backpack.exchange')}\n",
         flush=True,
     )

@@ -1,0 +1,71 @@
+"""The README's "first five minutes", run as written against a live gunicorn server."""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT
+from tests.test_auth import LINK, wait_for_mail
+
+pytestmark = pytest.mark.usefixtures("engine_worker", "mail_worker")
+README_API = "http://localhost:8000"
+
+
+def walkthrough_blocks() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## First five minutes", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, re.S)
+
+
+@pytest.fixture
+def live_server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(ROOT / ".data" / "test-web.log", "ab")
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "--threads", "4"],
+        cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{url}/api/v1/supportedAssets", timeout=1)
+            break
+        except requests.RequestException:
+            time.sleep(0.1)
+    yield url
+    web.terminate()
+    web.wait(10)
+
+
+def run(script: str, url: str) -> str:
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script.replace(README_API, url)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_first_five_minutes_commands_work_as_written(live_server, set_price):
+    signup, trade = walkthrough_blocks()
+    set_price("BTC", 1_183_183_000, 1_183_184_000)
+    assert "Account created" in run(signup, live_server)
+    link = LINK.search(wait_for_mail("you@example.com").get_payload(decode=True).decode()).group(1)
+    trade = re.sub(r"^LINK=.*$", f"LINK='{link}'", trade, count=1, flags=re.M)
+    shell_state = re.search(r"^API=.*$", signup, re.M).group(0)  # the same terminal session
+    trade = f"{shell_state}\n{trade}"
+    output = run(trade, live_server).strip().splitlines()
+    prices, opened, closed, balances = (json.loads(line) for line in output)
+    assert prices["BTC"]["ask"] == 1_183_184_000
+    assert opened["status"] == "open" and opened["openPrice"] == 1_183_184_000
+    assert closed["status"] == "closed" and closed["orderId"] == opened["orderId"]
+    assert balances["USD"]["balance"] == 500_000 + closed["pnl"]
