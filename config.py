@@ -59,6 +59,7 @@ class Config:
     AUTH_RATE_LIMIT_EMAIL: str
     JWT_COOKIE_SECURE: bool
     JWT_ACCESS_TOKEN_EXPIRES: timedelta
+    TRUSTED_PROXIES: int
     SQLALCHEMY_ENGINE_OPTIONS: dict = field(default_factory=lambda: {"pool_pre_ping": True})
     JWT_TOKEN_LOCATION: tuple[str, ...] = ("headers", "cookies")
     JWT_COOKIE_CSRF_PROTECT: bool = True
@@ -113,6 +114,7 @@ class Config:
             AUTH_RATE_LIMIT_EMAIL=_env("AUTH_RATE_LIMIT_EMAIL", "5/minute"),
             JWT_COOKIE_SECURE=_env("JWT_COOKIE_SECURE", "1" if app_env == "production" else "0") == "1",
             JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=int(_env("JWT_ACCESS_TOKEN_EXPIRES_S", "86400"))),
+            TRUSTED_PROXIES=int(_env("TRUSTED_PROXIES", "0")),
         )
         settings.update(overrides)
         return cls(**settings)

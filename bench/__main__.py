@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import redis
 import requests
+
+from devstack import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -45,12 +46,6 @@ class Progress:
             sys.stderr.flush()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def percentiles(samples: list[float]) -> dict:
     ordered = sorted(samples)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
@@ -72,15 +67,16 @@ def stop(process: subprocess.Popen) -> None:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
+def run_clients(client, total: int) -> float:
+    """Split `total` operations over CLIENTS threads running `client(index, count)`; wall seconds."""
+    counts = [total // CLIENTS + (1 if i < total % CLIENTS else 0) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(i, counts[i])) for i in range(CLIENTS)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
 
 
 def keep_prices_fresh(app, stop_event: threading.Event) -> None:
@@ -114,12 +110,11 @@ def bench_trades(base_url: str, users: list[dict]) -> dict:
     latencies: list[float] = []
     failures: list[str] = []
     progress = Progress("trades (open+close)", ROUND_TRIPS)
-    per_client = [ROUND_TRIPS // CLIENTS + (1 if i < ROUND_TRIPS % CLIENTS else 0) for i in range(CLIENTS)]
 
-    def client(index: int) -> None:
+    def client(index: int, count: int) -> None:
         session = requests.Session()
         headers = users[index % len(users)]
-        for _ in range(per_client[index]):
+        for _ in range(count):
             began = time.perf_counter()
             opened = session.post(f"{base_url}/api/v1/trade/create", headers=headers, timeout=30,
                                   json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 5})
@@ -136,13 +131,7 @@ def bench_trades(base_url: str, users: list[dict]) -> dict:
                 failures.append(f"close {closed.status_code} {closed.text[:100]}")
             progress.tick()
 
-    began = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
+    elapsed = run_clients(client, ROUND_TRIPS)
     return {"executed_orders": len(latencies) - len(failures), "failures": len(failures),
             "failure_examples": failures[:3], "seconds": round(elapsed, 3),
             "orders_per_s": round((len(latencies) - len(failures)) / elapsed, 1), **percentiles(latencies)}
@@ -153,11 +142,10 @@ def bench_noop(redis_url: str) -> dict:
 
     latencies: list[float] = []
     progress = Progress("celery no-op", NOOPS)
-    per_client = [NOOPS // CLIENTS + (1 if i < NOOPS % CLIENTS else 0) for i in range(CLIENTS)]
 
-    def client(index: int) -> None:
+    def client(index: int, count: int) -> None:
         conn = redis.Redis.from_url(redis_url, decode_responses=True)
-        for _ in range(per_client[index]):
+        for _ in range(count):
             token = uuid.uuid4().hex
             pubsub = conn.pubsub(ignore_subscribe_messages=True)
             began = time.perf_counter()
@@ -169,13 +157,7 @@ def bench_noop(redis_url: str) -> dict:
             pubsub.close()
             progress.tick()
 
-    began = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
+    elapsed = run_clients(client, NOOPS)
     return {"round_trips": len(latencies), "seconds": round(elapsed, 3),
             "round_trips_per_s": round(len(latencies) / elapsed, 1), **percentiles(latencies)}
 
@@ -243,7 +225,7 @@ def main() -> int:
     stop_prices = threading.Event()
     threading.Thread(target=keep_prices_fresh, args=(app, stop_prices), daemon=True).start()
     try:
-        wait_http(f"{base_url}/api/v1/supportedAssets")
+        wait_for_http(f"{base_url}/api/v1/supportedAssets")
         from celery_app import celery
 
         while not celery.control.ping(destination=["engine@bench"], timeout=0.5):

@@ -1,8 +1,9 @@
 """A real SMTP server in the test process (aiosmtpd), keeping what it receives."""
-import socket
 from email import message_from_bytes
 
 from aiosmtpd.controller import Controller
+
+from devstack import free_port
 
 
 class _Handler:
@@ -16,9 +17,7 @@ class _Handler:
 
 class SmtpSink:
     def __init__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.messages = []
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
 

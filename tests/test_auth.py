@@ -144,3 +144,15 @@ def test_rate_limit_per_ip_answers_429_json(app, client):
         app.config["AUTH_RATE_LIMIT_IP"] = "1000/minute"
     assert [r.status_code for r in responses] == [200, 200, 429]
     assert responses[2].json["error"] == "rate_limited" and responses[2].json["code"] == 429
+
+
+def test_rate_limit_keys_on_the_forwarded_client_address_behind_a_trusted_proxy():
+    from config import Config
+    from tests.conftest import create_app
+
+    proxied = create_app(Config.from_env(TRUSTED_PROXIES=1, AUTH_RATE_LIMIT_IP="1/minute"))
+    client = proxied.test_client()
+    first = client.post("/api/v1/signin", json={"email": "p1@example.com"}, headers={"X-Forwarded-For": "203.0.113.1"})
+    other = client.post("/api/v1/signin", json={"email": "p2@example.com"}, headers={"X-Forwarded-For": "203.0.113.2"})
+    again = client.post("/api/v1/signin", json={"email": "p3@example.com"}, headers={"X-Forwarded-For": "203.0.113.1"})
+    assert (first.status_code, other.status_code, again.status_code) == (200, 200, 429)

@@ -1,6 +1,5 @@
 """Flower, as `make run` starts it: behind basic auth, showing tasks by name with harmless arguments."""
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -8,6 +7,7 @@ import time
 import pytest
 import requests
 
+from devstack import free_port, wait_for_http
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.usefixtures("engine_worker", "mail_worker")
@@ -16,21 +16,13 @@ CREDENTIALS = ("operator", "flower-test-password")
 
 @pytest.fixture
 def flower():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "FLOWER_PORT": str(port), "FLOWER_BASIC_AUTH": ":".join(CREDENTIALS)}
     log = open(ROOT / ".data" / "test-flower.log", "ab")
     process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "celery_app", "flower", "--address=127.0.0.1"],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            break
-        except requests.RequestException:
-            time.sleep(0.2)
+    wait_for_http(url)
     time.sleep(1)  # let it subscribe to task events
     yield url
     process.terminate()

@@ -2,15 +2,12 @@
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
-import requests
 
+from devstack import free_port, wait_for_http
 from tests.conftest import ROOT
 from tests.test_auth import LINK, wait_for_mail
 
@@ -26,9 +23,7 @@ def walkthrough_blocks() -> list[str]:
 
 @pytest.fixture
 def live_server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = open(ROOT / ".data" / "test-web.log", "ab")
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1",
@@ -36,13 +31,7 @@ def live_server():
         cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/api/v1/supportedAssets", timeout=1)
-            break
-        except requests.RequestException:
-            time.sleep(0.1)
+    wait_for_http(f"{url}/api/v1/supportedAssets")
     yield url
     web.terminate()
     web.wait(10)
