@@ -1,8 +1,7 @@
 """Engine tasks: each is one short transaction around the pure rules in `workers.rules`.
 
-Tasks take only an order id (or an asset), lock the user's balance row and then the order row,
-and re-check the order's state first, so a redelivered or duplicated task is a no-op.
-Lock order is always balance, then order, in every task, so they never deadlock.
+Tasks take only an order id (or an asset), lock the order together with its owner's balance
+row, and re-check the order's state first, so a redelivered or duplicated task is a no-op.
 """
 import json
 import logging
@@ -15,7 +14,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.assets.catalog import ASSETS
-from app.balances.service import lock_balance, post_entry
+from app.balances.service import post_entry
 from app.extensions import db, redis_client
 from app.models import Balance, Order, utcnow
 from app.prices.store import PriceStore, Quote
@@ -48,15 +47,19 @@ def _fresh_quote(asset: str) -> Quote | None:
 
 
 def _lock_order(order_id) -> tuple[Balance, Order] | tuple[None, None]:
-    """Lock the order owner's balance row, then the order itself."""
-    user_id = db.session.execute(select(Order.user_id).where(Order.id == order_id)).scalar_one_or_none()
-    if user_id is None:
-        return None, None
-    balance = lock_balance(user_id)
-    order = db.session.execute(
-        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
-    return balance, order
+    """Lock the order and its owner's balance row in one round trip.
+
+    Only the engine (one task at a time) locks balance rows; the API locks nothing but single
+    order rows, so no two transactions can wait on each other in a cycle.
+    """
+    row = db.session.execute(
+        select(Balance, Order)
+        .join(Order, Order.user_id == Balance.user_id)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def _reject(order: Order, reason: str) -> None:

@@ -24,13 +24,6 @@ def post_entry(balance: Balance, kind: str, usd_delta: int, locked_delta: int, o
     )
 
 
-def lock_balance(user_id: int) -> Balance:
-    """The user's balance row, locked until the transaction ends (serializes a user's trades)."""
-    return db.session.execute(
-        select(Balance).where(Balance.user_id == user_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
-
-
 def get_balance(user_id: int) -> Balance:
     return db.session.get(Balance, user_id)
 
