@@ -156,3 +156,14 @@ def test_rate_limit_keys_on_the_forwarded_client_address_behind_a_trusted_proxy(
     other = client.post("/api/v1/signin", json={"email": "p2@example.com"}, headers={"X-Forwarded-For": "203.0.113.2"})
     again = client.post("/api/v1/signin", json={"email": "p3@example.com"}, headers={"X-Forwarded-For": "203.0.113.1"})
     assert (first.status_code, other.status_code, again.status_code) == (200, 200, 429)
+
+
+def test_validly_signed_token_for_an_unknown_account_is_401(app, client):
+    from flask_jwt_extended import create_access_token
+
+    with app.app_context():
+        headers = {"Authorization": f"Bearer {create_access_token(identity='987654')}"}
+    response = client.get("/api/v1/balance/usd", headers=headers)
+    assert response.status_code == 401 and response.json["error"] == "unauthorized"
+    assert client.post("/api/v1/trade/create", headers=headers,
+                       json={"asset": "BTC", "type": "long", "margin": 100, "leverage": 1}).status_code == 401

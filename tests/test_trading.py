@@ -251,3 +251,13 @@ def test_ledger_is_append_only(app, make_user):
             db.session.execute(db.update(LedgerEntry).values(usd_delta=1))
             db.session.flush()
         db.session.rollback()
+
+
+def test_close_with_a_stale_price_is_503_and_the_position_stays_open(client, make_user, set_price):
+    _, headers = make_user()
+    set_price("ETH", 3_000_000_000, 3_000_500_000)
+    order_id = open_trade(client, headers, asset="ETH", margin=10_000).json["orderId"]
+    set_price("ETH", 3_000_000_000, 3_000_500_000, age_s=60)
+    refused = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers)
+    assert refused.status_code == 503 and refused.json["error"] == "price_unavailable"
+    assert client.get(f"/api/v1/trade/{order_id}", headers=headers).json["status"] == "open"

@@ -4,7 +4,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
-from flask_jwt_extended import create_access_token, get_jwt_identity
+from flask_jwt_extended import create_access_token, current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -18,7 +18,7 @@ SIGN_IN_PATH = "/api/v1/signin/post"
 
 
 def current_user_id() -> int:
-    return int(get_jwt_identity())
+    return current_user.id
 
 
 def _hash(token: str) -> str:
