@@ -88,10 +88,11 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
     if idempotency_key:
         existing = _existing_for_key(user_id, idempotency_key, request_hash)
         if existing is not None:
-            return wait_for_open(existing)
+            return wait_for_open(existing.id)
     _require_fresh_price(body["asset"])
+    order_id = uuid.uuid4()  # held apart from the row: reading attributes after commit reloads it
     order = Order(
-        id=uuid.uuid4(),
+        id=order_id,
         user_id=user_id,
         asset=body["asset"],
         side=body["type"],
@@ -108,17 +109,17 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
     if idempotency_key:
         claimed = db.session.execute(
             insert(IdempotencyKey)
-            .values(user_id=user_id, key=idempotency_key, request_hash=request_hash, order_id=order.id,
+            .values(user_id=user_id, key=idempotency_key, request_hash=request_hash, order_id=order_id,
                     created_at=utcnow())
             .on_conflict_do_nothing()
             .returning(IdempotencyKey.key)
         ).scalar_one_or_none()
         if claimed is None:  # a concurrent request with the same key won the race
             db.session.rollback()
-            return wait_for_open(_existing_for_key(user_id, idempotency_key, request_hash))
+            return wait_for_open(_existing_for_key(user_id, idempotency_key, request_hash).id)
     db.session.commit()
-    _enqueue(execute_order, order.id)
-    return wait_for_open(order)
+    _enqueue(execute_order, order_id)
+    return wait_for_open(order_id)
 
 
 def close(user_id: int, order_id: str) -> Order:
@@ -128,10 +129,11 @@ def close(user_id: int, order_id: str) -> Order:
     if order.status == "pending":
         abort(409, "not_open", "The order has not been executed yet")
     _require_fresh_price(order.asset)
+    order_id = order.id
     order.close_requested_at = utcnow()
     db.session.commit()
-    _enqueue(close_order, order.id)
-    order, error = _wait(order.id, lambda o: o.status == "closed")
+    _enqueue(close_order, order_id)
+    order, error = _wait(order_id, lambda o: o.status == "closed")
     if error:
         _error_for(error)
     if order.status == "closed" and order.close_reason != "user":
@@ -139,9 +141,9 @@ def close(user_id: int, order_id: str) -> Order:
     return order
 
 
-def wait_for_open(order: Order) -> Order:
+def wait_for_open(order_id: uuid.UUID) -> Order:
     """The order once the engine executed it (raising the contract's error for a rejection)."""
-    order, _ = _wait(order.id, lambda o: o.status != "pending")
+    order, _ = _wait(order_id, lambda o: o.status != "pending")
     if order.status == "rejected":
         _error_for(order.reject_reason)
     return order
