@@ -155,6 +155,13 @@ def crossed_order_ids(asset: str, quote: Quote) -> list[uuid.UUID]:
     return list(rows.scalars())
 
 
+def _trigger_reason(order: Order | None, quote: Quote) -> str | None:
+    if order is None or order.status != "open":
+        return None
+    position = rules.Position(order.side, order.liquidation_price, order.stop_loss, order.take_profit)
+    return rules.close_trigger(position, quote.bid, quote.ask)
+
+
 def close_crossed_positions(asset: str) -> int:
     """Close every position the latest price has crossed, each in its own short transaction."""
     quote = _fresh_quote(asset)
@@ -163,9 +170,8 @@ def close_crossed_positions(asset: str) -> int:
     closed = 0
     for order_id in crossed_order_ids(asset, quote):
         balance, order = _lock_order(order_id)
-        position = order and rules.Position(order.side, order.liquidation_price, order.stop_loss, order.take_profit)
-        reason = rules.close_trigger(position, quote.bid, quote.ask) if order and order.status == "open" else None
-        if reason is None:
+        reason = _trigger_reason(order, quote)
+        if reason is None:  # closed meanwhile, or no longer crossed once locked
             db.session.rollback()
             continue
         _settle(balance, order, quote, reason)
