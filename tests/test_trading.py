@@ -49,12 +49,14 @@ def test_open_and_close_long_settles_pnl_through_the_ledger(app, client, make_us
     assert balance(client, headers) == 500_000 - 100_000
 
     set_price("BTC", 1_010_000_000, 1_010_100_000)
+    expected_pnl = (1_010_000_000 - BTC_ASK) * order["quantity"] // 10**10
+    shown = client.get(f"/api/v1/trade/{order['orderId']}", headers=headers).json
+    assert shown["unrealizedPnl"] == expected_pnl
     closed = client.post("/api/v1/trade/close", json={"orderId": order["orderId"]}, headers=headers)
     assert closed.status_code == 200, closed.json
     result = closed.json
     assert result["status"] == "closed" and result["closeReason"] == "user"
     assert result["closePrice"] == 1_010_000_000  # and closes at the bid
-    expected_pnl = (1_010_000_000 - BTC_ASK) * order["quantity"] // 10**10
     assert result["pnl"] == expected_pnl > 0
     assert balance(client, headers) == 500_000 + expected_pnl
     everything = client.get("/api/v1/balance", headers=headers).json

@@ -79,8 +79,8 @@ class Trade(MethodView):
     @blp.response(200, OrderSchema)
     @_document_errors(401, 404)
     def get(self, order_id):
-        """One of your orders."""
-        return service.get_order(current_user_id(), order_id)
+        """One of your orders (open ones with their unrealized PnL)."""
+        return service.with_unrealized_pnl([service.get_order(current_user_id(), order_id)])[0]
 
 
 @blp.route("/trades")
@@ -97,4 +97,4 @@ class Trades(MethodView):
             service.list_orders(current_user_id(), query.get("status")),
             page=query["page"], per_page=query["page_size"], error_out=False, count=True,
         )
-        return page.items, 200, {"X-Total-Count": str(page.total)}
+        return service.with_unrealized_pnl(page.items), 200, {"X-Total-Count": str(page.total)}

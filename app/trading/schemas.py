@@ -55,6 +55,10 @@ class OrderSchema(Schema):
     openPrice = fields.Integer(attribute="open_price", allow_none=True)
     closePrice = fields.Integer(attribute="close_price", allow_none=True)
     pnl = fields.Integer(allow_none=True)
+    unrealizedPnl = fields.Integer(
+        attribute="unrealized_pnl", allow_none=True, dump_default=None,
+        metadata={"description": "open positions: PnL if closed at the latest fresh price (USD units)"},
+    )
     liquidationPrice = fields.Integer(attribute="liquidation_price", allow_none=True)
     stopLoss = fields.Integer(attribute="stop_loss", allow_none=True)
     takeProfit = fields.Integer(attribute="take_profit", allow_none=True)

@@ -15,10 +15,12 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
+from app.assets.catalog import ASSETS
 from app.errors import abort
 from app.extensions import db, redis_client
 from app.models import IdempotencyKey, Order, utcnow
 from app.prices.store import PriceStore
+from workers import rules
 from workers.engine import ORDER_EVENTS_CHANNEL, close_order, execute_order
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,22 @@ def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:
     if order is None or order.user_id != user_id:
         abort(404, "not_found", "No such order")
     return order
+
+
+def with_unrealized_pnl(orders: list[Order]) -> list[Order]:
+    """Mark open positions with what closing them at the latest fresh price would realize."""
+    store, quotes = PriceStore(redis_client), {}
+    for order in orders:
+        if order.status != "open":
+            continue
+        if order.asset not in quotes:
+            quotes[order.asset] = store.read_fresh(order.asset, current_app.config["PRICE_MAX_AGE_S"])
+        quote = quotes[order.asset]
+        if quote is not None:
+            price = rules.close_fill(order.side, quote.bid, quote.ask)
+            profit = rules.pnl(order.side, order.open_price, price, order.quantity, ASSETS[order.asset].decimals)
+            order.unrealized_pnl = rules.settlement(order.margin, profit) - order.margin
+    return orders
 
 
 def list_orders(user_id: int, status: str | None):
