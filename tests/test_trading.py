@@ -263,3 +263,29 @@ def test_close_with_a_stale_price_is_503_and_the_position_stays_open(client, mak
     refused = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers)
     assert refused.status_code == 503 and refused.json["error"] == "price_unavailable"
     assert client.get(f"/api/v1/trade/{order_id}", headers=headers).json["status"] == "open"
+
+
+def test_engine_slower_than_trade_wait_gives_202_then_the_order_executes(app, client, make_user, set_price):
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    app.config["TRADE_WAIT_S"] = 0
+    try:
+        accepted = open_trade(client, headers)
+    finally:
+        app.config["TRADE_WAIT_S"] = 15
+    assert accepted.status_code == 202
+    assert accepted.json == {"orderId": accepted.json["orderId"], "status": "pending"}
+    assert wait_for_status(app, accepted.json["orderId"], "open").open_price == BTC_ASK
+
+
+def test_close_slower_than_trade_wait_gives_202_then_closes(app, client, make_user, set_price):
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    order_id = open_trade(client, headers).json["orderId"]
+    app.config["TRADE_WAIT_S"] = 0
+    try:
+        accepted = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers)
+    finally:
+        app.config["TRADE_WAIT_S"] = 15
+    assert accepted.status_code == 202 and accepted.json == {"orderId": order_id, "status": "closing"}
+    assert wait_for_status(app, order_id, "closed").close_reason == "user"

@@ -1,4 +1,4 @@
-from flask import request
+from flask import jsonify, request
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
@@ -36,6 +36,13 @@ def _document_errors(*statuses):
     return decorate
 
 
+def _accepted(order, status: str):
+    """202 for work the engine has not answered yet (a Response: @blp.response would dump an Order)."""
+    response = jsonify(PendingOrderSchema().dump({"orderId": str(order.id), "status": status}))
+    response.status_code = 202
+    return response
+
+
 def _idempotency_key() -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not 1 <= len(key) <= 255:
@@ -54,7 +61,7 @@ class CreateTrade(MethodView):
         """Open a position (optional `Idempotency-Key` header makes retries safe)."""
         order = service.create_order(current_user_id(), body, _idempotency_key())
         if order.status == "pending":
-            return PendingOrderSchema().dump({"orderId": str(order.id), "status": "pending"}), 202
+            return _accepted(order, "pending")
         return order
 
 
@@ -69,7 +76,7 @@ class CloseTrade(MethodView):
         """Close an open position at the current price."""
         order = service.close(current_user_id(), body["orderId"])
         if order.status != "closed":
-            return PendingOrderSchema().dump({"orderId": str(order.id), "status": "closing"}), 202
+            return _accepted(order, "closing")
         return order
 
 
