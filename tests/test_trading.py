@@ -289,3 +289,30 @@ def test_close_slower_than_trade_wait_gives_202_then_closes(app, client, make_us
         app.config["TRADE_WAIT_S"] = 15
     assert accepted.status_code == 202 and accepted.json == {"orderId": order_id, "status": "closing"}
     assert wait_for_status(app, order_id, "closed").close_reason == "user"
+
+
+def test_stops_on_the_wrong_side_of_the_fill_are_rejected_by_the_engine(client, make_user, set_price):
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    long_stop_above_fill = open_trade(client, headers, stopLoss=BTC_ASK + 1)
+    short_take_above_fill = open_trade(client, headers, type="short", takeProfit=BTC_BID + 1)
+    for response in (long_stop_above_fill, short_take_above_fill):
+        assert response.status_code == 422 and response.json["error"] == "validation"
+    assert balance(client, headers) == 500_000
+
+
+def test_closing_an_order_the_engine_has_not_executed_is_409(app, client, make_user):
+    user_id, headers = make_user()
+    with app.app_context():
+        order = Order(user_id=user_id, asset="BTC", side="long", margin=10_000, leverage=1, slippage_bps=100)
+        db.session.add(order)
+        db.session.commit()
+        order_id = str(order.id)
+    response = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers)
+    assert response.status_code == 409 and response.json["error"] == "not_open"
+
+
+def test_overlong_idempotency_key_is_422(client, make_user):
+    _, headers = make_user()
+    response = open_trade(client, {**headers, "Idempotency-Key": "k" * 256})
+    assert response.status_code == 422 and response.json["error"] == "validation"
