@@ -54,6 +54,14 @@ def test_pnl_table(side, open_price, close_price, qty, decimals, expected):
     assert rules.pnl(side, open_price, close_price, qty, decimals) == expected
 
 
+def test_close_at_pays_margin_plus_pnl_and_caps_the_loss_at_the_margin():
+    qty = rules.quantity(100_000, 10, 1_000_000_000, 4)  # 0.1 BTC
+    win = rules.close_at(LONG, 1_000_000_000, qty, 100_000, 4, bid=1_010_000_000, ask=1_010_100_000)
+    assert win == rules.Closing(price=1_010_000_000, credit=110_000, pnl=10_000)
+    wipeout = rules.close_at(SHORT, 1_000_000_000, qty, 100_000, 4, bid=1_200_000_000, ask=1_200_000_000)
+    assert wipeout == rules.Closing(price=1_200_000_000, credit=0, pnl=-100_000)
+
+
 def test_settlement_never_negative():
     assert rules.settlement(1000, -400) == 600
     assert rules.settlement(1000, -1000) == 0

@@ -92,15 +92,14 @@ def _fill(balance: Balance, order: Order, quote: Quote) -> None:
 
 
 def _settle(balance: Balance, order: Order, quote: Quote, reason: str) -> None:
-    price = rules.close_fill(order.side, quote.bid, quote.ask)
-    profit = rules.pnl(order.side, order.open_price, price, order.quantity, ASSETS[order.asset].decimals)
-    credit = rules.settlement(order.margin, profit)
+    closing = rules.close_at(order.side, order.open_price, order.quantity, order.margin,
+                             ASSETS[order.asset].decimals, quote.bid, quote.ask)
     order.status = "closed"
-    order.close_price = price
-    order.pnl = credit - order.margin  # realized: a loss never exceeds the margin
+    order.close_price = closing.price
+    order.pnl = closing.pnl
     order.close_reason = reason
     order.closed_at = utcnow()
-    post_entry(balance, "close", credit, -order.margin, order)
+    post_entry(balance, "close", closing.credit, -order.margin, order)
 
 
 def open_position(order_id) -> None:

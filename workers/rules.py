@@ -57,6 +57,20 @@ def settlement(margin: int, profit: int) -> int:
     return max(0, margin + profit)
 
 
+@dataclass(frozen=True)
+class Closing:
+    price: int
+    credit: int  # back to the free balance
+    pnl: int  # realized: credit - margin, so a loss never exceeds the margin
+
+
+def close_at(side: str, open_price: int, qty: int, margin: int, price_decimals: int, bid: int, ask: int) -> Closing:
+    """What closing a position at this quote pays out."""
+    price = close_fill(side, bid, ask)
+    credit = settlement(margin, pnl(side, open_price, price, qty, price_decimals))
+    return Closing(price, credit, credit - margin)
+
+
 def liquidation_price(
     side: str, open_price: int, qty: int, margin: int, ratio: Decimal, price_decimals: int
 ) -> int:

@@ -78,9 +78,8 @@ def with_unrealized_pnl(orders: list[Order]) -> list[Order]:
             quotes[order.asset] = store.read_fresh(order.asset, current_app.config["PRICE_MAX_AGE_S"])
         quote = quotes[order.asset]
         if quote is not None:
-            price = rules.close_fill(order.side, quote.bid, quote.ask)
-            profit = rules.pnl(order.side, order.open_price, price, order.quantity, ASSETS[order.asset].decimals)
-            order.unrealized_pnl = rules.settlement(order.margin, profit) - order.margin
+            order.unrealized_pnl = rules.close_at(order.side, order.open_price, order.quantity, order.margin,
+                                                  ASSETS[order.asset].decimals, quote.bid, quote.ask).pnl
     return orders
 
 
