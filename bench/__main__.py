@@ -178,7 +178,7 @@ def bench_poller(redis_url: str) -> dict:
     frames = []
     for i in range(POLLER_FRAMES):
         market = markets[i % len(markets)]
-        frames.append(frame(f"bookTicker.{market.symbol}", simulator._book_ticker(market)))
+        frames.append(frame(f"bookTicker.{market.symbol}", simulator.book_ticker(market)))
     progress = Progress("poller frames", POLLER_FRAMES)
     began = time.perf_counter()
     simulator.broadcast_raw(*frames)

@@ -100,6 +100,13 @@ class Simulator:
                 connection.transport.abort()
         self._loop.call_soon_threadsafe(abort)
 
+    def close_connections(self, code: int = 1001) -> None:
+        """Send every client a Close frame, as Backpack does before a server shuts down."""
+        def close():
+            for connection in list(self.connections):
+                asyncio.ensure_future(connection.close(code, "server shutting down"))
+        self._loop.call_soon_threadsafe(close)
+
     def set_quote(self, symbol: str, bid: str, ask: str) -> None:
         """Move a market's mid so the next frames quote around bid/ask."""
         market = self.markets[symbol]
@@ -157,18 +164,20 @@ class Simulator:
         (streams.update if method == "SUBSCRIBE" else streams.difference_update)(params)
         return None  # Backpack acknowledges nothing
 
-    def _next_quote(self, market: Market) -> tuple[Decimal, Decimal]:
+    def _moved_markets(self) -> list[Market]:
+        """Markets whose price moves this tick: the next replayed row's, or all on a random walk."""
         if self.replay is not None:
             row = next(self.replay)
-            if row.get("s") == market.symbol:
-                market.mid = (Decimal(str(row["b"])) + Decimal(str(row["a"]))) / 2
-        else:
+            market = self.markets[row["s"]]
+            market.mid = (Decimal(str(row["b"])) + Decimal(str(row["a"]))) / 2
+            return [market]
+        for market in self.markets.values():
             market.mid *= Decimal(1) + Decimal(self.rng.gauss(0, 0.0005)).quantize(Decimal("0.0000001"))
-        half_spread = market.tick * self.rng.randint(1, 3)
-        return market.mid - half_spread, market.mid + half_spread
+        return list(self.markets.values())
 
-    def _book_ticker(self, market: Market) -> dict:
-        bid, ask = self._next_quote(market)
+    def book_ticker(self, market: Market) -> dict:
+        half_spread = market.tick * self.rng.randint(1, 3)
+        bid, ask = market.mid - half_spread, market.mid + half_spread
         market.update_id += 1
         now = time.time_ns() // 1000
         return {
@@ -194,9 +203,9 @@ class Simulator:
             await asyncio.sleep(self.interval_s)
             if self.silent or not self.connections:
                 continue
-            for market in self.markets.values():
+            for market in self._moved_markets():
                 frames = {
-                    f"bookTicker.{market.symbol}": frame(f"bookTicker.{market.symbol}", self._book_ticker(market)),
+                    f"bookTicker.{market.symbol}": frame(f"bookTicker.{market.symbol}", self.book_ticker(market)),
                     f"trade.{market.symbol}": frame(f"trade.{market.symbol}", self._trade(market)),
                 }
                 for connection, streams in list(self.subscriptions.items()):

@@ -143,6 +143,51 @@ def test_reconnects_and_resubscribes_after_the_server_drops_it(running_poller, s
     assert int(redis_conn.hget("feed:status", "reconnects")) >= 1
 
 
+def test_reconnects_after_a_server_close_frame(running_poller, simulator):
+    eventually(lambda: running_poller.frames > 5)
+    simulator.close_connections()
+    eventually(lambda: running_poller.connections >= 2)
+    frames = running_poller.frames
+    eventually(lambda: running_poller.frames > frames + 5)
+
+
+def test_answers_server_pings_so_the_server_keeps_the_connection(redis_conn):
+    from poller.simulator import Simulator
+
+    # the server pings every 0.2 s and drops a client that has not answered within 0.4 s
+    simulator = Simulator(interval_s=0.05, ping_interval_s=0.2).start()
+    poller = Poller(simulator.url, MARKETS, redis_conn, silence_s=5)
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(2.5)
+        assert poller.connections == 1 and poller.frames > 20
+    finally:
+        poller.stop()
+        thread.join(5)
+        simulator.stop()
+
+
+def test_simulator_replays_a_recorded_file(redis_conn):
+    from poller.simulator import Simulator
+
+    replay = [{"s": "SOL_USDC", "b": "150.00", "a": "150.02"}, {"s": "BTC_USDC", "b": "90000.0", "a": "90000.2"}]
+    simulator = Simulator(interval_s=0.05, replay=replay).start()
+    poller = Poller(simulator.url, MARKETS, redis_conn, silence_s=5)
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    store = PriceStore(redis_conn)
+    try:
+        eventually(lambda: store.read("SOL") is not None and store.read("BTC") is not None)
+        sol, btc = store.read("SOL"), store.read("BTC")
+        assert 149_950_000 <= sol.bid <= sol.ask <= 150_070_000  # around the replayed quote
+        assert 899_990_000 <= btc.bid <= btc.ask <= 900_030_000
+    finally:
+        poller.stop()
+        thread.join(5)
+        simulator.stop()
+
+
 def test_a_silent_half_open_socket_is_replaced(running_poller, simulator):
     eventually(lambda: running_poller.frames > 5)
     simulator.silent = True
