@@ -23,7 +23,11 @@ def flask_app():
 
 
 class FlaskTask(Task):
-    """Runs each task inside the Flask app context, so tasks share the API's extensions."""
+    """Runs each task inside its own Flask app context, so tasks share the API's extensions.
+
+    The context is also the task's session scope: popping it removes the SQLAlchemy session,
+    rolling back whatever a failed task left uncommitted.
+    """
 
     def __call__(self, *args, **kwargs):
         with flask_app().app_context():
