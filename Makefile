@@ -29,8 +29,9 @@ migrate: venv
 
 ## Stop the embedded servers and delete their data
 clean-data:
-	-$(PY) -c "import pgserver; pgserver.get_server('.data/pg', cleanup_mode='stop')._cleanup()" 2>/dev/null
+	-test -f .data/pg/postmaster.pid && kill -INT $$(head -1 .data/pg/postmaster.pid)
 	-test -f .data/redis/redis.pid && kill $$(cat .data/redis/redis.pid)
+	sleep 1
 	rm -rf .data
 
 ## Only the outage tests (Redis and PostgreSQL restarts, feed loss); `make test` runs them too

@@ -29,13 +29,12 @@ def ensure_postgres(database: str) -> str:
     import psycopg
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(DATA_DIR / "pg", cleanup_mode=None)
+    pgserver.get_server(DATA_DIR / "pg", cleanup_mode=None)  # None: keep running after we exit
     socket_dir = DATA_DIR / "pg"
     with psycopg.connect(f"postgresql://postgres@/postgres?host={socket_dir}", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
-    del server
     return f"postgresql://postgres@/{database}?host={socket_dir}"
 
 
