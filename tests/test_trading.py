@@ -1,6 +1,7 @@
 """Full HTTP -> Celery -> PostgreSQL flow with a real engine worker process."""
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -316,3 +317,27 @@ def test_overlong_idempotency_key_is_422(client, make_user):
     _, headers = make_user()
     response = open_trade(client, {**headers, "Idempotency-Key": "k" * 256})
     assert response.status_code == 422 and response.json["error"] == "validation"
+
+
+def test_duplicate_deliveries_of_engine_tasks_change_nothing(app, client, make_user, set_price):
+    from workers.engine import close_order, execute_order
+
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    order_id = open_trade(client, headers, margin=10_000).json["orderId"]
+    for _ in range(3):
+        execute_order.delay(order_id)
+    closed = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers).json
+    for _ in range(3):
+        close_order.delay(order_id)
+        execute_order.delay(order_id)
+    # one engine worker takes its queue in order: once a later trade is executed, so are the duplicates
+    barrier = open_trade(client, headers, margin=10_000)
+    assert barrier.status_code == 200
+    with app.app_context():
+        kinds = db.session.execute(
+            db.select(LedgerEntry.kind).where(LedgerEntry.order_id == uuid.UUID(order_id))
+        ).scalars().all()
+    assert sorted(kinds) == ["close", "open"]
+    assert balance(client, headers) == 500_000 + closed["pnl"] - 10_000
+    assert_ledger_balances(app)
