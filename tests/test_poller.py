@@ -154,13 +154,13 @@ def test_reconnects_after_a_server_close_frame(running_poller, simulator):
 def test_answers_server_pings_so_the_server_keeps_the_connection(redis_conn):
     from poller.simulator import Simulator
 
-    # the server pings every 0.2 s and drops a client that has not answered within 0.4 s
-    simulator = Simulator(interval_s=0.05, ping_interval_s=0.2).start()
+    # the server pings every 0.5 s and drops a client that has not answered within 1 s
+    simulator = Simulator(interval_s=0.05, ping_interval_s=0.5).start()
     poller = Poller(simulator.url, MARKETS, redis_conn, silence_s=5)
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
     try:
-        time.sleep(2.5)
+        time.sleep(3.5)
         assert poller.connections == 1 and poller.frames > 20
     finally:
         poller.stop()
