@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ def default_markets() -> dict[str, Market]:
 
 def _quantize(value: Decimal, step: Decimal) -> str:
     return str(value.quantize(step, rounding=ROUND_DOWN))
+
+
+async def _send(connection, text: str) -> None:
+    """Send, ignoring a connection that closed meanwhile (as a server's fan-out would)."""
+    try:
+        await connection.send(text)
+    except ConnectionClosed:
+        pass
 
 
 def frame(stream: str, data: dict) -> str:
@@ -117,15 +126,17 @@ class Simulator:
         async def send():
             for connection in list(self.connections):
                 for text in texts:
-                    await connection.send(text)
+                    await _send(connection, text)
         asyncio.run_coroutine_threadsafe(send(), self._loop)
 
     # protocol
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = self._loop.create_future()
+        # Backpack closes a client that has not answered a ping in time (60 s / 120 s on the wire).
         async with serve(self._handle, self.host, self.port, ping_interval=self.ping_interval_s,
-                         ping_timeout=self.ping_interval_s * 2, compression=None) as server:
+                         ping_timeout=self.ping_interval_s * 2, close_timeout=self.ping_interval_s,
+                         compression=None) as server:
             self.port = server.sockets[0].getsockname()[1]
             ticker = asyncio.create_task(self._tick())
             self._ready.set()
@@ -211,7 +222,7 @@ class Simulator:
                 for connection, streams in list(self.subscriptions.items()):
                     for stream in streams & frames.keys():
                         self.frames_sent += 1
-                        asyncio.ensure_future(connection.send(frames[stream]))
+                        asyncio.ensure_future(_send(connection, frames[stream]))
 
 
 def main() -> None:

@@ -151,6 +151,22 @@ def test_reconnects_after_a_server_close_frame(running_poller, simulator):
     eventually(lambda: running_poller.frames > frames + 5)
 
 
+def test_simulator_drops_a_client_that_does_not_answer_pings():
+    """The premise of the next test: a client that never answers is dropped within ~2.5 s."""
+    import websocket
+
+    from poller.simulator import Simulator
+
+    simulator = Simulator(interval_s=0.05, ping_interval_s=0.5).start()
+    mute = websocket.create_connection(simulator.url)  # never reads, so never answers a ping
+    try:
+        eventually(lambda: len(simulator.connections) == 1, timeout=2)
+        eventually(lambda: len(simulator.connections) == 0, timeout=5)
+    finally:
+        mute.close()
+        simulator.stop()
+
+
 def test_answers_server_pings_so_the_server_keeps_the_connection(redis_conn):
     from poller.simulator import Simulator
 
