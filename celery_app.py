@@ -3,10 +3,11 @@
 Queues: `engine` takes every trade task and is consumed by exactly one worker with concurrency 1,
 so trades execute one at a time; `email` keeps slow mail servers away from the API and the engine.
 """
+import logging
 from functools import cache
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, worker_process_init
 
 from config import DATA_DIR, Config
 
@@ -61,6 +62,14 @@ def make_celery(config: Config) -> Celery:
 
 
 celery = make_celery(Config.from_env())
+
+
+@after_setup_logger.connect
+def _quiet_per_task_lines(**_):
+    """Price moves schedule a trigger check many times a second: Celery's received/succeeded line
+    for each would drown the engine's own log of what it traded (failures still log as errors)."""
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @worker_process_init.connect

@@ -63,6 +63,7 @@ def _lock_order(order_id) -> tuple[Balance, Order] | tuple[None, None]:
 
 
 def _reject(order: Order, reason: str) -> None:
+    log.info("rejected order %s (%s %s): %s", order.id, order.asset, order.side, reason)
     order.status = "rejected"
     order.reject_reason = reason
     order.closed_at = utcnow()
@@ -89,6 +90,8 @@ def _fill(balance: Balance, order: Order, quote: Quote) -> None:
         )
         order.opened_at = utcnow()
         post_entry(balance, "open", -order.margin, order.margin, order)
+        log.info("opened order %s: %s %s x%d margin %d at %d", order.id, order.asset, order.side,
+                 order.leverage, order.margin, fill)
 
 
 def _settle(balance: Balance, order: Order, quote: Quote, reason: str) -> None:
@@ -100,6 +103,7 @@ def _settle(balance: Balance, order: Order, quote: Quote, reason: str) -> None:
     order.close_reason = reason
     order.closed_at = utcnow()
     post_entry(balance, "close", closing.credit, -order.margin, order)
+    log.info("closed order %s (%s) at %d: pnl %d", order.id, reason, closing.price, closing.pnl)
 
 
 def open_position(order_id) -> None:
