@@ -15,6 +15,7 @@ def create_app(config: Config | None = None) -> Flask:
     if config.TRUSTED_PROXIES:  # behind a router (Heroku: 1), rate limits key on the client's address
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.TRUSTED_PROXIES, x_proto=config.TRUSTED_PROXIES)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, per process
 
     from app import models  # noqa: F401  (tables for Alembic)
     from app.errors import register_error_handlers
