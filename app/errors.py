@@ -1,7 +1,9 @@
 """JSON errors in flask-smorest's shape plus the contract's stable `error` string."""
+from http import HTTPStatus
+
 import kombu.exceptions
-import redis
 import marshmallow as ma
+import redis
 from flask import jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -52,8 +54,6 @@ def abort(status: int, error: str, message: str):
 
 
 def error_body(status: int, message: str, error: str | None = None, errors=None) -> dict:
-    from http import HTTPStatus
-
     body = {
         "code": status,
         "status": HTTPStatus(status).phrase,
