@@ -44,7 +44,7 @@ from app.extensions import redis_client  # noqa: E402
 from app.prices.store import PriceStore, Quote, now_micros  # noqa: E402
 
 TABLES = "ledger_entries, idempotency_keys, login_tokens, orders, balances, users"
-APP_KEY_PATTERNS = ("price:*", "feed:*", "engine:*", "LIMITS*", "LIMITER*")
+APP_KEY_PATTERNS = ("price:*", "feed:*", "engine:*", "LIMITS*")
 
 
 class WorkerProcess:

@@ -58,7 +58,7 @@ class PriceStore:
         self.client = client
         self._write = client.register_script(_WRITE_IF_NEWER)
 
-    def write(self, quote: Quote, received_us: int | None = None) -> bool:
+    def write(self, quote: Quote) -> bool:
         """Store `quote` unless a newer one is already there; True when it was stored.
 
         Also records when the feed last delivered this asset (one round trip for both).
@@ -68,7 +68,7 @@ class PriceStore:
             keys=[PRICE_KEY.format(asset=quote.asset), FEED_STATUS_KEY],
             args=[quote.bid, quote.ask, quote.time_us, quote.update_id,
                   PRICE_CHANNEL.format(asset=quote.asset), payload,
-                  f"{LAST_MESSAGE_FIELD}{quote.asset}", received_us or now_micros()],
+                  f"{LAST_MESSAGE_FIELD}{quote.asset}", now_micros()],
         )
         return bool(stored)
 
