@@ -178,3 +178,21 @@ def test_feed_loss_makes_prices_stale_then_recovers(app, client, make_user):
         poller.stop()
         thread.join(5)
         simulator.stop()
+
+
+def test_health_sees_the_engine_right_after_a_redis_restart(app, client):
+    from celery_app import celery
+    from devstack import ensure_redis
+
+    assert healthy(client, "engine")  # the process's pooled broker connections are now in use
+    redis.Redis.from_url(app.config["REDIS_URL"]).shutdown(nosave=True)
+    ensure_redis(1)
+
+    def engine_answers_on_a_new_connection():
+        with celery.connection_for_write() as connection:
+            return celery.control.ping(destination=["engine@test"], timeout=0.5, connection=connection)
+
+    wait_until(engine_answers_on_a_new_connection, timeout=60)
+    # the engine is back: the very next health check must say so, not trip on a dead pooled socket
+    engine = client.get("/api/v1/health").json["engine"]
+    assert engine["ok"], engine

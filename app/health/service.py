@@ -25,7 +25,10 @@ def _ping_database():
 def _ping_engine():
     from celery_app import ENGINE_WORKER_PREFIX, celery
 
-    replies = celery.control.ping(timeout=ENGINE_PING_TIMEOUT_S)
+    # A connection of its own: a pooled one may be dead after a Redis restart, and a broadcast
+    # (unlike publishing a task) is not retried, so the engine would look down when it is not.
+    with celery.connection_for_write() as connection:
+        replies = celery.control.ping(timeout=ENGINE_PING_TIMEOUT_S, connection=connection)
     engines = [name for reply in replies for name in reply if name.startswith(ENGINE_WORKER_PREFIX)]
     if not engines:
         raise RuntimeError("no engine worker answered the ping")
