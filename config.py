@@ -1,45 +1,144 @@
 """All settings, read from the environment in one place.
 
 The API, the Celery workers and the poller all build their settings with `Config.from_env()`,
-so one set of environment variables configures every process.
+so one set of environment variables configures every process. Nothing is read at import time,
+and every value is parsed strictly: a malformed one stops the process with the variable's name.
 """
+
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from core.tasks import DEFAULT_QUEUE, SWEEP_MAIL_OUTBOX, SWEEP_STUCK_ORDERS, TASK_ROUTES
+
 ROOT = Path(__file__).resolve().parent
-DATA_DIR = Path(os.environ.get("DATA_DIR", ROOT / ".data")).resolve()
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+class ConfigError(RuntimeError):
+    """A missing or malformed setting; the message names the variable."""
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where development servers and generated secrets live: $DATA_DIR or ./.data/."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("DATA_DIR") or ROOT / ".data").resolve()
 
 
 def sqlalchemy_url(url: str) -> str:
     """Accept Heroku-style `postgres://` URLs and pick the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
-def development_jwt_secret() -> str:
-    """A secret generated once into ./.data/ so sessions survive restarts in development."""
-    path = DATA_DIR / "jwt_secret"
+def development_secret(directory: Path, name: str) -> str:
+    """A secret generated once into `directory`, so it survives restarts in development."""
+    path = directory / name
     if not path.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+class Env:
+    """Typed, strict reads of environment variables; empty counts as unset."""
+
+    TRUE = ("1", "true", "yes", "on")
+    FALSE = ("0", "false", "no", "off")
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self.environ.get(name, "").strip()
+        return value if value else default
+
+    def _parse(self, name: str, default, parse, kind: str):
+        raw = self.str(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except (ValueError, ArithmeticError):
+            raise ConfigError(f"{name}={raw!r} is not {kind}") from None
+
+    def int(self, name: str, default: int, minimum: int = 0) -> int:
+        value = self._parse(name, default, int, "an integer")
+        if value < minimum:
+            raise ConfigError(f"{name}={value} must be at least {minimum}")
+        return value
+
+    def float(self, name: str, default: float, minimum: float = 0) -> float:
+        value = self._parse(name, default, float, "a number")
+        if not value >= minimum:  # also refuses NaN
+            raise ConfigError(f"{name}={value} must be at least {minimum}")
+        return value
+
+    def decimal(self, name: str, default: str, low: str, high: str) -> Decimal:
+        def parse(raw: str) -> Decimal:
+            try:
+                return Decimal(raw)
+            except InvalidOperation:
+                raise ValueError(raw) from None
+
+        value = self._parse(name, Decimal(default), parse, "a decimal")
+        if not Decimal(low) < value <= Decimal(high):
+            raise ConfigError(f"{name}={value} must be above {low} and at most {high}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        def parse(raw: str) -> bool:
+            if raw.lower() in self.TRUE:
+                return True
+            if raw.lower() in self.FALSE:
+                return False
+            raise ValueError(raw)
+
+        return self._parse(name, default, parse, f"a boolean ({'/'.join(self.TRUE + self.FALSE)})")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+        return value
+
+
+def celery_settings(redis_url: str, visibility_timeout_s: int, sweep_every_s: float, directory: Path) -> dict:
+    """Celery's configuration (Flask's `CELERY` key, as in Flask's Celery guide)."""
+    return dict(
+        broker_url=redis_url,
+        broker_connection_retry_on_startup=True,
+        # Redelivers tasks of a killed worker once this many seconds passed without an ack.
+        broker_transport_options={"visibility_timeout": visibility_timeout_s},
+        task_routes=TASK_ROUTES,
+        task_default_queue=DEFAULT_QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_schedule={
+            "sweep-stuck-orders": {"task": SWEEP_STUCK_ORDERS, "schedule": sweep_every_s},
+            "sweep-mail-outbox": {"task": SWEEP_MAIL_OUTBOX, "schedule": 10.0},
+        },
+        beat_schedule_filename=str(directory / "celerybeat-schedule"),
+    )
 
 
 @dataclass(frozen=True)
 class Config:
     APP_ENV: str
+    DATA_DIR: Path
     SQLALCHEMY_DATABASE_URI: str
     REDIS_URL: str
     JWT_SECRET_KEY: str
@@ -48,19 +147,21 @@ class Config:
     PUBLIC_URL: str
     SMTP_URL: str | None
     MAIL_FROM: str
-    PRICE_MAX_AGE_S: int
+    PRICE_MAX_AGE_S: float
     TRADE_WAIT_S: float
     LIQUIDATION_RATIO: Decimal
     STARTING_BALANCE: int
     PENDING_SWEEP_AFTER_S: int
-    BROKER_VISIBILITY_TIMEOUT_S: int
+    MAIL_SWEEP_AFTER_S: int
     FEED_SILENCE_S: float
     AUTH_RATE_LIMIT_IP: str
     AUTH_RATE_LIMIT_EMAIL: str
     JWT_COOKIE_SECURE: bool
     JWT_ACCESS_TOKEN_EXPIRES: timedelta
     TRUSTED_PROXIES: int
+    CELERY: dict
     SQLALCHEMY_ENGINE_OPTIONS: dict = field(default_factory=lambda: {"pool_pre_ping": True})
+    MAX_CONTENT_LENGTH: int = MAX_REQUEST_BYTES
     JWT_TOKEN_LOCATION: tuple[str, ...] = ("headers", "cookies")
     JWT_COOKIE_CSRF_PROTECT: bool = True
     RATELIMIT_SWALLOW_ERRORS: bool = True  # limits fail open while Redis is down
@@ -72,49 +173,57 @@ class Config:
     OPENAPI_URL_PREFIX: str = "/"
     OPENAPI_JSON_PATH: str = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH: str = "/docs"
-    OPENAPI_SWAGGER_UI_URL: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    OPENAPI_SWAGGER_UI_URL: str = "/static/vendor/swagger-ui/"
     PROPAGATE_EXCEPTIONS: bool = False
 
     @classmethod
-    def from_env(cls, **overrides) -> "Config":
-        app_env = _env("APP_ENV", "development")
-        jwt_secret = _env("JWT_SECRET_KEY")
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Config":
+        env = Env(os.environ if environ is None else environ)
+        directory = data_dir(env.environ)
+        app_env = env.choice("APP_ENV", "development", ("development", "test", "production"))
+        production = app_env == "production"
+        jwt_secret = env.str("JWT_SECRET_KEY")
         if jwt_secret is None:
-            if app_env == "production":
-                raise RuntimeError("JWT_SECRET_KEY must be set in production")
-            jwt_secret = development_jwt_secret()
-        database_url = _env("DATABASE_URL")
-        redis_url = _env("REDIS_URL")
+            if production:
+                raise ConfigError("JWT_SECRET_KEY must be set in production")
+            jwt_secret = development_secret(directory, "jwt_secret")
+        database_url, redis_url = env.str("DATABASE_URL"), env.str("REDIS_URL")
         if database_url is None or redis_url is None:
-            raise RuntimeError(
+            raise ConfigError(
                 "DATABASE_URL and REDIS_URL must be set; run through `python devstack.py exec -- ...` "
                 "(what `make run` and `make test` do) to start the embedded servers"
             )
-        port = _env("PORT", "8000")
+        port = env.int("PORT", 8000, minimum=1)
+        markets = env.str("BACKPACK_MARKETS", "SOL_USDC,BTC_USDC,ETH_USDC")
         settings = dict(
             APP_ENV=app_env,
+            DATA_DIR=directory,
             SQLALCHEMY_DATABASE_URI=sqlalchemy_url(database_url),
             REDIS_URL=redis_url,
             JWT_SECRET_KEY=jwt_secret,
-            BACKPACK_WS_URL=_env("BACKPACK_WS_URL", "wss://ws.backpack.exchange"),
-            BACKPACK_MARKETS=tuple(
-                m.strip() for m in _env("BACKPACK_MARKETS", "SOL_USDC,BTC_USDC,ETH_USDC").split(",") if m.strip()
+            BACKPACK_WS_URL=env.str("BACKPACK_WS_URL", "wss://ws.backpack.exchange"),
+            BACKPACK_MARKETS=tuple(m.strip() for m in markets.split(",") if m.strip()),
+            PUBLIC_URL=env.str("PUBLIC_URL", f"http://localhost:{port}").rstrip("/"),
+            SMTP_URL=env.str("SMTP_URL"),
+            MAIL_FROM=env.str("MAIL_FROM", "Paper Trading <no-reply@localhost>"),
+            PRICE_MAX_AGE_S=env.float("PRICE_MAX_AGE_S", 10),
+            TRADE_WAIT_S=env.float("TRADE_WAIT_S", 5),
+            LIQUIDATION_RATIO=env.decimal("LIQUIDATION_RATIO", "0.9", low="0", high="1"),
+            STARTING_BALANCE=env.int("STARTING_BALANCE", 500_000),
+            PENDING_SWEEP_AFTER_S=env.int("PENDING_SWEEP_AFTER_S", 15, minimum=1),
+            MAIL_SWEEP_AFTER_S=env.int("MAIL_SWEEP_AFTER_S", 30, minimum=1),
+            FEED_SILENCE_S=env.float("FEED_SILENCE_S", 20, minimum=0.1),
+            AUTH_RATE_LIMIT_IP=env.str("AUTH_RATE_LIMIT_IP", "30/minute"),
+            AUTH_RATE_LIMIT_EMAIL=env.str("AUTH_RATE_LIMIT_EMAIL", "5/minute"),
+            JWT_COOKIE_SECURE=env.bool("JWT_COOKIE_SECURE", production),
+            JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=env.int("JWT_ACCESS_TOKEN_EXPIRES_S", 86400, minimum=1)),
+            TRUSTED_PROXIES=env.int("TRUSTED_PROXIES", 0),
+            CELERY=celery_settings(
+                redis_url,
+                visibility_timeout_s=env.int("BROKER_VISIBILITY_TIMEOUT_S", 60, minimum=1),
+                sweep_every_s=5.0,
+                directory=directory,
             ),
-            PUBLIC_URL=_env("PUBLIC_URL", f"http://localhost:{port}").rstrip("/"),
-            SMTP_URL=_env("SMTP_URL"),
-            MAIL_FROM=_env("MAIL_FROM", "Paper Trading <no-reply@localhost>"),
-            PRICE_MAX_AGE_S=int(_env("PRICE_MAX_AGE_S", "10")),
-            TRADE_WAIT_S=float(_env("TRADE_WAIT_S", "5")),
-            LIQUIDATION_RATIO=Decimal(_env("LIQUIDATION_RATIO", "0.9")),
-            STARTING_BALANCE=int(_env("STARTING_BALANCE", "500000")),
-            PENDING_SWEEP_AFTER_S=int(_env("PENDING_SWEEP_AFTER_S", "15")),
-            BROKER_VISIBILITY_TIMEOUT_S=int(_env("BROKER_VISIBILITY_TIMEOUT_S", "60")),
-            FEED_SILENCE_S=float(_env("FEED_SILENCE_S", "20")),
-            AUTH_RATE_LIMIT_IP=_env("AUTH_RATE_LIMIT_IP", "30/minute"),
-            AUTH_RATE_LIMIT_EMAIL=_env("AUTH_RATE_LIMIT_EMAIL", "5/minute"),
-            JWT_COOKIE_SECURE=_env("JWT_COOKIE_SECURE", "1" if app_env == "production" else "0") == "1",
-            JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=int(_env("JWT_ACCESS_TOKEN_EXPIRES_S", "86400"))),
-            TRUSTED_PROXIES=int(_env("TRUSTED_PROXIES", "0")),
         )
         settings.update(overrides)
         return cls(**settings)

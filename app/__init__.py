@@ -1,4 +1,5 @@
 """The Flask application factory."""
+
 import logging
 
 from flask import Flask
@@ -11,27 +12,27 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     app = Flask(__name__)
     app.config.from_object(config)
-    app.json.sort_keys = False
     if config.TRUSTED_PROXIES:  # behind a router (Heroku: 1), rate limits key on the client's address
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.TRUSTED_PROXIES, x_proto=config.TRUSTED_PROXIES)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, per process
 
-    from app import models  # noqa: F401  (tables for Alembic)
-    from app.errors import register_error_handlers
+    from app import hardening, identity, models  # noqa: F401  (models: tables for Alembic)
     from app.extensions import api, db, jwt, limiter, migrate, redis_client
+    from app.tasks import celery_init_app
 
+    hardening.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     redis_client.init_app(app)
     jwt.init_app(app)
+    identity.register(jwt)
     app.config.setdefault("RATELIMIT_STORAGE_URI", config.REDIS_URL)
     limiter.init_app(app)
     api.init_app(app)
-    register_error_handlers(app)
+    celery_init_app(app)
 
     from app.assets.routes import blp as assets_blp
-    from app.auth import jwt as _jwt_errors  # noqa: F401  (registers the JWT error loaders)
     from app.auth.routes import blp as auth_blp
     from app.balances.commands import cli as ledger_cli
     from app.balances.routes import blp as balances_blp

@@ -1,77 +1,158 @@
-"""JSON errors in flask-smorest's shape plus the contract's stable `error` string."""
+"""Every error the API answers, in one place: codes, their statuses, the body schema, the handlers.
+
+Bodies are flask-smorest's shape plus the contract's stable `error` string, always dumped
+through `ErrorSchema`; routes document exactly the codes they can return with `documents`.
+"""
+
+from enum import StrEnum
 from http import HTTPStatus
 
+import flask_smorest
 import kombu.exceptions
 import marshmallow as ma
 import redis
-from flask import jsonify
+from flask import current_app, jsonify
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-# Default `error` string for statuses the contract names without a more specific one.
-DEFAULT_ERRORS = {
-    400: "validation",
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    415: "unsupported_media_type",
-    422: "validation",
-    429: "rate_limited",
-    500: "internal",
-    503: "unavailable",
+
+class ErrorCode(StrEnum):
+    VALIDATION = "validation"
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    ALREADY_CLOSED = "already_closed"
+    NOT_OPEN = "not_open"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    SLIPPAGE_EXCEEDED = "slippage_exceeded"
+    PRICE_UNAVAILABLE = "price_unavailable"
+    IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+STATUS = {
+    ErrorCode.VALIDATION: 422,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.ALREADY_CLOSED: 409,
+    ErrorCode.NOT_OPEN: 409,
+    ErrorCode.INSUFFICIENT_BALANCE: 400,
+    ErrorCode.SLIPPAGE_EXCEEDED: 409,
+    ErrorCode.PRICE_UNAVAILABLE: 503,
+    ErrorCode.IDEMPOTENCY_MISMATCH: 422,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
 }
-
-
-class ErrorSchema(ma.Schema):
-    """Every error body (documents the `Error` component of /openapi.json)."""
-
-    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status"})
-    status = ma.fields.String(required=True, metadata={"description": "HTTP status phrase"})
-    message = ma.fields.String(required=True)
-    error = ma.fields.String(required=True, metadata={"description": "stable machine-readable error"})
-    errors = ma.fields.Dict(metadata={"description": "validation errors by location and field"})
-
-
+# The code of an HTTP error raised by Flask, Werkzeug or webargs rather than by our services.
+CODE_FOR_STATUS = {
+    400: ErrorCode.VALIDATION,  # unparsable JSON
+    401: ErrorCode.UNAUTHORIZED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.TOO_LARGE,
+    414: ErrorCode.TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION,
+    429: ErrorCode.RATE_LIMITED,
+    431: ErrorCode.TOO_LARGE,
+}
 VALIDATION_MESSAGES = {
     400: "The request body is not valid JSON",
     422: "The request failed validation; see errors",
 }
 
 
-class ApiError(Exception):
-    """A business error the service answers with a fixed status and `error` string."""
+class ErrorSchema(ma.Schema):
+    """Every error body (the `Error` component of /openapi.json)."""
 
-    def __init__(self, status: int, error: str, message: str):
+    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status"})
+    status = ma.fields.String(required=True, metadata={"description": "HTTP status phrase"})
+    message = ma.fields.String(required=True)
+    error = ma.fields.String(
+        required=True,
+        validate=ma.validate.OneOf(list(ErrorCode)),
+        metadata={"description": "stable machine-readable error", "enum": list(ErrorCode)},
+    )
+    errors = ma.fields.Dict(metadata={"description": "validation errors by location and field"})
+
+
+class ApiError(Exception):
+    """A business error: its code fixes the status."""
+
+    def __init__(self, code: ErrorCode, message: str):
         super().__init__(message)
-        self.status = status
-        self.error = error
+        self.code = code
         self.message = message
 
 
-def abort(status: int, error: str, message: str):
-    raise ApiError(status, error, message)
+def abort(code: ErrorCode, message: str):
+    raise ApiError(code, message)
 
 
-def error_body(status: int, message: str, error: str | None = None, errors=None) -> dict:
+def error_body(status: int, message: str, code: ErrorCode | None = None, errors=None) -> dict:
     body = {
         "code": status,
         "status": HTTPStatus(status).phrase,
         "message": message,
-        "error": error or DEFAULT_ERRORS.get(status, "error"),
+        "error": code or CODE_FOR_STATUS.get(status, ErrorCode.INTERNAL),
     }
     if errors:
         body["errors"] = errors
-    return body
+    return ErrorSchema().dump(body)
 
 
-def register_error_handlers(app):
-    @app.errorhandler(ApiError)
+def error_response(status: int, message: str, code: ErrorCode | None = None, errors=None):
+    response = jsonify(error_body(status, message, code, errors))
+    response.status_code = status
+    return response
+
+
+def documents(blp: flask_smorest.Blueprint, *codes: ErrorCode):
+    """Document exactly the error codes a route can return, grouped by status."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(STATUS[code], []).append(code.value)
+
+    def decorate(view):
+        for status, names in sorted(by_status.items()):
+            view = blp.alt_response(status, schema=ErrorSchema, description="error: " + " | ".join(names))(view)
+        return view
+
+    return decorate
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api whose every error, from any layer, is an `ErrorSchema` body."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_error_handlers(self):
+        app = self._app
+        app.register_error_handler(ApiError, self.handle_api_error)
+        app.register_error_handler(HTTPException, self.handle_http_exception)
+        for dependency_error in (
+            OperationalError,
+            InterfaceError,
+            redis.ConnectionError,
+            redis.TimeoutError,
+            kombu.exceptions.OperationalError,
+        ):
+            app.register_error_handler(dependency_error, self.handle_dependency_down)
+        app.register_error_handler(Exception, self.handle_unexpected)
+
+    @staticmethod
     def handle_api_error(exc: ApiError):
-        return jsonify(error_body(exc.status, exc.message, exc.error)), exc.status
+        return error_response(STATUS[exc.code], exc.message, exc.code)
 
-    @app.errorhandler(HTTPException)
-    def handle_http_exception(exc: HTTPException):
+    def handle_http_exception(self, exc: HTTPException):
         status = exc.code or 500
         data = getattr(exc, "data", None) or {}
         errors = data.get("messages") or data.get("errors")
@@ -79,23 +160,17 @@ def register_error_handlers(app):
         message = message or exc.description or ""
         if status == 429:
             message = f"Rate limit exceeded: {exc.description}"
-        response = jsonify(error_body(status, message, errors=errors))
-        response.status_code = status
-        if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+        response = error_response(status, message, errors=errors)
+        if status == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    @app.errorhandler(redis.ConnectionError)
-    @app.errorhandler(redis.TimeoutError)
-    @app.errorhandler(kombu.exceptions.OperationalError)
+    @staticmethod
     def handle_dependency_down(exc: Exception):
-        app.logger.warning("dependency unavailable: %s", exc)
-        return jsonify(error_body(503, "A backing service is unavailable; retry shortly", "unavailable")), 503
+        current_app.logger.warning("dependency unavailable: %s", exc)
+        return error_response(503, "A backing service is unavailable; retry shortly", ErrorCode.UNAVAILABLE)
 
-    @app.errorhandler(Exception)
+    @staticmethod
     def handle_unexpected(exc: Exception):
-        app.logger.exception("unhandled error")
-        return jsonify(error_body(500, "Internal server error")), 500
-
+        current_app.logger.exception("unhandled error")
+        return error_response(500, "Internal server error", ErrorCode.INTERNAL)

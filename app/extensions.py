@@ -1,19 +1,13 @@
 """Extension singletons, bound to the app in `create_app` with `init_app`."""
+
 import redis
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
-import flask_smorest
 from flask_sqlalchemy import SQLAlchemy
 
-from app.errors import ErrorSchema
-
-
-class Api(flask_smorest.Api):
-    """flask-smorest's Api documenting the service's error body (with its `error` string)."""
-
-    ERROR_SCHEMA = ErrorSchema
+from app.errors import Api
 
 
 class RedisClient:

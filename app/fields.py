@@ -1,4 +1,5 @@
 """Marshmallow fields shared by the domain schemas."""
+
 from marshmallow import ValidationError, fields
 
 

@@ -1,19 +1,31 @@
-"""Database tables. Money and prices are BIGINT integers in fixed decimals, never floats."""
+"""Database tables. Money and prices are BIGINT integers in fixed decimals, never floats.
+
+States and kinds are the `StrEnum`s of `core.enums`; their CHECK constraints are built from them.
+"""
+
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from core.enums import CloseReason, LedgerKind, OrderStatus, OrderType, RejectReason, Side
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 Timestamp = Annotated[datetime, mapped_column(DateTime(timezone=True))]
+
+
+def one_of(column: str, enum: type[StrEnum], name: str) -> CheckConstraint:
+    """`column IN (...)` over the enum's values (NULL passes, as SQL CHECKs do)."""
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    return CheckConstraint(f"{column} IN ({values})", name=name)
 
 
 class User(db.Model):
@@ -63,11 +75,12 @@ class LedgerEntry(db.Model):
     """Append-only record of every balance change, written in the same transaction."""
 
     __tablename__ = "ledger_entries"
+    __table_args__ = (one_of("kind", LedgerKind, "kind_known"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # deposit | open | close
+    kind: Mapped[LedgerKind] = mapped_column(String(32))
     usd_delta: Mapped[int] = mapped_column(BigInteger)
     locked_delta: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
@@ -78,25 +91,43 @@ class Order(db.Model):
 
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'open', 'closed', 'rejected')", name="status_known"),
-        CheckConstraint("side IN ('long', 'short')", name="side_known"),
+        one_of("status", OrderStatus, "status_known"),
+        one_of("side", Side, "side_known"),
+        one_of("order_type", OrderType, "order_type_known"),
+        one_of("close_reason", CloseReason, "close_reason_known"),
+        one_of("reject_reason", RejectReason, "reject_reason_known"),
         Index("ix_orders_user_created", "user_id", "created_at"),
         Index("ix_orders_pending", "created_at", postgresql_where=text("status = 'pending'")),
-        Index("ix_orders_open_liquidation", "asset", "side", "liquidation_price",
-              postgresql_where=text("status = 'open'")),
-        Index("ix_orders_open_stop_loss", "asset", "side", "stop_loss",
-              postgresql_where=text("status = 'open' AND stop_loss IS NOT NULL")),
-        Index("ix_orders_open_take_profit", "asset", "side", "take_profit",
-              postgresql_where=text("status = 'open' AND take_profit IS NOT NULL")),
-        Index("ix_orders_close_requested", "close_requested_at",
-              postgresql_where=text("status = 'open' AND close_requested_at IS NOT NULL")),
+        Index(
+            "ix_orders_open_liquidation", "asset", "side", "liquidation_price", postgresql_where=text("status = 'open'")
+        ),
+        Index(
+            "ix_orders_open_stop_loss",
+            "asset",
+            "side",
+            "stop_loss",
+            postgresql_where=text("status = 'open' AND stop_loss IS NOT NULL"),
+        ),
+        Index(
+            "ix_orders_open_take_profit",
+            "asset",
+            "side",
+            "take_profit",
+            postgresql_where=text("status = 'open' AND take_profit IS NOT NULL"),
+        ),
+        Index(
+            "ix_orders_close_requested",
+            "close_requested_at",
+            postgresql_where=text("status = 'open' AND close_requested_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     asset: Mapped[str] = mapped_column(String(8))
-    side: Mapped[str] = mapped_column(String(5))
-    status: Mapped[str] = mapped_column(String(8), default="pending")
+    side: Mapped[Side] = mapped_column(String(5))
+    order_type: Mapped[OrderType] = mapped_column(String(8), default=OrderType.MARKET)
+    status: Mapped[OrderStatus] = mapped_column(String(8), default=OrderStatus.PENDING)
     margin: Mapped[int] = mapped_column(BigInteger)
     leverage: Mapped[int]
     slippage_bps: Mapped[int]
@@ -108,8 +139,8 @@ class Order(db.Model):
     liquidation_price: Mapped[int | None] = mapped_column(BigInteger)
     close_price: Mapped[int | None] = mapped_column(BigInteger)
     pnl: Mapped[int | None] = mapped_column(BigInteger)
-    close_reason: Mapped[str | None] = mapped_column(String(16))
-    reject_reason: Mapped[str | None] = mapped_column(String(32))
+    close_reason: Mapped[CloseReason | None] = mapped_column(String(16))
+    reject_reason: Mapped[RejectReason | None] = mapped_column(String(32))
     close_requested_at: Mapped[Timestamp | None]
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
     opened_at: Mapped[Timestamp | None]
@@ -126,3 +157,16 @@ class IdempotencyKey(db.Model):
     request_hash: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"))
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+
+
+class MailOutbox(db.Model):
+    """A sign-in link to send: the API commits the row, the mailer creates the account (on
+    sign-up) and the link, mails it and deletes the row in one transaction. Rows left behind
+    by a broker outage are re-enqueued by `mail.sweep_outbox`."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    create_account: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow, index=True)

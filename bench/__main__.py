@@ -2,6 +2,7 @@
 round-trip limit on the same broker and worker settings, and the poller's Redis write rate next
 to plain redis-py. Prints a table and writes bench/results/<time>.json.
 """
+
 import json
 import os
 import platform
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -49,8 +50,12 @@ class Progress:
 def percentiles(samples: list[float]) -> dict:
     ordered = sorted(samples)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {"p50_ms": round(pick(0.50), 2), "p95_ms": round(pick(0.95), 2), "p99_ms": round(pick(0.99), 2),
-            "mean_ms": round(statistics.fmean(ordered) * 1000, 2)}
+    return {
+        "p50_ms": round(pick(0.50), 2),
+        "p95_ms": round(pick(0.95), 2),
+        "p99_ms": round(pick(0.99), 2),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 2),
+    }
 
 
 def start(command: list[str], env: dict, log_name: str) -> subprocess.Popen:
@@ -81,7 +86,7 @@ def run_clients(client, total: int) -> float:
 
 def keep_prices_fresh(app, stop_event: threading.Event) -> None:
     from app.extensions import redis_client
-    from app.prices.store import PriceStore, Quote, now_micros
+    from core.prices import PriceStore, Quote, now_micros
 
     with app.app_context():
         store = PriceStore(redis_client)
@@ -116,25 +121,38 @@ def bench_trades(base_url: str, users: list[dict]) -> dict:
         headers = users[index % len(users)]
         for _ in range(count):
             began = time.perf_counter()
-            opened = session.post(f"{base_url}/api/v1/trade/create", headers=headers, timeout=30,
-                                  json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 5})
+            opened = session.post(
+                f"{base_url}/api/v1/trade/create",
+                headers=headers,
+                timeout=30,
+                json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 5},
+            )
             latencies.append(time.perf_counter() - began)
             if opened.status_code != 200:
                 failures.append(f"open {opened.status_code} {opened.text[:100]}")
                 progress.tick()
                 continue
             began = time.perf_counter()
-            closed = session.post(f"{base_url}/api/v1/trade/close", headers=headers, timeout=30,
-                                  json={"orderId": opened.json()["orderId"]})
+            closed = session.post(
+                f"{base_url}/api/v1/trade/close",
+                headers=headers,
+                timeout=30,
+                json={"orderId": opened.json()["orderId"]},
+            )
             latencies.append(time.perf_counter() - began)
             if closed.status_code != 200:
                 failures.append(f"close {closed.status_code} {closed.text[:100]}")
             progress.tick()
 
     elapsed = run_clients(client, ROUND_TRIPS)
-    return {"executed_orders": len(latencies) - len(failures), "failures": len(failures),
-            "failure_examples": failures[:3], "seconds": round(elapsed, 3),
-            "orders_per_s": round((len(latencies) - len(failures)) / elapsed, 1), **percentiles(latencies)}
+    return {
+        "executed_orders": len(latencies) - len(failures),
+        "failures": len(failures),
+        "failure_examples": failures[:3],
+        "seconds": round(elapsed, 3),
+        "orders_per_s": round((len(latencies) - len(failures)) / elapsed, 1),
+        **percentiles(latencies),
+    }
 
 
 def bench_noop(redis_url: str) -> dict:
@@ -158,8 +176,12 @@ def bench_noop(redis_url: str) -> dict:
             progress.tick()
 
     elapsed = run_clients(client, NOOPS)
-    return {"round_trips": len(latencies), "seconds": round(elapsed, 3),
-            "round_trips_per_s": round(len(latencies) / elapsed, 1), **percentiles(latencies)}
+    return {
+        "round_trips": len(latencies),
+        "seconds": round(elapsed, 3),
+        "round_trips_per_s": round(len(latencies) / elapsed, 1),
+        **percentiles(latencies),
+    }
 
 
 def bench_poller(redis_url: str) -> dict:
@@ -200,8 +222,12 @@ def bench_poller(redis_url: str) -> dict:
     conn.delete("bench:price:0", "bench:price:1", "bench:price:2")
     poller_rate = POLLER_FRAMES / poller_elapsed
     raw_rate = POLLER_FRAMES / raw_elapsed
-    return {"frames": POLLER_FRAMES, "poller_frames_per_s": round(poller_rate, 1),
-            "redis_py_hset_per_s": round(raw_rate, 1), "ratio": round(poller_rate / raw_rate, 3)}
+    return {
+        "frames": POLLER_FRAMES,
+        "poller_frames_per_s": round(poller_rate, 1),
+        "redis_py_hset_per_s": round(raw_rate, 1),
+        "ratio": round(poller_rate / raw_rate, 3),
+    }
 
 
 def main() -> int:
@@ -217,17 +243,53 @@ def main() -> int:
         upgrade()
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    web = start([sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                 "--workers", "2", "--threads", str(CLIENTS)], env, "web")
-    engine = start([sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-Q", "engine",
-                    "--concurrency", "1", "--prefetch-multiplier", "1", "-n", "engine@bench", "-I", "bench.tasks",
-                    "--without-gossip", "--without-mingle", "--loglevel", "WARNING"], env, "engine")
+    web = start(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "wsgi:app",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            str(CLIENTS),
+        ],
+        env,
+        "web",
+    )
+    engine = start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_app",
+            "worker",
+            "-Q",
+            "engine",
+            "--concurrency",
+            "1",
+            "--prefetch-multiplier",
+            "1",
+            "-n",
+            "engine@bench",
+            "-I",
+            "bench.tasks",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        env,
+        "engine",
+    )
     stop_prices = threading.Event()
     threading.Thread(target=keep_prices_fresh, args=(app, stop_prices), daemon=True).start()
     try:
         wait_for_http(f"{base_url}/api/v1/supportedAssets")
-        from celery_app import celery
-
+        celery = app.extensions["celery"]
         while not celery.control.ping(destination=["engine@bench"], timeout=0.5):
             time.sleep(0.2)
         users = make_users(app, CLIENTS)
@@ -239,7 +301,7 @@ def main() -> int:
         stop(web)
         stop(engine)
     results = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "clients": CLIENTS,
         "trades": trades,

@@ -1,13 +1,15 @@
 """The no-op task the benchmark measures Celery against, loaded into the engine worker with -I."""
+
 import json
 
+from celery import shared_task
+
 from app.extensions import redis_client
-from celery_app import celery
 
 NOOP_CHANNEL = "bench-noop:{token}"
 
 
-@celery.task(name="engine.bench_noop")
+@shared_task(name="engine.bench_noop")
 def noop(token: str) -> None:
     """Answer on the same kind of channel the API waits on, and do nothing else."""
     redis_client.publish(NOOP_CHANNEL.format(token=token), json.dumps({"token": token}))

@@ -4,6 +4,8 @@
 and on any close, error or silence longer than `silence_s` (a half-open socket sends nothing)
 reconnect after an exponential backoff with full jitter, resubscribing everything.
 """
+
+import contextlib
 import json
 import logging
 import random
@@ -13,7 +15,7 @@ import time
 
 import websocket
 
-from app.prices.store import FeedStatus, PriceStore
+from core.prices import FeedStatus, PriceStore
 from poller.normalize import BadFrame, parse_frame
 
 log = logging.getLogger(__name__)
@@ -90,8 +92,9 @@ class Poller:
             on_error=self._on_error,
         )
         self._last_frame = time.monotonic()
-        thread = threading.Thread(target=ws.run_forever, kwargs={"skip_utf8_validation": True},
-                                  name="backpack-ws", daemon=True)
+        thread = threading.Thread(
+            target=ws.run_forever, kwargs={"skip_utf8_validation": True}, name="backpack-ws", daemon=True
+        )
         thread.start()
         while thread.is_alive():
             if self.stop_event.wait(0.2):
@@ -111,14 +114,10 @@ class Poller:
         connection = ws.sock
         if connection is None or connection.sock is None:
             return
-        try:
+        with contextlib.suppress(Exception):
             connection.send_close()
-        except Exception:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             connection.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def run(self) -> None:
         attempt = 0

@@ -1,10 +1,14 @@
 """Backpack frames to exact integer quotes. Defensive: the wire drifts from the docs."""
+
 import json
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+import re
+from decimal import ROUND_CEILING, ROUND_FLOOR
 
-from app.assets.catalog import ASSET_BY_MARKET
-from app.prices.store import Quote, now_micros
+from core.assets import ASSET_BY_MARKET
+from core.money import NotAnAmount, to_units
+from core.prices import Quote, now_micros
 
+ASCII_INTEGER = re.compile(r"\s*[0-9]{1,19}\s*")  # str.isdigit() would accept "²"
 
 # Microsecond timestamps since 1970 passed 10**14 in 1973; millisecond ones will not reach it before 5138.
 MILLISECOND_EPOCH_LIMIT = 10**14
@@ -18,26 +22,18 @@ def _integer(value, name: str) -> int:
     """Ids and timestamps: JSON numbers on the wire, strings in the docs; accept both."""
     if isinstance(value, bool):
         raise BadFrame(f"{name} is not an integer: {value!r}")
-    if isinstance(value, int):
+    if isinstance(value, int) and 0 <= value < 2**63:
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and ASCII_INTEGER.fullmatch(value):
         return int(value)
     raise BadFrame(f"{name} is not an integer: {value!r}")
 
 
-def to_units(value, decimals: int, rounding: str) -> int:
-    """A decimal price string as an integer in `decimals`; extra digits rounded by `rounding`."""
-    if value is None:
-        raise BadFrame("side is empty (null)")
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise BadFrame(f"price is not a decimal string: {value!r}")
+def _price(value, decimals: int, rounding: str) -> int:
     try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise BadFrame(f"price is not a decimal: {value!r}") from None
-    if not number.is_finite() or number <= 0:
-        raise BadFrame(f"price is not positive: {value!r}")
-    return int(number.scaleb(decimals).to_integral_value(rounding=rounding))
+        return to_units(value, decimals, rounding)
+    except NotAnAmount as exc:
+        raise BadFrame(f"price is {exc}") from None
 
 
 def parse_frame(raw: str | bytes) -> Quote | None:
@@ -48,7 +44,7 @@ def parse_frame(raw: str | bytes) -> Quote | None:
     """
     try:
         frame = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # also UnicodeDecodeError and over-long integers
         raise BadFrame(f"not JSON: {raw[:80]!r}") from None
     if not isinstance(frame, dict):
         raise BadFrame(f"not a JSON object: {raw[:80]!r}")
@@ -62,8 +58,8 @@ def parse_frame(raw: str | bytes) -> Quote | None:
     asset = ASSET_BY_MARKET.get(data.get("s"))
     if asset is None:
         return None
-    bid = to_units(data.get("b"), asset.decimals, ROUND_FLOOR)
-    ask = to_units(data.get("a"), asset.decimals, ROUND_CEILING)
+    bid = _price(data.get("b"), asset.decimals, ROUND_FLOOR)
+    ask = _price(data.get("a"), asset.decimals, ROUND_CEILING)
     if bid > ask:
         raise BadFrame(f"crossed book for {asset.symbol}: bid {bid} > ask {ask}")
     event_time = data.get("E", data.get("T"))

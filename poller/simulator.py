@@ -6,8 +6,10 @@ with no acknowledgement, 4002/4006/4008 error frames, silence for unknown symbol
 per-market update id, protocol pings. Prices follow a seeded random walk or a replay file
 (JSON lines of `{"s": market, "b": bid, "a": ask}`), and connections can be dropped on purpose.
 """
+
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -54,10 +56,8 @@ def _quantize(value: Decimal, step: Decimal) -> str:
 
 async def _send(connection, text: str) -> None:
     """Send, ignoring a connection that closed meanwhile (as a server's fan-out would)."""
-    try:
+    with contextlib.suppress(ConnectionClosed):
         await connection.send(text)
-    except ConnectionClosed:
-        pass
 
 
 def frame(stream: str, data: dict) -> str:
@@ -67,8 +67,9 @@ def frame(stream: str, data: dict) -> str:
 class Simulator:
     """The server. `start()` runs it on a background thread; the controls are thread-safe."""
 
-    def __init__(self, host="127.0.0.1", port=0, seed=1, interval_s=0.1, ping_interval_s=60.0,
-                 replay: list[dict] | None = None):
+    def __init__(
+        self, host="127.0.0.1", port=0, seed=1, interval_s=0.1, ping_interval_s=60.0, replay: list[dict] | None = None
+    ):
         self.host, self.port = host, port
         self.rng = random.Random(seed)
         self.interval_s = interval_s
@@ -83,6 +84,7 @@ class Simulator:
         self._ready = threading.Event()
         self._stop: asyncio.Future | None = None
         self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     @property
     def url(self) -> str:
@@ -104,16 +106,20 @@ class Simulator:
 
     def drop_connections(self) -> None:
         """Abort every connection without a close frame, as a network failure would."""
+
         def abort():
             for connection in list(self.connections):
                 connection.transport.abort()
+
         self._loop.call_soon_threadsafe(abort)
 
     def close_connections(self, code: int = 1001) -> None:
         """Send every client a Close frame, as Backpack does before a server shuts down."""
+
         def close():
             for connection in list(self.connections):
-                asyncio.ensure_future(connection.close(code, "server shutting down"))
+                self._spawn(connection.close(code, "server shutting down"))
+
         self._loop.call_soon_threadsafe(close)
 
     def set_quote(self, symbol: str, bid: str, ask: str) -> None:
@@ -123,20 +129,34 @@ class Simulator:
 
     def broadcast_raw(self, *texts: str) -> None:
         """Send `texts` as they are, back to back, to every connection (malformed frames, bursts)."""
+
         async def send():
             for connection in list(self.connections):
                 for text in texts:
                     await _send(connection, text)
+
         asyncio.run_coroutine_threadsafe(send(), self._loop)
+
+    def _spawn(self, coroutine) -> None:
+        """Run `coroutine` on the loop, holding a reference until it is done (the loop keeps only weak ones)."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # protocol
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = self._loop.create_future()
         # Backpack closes a client that has not answered a ping in time (60 s / 120 s on the wire).
-        async with serve(self._handle, self.host, self.port, ping_interval=self.ping_interval_s,
-                         ping_timeout=self.ping_interval_s * 2, close_timeout=self.ping_interval_s,
-                         compression=None) as server:
+        async with serve(
+            self._handle,
+            self.host,
+            self.port,
+            ping_interval=self.ping_interval_s,
+            ping_timeout=self.ping_interval_s * 2,
+            close_timeout=self.ping_interval_s,
+            compression=None,
+        ) as server:
             self.port = server.sockets[0].getsockname()[1]
             ticker = asyncio.create_task(self._tick())
             self._ready.set()
@@ -194,19 +214,29 @@ class Simulator:
         return {
             "A": _quantize(Decimal(self.rng.uniform(0.1, 50)), market.step),
             "B": _quantize(Decimal(self.rng.uniform(0.1, 50)), market.step),
-            "E": now, "T": now - self.rng.randint(200, 3000),
-            "a": _quantize(ask, market.tick), "b": _quantize(bid, market.tick),
-            "e": "bookTicker", "s": market.symbol, "u": market.update_id,
+            "E": now,
+            "T": now - self.rng.randint(200, 3000),
+            "a": _quantize(ask, market.tick),
+            "b": _quantize(bid, market.tick),
+            "e": "bookTicker",
+            "s": market.symbol,
+            "u": market.update_id,
         }
 
     def _trade(self, market: Market) -> dict:
         market.trade_id += 1
         now = time.time_ns() // 1000
         return {
-            "E": now, "T": now // 1000 * 1000, "a": str(self.rng.randint(10**9, 10**10)),
-            "b": str(self.rng.randint(10**9, 10**10)), "e": "trade", "m": self.rng.random() < 0.5,
-            "p": _quantize(market.mid, market.tick), "q": _quantize(Decimal(self.rng.uniform(0.01, 2)), market.step),
-            "s": market.symbol, "t": market.trade_id,
+            "E": now,
+            "T": now // 1000 * 1000,
+            "a": str(self.rng.randint(10**9, 10**10)),
+            "b": str(self.rng.randint(10**9, 10**10)),
+            "e": "trade",
+            "m": self.rng.random() < 0.5,
+            "p": _quantize(market.mid, market.tick),
+            "q": _quantize(Decimal(self.rng.uniform(0.01, 2)), market.step),
+            "s": market.symbol,
+            "t": market.trade_id,
         }
 
     async def _tick(self) -> None:
@@ -222,7 +252,7 @@ class Simulator:
                 for connection, streams in list(self.subscriptions.items()):
                     for stream in streams & frames.keys():
                         self.frames_sent += 1
-                        asyncio.ensure_future(_send(connection, frames[stream]))
+                        self._spawn(_send(connection, frames[stream]))
 
 
 def main() -> None:

@@ -1,31 +1,32 @@
-"""Engine tasks: each is one short transaction around the pure rules in `workers.rules`.
+"""Engine tasks: each is one short transaction around the pure rules in `core.rules`.
 
 Tasks take only an order id (or an asset), lock the order together with its owner's balance
 row, and re-check the order's state first, so a redelivered or duplicated task is a no-op.
 """
+
 import json
 import logging
 import uuid
 from datetime import timedelta
 
 import redis
+from celery import shared_task
 from flask import current_app
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app.assets.catalog import ASSETS
 from app.balances.service import post_entry
 from app.extensions import db, redis_client
 from app.models import Balance, Order, utcnow
-from app.prices.store import PriceStore, Quote
-from celery_app import celery
-from workers import rules
+from core import rules
+from core.assets import ASSETS
+from core.enums import CloseReason, LedgerKind, OrderStatus, RejectReason
+from core.keys import ORDER_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
+from core.prices import PriceStore, Quote
+from core.tasks import CHECK_TRIGGERS, CLOSE_ORDER, EXECUTE_ORDER, SWEEP_STUCK_ORDERS
 
 log = logging.getLogger(__name__)
 
-ORDER_EVENTS_CHANNEL = "order-events:{order_id}"
-TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}"
-TRIGGER_CHECK_FLAG_TTL_S = 10
 SWEEP_BATCH = 500
 MAX_QUANTITY = 2**63 - 1
 
@@ -62,9 +63,9 @@ def _lock_order(order_id) -> tuple[Balance, Order] | tuple[None, None]:
     return (row[0], row[1]) if row else (None, None)
 
 
-def _reject(order: Order, reason: str) -> None:
+def _reject(order: Order, reason: RejectReason) -> None:
     log.info("rejected order %s (%s %s): %s", order.id, order.asset, order.side, reason)
-    order.status = "rejected"
+    order.status = OrderStatus.REJECTED
     order.reject_reason = reason
     order.closed_at = utcnow()
 
@@ -74,66 +75,74 @@ def _fill(balance: Balance, order: Order, quote: Quote) -> None:
     fill = rules.open_fill(order.side, quote.bid, quote.ask)
     qty = rules.quantity(order.margin, order.leverage, fill, decimals) if fill > 0 else 0
     if not rules.slippage_ok(order.side, order.requested_price, fill, order.slippage_bps):
-        _reject(order, "slippage_exceeded")
+        _reject(order, RejectReason.SLIPPAGE_EXCEEDED)
     elif not rules.stops_valid(order.side, fill, order.stop_loss, order.take_profit):
-        _reject(order, "invalid_stops")
+        _reject(order, RejectReason.INVALID_STOPS)
     elif not 0 < qty <= MAX_QUANTITY:
-        _reject(order, "invalid_quantity")
+        _reject(order, RejectReason.INVALID_QUANTITY)
     elif balance.usd < order.margin:
-        _reject(order, "insufficient_balance")
+        _reject(order, RejectReason.INSUFFICIENT_BALANCE)
     else:
-        order.status = "open"
+        order.status = OrderStatus.OPEN
         order.open_price = fill
         order.quantity = qty
         order.liquidation_price = rules.liquidation_price(
             order.side, fill, qty, order.margin, current_app.config["LIQUIDATION_RATIO"], decimals
         )
         order.opened_at = utcnow()
-        post_entry(balance, "open", -order.margin, order.margin, order)
-        log.info("opened order %s: %s %s x%d margin %d at %d", order.id, order.asset, order.side,
-                 order.leverage, order.margin, fill)
+        post_entry(balance, LedgerKind.OPEN, -order.margin, order.margin, order)
+        log.info(
+            "opened order %s: %s %s x%d margin %d at %d",
+            order.id,
+            order.asset,
+            order.side,
+            order.leverage,
+            order.margin,
+            fill,
+        )
 
 
-def _settle(balance: Balance, order: Order, quote: Quote, reason: str) -> None:
-    closing = rules.close_at(order.side, order.open_price, order.quantity, order.margin,
-                             ASSETS[order.asset].decimals, quote.bid, quote.ask)
-    order.status = "closed"
+def _settle(balance: Balance, order: Order, quote: Quote, reason: CloseReason) -> None:
+    closing = rules.close_at(
+        order.side, order.open_price, order.quantity, order.margin, ASSETS[order.asset].decimals, quote.bid, quote.ask
+    )
+    order.status = OrderStatus.CLOSED
     order.close_price = closing.price
     order.pnl = closing.pnl
     order.close_reason = reason
     order.closed_at = utcnow()
-    post_entry(balance, "close", closing.credit, -order.margin, order)
+    post_entry(balance, LedgerKind.CLOSE, closing.credit, -order.margin, order)
     log.info("closed order %s (%s) at %d: pnl %d", order.id, reason, closing.price, closing.pnl)
 
 
 def open_position(order_id) -> None:
     """Fill a pending order at the current price, or reject it with a reason."""
     balance, order = _lock_order(order_id)
-    if order is None or order.status != "pending":
+    if order is None or order.status != OrderStatus.PENDING:
         db.session.rollback()
         return
     quote = _fresh_quote(order.asset)
     if quote is None:
-        _reject(order, "price_unavailable")
+        _reject(order, RejectReason.PRICE_UNAVAILABLE)
     else:
         _fill(balance, order, quote)
     db.session.commit()
     publish_order_event(order_id)
 
 
-def close_position(order_id) -> str | None:
-    """Close an open position at the current price; returns an error string if it cannot."""
+def close_position(order_id) -> RejectReason | None:
+    """Close an open position at the current price; returns why it could not, if it could not."""
     balance, order = _lock_order(order_id)
-    if order is None or order.status != "open":
+    if order is None or order.status != OrderStatus.OPEN:
         db.session.rollback()
         return None
     quote = _fresh_quote(order.asset)
     if quote is None:
         order.close_requested_at = None  # the requester is told it failed; nothing retries it
         db.session.commit()
-        publish_order_event(order_id, error="price_unavailable")
-        return "price_unavailable"
-    _settle(balance, order, quote, "user")
+        publish_order_event(order_id, error=RejectReason.PRICE_UNAVAILABLE)
+        return RejectReason.PRICE_UNAVAILABLE
+    _settle(balance, order, quote, CloseReason.USER)
     db.session.commit()
     publish_order_event(order_id)
     return None
@@ -153,13 +162,13 @@ def crossed_order_ids(asset: str, quote: Quote) -> list[uuid.UUID]:
         or_(Order.liquidation_price <= quote.ask, Order.stop_loss <= quote.ask, Order.take_profit >= quote.ask),
     )
     rows = db.session.execute(
-        select(Order.id).where(Order.status == "open", Order.asset == asset, or_(long_crossed, short_crossed))
+        select(Order.id).where(Order.status == OrderStatus.OPEN, Order.asset == asset, or_(long_crossed, short_crossed))
     )
     return list(rows.scalars())
 
 
-def _trigger_reason(order: Order | None, quote: Quote) -> str | None:
-    if order is None or order.status != "open":
+def _trigger_reason(order: Order | None, quote: Quote) -> CloseReason | None:
+    if order is None or order.status != OrderStatus.OPEN:
         return None
     position = rules.Position(order.side, order.liquidation_price, order.stop_loss, order.take_profit)
     return rules.close_trigger(position, quote.bid, quote.ask)
@@ -188,12 +197,10 @@ def stuck_order_ids(older_than: timedelta) -> tuple[list, list]:
     """Accepted work with no result yet: pending opens and requested closes older than the bound."""
     cutoff = utcnow() - older_than
     pending = db.session.execute(
-        select(Order.id).where(Order.status == "pending", Order.created_at < cutoff).limit(SWEEP_BATCH)
+        select(Order.id).where(Order.status == OrderStatus.PENDING, Order.created_at < cutoff).limit(SWEEP_BATCH)
     ).scalars()
     closing = db.session.execute(
-        select(Order.id)
-        .where(Order.status == "open", Order.close_requested_at < cutoff)
-        .limit(SWEEP_BATCH)
+        select(Order.id).where(Order.status == OrderStatus.OPEN, Order.close_requested_at < cutoff).limit(SWEEP_BATCH)
     ).scalars()
     return list(pending), list(closing)
 
@@ -207,32 +214,25 @@ RETRY_ON_OUTAGE = dict(
 )
 
 
-@celery.task(name="engine.execute_order", **RETRY_ON_OUTAGE)
+@shared_task(name=EXECUTE_ORDER, **RETRY_ON_OUTAGE)
 def execute_order(order_id: str) -> None:
     open_position(uuid.UUID(order_id))
 
 
-@celery.task(name="engine.close_order", **RETRY_ON_OUTAGE)
-def close_order(order_id: str) -> None:
-    close_position(uuid.UUID(order_id))
+@shared_task(name=CLOSE_ORDER, **RETRY_ON_OUTAGE)
+def close_order(order_id: str) -> str | None:
+    """Returns why the close failed, if it did (shown in Flower); the waiting request was told."""
+    return close_position(uuid.UUID(order_id))
 
 
-@celery.task(name="engine.check_triggers")
+@shared_task(name=CHECK_TRIGGERS)
 def check_triggers(asset: str) -> int:
     """Runs after price moves; clearing the flag first lets the next move schedule another check."""
     redis_client.delete(TRIGGER_CHECK_FLAG.format(asset=asset))
     return close_crossed_positions(asset)
 
 
-def request_trigger_check(client, asset: str, enqueue=None) -> bool:
-    """Enqueue a trigger check for `asset` unless one is already pending (coalesces price moves)."""
-    if client.set(TRIGGER_CHECK_FLAG.format(asset=asset), 1, nx=True, ex=TRIGGER_CHECK_FLAG_TTL_S):
-        (enqueue or check_triggers.delay)(asset)
-        return True
-    return False
-
-
-@celery.task(name="engine.sweep_stuck_orders")
+@shared_task(name=SWEEP_STUCK_ORDERS)
 def sweep_stuck_orders() -> dict:
     """Re-enqueue accepted work that never got a result (lost message, crash before enqueue)."""
     pending, closing = stuck_order_ids(timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"]))

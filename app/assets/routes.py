@@ -1,8 +1,8 @@
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from app.assets.catalog import ASSETS
+from app.blueprint import Blueprint
+from core.assets import ASSETS
 
 blp = Blueprint("assets", __name__, description="The assets you can trade")
 

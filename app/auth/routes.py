@@ -1,21 +1,23 @@
 from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_jwt_extended import set_access_cookies
-from flask_smorest import Blueprint
 
 from app.auth import service
 from app.auth.schemas import EmailSchema, MessageSchema, TokenQuerySchema, TokenSchema
+from app.blueprint import Blueprint
+from app.errors import ErrorCode, documents
 from app.extensions import limiter
 
 blp = Blueprint("auth", __name__, description="Sign up and sign in with a magic link")
 
+LINK_MESSAGE = "Check your email: a sign-in link is on its way"
 SIGN_IN_MESSAGE = "If an account exists for this email, a sign-in link is on its way"
 
 
 def _email_key() -> str:
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
-    return f"email:{service.normalize_email(email)}" if isinstance(email, str) else "email:<none>"
+    return f"email:{email.strip().lower()[:300]}" if isinstance(email, str) else "email:<none>"
 
 
 def _rate_limited(view):
@@ -28,12 +30,13 @@ class SignUp(MethodView):
     @_rate_limited
     @blp.arguments(EmailSchema)
     @blp.response(200, MessageSchema)
-    @blp.alt_response(409, description="user_exists")
-    @blp.alt_response(429, description="rate_limited")
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.RATE_LIMITED)
     def post(self, body):
-        """Create an account with the starting balance and email a sign-in link."""
-        service.sign_up(body["email"])
-        return {"message": "Account created; check your email for the sign-in link"}
+        """Create an account with the starting balance (if the address has none) and mail a sign-in link.
+
+        The answer is the same for a registered address, which gets a sign-in link instead."""
+        service.request_link(body["email"], create_account=True)
+        return {"message": LINK_MESSAGE}
 
 
 @blp.route("/signin")
@@ -41,10 +44,10 @@ class SignIn(MethodView):
     @_rate_limited
     @blp.arguments(EmailSchema)
     @blp.response(200, MessageSchema)
-    @blp.alt_response(429, description="rate_limited")
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.RATE_LIMITED)
     def post(self, body):
         """Email a sign-in link; answers the same whether or not the account exists."""
-        service.request_sign_in(body["email"])
+        service.request_link(body["email"], create_account=False)
         return {"message": SIGN_IN_MESSAGE}
 
 
@@ -52,7 +55,7 @@ class SignIn(MethodView):
 class RedeemLink(MethodView):
     @blp.arguments(TokenQuerySchema, location="query")
     @blp.response(200, TokenSchema)
-    @blp.alt_response(401, description="unauthorized: invalid, used or expired link")
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED)
     def get(self, query):
         """Follow the emailed link: returns a JWT and sets it as an HttpOnly cookie (with CSRF cookie)."""
         token = service.redeem_link(query["token"])

@@ -1,8 +1,18 @@
 from marshmallow import Schema, fields, validate
 
 
+class NormalizedEmail(fields.Email):
+    """An address as stored: stripped and lower-cased *before* it is validated, since case
+    folding can grow it (\"İ\" lower-cases to two code points) past the column's 254."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            value = value.strip().lower()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class EmailSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = NormalizedEmail(required=True, validate=validate.Length(max=254))
 
 
 class MessageSchema(Schema):

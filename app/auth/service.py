@@ -1,76 +1,94 @@
-"""Accounts and magic-link sign-in. Link tokens are random, stored hashed, single use."""
+"""Accounts and magic-link sign-in. Link tokens are random, stored hashed, single use.
+
+Sign-up and sign-in do the same work in the request, whether or not the address has an
+account: one `mail_outbox` row, committed, then its id enqueued by name. The mailer creates
+the account (on sign-up) and the link, so neither the answer nor its timing tells whether an
+address is registered, and a broker outage only delays the mail (the outbox sweep resends it).
+"""
+
 import hashlib
 import secrets
 from datetime import timedelta
 
 from flask import current_app
-from flask_jwt_extended import create_access_token, current_user
+from flask_jwt_extended import create_access_token
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert
 
 from app.balances.service import post_entry
-from app.errors import abort
+from app.errors import ErrorCode, abort
 from app.extensions import db
-from app.models import Balance, LoginToken, User, utcnow
+from app.models import Balance, LoginToken, MailOutbox, User, utcnow
+from app.tasks import enqueue
+from core.enums import LedgerKind
+from core.tasks import SEND_SIGN_IN_LINK
 
 LINK_TTL = timedelta(minutes=15)
 SIGN_IN_PATH = "/api/v1/signin/post"
-
-
-def current_user_id() -> int:
-    return current_user.id
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
 def create_user(email: str) -> User:
-    """The user with the starting balance credited through the ledger, in one transaction."""
-    user = User(email=normalize_email(email))
-    db.session.add(user)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        abort(409, "user_exists", "An account with this email already exists")
-    balance = Balance(user_id=user.id, usd=0, locked_margin=0)
+    """The account for `email` with the starting balance credited through the ledger (the
+    existing account, unchanged, if there is one), in the caller's transaction."""
+    user_id = db.session.execute(
+        insert(User).values(email=email, created_at=utcnow()).on_conflict_do_nothing().returning(User.id)
+    ).scalar_one_or_none()
+    if user_id is None:
+        return db.session.execute(select(User).where(User.email == email)).scalar_one()
+    balance = Balance(user_id=user_id, usd=0, locked_margin=0)
     db.session.add(balance)
-    post_entry(balance, "deposit", current_app.config["STARTING_BALANCE"], 0)
-    return user
+    post_entry(balance, LedgerKind.DEPOSIT, current_app.config["STARTING_BALANCE"], 0)
+    return db.session.get(User, user_id)
 
 
-def _issue_link(user: User) -> str:
+def request_link(email: str, create_account: bool) -> None:
+    """Queue a sign-in link for `email` (an address already normalized by `EmailSchema`)."""
+    outbox_id = db.session.execute(
+        insert(MailOutbox)
+        .values(email=email, create_account=create_account, created_at=utcnow())
+        .returning(MailOutbox.id)
+    ).scalar_one()
+    db.session.commit()
+    enqueue(SEND_SIGN_IN_LINK, outbox_id)
+
+
+def take_link_to_send(outbox_id: int) -> tuple[str, str] | None:
+    """For the mailer: lock an outbox row and return (address, link) to mail, creating the
+    account on sign-up and the login token; None if there is nothing to send.
+
+    The caller mails the link, then calls `mark_sent` to delete the row and commit it all;
+    if mailing fails it rolls back, and the token (and new account) never existed.
+    """
+    row = db.session.execute(
+        select(MailOutbox).where(MailOutbox.id == outbox_id).with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if row is None:  # sent already, or being sent by a duplicate delivery right now
+        return None
+    if row.create_account:
+        user = create_user(row.email)
+    else:
+        user = db.session.execute(select(User).where(User.email == row.email)).scalar_one_or_none()
+    if user is None:  # sign-in for an address without an account: nothing to send
+        mark_sent(outbox_id)
+        return None
     token = secrets.token_urlsafe(32)
     db.session.add(LoginToken(user_id=user.id, token_hash=_hash(token), expires_at=utcnow() + LINK_TTL))
-    return f"{current_app.config['PUBLIC_URL']}{SIGN_IN_PATH}?token={token}"
+    return row.email, f"{current_app.config['PUBLIC_URL']}{SIGN_IN_PATH}?token={token}"
 
 
-def _send_link(email: str, link: str) -> None:
-    from workers.mail import send_sign_in_link
-
-    send_sign_in_link.apply_async(args=[email, link], argsrepr=f"({email!r}, '<sign-in link>')")
-
-
-def sign_up(email: str) -> None:
-    user = create_user(email)
-    link = _issue_link(user)
+def mark_sent(outbox_id: int) -> None:
+    db.session.execute(db.delete(MailOutbox).where(MailOutbox.id == outbox_id))
     db.session.commit()
-    _send_link(user.email, link)
 
 
-def request_sign_in(email: str) -> None:
-    """Send a link if the user exists; the caller answers the same either way (no enumeration)."""
-    user = db.session.execute(select(User).where(User.email == normalize_email(email))).scalar_one_or_none()
-    if user is None:
-        return
-    link = _issue_link(user)
-    db.session.commit()
-    _send_link(user.email, link)
+def unsent_outbox_ids(older_than: timedelta, limit: int = 500) -> list[int]:
+    cutoff = utcnow() - older_than
+    query = select(MailOutbox.id).where(MailOutbox.created_at < cutoff).order_by(MailOutbox.id).limit(limit)
+    return list(db.session.execute(query).scalars())
 
 
 def redeem_link(token: str) -> str:
@@ -80,7 +98,7 @@ def redeem_link(token: str) -> str:
     ).scalar_one_or_none()
     if login is None or login.used_at is not None or login.expires_at <= utcnow():
         db.session.rollback()
-        abort(401, "unauthorized", "This sign-in link is invalid, used or expired")
+        abort(ErrorCode.UNAUTHORIZED, "This sign-in link is invalid, used or expired")
     login.used_at = utcnow()
     db.session.commit()
     return create_access_token(identity=str(login.user_id))

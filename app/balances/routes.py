@@ -1,10 +1,11 @@
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
-from app.auth.service import current_user_id
 from app.balances.schemas import AmountSchema, BalancesSchema
 from app.balances.service import balances_view
+from app.blueprint import Blueprint
+from app.errors import ErrorCode, documents
+from app.identity import current_user_id
 
 blp = Blueprint("balances", __name__, description="USD balance and locked margin")
 
@@ -13,7 +14,7 @@ blp = Blueprint("balances", __name__, description="USD balance and locked margin
 class UsdBalance(MethodView):
     @jwt_required()
     @blp.response(200, AmountSchema)
-    @blp.alt_response(401, description="unauthorized")
+    @documents(blp, ErrorCode.UNAUTHORIZED)
     def get(self):
         """Free USD balance (margin of open positions excluded)."""
         return balances_view(current_user_id())["USD"]
@@ -23,7 +24,7 @@ class UsdBalance(MethodView):
 class Balances(MethodView):
     @jwt_required()
     @blp.response(200, BalancesSchema)
-    @blp.alt_response(401, description="unauthorized")
+    @documents(blp, ErrorCode.UNAUTHORIZED)
     def get(self):
         """Every balance: free USD, locked margin, and the (always zero) CFD asset balances."""
         return balances_view(current_user_id())

@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields
 
-from app.assets.catalog import ASSETS
+from core.assets import ASSETS
 
 
 class AmountSchema(Schema):

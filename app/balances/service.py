@@ -1,12 +1,14 @@
 """Balances and their ledger. Every balance change goes through `post_entry`."""
+
 from sqlalchemy import func, select
 
-from app.assets.catalog import ASSETS, USD_DECIMALS
 from app.extensions import db
 from app.models import Balance, LedgerEntry, Order
+from core.assets import ASSETS, USD_DECIMALS
+from core.enums import LedgerKind
 
 
-def post_entry(balance: Balance, kind: str, usd_delta: int, locked_delta: int, order: Order | None = None):
+def post_entry(balance: Balance, kind: LedgerKind, usd_delta: int, locked_delta: int, order: Order | None = None):
     """Change `balance` and append the matching ledger entry, in the caller's transaction.
 
     The caller holds the balance row lock (or has just created the row).
@@ -54,10 +56,7 @@ def ledger_mismatches() -> list[dict]:
         select(Balance.user_id, Balance.usd, Balance.locked_margin, sums.c.usd, sums.c.locked)
         .outerjoin(sums, sums.c.user_id == Balance.user_id)
         .where(
-            (Balance.usd != func.coalesce(sums.c.usd, 0))
-            | (Balance.locked_margin != func.coalesce(sums.c.locked, 0))
+            (Balance.usd != func.coalesce(sums.c.usd, 0)) | (Balance.locked_margin != func.coalesce(sums.c.locked, 0))
         )
     ).all()
-    return [
-        {"userId": r[0], "usd": r[1], "lockedMargin": r[2], "ledgerUsd": r[3], "ledgerLocked": r[4]} for r in rows
-    ]
+    return [{"userId": r[0], "usd": r[1], "lockedMargin": r[2], "ledgerUsd": r[3], "ledgerLocked": r[4]} for r in rows]

@@ -1,10 +1,12 @@
 """Health of each part; a failing part is reported, never raised."""
+
 from flask import current_app
 from sqlalchemy import text
 
-from app.assets.catalog import ASSETS
 from app.extensions import db, redis_client
-from app.prices.store import FeedStatus, PriceStore
+from core.assets import ASSETS
+from core.prices import FeedStatus, PriceStore
+from core.tasks import ENGINE_WORKER_PREFIX
 
 ENGINE_PING_TIMEOUT_S = 1.0
 
@@ -23,8 +25,7 @@ def _ping_database():
 
 
 def _ping_engine():
-    from celery_app import ENGINE_WORKER_PREFIX, celery
-
+    celery = current_app.extensions["celery"]
     # A connection of its own: a pooled one may be dead after a Redis restart, and a broadcast
     # (unlike publishing a task) is not retried, so the engine would look down when it is not.
     with celery.connection_for_write() as connection:
@@ -44,8 +45,10 @@ def _prices() -> dict:
             quote = store.read(symbol)
         except Exception:
             quote = None
-        age = quote.age_s() if quote else None
-        report[symbol] = {"ok": age is not None and age <= max_age, "ageSeconds": age}
+        report[symbol] = {
+            "ok": quote is not None and quote.is_fresh(max_age),
+            "ageSeconds": quote.age_s() if quote else None,
+        }
     return report
 
 

@@ -1,11 +1,11 @@
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from app.assets.catalog import ASSETS
+from app.blueprint import Blueprint
 from app.extensions import redis_client
-from app.prices.store import PriceStore
+from core.assets import ASSETS
+from core.prices import PriceStore
 
 blp = Blueprint("prices", __name__, description="Latest Backpack best bid/ask per asset")
 
@@ -33,7 +33,12 @@ class Prices(MethodView):
         for symbol, asset in ASSETS.items():
             quote = store.read(symbol)
             if quote is not None:
-                age = quote.age_s()
-                prices[symbol] = {"bid": quote.bid, "ask": quote.ask, "decimals": asset.decimals,
-                                  "time": quote.time_us, "ageSeconds": age, "stale": age > max_age}
+                prices[symbol] = {
+                    "bid": quote.bid,
+                    "ask": quote.ask,
+                    "decimals": asset.decimals,
+                    "time": quote.time_us,
+                    "ageSeconds": quote.age_s(),
+                    "stale": not quote.is_fresh(max_age),
+                }
         return prices

@@ -1,11 +1,11 @@
 from flask import jsonify, request
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
-from flask_smorest import Blueprint
 
-from app.auth.service import current_user_id
-from app.errors import abort
+from app.blueprint import Blueprint
+from app.errors import ErrorCode, abort, documents
 from app.extensions import db
+from app.identity import current_user_id
 from app.trading import service
 from app.trading.schemas import (
     CloseTradeSchema,
@@ -14,26 +14,11 @@ from app.trading.schemas import (
     PendingOrderSchema,
     TradeListQuerySchema,
 )
+from core.enums import OrderStatus
 
 blp = Blueprint("trading", __name__, description="Open and close leveraged long/short positions")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-ERRORS = {
-    400: "insufficient_balance",
-    401: "unauthorized",
-    404: "not_found",
-    409: "already_closed / slippage_exceeded",
-    503: "price_unavailable",
-}
-
-
-def _document_errors(*statuses):
-    def decorate(view):
-        for status in statuses:
-            view = blp.alt_response(status, description=ERRORS[status])(view)
-        return view
-
-    return decorate
 
 
 def _accepted(order, status: str):
@@ -46,7 +31,7 @@ def _accepted(order, status: str):
 def _idempotency_key() -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is not None and not 1 <= len(key) <= 255:
-        abort(422, "validation", f"{IDEMPOTENCY_HEADER} must be 1 to 255 characters")
+        abort(ErrorCode.VALIDATION, f"{IDEMPOTENCY_HEADER} must be 1 to 255 characters")
     return key
 
 
@@ -56,11 +41,19 @@ class CreateTrade(MethodView):
     @blp.arguments(CreateTradeSchema)
     @blp.response(200, OrderSchema, description="Executed by the engine")
     @blp.alt_response(202, schema=PendingOrderSchema, description="Accepted; the engine has not answered yet")
-    @_document_errors(400, 401, 409, 503)
+    @documents(
+        blp,
+        ErrorCode.VALIDATION,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.INSUFFICIENT_BALANCE,
+        ErrorCode.SLIPPAGE_EXCEEDED,
+        ErrorCode.IDEMPOTENCY_MISMATCH,
+        ErrorCode.PRICE_UNAVAILABLE,
+    )
     def post(self, body):
         """Open a position (optional `Idempotency-Key` header makes retries safe)."""
         order = service.create_order(current_user_id(), body, _idempotency_key())
-        if order.status == "pending":
+        if order.status == OrderStatus.PENDING:
             return _accepted(order, "pending")
         return order
 
@@ -71,11 +64,19 @@ class CloseTrade(MethodView):
     @blp.arguments(CloseTradeSchema)
     @blp.response(200, OrderSchema, description="Closed at the current price")
     @blp.alt_response(202, schema=PendingOrderSchema, description="Close accepted; not executed yet")
-    @_document_errors(401, 404, 409, 503)
+    @documents(
+        blp,
+        ErrorCode.VALIDATION,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ALREADY_CLOSED,
+        ErrorCode.NOT_OPEN,
+        ErrorCode.PRICE_UNAVAILABLE,
+    )
     def post(self, body):
         """Close an open position at the current price."""
         order = service.close(current_user_id(), body["orderId"])
-        if order.status != "closed":
+        if order.status != OrderStatus.CLOSED:
             return _accepted(order, "closing")
         return order
 
@@ -84,7 +85,7 @@ class CloseTrade(MethodView):
 class Trade(MethodView):
     @jwt_required()
     @blp.response(200, OrderSchema)
-    @_document_errors(401, 404)
+    @documents(blp, ErrorCode.UNAUTHORIZED, ErrorCode.NOT_FOUND)
     def get(self, order_id):
         """One of your orders (open ones with their unrealized PnL)."""
         return service.with_unrealized_pnl([service.get_order(current_user_id(), order_id)])[0]
@@ -94,14 +95,21 @@ class Trade(MethodView):
 class Trades(MethodView):
     @jwt_required()
     @blp.arguments(TradeListQuerySchema, location="query")
-    @blp.response(200, OrderSchema(many=True), headers={
-        "X-Total-Count": {"description": "orders matching the filter", "schema": {"type": "integer"}},
-    })
-    @_document_errors(401)
+    @blp.response(
+        200,
+        OrderSchema(many=True),
+        headers={
+            "X-Total-Count": {"description": "orders matching the filter", "schema": {"type": "integer"}},
+        },
+    )
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED)
     def get(self, query):
         """Your orders, newest first, `page_size` per `page`."""
         page = db.paginate(
             service.list_orders(current_user_id(), query.get("status")),
-            page=query["page"], per_page=query["page_size"], error_out=False, count=True,
+            page=query["page"],
+            per_page=query["page_size"],
+            error_out=False,
+            count=True,
         )
         return service.with_unrealized_pnl(page.items), 200, {"X-Total-Count": str(page.total)}

@@ -1,23 +1,39 @@
-from marshmallow import Schema, fields, validate, validates_schema, ValidationError
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.assets.catalog import ASSETS, QUANTITY_DECIMALS
 from app.fields import StrictInteger
+from core.assets import ASSETS, QUANTITY_DECIMALS
+from core.enums import CloseReason, OrderStatus, OrderType, RejectReason, Side
 
 MAX_AMOUNT = 10**15  # far above any real balance or price, and far below BIGINT's range
-SIDES = ("long", "short")
-STATUSES = ("pending", "open", "closed", "rejected")
+
+
+def one_of(enum) -> validate.OneOf:
+    return validate.OneOf([member.value for member in enum])
+
+
+def enum_metadata(enum, description: str | None = None) -> dict:
+    metadata: dict = {"enum": [member.value for member in enum]}
+    if description:
+        metadata["description"] = description
+    return metadata
 
 
 class CreateTradeSchema(Schema):
     asset = fields.String(required=True, validate=validate.OneOf(tuple(ASSETS)))
-    type = fields.String(required=True, validate=validate.OneOf(SIDES))
-    margin = StrictInteger(required=True, validate=validate.Range(min=100, max=MAX_AMOUNT),
-                           metadata={"description": "USD units (2 decimals)"})
+    type = fields.String(required=True, validate=one_of(Side))
+    margin = StrictInteger(
+        required=True,
+        validate=validate.Range(min=100, max=MAX_AMOUNT),
+        metadata={"description": "USD units (2 decimals)"},
+    )
     leverage = StrictInteger(required=True, validate=validate.Range(min=1, max=100))
-    slippage = StrictInteger(load_default=100, validate=validate.Range(min=1, max=10_000),
-                             metadata={"description": "basis points"})
-    price = StrictInteger(validate=validate.Range(min=1, max=MAX_AMOUNT),
-                          metadata={"description": "price the client saw, in the asset's decimals"})
+    slippage = StrictInteger(
+        load_default=100, validate=validate.Range(min=1, max=10_000), metadata={"description": "basis points"}
+    )
+    price = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "price the client saw, in the asset's decimals"},
+    )
     stopLoss = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=MAX_AMOUNT))
     takeProfit = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=MAX_AMOUNT))
 
@@ -26,9 +42,9 @@ class CreateTradeSchema(Schema):
         stop, take = data.get("stopLoss"), data.get("takeProfit")
         if stop is None or take is None:
             return
-        if data.get("type") == "long" and not stop < take:
+        if data.get("type") == Side.LONG and not stop < take:
             raise ValidationError("a long's stopLoss must be below its takeProfit", "stopLoss")
-        if data.get("type") == "short" and not stop > take:
+        if data.get("type") == Side.SHORT and not stop > take:
             raise ValidationError("a short's stopLoss must be above its takeProfit", "stopLoss")
 
 
@@ -37,7 +53,7 @@ class CloseTradeSchema(Schema):
 
 
 class TradeListQuerySchema(Schema):
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = fields.String(validate=one_of(OrderStatus))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10**6))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
@@ -45,8 +61,9 @@ class TradeListQuerySchema(Schema):
 class OrderSchema(Schema):
     orderId = fields.String(attribute="id", required=True)
     asset = fields.String(required=True)
-    type = fields.String(attribute="side", required=True)
-    status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    type = fields.String(attribute="side", required=True, metadata=enum_metadata(Side))
+    orderType = fields.String(attribute="order_type", required=True, metadata=enum_metadata(OrderType))
+    status = fields.String(required=True, metadata=enum_metadata(OrderStatus))
     margin = fields.Integer(required=True)
     leverage = fields.Integer(required=True)
     slippage = fields.Integer(attribute="slippage_bps")
@@ -56,14 +73,16 @@ class OrderSchema(Schema):
     closePrice = fields.Integer(attribute="close_price", allow_none=True)
     pnl = fields.Integer(allow_none=True)
     unrealizedPnl = fields.Integer(
-        attribute="unrealized_pnl", allow_none=True, dump_default=None,
+        attribute="unrealized_pnl",
+        allow_none=True,
+        dump_default=None,
         metadata={"description": "open positions: PnL if closed at the latest fresh price (USD units)"},
     )
     liquidationPrice = fields.Integer(attribute="liquidation_price", allow_none=True)
     stopLoss = fields.Integer(attribute="stop_loss", allow_none=True)
     takeProfit = fields.Integer(attribute="take_profit", allow_none=True)
-    closeReason = fields.String(attribute="close_reason", allow_none=True)
-    rejectReason = fields.String(attribute="reject_reason", allow_none=True)
+    closeReason = fields.String(attribute="close_reason", allow_none=True, metadata=enum_metadata(CloseReason))
+    rejectReason = fields.String(attribute="reject_reason", allow_none=True, metadata=enum_metadata(RejectReason))
     decimals = fields.Function(lambda order: ASSETS[order.asset].decimals, dump_only=True)
     createdAt = fields.DateTime(attribute="created_at")
     closedAt = fields.DateTime(attribute="closed_at", allow_none=True)
@@ -71,4 +90,4 @@ class OrderSchema(Schema):
 
 class PendingOrderSchema(Schema):
     orderId = fields.String(required=True)
-    status = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": [OrderStatus.PENDING.value, "closing"]})

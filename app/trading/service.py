@@ -4,6 +4,7 @@ The API never changes balances itself; it writes `pending` orders (and close req
 engine executes them one at a time. Enqueueing happens after the commit, and the engine's sweep
 re-enqueues anything whose message got lost, so an accepted trade is never dropped.
 """
+
 import hashlib
 import json
 import logging
@@ -15,42 +16,38 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from app.assets.catalog import ASSETS
-from app.errors import abort
+from app.errors import ErrorCode, abort
 from app.extensions import db, redis_client
 from app.models import IdempotencyKey, Order, utcnow
-from app.prices.store import PriceStore
-from workers import rules
-from workers.engine import ORDER_EVENTS_CHANNEL, close_order, execute_order
+from app.tasks import enqueue
+from core import rules
+from core.assets import ASSETS
+from core.enums import CloseReason, OrderStatus, RejectReason
+from core.keys import ORDER_EVENTS_CHANNEL
+from core.prices import PriceStore
+from core.tasks import CLOSE_ORDER, EXECUTE_ORDER
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.1
 
 # How the engine's reject reasons reach the client.
 REJECTIONS = {
-    "insufficient_balance": (400, "Not enough free USD balance for the margin"),
-    "slippage_exceeded": (409, "Price moved beyond the requested slippage"),
-    "price_unavailable": (503, "No fresh price for this asset"),
-    "invalid_stops": (422, "stopLoss/takeProfit are on the wrong side of the fill price"),
-    "invalid_quantity": (422, "margin x leverage / price gives no tradable quantity"),
+    RejectReason.INSUFFICIENT_BALANCE: (ErrorCode.INSUFFICIENT_BALANCE, "Not enough free USD balance for the margin"),
+    RejectReason.SLIPPAGE_EXCEEDED: (ErrorCode.SLIPPAGE_EXCEEDED, "Price moved beyond the requested slippage"),
+    RejectReason.PRICE_UNAVAILABLE: (ErrorCode.PRICE_UNAVAILABLE, "No fresh price for this asset"),
+    RejectReason.INVALID_STOPS: (ErrorCode.VALIDATION, "stopLoss/takeProfit are on the wrong side of the fill price"),
+    RejectReason.INVALID_QUANTITY: (ErrorCode.VALIDATION, "margin x leverage / price gives no tradable quantity"),
 }
 
 
 def _error_for(reason: str):
-    status, message = REJECTIONS[reason]
-    abort(status, "validation" if status == 422 else reason, message)
+    code, message = REJECTIONS[RejectReason(reason)]
+    abort(code, message)
 
 
 def _require_fresh_price(asset: str) -> None:
     if PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"]) is None:
-        abort(503, "price_unavailable", f"No fresh price for {asset}")
-
-
-def _enqueue(task, order_id) -> None:
-    try:
-        task.delay(str(order_id))
-    except Exception:  # broker down: the engine's sweep picks the order up once it is back
-        log.exception("could not enqueue %s for order %s; the sweep will retry", task.name, order_id)
+        abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh price for {asset}")
 
 
 def _request_hash(body: dict) -> str:
@@ -61,10 +58,10 @@ def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:
     try:
         key = order_id if isinstance(order_id, uuid.UUID) else uuid.UUID(order_id)
     except (ValueError, TypeError):
-        abort(404, "not_found", "No such order")
+        abort(ErrorCode.NOT_FOUND, "No such order")
     order = db.session.get(Order, key)
     if order is None or order.user_id != user_id:
-        abort(404, "not_found", "No such order")
+        abort(ErrorCode.NOT_FOUND, "No such order")
     return order
 
 
@@ -72,14 +69,21 @@ def with_unrealized_pnl(orders: list[Order]) -> list[Order]:
     """Mark open positions with what closing them at the latest fresh price would realize."""
     store, quotes = PriceStore(redis_client), {}
     for order in orders:
-        if order.status != "open":
+        if order.status != OrderStatus.OPEN:
             continue
         if order.asset not in quotes:
             quotes[order.asset] = store.read_fresh(order.asset, current_app.config["PRICE_MAX_AGE_S"])
         quote = quotes[order.asset]
         if quote is not None:
-            order.unrealized_pnl = rules.close_at(order.side, order.open_price, order.quantity, order.margin,
-                                                  ASSETS[order.asset].decimals, quote.bid, quote.ask).pnl
+            order.unrealized_pnl = rules.close_at(
+                order.side,
+                order.open_price,
+                order.quantity,
+                order.margin,
+                ASSETS[order.asset].decimals,
+                quote.bid,
+                quote.ask,
+            ).pnl
     return orders
 
 
@@ -95,7 +99,7 @@ def _existing_for_key(user_id: int, key: str, request_hash: str) -> Order | None
     if record is None:
         return None
     if record.request_hash != request_hash:
-        abort(422, "idempotency_mismatch", "This Idempotency-Key was used with a different request body")
+        abort(ErrorCode.IDEMPOTENCY_MISMATCH, "This Idempotency-Key was used with a different request body")
     return db.session.get(Order, record.order_id)
 
 
@@ -119,15 +123,16 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
         requested_price=body.get("price"),
         stop_loss=body.get("stopLoss"),
         take_profit=body.get("takeProfit"),
-        status="pending",
+        status=OrderStatus.PENDING,
     )
     db.session.add(order)
     db.session.flush()
     if idempotency_key:
         claimed = db.session.execute(
             insert(IdempotencyKey)
-            .values(user_id=user_id, key=idempotency_key, request_hash=request_hash, order_id=order_id,
-                    created_at=utcnow())
+            .values(
+                user_id=user_id, key=idempotency_key, request_hash=request_hash, order_id=order_id, created_at=utcnow()
+            )
             .on_conflict_do_nothing()
             .returning(IdempotencyKey.key)
         ).scalar_one_or_none()
@@ -135,33 +140,33 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
             db.session.rollback()
             return wait_for_open(_existing_for_key(user_id, idempotency_key, request_hash).id)
     db.session.commit()
-    _enqueue(execute_order, order_id)
+    enqueue(EXECUTE_ORDER, str(order_id))
     return wait_for_open(order_id)
 
 
 def close(user_id: int, order_id: str) -> Order:
     order = get_order(user_id, order_id)
-    if order.status in ("closed", "rejected"):
-        abort(409, "already_closed", "The order is already closed")
-    if order.status == "pending":
-        abort(409, "not_open", "The order has not been executed yet")
+    if order.status == OrderStatus.CLOSED:
+        abort(ErrorCode.ALREADY_CLOSED, "The order is already closed")
+    if order.status != OrderStatus.OPEN:
+        abort(ErrorCode.NOT_OPEN, f"The order is {order.status}, not open")
     _require_fresh_price(order.asset)
     order_id = order.id
     order.close_requested_at = utcnow()
     db.session.commit()
-    _enqueue(close_order, order_id)
-    order, error = _wait(order_id, lambda o: o.status == "closed")
+    enqueue(CLOSE_ORDER, str(order_id))
+    order, error = _wait(order_id, lambda o: o.status == OrderStatus.CLOSED)
     if error:
         _error_for(error)
-    if order.status == "closed" and order.close_reason != "user":
-        abort(409, "already_closed", f"The position was closed by {order.close_reason} first")
+    if order.status == OrderStatus.CLOSED and order.close_reason != CloseReason.USER:
+        abort(ErrorCode.ALREADY_CLOSED, f"The position was closed by {order.close_reason} first")
     return order
 
 
 def wait_for_open(order_id: uuid.UUID) -> Order:
     """The order once the engine executed it (raising the contract's error for a rejection)."""
-    order, _ = _wait(order_id, lambda o: o.status != "pending")
-    if order.status == "rejected":
+    order, _ = _wait(order_id, lambda o: o.status != OrderStatus.PENDING)
+    if order.status == OrderStatus.REJECTED:
         _error_for(order.reject_reason)
     return order
 

@@ -1,4 +1,5 @@
 """The assets the service trades, their decimals and the Backpack market that prices them."""
+
 from dataclasses import dataclass
 
 USD_DECIMALS = 2

@@ -1,12 +1,14 @@
 """The trading rules, by hand-computed tables and by properties."""
+
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers import rules
-from workers.rules import LONG, SHORT
+from core import rules
+from core.enums import CloseReason
+from core.rules import LONG, SHORT
 
 RATIO = Decimal("0.9")
 
@@ -112,14 +114,14 @@ def test_stops_valid(side, open_price, stop, take, ok):
     "position, bid, ask, reason",
     [
         (rules.Position(LONG, 900, 950, 1200), 1000, 1001, None),
-        (rules.Position(LONG, 900, 950, 1200), 950, 951, rules.STOP_LOSS),
-        (rules.Position(LONG, 900, 950, 1200), 900, 901, rules.LIQUIDATION),  # liquidation wins
-        (rules.Position(LONG, 900, 950, 1200), 1200, 1201, rules.TAKE_PROFIT),
+        (rules.Position(LONG, 900, 950, 1200), 950, 951, CloseReason.STOP_LOSS),
+        (rules.Position(LONG, 900, 950, 1200), 900, 901, CloseReason.LIQUIDATION),  # liquidation wins
+        (rules.Position(LONG, 900, 950, 1200), 1200, 1201, CloseReason.TAKE_PROFIT),
         (rules.Position(LONG, 900), 1_000_000, 1_000_001, None),
         (rules.Position(SHORT, 1100, 1050, 800), 1000, 1001, None),
-        (rules.Position(SHORT, 1100, 1050, 800), 1049, 1050, rules.STOP_LOSS),
-        (rules.Position(SHORT, 1100, 1050, 800), 1099, 1100, rules.LIQUIDATION),
-        (rules.Position(SHORT, 1100, 1050, 800), 799, 800, rules.TAKE_PROFIT),
+        (rules.Position(SHORT, 1100, 1050, 800), 1049, 1050, CloseReason.STOP_LOSS),
+        (rules.Position(SHORT, 1100, 1050, 800), 1099, 1100, CloseReason.LIQUIDATION),
+        (rules.Position(SHORT, 1100, 1050, 800), 799, 800, CloseReason.TAKE_PROFIT),
         # a short closes at the ask: a bid below the take-profit alone does not trigger it
         (rules.Position(SHORT, 1100, None, 800), 799, 801, None),
     ],
@@ -151,14 +153,15 @@ def test_money_is_conserved_and_pnl_sign_matches_direction(side, margin, leverag
 
 
 @given(side_st, st.integers(100, 10**9), st.integers(1, 100), price_st, decimals_st, st.integers(1, 10**12))
-def test_liquidation_price_marks_exactly_where_loss_reaches_the_ratio(side, margin, leverage, open_price,
-                                                                      decimals, price):
+def test_liquidation_price_marks_exactly_where_loss_reaches_the_ratio(
+    side, margin, leverage, open_price, decimals, price
+):
     qty = rules.quantity(margin, leverage, open_price, decimals)
     if qty == 0:
         return
     liq = rules.liquidation_price(side, open_price, qty, margin, RATIO, decimals)
     position = rules.Position(side, liq)
-    crossed = rules.close_trigger(position, price, price) == rules.LIQUIDATION
+    crossed = rules.close_trigger(position, price, price) == CloseReason.LIQUIDATION
     # the exact (untruncated) loss at `price`, compared without rounding
     move = (open_price - price) if side == LONG else (price - open_price)
     loss_reaches_ratio = move * qty * 10 >= 9 * margin * rules.scale(decimals)

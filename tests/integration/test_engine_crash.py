@@ -1,4 +1,5 @@
 """SIGKILL the engine worker mid-run: every accepted order still ends in one state, once."""
+
 import threading
 import time
 from collections import Counter
@@ -8,20 +9,14 @@ import pytest
 from app.balances.service import ledger_mismatches
 from app.extensions import db
 from app.models import LedgerEntry, Order
+from tests.helpers import count_orders as count
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 
 
-def count(app, *where) -> int:
-    with app.app_context():
-        return db.session.execute(db.select(db.func.count()).select_from(Order).where(*where)).scalar_one()
-
-
 def wait_until_executed(app, at_least: int) -> None:
-    deadline = time.monotonic() + 30
-    while count(app, Order.status != "pending") < at_least:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    eventually(lambda: count(app, Order.status != "pending") >= at_least, timeout=30, interval=0.01)
 
 
 def test_worker_killed_mid_run_loses_and_doubles_nothing(app, engine_worker, make_user, set_price):
@@ -51,12 +46,14 @@ def test_worker_killed_mid_run_loses_and_doubles_nothing(app, engine_worker, mak
     for thread in threads:
         thread.start()
     wait_until_executed(app, at_least=10)
+    in_flight_at_kill = count(app, Order.status == "pending")
     engine_worker.kill()
     time.sleep(0.5)
     engine_worker.start()
     for thread in threads:
         thread.join(120)
     assert unexpected == []
+    assert in_flight_at_kill > 0, "the kill must interrupt work: accepted orders were waiting for the engine"
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

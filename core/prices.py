@@ -4,16 +4,13 @@
 time, µs) and `u` (Backpack update id). A Lua script replaces it only with a newer update and
 publishes the update on `prices:<ASSET>` in the same atomic step.
 """
+
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
-import redis
-
-PRICE_KEY = "price:{asset}"
-PRICE_CHANNEL = "prices:{asset}"
-FEED_STATUS_KEY = "feed:status"
-LAST_MESSAGE_FIELD = "last:"
+from core.keys import FEED_LAST_MESSAGE_FIELD, FEED_STATUS_KEY, PRICE_CHANNEL, PRICE_KEY
 
 # KEYS[1] price hash, KEYS[2] feed status; ARGV: bid, ask, time, u, channel, payload,
 # status field, receipt time. Newer means a larger update id; without ids (u = -1), a later
@@ -36,6 +33,10 @@ return 1
 """
 
 
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
 @dataclass(frozen=True)
 class Quote:
     asset: str
@@ -48,13 +49,13 @@ class Quote:
         now_us = now_us if now_us is not None else now_micros()
         return max(0, now_us - self.time_us) / 1_000_000
 
-
-def now_micros() -> int:
-    return time.time_ns() // 1000
+    def is_fresh(self, max_age_s: float, now_us: int | None = None) -> bool:
+        """The one freshness rule: trading uses a quote no older than `max_age_s` (PRICE_MAX_AGE_S)."""
+        return self.age_s(now_us) <= max_age_s
 
 
 class PriceStore:
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: Any):
         self.client = client
         self._write = client.register_script(_WRITE_IF_NEWER)
 
@@ -66,9 +67,16 @@ class PriceStore:
         payload = json.dumps({"asset": quote.asset, "bid": quote.bid, "ask": quote.ask, "time": quote.time_us})
         stored = self._write(
             keys=[PRICE_KEY.format(asset=quote.asset), FEED_STATUS_KEY],
-            args=[quote.bid, quote.ask, quote.time_us, quote.update_id,
-                  PRICE_CHANNEL.format(asset=quote.asset), payload,
-                  f"{LAST_MESSAGE_FIELD}{quote.asset}", now_micros()],
+            args=[
+                quote.bid,
+                quote.ask,
+                quote.time_us,
+                quote.update_id,
+                PRICE_CHANNEL.format(asset=quote.asset),
+                payload,
+                f"{FEED_LAST_MESSAGE_FIELD}{quote.asset}",
+                now_micros(),
+            ],
         )
         return bool(stored)
 
@@ -79,17 +87,15 @@ class PriceStore:
         return Quote(asset, int(values["bid"]), int(values["ask"]), int(values["time"]), int(values["u"]))
 
     def read_fresh(self, asset: str, max_age_s: float) -> Quote | None:
-        """The latest quote if it is no older than `max_age_s`, else None."""
+        """The latest quote if it is fresh, else None."""
         quote = self.read(asset)
-        if quote is None or quote.age_s() > max_age_s:
-            return None
-        return quote
+        return quote if quote is not None and quote.is_fresh(max_age_s) else None
 
 
 class FeedStatus:
     """The poller's health in Redis: connection state, reconnect count, last message per asset."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: Any):
         self.client = client
 
     def set_state(self, state: str) -> None:
@@ -105,8 +111,8 @@ class FeedStatus:
             "state": values.get("state"),
             "reconnects": int(values.get("reconnects", 0)),
             "lastMessageAgeSeconds": {
-                key.removeprefix(LAST_MESSAGE_FIELD): max(0, now - int(value)) / 1_000_000
+                key.removeprefix(FEED_LAST_MESSAGE_FIELD): max(0, now - int(value)) / 1_000_000
                 for key, value in values.items()
-                if key.startswith(LAST_MESSAGE_FIELD)
+                if key.startswith(FEED_LAST_MESSAGE_FIELD)
             },
         }

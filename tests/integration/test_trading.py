@@ -1,40 +1,16 @@
 """Full HTTP -> Celery -> PostgreSQL flow with a real engine worker process."""
+
 import threading
-import time
 import uuid
 
 import pytest
 
-from app.balances.service import ledger_mismatches
 from app.extensions import db
 from app.models import Balance, LedgerEntry, Order
+from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, eventually, open_trade, wait_for_status
+from tests.helpers import usd_balance as balance
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
-
-BTC_BID, BTC_ASK = 1_000_000_000, 1_000_100_000  # 100000.0000 / 100010.0000
-
-
-def open_trade(client, headers, **overrides):
-    body = {"asset": "BTC", "type": "long", "margin": 100_000, "leverage": 10, **overrides}
-    return client.post("/api/v1/trade/create", json=body, headers=headers)
-
-
-def balance(client, headers) -> int:
-    response = client.get("/api/v1/balance/usd", headers=headers)
-    assert response.status_code == 200
-    return response.json["balance"]
-
-
-def assert_ledger_balances(app):
-    with app.app_context():
-        assert ledger_mismatches() == []
-        for row in db.session.execute(db.select(Balance)).scalars():
-            open_margin = db.session.execute(
-                db.select(db.func.coalesce(db.func.sum(Order.margin), 0)).where(
-                    Order.user_id == row.user_id, Order.status == "open"
-                )
-            ).scalar_one()
-            assert row.locked_margin == open_margin
 
 
 def test_open_and_close_long_settles_pnl_through_the_ledger(app, client, make_user, set_price):
@@ -121,7 +97,7 @@ def test_stale_or_missing_price_is_503(client, make_user, set_price):
 
 
 def test_same_idempotency_key_gives_one_order(app, client, make_user, set_price):
-    user_id, headers = make_user()
+    _user_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     keyed = {**headers, "Idempotency-Key": "retry-me-1"}
     first = open_trade(client, keyed)
@@ -176,7 +152,8 @@ def test_validation_errors_are_422_json(client, make_user):
         response = client.post("/api/v1/trade/create", json=body, headers=headers)
         assert response.status_code == 422, body
         assert response.json["error"] == "validation" and response.json["code"] == 422
-    broken = client.post("/api/v1/trade/create", data="{not json", headers={**headers, "Content-Type": "application/json"})
+    json_headers = {**headers, "Content-Type": "application/json"}
+    broken = client.post("/api/v1/trade/create", data="{not json", headers=json_headers)
     assert broken.status_code == 400 and broken.json["error"] == "validation"
     assert client.get("/api/v1/trades?status=bogus", headers=headers).status_code == 422
 
@@ -195,17 +172,6 @@ def test_trades_list_newest_first_and_filtered(client, make_user, set_price):
     assert open_ids == ids[:0:-1]
     closed = client.get("/api/v1/trades?status=closed", headers=headers).json
     assert [o["orderId"] for o in closed] == [ids[0]]
-
-
-def wait_for_status(app, order_id, status, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with app.app_context():
-            order = db.session.get(Order, order_id)
-            if order.status == status:
-                return order
-        time.sleep(0.05)
-    raise AssertionError(f"order {order_id} never became {status}")
 
 
 def test_price_moves_trigger_liquidation_stop_loss_and_take_profit(app, client, make_user, set_price):
@@ -229,21 +195,19 @@ def test_price_moves_trigger_liquidation_stop_loss_and_take_profit(app, client, 
     assert_ledger_balances(app)
 
 
-def test_sweep_executes_orders_whose_message_was_lost(app, make_user, set_price):
-    """An order committed as pending but never enqueued (API crashed in between) still executes."""
-    from workers.engine import sweep_stuck_orders
-
+def test_sweep_executes_orders_whose_message_was_lost(app, make_user, make_order, set_price):
+    """An order committed as pending but never enqueued (API crashed in between) is executed by
+    the beat process's sweep once it is older than PENDING_SWEEP_AFTER_S."""
     user_id, _ = make_user()
-    set_price("BTC", BTC_BID, BTC_ASK)
-    with app.app_context():
-        order = Order(user_id=user_id, asset="BTC", side="long", margin=10_000, leverage=1, slippage_bps=100)
-        db.session.add(order)
-        db.session.commit()
-        order_id = order.id
-    time.sleep(2.5)  # older than PENDING_SWEEP_AFTER_S
-    set_price("BTC", BTC_BID, BTC_ASK)
-    sweep_stuck_orders.delay()
-    assert wait_for_status(app, order_id, "open").open_price == BTC_ASK
+    order_id = make_order(user_id)
+
+    def refresh_price_until_open():
+        set_price("BTC", BTC_BID, BTC_ASK)
+        with app.app_context():
+            order = db.session.get(Order, order_id)
+            return order if order.status == "open" else None
+
+    assert eventually(refresh_price_until_open, timeout=30, interval=0.5).open_price == BTC_ASK
     assert_ledger_balances(app)
 
 
@@ -302,14 +266,11 @@ def test_stops_on_the_wrong_side_of_the_fill_are_rejected_by_the_engine(client, 
     assert balance(client, headers) == 500_000
 
 
-def test_closing_an_order_the_engine_has_not_executed_is_409(app, client, make_user):
+@pytest.mark.parametrize("status", ["pending", "rejected"])
+def test_closing_an_order_that_is_not_open_is_409_not_open(client, make_user, make_order, status):
     user_id, headers = make_user()
-    with app.app_context():
-        order = Order(user_id=user_id, asset="BTC", side="long", margin=10_000, leverage=1, slippage_bps=100)
-        db.session.add(order)
-        db.session.commit()
-        order_id = str(order.id)
-    response = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers)
+    order_id = make_order(user_id, status=status)
+    response = client.post("/api/v1/trade/close", json={"orderId": str(order_id)}, headers=headers)
     assert response.status_code == 409 and response.json["error"] == "not_open"
 
 
@@ -335,9 +296,11 @@ def test_duplicate_deliveries_of_engine_tasks_change_nothing(app, client, make_u
     barrier = open_trade(client, headers, margin=10_000)
     assert barrier.status_code == 200
     with app.app_context():
-        kinds = db.session.execute(
-            db.select(LedgerEntry.kind).where(LedgerEntry.order_id == uuid.UUID(order_id))
-        ).scalars().all()
+        kinds = (
+            db.session.execute(db.select(LedgerEntry.kind).where(LedgerEntry.order_id == uuid.UUID(order_id)))
+            .scalars()
+            .all()
+        )
     assert sorted(kinds) == ["close", "open"]
     assert balance(client, headers) == 500_000 + closed["pnl"] - 10_000
     assert_ledger_balances(app)

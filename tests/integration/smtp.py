@@ -1,4 +1,5 @@
 """A real SMTP server in the test process (aiosmtpd), keeping what it receives."""
+
 from email import message_from_bytes
 
 from aiosmtpd.controller import Controller

@@ -4,6 +4,8 @@ order is executed exactly once, the ledger balances, and the API answered JSON a
 These restart the embedded servers, so they run only when the tests use them (`make test`
 without DATABASE_URL/REDIS_URL); `make test-faults` runs just this file.
 """
+
+import contextlib
 import os
 import signal
 import threading
@@ -17,12 +19,14 @@ import redis
 from app.balances.service import ledger_mismatches
 from app.extensions import db
 from app.models import LedgerEntry, Order
-from config import DATA_DIR
+from config import data_dir
 
+DATA_DIR = data_dir()
 pytestmark = [
     pytest.mark.usefixtures("engine_worker"),
     pytest.mark.skipif(
-        str(DATA_DIR / "pg") not in os.environ["DATABASE_URL"] or "127.0.0.1" not in os.environ["REDIS_URL"],
+        str(DATA_DIR / "pg") not in os.environ.get("DATABASE_URL", str(DATA_DIR / "pg"))
+        or "127.0.0.1" not in os.environ.get("REDIS_URL", "127.0.0.1"),
         reason="fault tests restart the embedded servers; they cannot restart servers given by URL",
     ),
 ]
@@ -41,16 +45,17 @@ class Load:
 
     def _prices(self):
         while not self.stop.wait(0.5):
-            try:
+            with contextlib.suppress(Exception):  # Redis is down: so is the feed
                 self.set_price("BTC", **BTC)
-            except Exception:
-                pass  # Redis is down: so is the feed
 
     def _client(self, headers):
         client = self.app.test_client()
         while not self.stop.is_set():
-            response = client.post("/api/v1/trade/create", headers=headers,
-                                   json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 2})
+            response = client.post(
+                "/api/v1/trade/create",
+                headers=headers,
+                json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 2},
+            )
             self.answers[response.status_code] += 1
             if not response.is_json:
                 self.non_json.append(response.status_code)
@@ -94,8 +99,9 @@ def assert_nothing_lost_or_doubled(app, load):
     with app.app_context():
         orders = {str(o.id): o for o in db.session.execute(db.select(Order)).scalars()}
         assert set(load.accepted) <= set(orders)
-        opened = Counter(e.order_id for e in db.session.execute(
-            db.select(LedgerEntry).where(LedgerEntry.kind == "open")).scalars())
+        opened = Counter(
+            e.order_id for e in db.session.execute(db.select(LedgerEntry).where(LedgerEntry.kind == "open")).scalars()
+        )
         for order in orders.values():
             assert opened[order.id] == (1 if order.status == "open" else 0), order.status
         assert ledger_mismatches() == []
@@ -114,8 +120,11 @@ def test_redis_restart_under_load(app, client, make_user, set_price):
         time.sleep(1)
         during = client.get("/api/v1/health")
         assert during.status_code == 503 and during.json["redis"]["ok"] is False
-        trade = client.post("/api/v1/trade/create", headers=users[0][1],
-                            json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 2})
+        trade = client.post(
+            "/api/v1/trade/create",
+            headers=users[0][1],
+            json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 2},
+        )
         assert trade.status_code == 503 and trade.is_json
         from devstack import ensure_redis
 
@@ -181,9 +190,9 @@ def test_feed_loss_makes_prices_stale_then_recovers(app, client, make_user):
 
 
 def test_health_sees_the_engine_right_after_a_redis_restart(app, client):
-    from celery_app import celery
     from devstack import ensure_redis
 
+    celery = app.extensions["celery"]
     assert healthy(client, "engine")  # the process's pooled broker connections are now in use
     redis.Redis.from_url(app.config["REDIS_URL"]).shutdown(nosave=True)
     ensure_redis(1)

@@ -1,77 +1,16 @@
 """The poller against the local Backpack simulator over a real socket, writing to real Redis."""
-import json
-import random
+
 import threading
 import time
 
 import pytest
 import redis
 
-from app.prices.store import FeedStatus, PriceStore, Quote, now_micros
-from poller.feed import Poller, backoff_delay
-from poller.normalize import BadFrame, parse_frame
+from core.prices import FeedStatus, PriceStore, Quote, now_micros
+from poller.feed import Poller
+from tests.helpers import book_ticker, eventually
 
 MARKETS = ["SOL_USDC", "BTC_USDC", "ETH_USDC"]
-
-
-def book_ticker(symbol, bid, ask, u=1, E=1754517402450016, **extra):
-    data = {"A": "1.0", "B": "1.0", "E": E, "T": 1754517402449064, "a": ask, "b": bid, "e": "bookTicker", "s": symbol,
-            "u": u, **extra}
-    return json.dumps({"data": data, "stream": f"bookTicker.{symbol}"})
-
-
-@pytest.mark.parametrize(
-    "symbol, bid, ask, asset, bid_units, ask_units",
-    [
-        ("SOL_USDC", "178.42", "178.43", "SOL", 178_420_000, 178_430_000),
-        ("BTC_USDC", "118318.3", "118318.4", "BTC", 1_183_183_000, 1_183_184_000),
-        ("ETH_USDC", "3667.49", "3667.50", "ETH", 3_667_490_000, 3_667_500_000),
-        # more digits than the asset keeps: the bid rounds down, the ask up (never a narrower spread)
-        ("BTC_USDC", "118318.31239", "118318.31231", "BTC", 1_183_183_123, 1_183_183_124),
-        ("SOL_USDC", "178.4200009", "178.4200001", "SOL", 178_420_000, 178_420_001),
-    ],
-)
-def test_normalization_table(symbol, bid, ask, asset, bid_units, ask_units):
-    quote = parse_frame(book_ticker(symbol, bid, ask))
-    assert (quote.asset, quote.bid, quote.ask) == (asset, bid_units, ask_units)
-    assert quote.time_us == 1754517402450016 and quote.update_id == 1
-
-
-def test_update_id_and_time_accepted_as_strings_or_numbers():
-    assert parse_frame(book_ticker("SOL_USDC", "1", "2", u="111063070525358080")).update_id == 111063070525358080
-    millis = parse_frame(book_ticker("SOL_USDC", "1", "2", E=1754517402450))
-    assert millis.time_us == 1754517402450000
-    assert parse_frame(book_ticker("SOL_USDC", "1", "2", E="1754517402450016")).time_us == 1754517402450016
-    assert parse_frame(book_ticker("SOL_USDC", "1", "2", u=None)).update_id == -1
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        "not json",
-        b"\xff\xfe",
-        "[1, 2]",
-        '{"id": null, "error": {"code": 4002, "message": "Parse error"}}',
-        '{"stream": "bookTicker.SOL_USDC", "data": "oops"}',
-        book_ticker("SOL_USDC", None, "178.43"),
-        book_ticker("SOL_USDC", "178.42", None),
-        book_ticker("SOL_USDC", "abc", "178.43"),
-        book_ticker("SOL_USDC", "-1", "178.43"),
-        book_ticker("SOL_USDC", 1.5, "178.43"),
-        book_ticker("SOL_USDC", "179", "178"),
-        book_ticker("SOL_USDC", "1", "2", u=True),
-        book_ticker("SOL_USDC", "1", "2", E="soon"),
-    ],
-)
-def test_bad_frames_raise_bad_frame(raw):
-    with pytest.raises(BadFrame):
-        parse_frame(raw)
-
-
-def test_frames_without_a_tracked_quote_are_ignored():
-    assert parse_frame(book_ticker("DOGE_USDC", "1", "2")) is None
-    trade = {"data": {"e": "trade", "s": "SOL_USDC", "p": "1"}, "stream": "trade.SOL_USDC"}
-    assert parse_frame(json.dumps(trade)) is None
 
 
 def test_only_a_newer_update_replaces_the_stored_quote(app_ctx):
@@ -86,14 +25,6 @@ def test_only_a_newer_update_replaces_the_stored_quote(app_ctx):
     assert store.read_fresh("SOL", max_age_s=10) is None  # time 500 µs after the epoch is stale
 
 
-def test_backoff_is_exponential_with_full_jitter_and_capped():
-    rng = random.Random(7)
-    for attempt in range(12):
-        delays = [backoff_delay(attempt, 0.5, 30, rng) for _ in range(200)]
-        assert all(0 <= d <= min(30, 0.5 * 2**attempt) for d in delays)
-        assert max(delays) > min(30, 0.5 * 2**attempt) * 0.8
-
-
 @pytest.fixture
 def redis_conn(app):
     return redis.Redis.from_url(app.config["REDIS_URL"], decode_responses=True)
@@ -102,8 +33,9 @@ def redis_conn(app):
 @pytest.fixture
 def running_poller(simulator, redis_conn):
     moved = []
-    poller = Poller(simulator.url, MARKETS, redis_conn, on_quote=moved.append, silence_s=1.0,
-                    backoff_base_s=0.05, backoff_cap_s=0.2)
+    poller = Poller(
+        simulator.url, MARKETS, redis_conn, on_quote=moved.append, silence_s=1.0, backoff_base_s=0.05, backoff_cap_s=0.2
+    )
     poller.moved = moved
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
@@ -111,15 +43,6 @@ def running_poller(simulator, redis_conn):
     poller.stop()
     thread.join(5)
     assert not thread.is_alive()
-
-
-def eventually(check, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_quotes_for_every_asset_reach_redis(running_poller, redis_conn):
@@ -215,8 +138,11 @@ def test_a_silent_half_open_socket_is_replaced(running_poller, simulator):
 
 def test_malformed_and_error_frames_are_skipped_and_the_feed_goes_on(running_poller, simulator):
     eventually(lambda: running_poller.frames > 5)
-    for raw in ("garbage", '{"id":null,"error":{"code":4006,"message":"Invalid stream"}}',
-                book_ticker("SOL_USDC", None, "1")):
+    for raw in (
+        "garbage",
+        '{"id":null,"error":{"code":4006,"message":"Invalid stream"}}',
+        book_ticker("SOL_USDC", None, "1"),
+    ):
         simulator.broadcast_raw(raw)
     eventually(lambda: running_poller.bad_frames >= 3)
     frames = running_poller.frames
@@ -234,15 +160,26 @@ def test_stale_prices_are_reported_by_health_and_refused_by_prices_store(app, cl
     assert prices["ETH"]["stale"] is True
 
 
+class RecordingSender:
+    """Stands in for the poller's Celery client: records the task names and arguments sent."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send_task(self, name, args=(), **options):
+        self.sent.append((name, *args))
+
+
 def test_price_moves_coalesce_into_one_pending_check_per_asset(app_ctx):
     from app.extensions import redis_client
-    from workers.engine import TRIGGER_CHECK_FLAG, request_trigger_check
+    from core.keys import TRIGGER_CHECK_FLAG
+    from core.tasks import request_trigger_check
 
-    enqueued = []
+    sender = RecordingSender()
     for _ in range(50):
-        request_trigger_check(redis_client, "SOL", enqueue=enqueued.append)
-    request_trigger_check(redis_client, "BTC", enqueue=enqueued.append)
-    assert enqueued == ["SOL", "BTC"]
+        request_trigger_check(redis_client, sender, "SOL")
+    request_trigger_check(redis_client, sender, "BTC")
+    assert sender.sent == [("engine.check_triggers", "SOL"), ("engine.check_triggers", "BTC")]
     redis_client.delete(TRIGGER_CHECK_FLAG.format(asset="SOL"))  # what the check task does first
-    request_trigger_check(redis_client, "SOL", enqueue=enqueued.append)
-    assert enqueued == ["SOL", "BTC", "SOL"]
+    request_trigger_check(redis_client, sender, "SOL")
+    assert sender.sent[-1] == ("engine.check_triggers", "SOL") and len(sender.sent) == 3

@@ -1,4 +1,5 @@
 """The parts together: health, the OpenAPI document, price feed to liquidation, the ledger check."""
+
 import threading
 import time
 
@@ -15,11 +16,17 @@ pytestmark = pytest.mark.usefixtures("engine_worker")
 @pytest.fixture
 def live_feed(app, simulator):
     """The simulator feeding a real poller that signals the engine, as `make run FEED=sim` does."""
-    from workers.engine import request_trigger_check
+    from core.tasks import request_trigger_check
 
     conn = redis.Redis.from_url(app.config["REDIS_URL"], decode_responses=True)
-    poller = Poller(simulator.url, ["SOL_USDC", "BTC_USDC", "ETH_USDC"], conn,
-                    on_quote=lambda quote: request_trigger_check(conn, quote.asset), silence_s=2)
+    sender = app.extensions["celery"]
+    poller = Poller(
+        simulator.url,
+        ["SOL_USDC", "BTC_USDC", "ETH_USDC"],
+        conn,
+        on_quote=lambda quote: request_trigger_check(conn, sender, quote.asset),
+        silence_s=2,
+    )
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -49,9 +56,18 @@ def test_health_is_503_json_without_a_feed(client):
 def test_openapi_document_lists_every_route_with_schemas(client):
     spec = client.get("/openapi.json").json
     expected = {
-        "/api/v1/signup", "/api/v1/signin", "/api/v1/signin/post", "/api/v1/trade/create", "/api/v1/trade/close",
-        "/api/v1/trade/{order_id}", "/api/v1/trades", "/api/v1/balance/usd", "/api/v1/balance/",
-        "/api/v1/supportedAssets", "/api/v1/prices", "/api/v1/health",
+        "/api/v1/signup",
+        "/api/v1/signin",
+        "/api/v1/signin/post",
+        "/api/v1/trade/create",
+        "/api/v1/trade/close",
+        "/api/v1/trade/{order_id}",
+        "/api/v1/trades",
+        "/api/v1/balance/usd",
+        "/api/v1/balance/",
+        "/api/v1/supportedAssets",
+        "/api/v1/prices",
+        "/api/v1/health",
     }
     assert expected <= set(spec["paths"])
     create = spec["paths"]["/api/v1/trade/create"]["post"]
@@ -62,8 +78,11 @@ def test_openapi_document_lists_every_route_with_schemas(client):
 
 def test_price_feed_liquidates_a_position_by_itself(app, client, make_user, live_feed):
     _, headers = make_user()
-    order = client.post("/api/v1/trade/create", headers=headers,
-                        json={"asset": "SOL", "type": "long", "margin": 10_000, "leverage": 100}).json
+    order = client.post(
+        "/api/v1/trade/create",
+        headers=headers,
+        json={"asset": "SOL", "type": "long", "margin": 10_000, "leverage": 100},
+    ).json
     assert order["status"] == "open"
     live_feed.set_quote("SOL_USDC", "100.00", "100.02")  # from ~178: far past the liquidation price
     deadline = time.monotonic() + 20

@@ -1,0 +1,42 @@
+"""Celery wired the way Flask's guide does it, and enqueueing by task name.
+
+`celery_init_app` builds the Celery app from the Flask config and runs every task inside an
+app context; the web process only ever sends task names (`core.tasks`), never imports a task.
+"""
+
+import logging
+
+from celery import Celery, Task
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        """Each task runs in its own app context, which is also its session scope: popping it
+        removes the SQLAlchemy session, rolling back whatever a failed task left uncommitted."""
+
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.config_from_object(app.config["CELERY"])
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+def celery() -> Celery:
+    return current_app.extensions["celery"]
+
+
+def enqueue(name: str, *args, argsrepr: str | None = None) -> bool:
+    """Send task `name`; False (logged) when the broker is down, for callers whose sweep retries."""
+    try:
+        celery().send_task(name, args=list(args), argsrepr=argsrepr)
+    except Exception:  # broker down: the caller's sweep picks the work up once it is back
+        log.exception("could not enqueue %s%r; its sweep will retry", name, args)
+        return False
+    return True

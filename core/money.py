@@ -1,0 +1,47 @@
+"""Exact money: integers in fixed decimals, converted from decimal strings without floats.
+
+Units: USD amounts in cents (2 decimals); a price `p` of an asset with `d` price decimals means
+p / 10**d USD per coin; a quantity `q` means q / 10**8 coins. `scale(d)` converts between them:
+USD units = price units x quantity units / scale(d).
+"""
+
+from decimal import Decimal, InvalidOperation
+
+from core.assets import QUANTITY_DECIMALS, USD_DECIMALS
+
+BPS = 10_000
+MAX_DECIMAL_DIGITS = 40  # far beyond any price; refuses "1e999999" before it is expanded
+
+
+class NotAnAmount(ValueError):
+    """A value that is not a positive decimal amount."""
+
+
+def scale(price_decimals: int) -> int:
+    return 10 ** (price_decimals + QUANTITY_DECIMALS - USD_DECIMALS)
+
+
+def div_toward_zero(numerator: int, denominator: int) -> int:
+    quotient = abs(numerator) // abs(denominator)
+    return quotient if (numerator >= 0) == (denominator > 0) else -quotient
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def to_units(value: object, decimals: int, rounding: str) -> int:
+    """A positive decimal string (or integer) as an integer in `decimals`; extra digits rounded by `rounding`."""
+    if value is None:
+        raise NotAnAmount("empty (null)")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise NotAnAmount(f"not a decimal string: {value!r}")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise NotAnAmount(f"not a decimal: {value!r}") from None
+    if not number.is_finite() or number <= 0:
+        raise NotAnAmount(f"not positive: {value!r}")
+    if number.adjusted() > MAX_DECIMAL_DIGITS:
+        raise NotAnAmount(f"too large: {value!r}")
+    return int(number.scaleb(decimals).to_integral_value(rounding=rounding))

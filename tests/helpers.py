@@ -1,0 +1,219 @@
+"""Helpers shared by the test modules (test modules never import each other)."""
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / ".data" / "test-logs"
+BTC_BID, BTC_ASK = 1_000_000_000, 1_000_100_000  # 100000.0000 / 100010.0000
+LINK = re.compile(r"(http\S+/api/v1/signin/post\?token=(\S+))")
+
+
+def log_file(name: str):
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    return open(LOG_DIR / f"{name}.log", "ab")
+
+
+def eventually(check, timeout: float = 10.0, interval: float = 0.02):
+    """Wait until `check()` is truthy and return its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def open_trade(client, headers, **overrides):
+    body = {"asset": "BTC", "type": "long", "margin": 100_000, "leverage": 10, **overrides}
+    return client.post("/api/v1/trade/create", json=body, headers=headers)
+
+
+def usd_balance(client, headers) -> int:
+    response = client.get("/api/v1/balance/usd", headers=headers)
+    assert response.status_code == 200
+    return response.json["balance"]
+
+
+def assert_ledger_balances(app):
+    """Every balance equals its ledger, and locked margin equals the margin of open positions."""
+    from app.balances.service import ledger_mismatches
+    from app.extensions import db
+    from app.models import Balance, Order
+
+    with app.app_context():
+        assert ledger_mismatches() == []
+        for row in db.session.execute(db.select(Balance)).scalars():
+            open_margin = db.session.execute(
+                db.select(db.func.coalesce(db.func.sum(Order.margin), 0)).where(
+                    Order.user_id == row.user_id, Order.status == "open"
+                )
+            ).scalar_one()
+            assert row.locked_margin == open_margin
+
+
+def wait_for_status(app, order_id, status, timeout=20):
+    from app.extensions import db
+    from app.models import Order
+
+    def reached():
+        with app.app_context():
+            order = db.session.get(Order, order_id)
+            return order if order.status == status else None
+
+    return eventually(reached, timeout, interval=0.05)
+
+
+def count_orders(app, *where) -> int:
+    from app.extensions import db
+    from app.models import Order
+
+    with app.app_context():
+        return db.session.execute(db.select(db.func.count()).select_from(Order).where(*where)).scalar_one()
+
+
+def wait_for_mail(sink, to: str, timeout: float = 30):
+    def arrived():
+        for message in list(sink.messages):
+            if message["To"] == to:
+                sink.messages.remove(message)
+                return message
+        return None
+
+    return eventually(arrived, timeout, interval=0.05)
+
+
+def token_from(message) -> str:
+    return LINK.search(message.get_payload(decode=True).decode()).group(2)
+
+
+def link_from(message) -> str:
+    return LINK.search(message.get_payload(decode=True).decode()).group(1)
+
+
+class WorkerProcess:
+    """A real `celery worker` (or `celery beat`) process, started as the Procfile would."""
+
+    def __init__(self, name: str, queues: str, concurrency: int = 1):
+        self.name, self.queues, self.concurrency = name, queues, concurrency
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_app",
+            "worker",
+            "-Q",
+            self.queues,
+            "--concurrency",
+            str(self.concurrency),
+            "--prefetch-multiplier",
+            "1",
+            "-n",
+            f"{self.name}@test",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ]
+
+    def start(self) -> "WorkerProcess":
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=ROOT,
+            env=os.environ.copy(),
+            stdout=log_file(f"worker-{self.name}"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        from celery import Celery
+
+        from config import Config
+
+        pinger = Celery("test-ping")
+        pinger.config_from_object(Config.from_env().CELERY)
+
+        def answered():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited; see {LOG_DIR}")
+            try:
+                return pinger.control.ping(destination=[f"{self.name}@test"], timeout=0.5)
+            except (ConnectionError, OSError):  # a broker connection that died in a restart: retried
+                return None
+
+        eventually(answered, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children, as a crash would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class BeatProcess(WorkerProcess):
+    def __init__(self):
+        super().__init__("beat", "")
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_app",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(ROOT / ".data" / "test-celerybeat-schedule"),
+        ]
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        time.sleep(0.5)
+        if self.process.poll() is not None:
+            raise RuntimeError(f"beat exited; see {LOG_DIR}")
+
+
+def book_ticker(symbol, bid, ask, u=1, E=1754517402450016, **extra) -> str:
+    """A Backpack bookTicker frame as seen on the wire."""
+    import json
+
+    data = {
+        "A": "1.0",
+        "B": "1.0",
+        "E": E,
+        "T": 1754517402449064,
+        "a": ask,
+        "b": bid,
+        "e": "bookTicker",
+        "s": symbol,
+        "u": u,
+        **extra,
+    }
+    return json.dumps({"data": data, "stream": f"bookTicker.{symbol}"})

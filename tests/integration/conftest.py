@@ -1,0 +1,173 @@
+"""Fixtures on real parts: migrated PostgreSQL, Redis, Celery worker processes, SMTP, the simulator.
+
+Nothing starts at import: the first test that needs a server starts it (session scope), using
+DATABASE_URL/REDIS_URL when given (`make test` exports the embedded ones) or starting the
+embedded servers under ./.data/ otherwise.
+"""
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import BeatProcess, WorkerProcess
+
+TABLES = "ledger_entries, idempotency_keys, login_tokens, mail_outbox, orders, balances, users"
+APP_KEY_PATTERNS = ("price:*", "feed:*", "engine:*", "LIMITS*")
+TEST_SETTINGS = dict(
+    APP_ENV="test",
+    JWT_SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",
+    TRADE_WAIT_S="15",
+    PRICE_MAX_AGE_S="10",
+    PENDING_SWEEP_AFTER_S="2",
+    MAIL_SWEEP_AFTER_S="2",
+    BROKER_VISIBILITY_TIMEOUT_S="5",
+    AUTH_RATE_LIMIT_IP="1000/minute",
+    AUTH_RATE_LIMIT_EMAIL="1000/minute",
+)
+
+
+@pytest.fixture(scope="session")
+def servers():
+    """PostgreSQL and Redis URLs in the environment every process of the test inherits."""
+    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+        from devstack import stack_env
+
+        os.environ.update(stack_env("trading_test", redis_db=1))
+    os.environ.update(TEST_SETTINGS)
+    bin_dir = str(Path(sys.executable).parent)  # Procfile commands (celery, gunicorn) from this virtualenv
+    if bin_dir not in os.environ["PATH"].split(os.pathsep):
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    return os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
+
+
+@pytest.fixture(scope="session")
+def smtp(servers):
+    from tests.integration.smtp import SmtpSink
+
+    sink = SmtpSink().start()
+    os.environ["SMTP_URL"] = sink.url
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def app(servers, smtp):
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    application = create_app()
+    with application.app_context():
+        upgrade()
+    return application
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request):
+    """Every integration test starts with empty tables and no prices, rate-limit counters or flags."""
+    application = request.getfixturevalue("app")
+    from app.extensions import db, redis_client
+
+    with application.app_context():
+        db.session.execute(db.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        for pattern in APP_KEY_PATTERNS:
+            keys = list(redis_client.scan_iter(pattern))
+            if keys:
+                redis_client.delete(*keys)
+    request.getfixturevalue("smtp").messages.clear()
+
+
+@pytest.fixture
+def app_ctx(app):
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def engine_worker(app, beat):
+    worker = WorkerProcess("engine", "engine").start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def beat(app):
+    process = BeatProcess().start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_worker(app):
+    worker = WorkerProcess("mailer", "email,default", concurrency=2).start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user with the starting balance; returns (user_id, auth headers)."""
+    from flask_jwt_extended import create_access_token
+
+    from app.auth.service import create_user
+    from app.extensions import db
+
+    def make(email: str | None = None):
+        with app.app_context():
+            user = create_user(email or f"user-{uuid.uuid4().hex[:12]}@example.com")
+            db.session.commit()
+            token = create_access_token(identity=str(user.id))
+            return user.id, {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def make_order(app):
+    """Insert an order row as the API records it (pending unless told), without enqueueing it."""
+    from app.extensions import db
+    from app.models import Order
+
+    def make(user_id: int, **fields):
+        values = dict(asset="BTC", side="long", margin=10_000, leverage=1, slippage_bps=100) | fields
+        with app.app_context():
+            order = Order(user_id=user_id, **values)
+            db.session.add(order)
+            db.session.commit()
+            return order.id
+
+    return make
+
+
+@pytest.fixture
+def set_price(app):
+    """Write a fresh quote as the poller would (bid/ask in the asset's decimals)."""
+    from app.extensions import redis_client
+    from core.prices import PriceStore, Quote, now_micros
+
+    counter = iter(range(1, 10**9))
+
+    def set_(asset: str, bid: int, ask: int, age_s: float = 0):
+        with app.app_context():
+            quote = Quote(asset, bid, ask, now_micros() - int(age_s * 1_000_000), next(counter) + now_micros())
+            assert PriceStore(redis_client).write(quote)
+
+    return set_
+
+
+@pytest.fixture
+def simulator():
+    from poller.simulator import Simulator
+
+    sim = Simulator(interval_s=0.05).start()
+    yield sim
+    sim.stop()
