@@ -1,12 +1,17 @@
-# Two commands on a fresh machine: `make run` and `make test`. Everything else is optional.
+# Two commands on a fresh machine: `make run` and `make test`. `make help` lists the rest.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 FEED ?= live
 PYTEST_ARGS ?=
+STACK_TEST := $(PY) devstack.py exec --database trading_test --redis-db 1 --
 
-.PHONY: run test test-faults bench venv migrate clean-data
+.PHONY: help run test test-unit test-faults lint format bench venv migrate clean-data
+
+## List the targets
+help:
+	@awk '/^## /{doc=substr($$0, 4); next} /^[a-z-]+:/{if (doc) printf "  make %-12s %s\n", substr($$1, 1, length($$1)-1), doc; doc=""}' $(MAKEFILE_LIST)
 
 $(INSTALLED): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,16 +19,38 @@ $(INSTALLED): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(INSTALLED)
 
+## Create the virtualenv and install the requirements
 venv: $(INSTALLED)
 
-## Start web, engine, mailer, poller and Flower (FEED=sim for the offline simulator)
+## Start and supervise web, engine, beat, mailer, poller and Flower (FEED=sim: the offline simulator)
 run: venv
 	$(PY) devstack.py run --feed $(FEED)
 
-## Run the test suite against real PostgreSQL, Redis and Celery workers
+## Run every test against real PostgreSQL, Redis and Celery workers
 test: venv
-	$(PY) devstack.py exec --database trading_test --redis-db 1 -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(STACK_TEST) $(PY) -m pytest $(PYTEST_ARGS)
 
+## Run the pure tests (rules, parsing, schemas, config): no server, seconds
+test-unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+## Only the outage tests (Redis and PostgreSQL restarts, feed loss); `make test` runs them too
+test-faults: venv
+	$(STACK_TEST) $(PY) -m pytest tests/integration/test_faults.py $(PYTEST_ARGS)
+
+## ruff (lint and format check), import-linter contracts, mypy on the core
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+## Apply ruff's formatting and safe fixes
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## Apply the database migrations
 migrate: venv
 	$(PY) devstack.py exec -- $(VENV)/bin/flask --app wsgi db upgrade
 
@@ -33,10 +60,6 @@ clean-data:
 	-test -f .data/redis/redis.pid && kill $$(cat .data/redis/redis.pid)
 	sleep 1
 	rm -rf .data
-
-## Only the outage tests (Redis and PostgreSQL restarts, feed loss); `make test` runs them too
-test-faults: venv
-	$(PY) devstack.py exec --database trading_test --redis-db 1 -- $(PY) -m pytest tests/test_faults.py $(PYTEST_ARGS)
 
 ## Benchmarks (see bench/README.md)
 bench: venv

@@ -18,7 +18,7 @@ class NotAnAmount(ValueError):
 
 
 def scale(price_decimals: int) -> int:
-    return 10 ** (price_decimals + QUANTITY_DECIMALS - USD_DECIMALS)
+    return int(10 ** (price_decimals + QUANTITY_DECIMALS - USD_DECIMALS))
 
 
 def div_toward_zero(numerator: int, denominator: int) -> int:

@@ -104,7 +104,7 @@ class FeedStatus:
     def count_reconnect(self) -> None:
         self.client.hincrby(FEED_STATUS_KEY, "reconnects", 1)
 
-    def read(self) -> dict:
+    def read(self) -> dict[str, Any]:
         values = self.client.hgetall(FEED_STATUS_KEY)
         now = now_micros()
         return {

@@ -171,3 +171,37 @@ def simulator():
     sim = Simulator(interval_s=0.05).start()
     yield sim
     sim.stop()
+
+
+@pytest.fixture
+def live_server(app):
+    """The web process as the Procfile runs it (gunicorn with gunicorn.conf.py) on a free port."""
+    import subprocess
+
+    from devstack import free_port, wait_for_http
+    from tests.helpers import ROOT, log_file
+
+    port = free_port()
+    web = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "gunicorn.conf.py",
+            "wsgi:app",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=log_file("web"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/api/v1/supportedAssets")
+    yield url
+    web.terminate()
+    web.wait(10)

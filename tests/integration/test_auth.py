@@ -40,6 +40,7 @@ def test_signup_mail_link_jwt_and_starting_balance_through_ledger(app, client, w
     signed_in = client.get(f"/api/v1/signin/post?token={token}")
     assert signed_in.status_code == 200
     jwt_token = signed_in.json["token"]
+    assert signed_in.headers["Cache-Control"] == "no-store"
     cookies = signed_in.headers.getlist("Set-Cookie")
     assert any(c.startswith("access_token_cookie=") and "HttpOnly" in c for c in cookies)
 

@@ -1,15 +1,12 @@
 """The README's "first five minutes", run as written against a live gunicorn server."""
 
 import json
-import os
 import re
 import subprocess
-import sys
 
 import pytest
 
-from devstack import free_port, wait_for_http
-from tests.helpers import ROOT, link_from, log_file, wait_for_mail
+from tests.helpers import ROOT, link_from, wait_for_mail
 
 pytestmark = pytest.mark.usefixtures("engine_worker", "mail_worker")
 README_API = "http://localhost:8000"
@@ -19,34 +16,6 @@ def walkthrough_blocks() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## First five minutes", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sh\n(.*?)```", section, re.S)
-
-
-@pytest.fixture
-def live_server():
-    port = free_port()
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "wsgi:app",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        stdout=log_file("web"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/api/v1/supportedAssets")
-    yield url
-    web.terminate()
-    web.wait(10)
 
 
 def run(script: str, url: str) -> str:
