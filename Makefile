@@ -7,7 +7,7 @@ FEED ?= live
 PYTEST_ARGS ?=
 STACK_TEST := $(PY) devstack.py exec --database trading_test --redis-db 1 --
 
-.PHONY: help run test test-unit test-faults lint format bench venv migrate clean-data
+.PHONY: help run test test-unit test-faults lint format bench venv migrate clean-data chromium screenshots
 
 ## List the targets
 help:
@@ -26,9 +26,17 @@ venv: $(INSTALLED)
 run: venv
 	$(PY) devstack.py run --feed $(FEED)
 
-## Run every test against real PostgreSQL, Redis and Celery workers
-test: venv
+## Run every test against real PostgreSQL, Redis, Celery workers and a headless Chromium
+test: venv chromium
 	$(STACK_TEST) $(PY) -m pytest $(PYTEST_ARGS)
+
+## Install Debian's Chromium for the browser tests when it is missing (as root)
+chromium:
+	tests/ensure-chromium
+
+## Drive the terminal in Chromium and write docs/terminal.png and docs/terminal-mobile.png
+screenshots: venv chromium
+	WRITE_DOCS_SCREENSHOTS=1 $(STACK_TEST) $(PY) -m pytest tests/integration/test_terminal.py $(PYTEST_ARGS)
 
 ## Run the pure tests (rules, parsing, schemas, config): no server, seconds
 test-unit: venv

@@ -29,12 +29,15 @@ def data_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(environ.get("DATA_DIR") or ROOT / ".data").resolve()
 
 
+def libpq_url(url: str) -> str:
+    """Accept Heroku-style `postgres://` URLs (psycopg wants `postgresql://`)."""
+    return "postgresql://" + url.removeprefix("postgres://") if url.startswith("postgres://") else url
+
+
 def sqlalchemy_url(url: str) -> str:
-    """Accept Heroku-style `postgres://` URLs and pick the psycopg 3 driver."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+    """The same database through SQLAlchemy's psycopg 3 driver."""
+    url = libpq_url(url)
+    return "postgresql+psycopg://" + url.removeprefix("postgresql://") if url.startswith("postgresql://") else url
 
 
 def development_secret(directory: Path, name: str) -> str:
@@ -139,10 +142,12 @@ def celery_settings(redis_url: str, visibility_timeout_s: int, sweep_every_s: fl
 class Config:
     APP_ENV: str
     DATA_DIR: Path
+    DATABASE_URL: str
     SQLALCHEMY_DATABASE_URI: str
     REDIS_URL: str
     JWT_SECRET_KEY: str
     BACKPACK_WS_URL: str
+    BACKPACK_REST_URL: str
     BACKPACK_MARKETS: tuple[str, ...]
     PUBLIC_URL: str
     SMTP_URL: str | None
@@ -198,10 +203,12 @@ class Config:
         settings = dict(
             APP_ENV=app_env,
             DATA_DIR=directory,
+            DATABASE_URL=libpq_url(database_url),
             SQLALCHEMY_DATABASE_URI=sqlalchemy_url(database_url),
             REDIS_URL=redis_url,
             JWT_SECRET_KEY=jwt_secret,
             BACKPACK_WS_URL=env.str("BACKPACK_WS_URL", "wss://ws.backpack.exchange"),
+            BACKPACK_REST_URL=env.str("BACKPACK_REST_URL", "https://api.backpack.exchange").rstrip("/"),
             BACKPACK_MARKETS=tuple(m.strip() for m in markets.split(",") if m.strip()),
             PUBLIC_URL=env.str("PUBLIC_URL", f"http://localhost:{port}").rstrip("/"),
             SMTP_URL=env.str("SMTP_URL"),

@@ -253,9 +253,11 @@ def run(feed: str) -> int:
     if feed == "sim":
         sim_port = free_port()
         env["BACKPACK_WS_URL"] = f"ws://127.0.0.1:{sim_port}"
+        env["BACKPACK_REST_URL"] = f"http://127.0.0.1:{sim_port}"  # klines for `flask candles backfill`
         processes = {"simulator": f"python -m poller.simulator --port {sim_port}", **processes}
     flower_user, flower_password = env["FLOWER_BASIC_AUTH"].split(":", 1)
     print(
+        f"\n  Terminal http://localhost:{env['PORT']}/\n"
         f"  API      http://localhost:{env['PORT']}/api/v1/health\n"
         f"  Docs     http://localhost:{env['PORT']}/docs\n"
         f"  Flower   http://localhost:{env['FLOWER_PORT']}  user {flower_user!r}, password {flower_password!r}"
@@ -263,7 +265,21 @@ def run(feed: str) -> int:
         f"  Feed     {env.get('BACKPACK_WS_URL', 'wss://ws.backpack.exchange')}\n",
         flush=True,
     )
-    return Supervisor(processes, env).run()
+    supervisor = Supervisor(processes, env)
+    if feed == "sim":
+        threading.Thread(target=backfill_from_simulator, args=(supervisor, env), daemon=True).start()
+    return supervisor.run()
+
+
+def backfill_from_simulator(supervisor: Supervisor, env: dict[str, str]) -> None:
+    """Offline, charts start with a day of the simulator's candles instead of an empty screen."""
+    wait_for_http(f"{env['BACKPACK_REST_URL']}/api/v1/klines", timeout=60)
+    result = subprocess.run(
+        ["flask", "--app", "wsgi", "candles", "backfill", "--days", "1", "--pause", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    for line in (result.stdout + result.stderr).splitlines():
+        supervisor.say("backfill", line)
 
 
 def main() -> int:

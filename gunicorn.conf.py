@@ -1,5 +1,12 @@
 """gunicorn settings for the `web` process (`gunicorn -c gunicorn.conf.py wsgi:app`).
 
+Worker model: gevent. Every Server-Sent Events client holds its request open for as long as the
+page is open; with threads, each would hold a thread (gthread 2 x 8 starves at 16 clients). A
+gevent worker serves each request on a greenlet, so one process holds hundreds of streams while
+trade requests keep their latency; streams share one Redis subscription per process
+(`app.streams.hub`). gunicorn monkey-patches each worker before loading the app, so this file
+imports nothing of the app.
+
 gunicorn answers requests it cannot parse (URL or headers too large, bad request line) itself,
 before Flask sees them, with an HTML page; the contract wants JSON errors everywhere, so its
 error writer is replaced by one that writes the API's error body and security headers.
@@ -7,27 +14,36 @@ error writer is replaced by one that writes the API's error body and security he
 
 import json
 import os
+from http import HTTPStatus
 
 import gunicorn.util
 
-from app.errors import error_body
-
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("WEB_THREADS", "8"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", "1000"))
+timeout = 60
+graceful_timeout = 5  # streams never finish by themselves
 accesslog = "-"
 limit_request_line = 8190
 limit_request_field_size = 8190
+ERROR_CODES = {413: "too_large", 414: "too_large", 431: "too_large", 500: "internal", 501: "validation"}
 
 
 def write_json_error(sock, status_int, reason, mesg):
-    body = json.dumps(error_body(status_int, f"{reason}: {mesg}" if mesg else reason)).encode()
+    body = {
+        "code": status_int,
+        "status": HTTPStatus(status_int).phrase,
+        "message": f"{reason}: {mesg}" if mesg else reason,
+        "error": ERROR_CODES.get(status_int, "validation"),
+    }
+    payload = json.dumps(body).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+        f"Content-Length: {len(payload)}\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
         "Referrer-Policy: no-referrer\r\n\r\n"
     )
-    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + payload)
 
 
 gunicorn.util.write_error = write_json_error

@@ -37,10 +37,15 @@ def create_app(config: Config | None = None) -> Flask:
     from app.balances.commands import cli as ledger_cli
     from app.balances.routes import blp as balances_blp
     from app.health.routes import blp as health_blp
+    from app.prices.commands import cli as candles_cli
     from app.prices.routes import blp as prices_blp
+    from app.streams.routes import blp as streams_blp
     from app.trading.routes import blp as trading_blp
+    from app.web.routes import blp as web_blp
 
-    for blueprint in (auth_blp, trading_blp, balances_blp, assets_blp, prices_blp, health_blp):
+    for blueprint in (auth_blp, trading_blp, balances_blp, assets_blp, prices_blp, streams_blp, health_blp):
         api.register_blueprint(blueprint, url_prefix="/api/v1")
+    app.register_blueprint(web_blp)
     app.register_blueprint(ledger_cli)
+    app.register_blueprint(candles_cli)
     return app

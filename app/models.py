@@ -170,3 +170,18 @@ class MailOutbox(db.Model):
     email: Mapped[str] = mapped_column(String(254))
     create_account: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow, index=True)
+
+
+class Candle(db.Model):
+    """One minute of an asset's mid price (rounded down), written by the poller at most about
+    once a second per asset; longer intervals are aggregated from these in SQL."""
+
+    __tablename__ = "candles"
+
+    asset: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bucket: Mapped[Timestamp] = mapped_column(primary_key=True)  # the minute's start, UTC
+    open: Mapped[int] = mapped_column(BigInteger)
+    high: Mapped[int] = mapped_column(BigInteger)
+    low: Mapped[int] = mapped_column(BigInteger)
+    close: Mapped[int] = mapped_column(BigInteger)
+    ticks: Mapped[int]

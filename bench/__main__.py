@@ -1,8 +1,10 @@
-"""`make bench`: trade throughput and latency through the real HTTP API, next to the Celery
-round-trip limit on the same broker and worker settings, and the poller's Redis write rate next
-to plain redis-py. Prints a table and writes bench/results/<time>.json.
+"""`make bench`: trade throughput and latency through the real HTTP API, alone and again with 500
+Server-Sent-Events clients connected, next to the Celery round-trip limit on the same broker and
+worker settings, and the poller's Redis write rate next to plain redis-py. Prints a table and
+writes bench/results/<time>.json.
 """
 
+import asyncio
 import json
 import os
 import platform
@@ -27,6 +29,7 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
 ROUND_TRIPS = int(os.environ.get("BENCH_ROUND_TRIPS", "300"))  # open + close per round trip
 NOOPS = int(os.environ.get("BENCH_NOOPS", "600"))
 POLLER_FRAMES = int(os.environ.get("BENCH_POLLER_FRAMES", "20000"))
+STREAM_CLIENTS = int(os.environ.get("BENCH_STREAM_CLIENTS", "500"))  # half price streams, half account streams
 
 
 class Progress:
@@ -111,10 +114,10 @@ def make_users(app, count: int) -> list[dict]:
     return headers
 
 
-def bench_trades(base_url: str, users: list[dict]) -> dict:
+def bench_trades(base_url: str, users: list[dict], label: str = "trades (open+close)") -> dict:
     latencies: list[float] = []
     failures: list[str] = []
-    progress = Progress("trades (open+close)", ROUND_TRIPS)
+    progress = Progress(label, ROUND_TRIPS)
 
     def client(index: int, count: int) -> None:
         session = requests.Session()
@@ -153,6 +156,82 @@ def bench_trades(base_url: str, users: list[dict]) -> dict:
         "orders_per_s": round((len(latencies) - len(failures)) / elapsed, 1),
         **percentiles(latencies),
     }
+
+
+class StreamCrowd:
+    """Hundreds of SSE clients on one asyncio loop (in a thread): raw HTTP/1.1 connections that
+    read events until closed, counting the clients that got their first event and all events."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.connected = 0
+        self.events = 0
+        self.failed: list[str] = []
+        self.loop = asyncio.new_event_loop()
+        self.tasks: list[asyncio.Task] = []
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    async def _client(self, path: str, headers: dict, progress: Progress) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            lines = [f"GET {path} HTTP/1.1", f"Host: {self.host}", "Accept: text/event-stream"]
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+            status = await reader.readline()
+            if b" 200 " not in status:
+                self.failed.append(status.decode(errors="replace").strip())
+                progress.tick()
+                return
+            first = True
+            while line := await reader.readline():
+                if line.startswith(b"event:"):
+                    self.events += 1
+                    if first:
+                        first = False
+                        self.connected += 1
+                        progress.tick()
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            self.failed.append(repr(exc))
+
+    def connect(self, streams: list[tuple[str, dict]]) -> None:
+        progress = Progress("SSE clients connecting", len(streams))
+
+        async def start_all():
+            for path, headers in streams:
+                self.tasks.append(asyncio.ensure_future(self._client(path, headers, progress)))
+                await asyncio.sleep(0.005)
+
+        asyncio.run_coroutine_threadsafe(start_all(), self.loop).result()
+        deadline = time.monotonic() + 60
+        while self.connected + len(self.failed) < len(streams) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        for task in self.tasks:
+            self.loop.call_soon_threadsafe(task.cancel)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def bench_streams(port: int, base_url: str, traders: list[dict], watchers: list[dict]) -> tuple[dict, dict]:
+    """Connect STREAM_CLIENTS streams, then measure the trades again while they stay connected."""
+    crowd = StreamCrowd("127.0.0.1", port)
+    half = STREAM_CLIENTS // 2
+    streams = [("/api/v1/stream/prices", {})] * (STREAM_CLIENTS - half)
+    streams += [("/api/v1/stream/orders", watchers[i % len(watchers)]) for i in range(half)]
+    crowd.connect(streams)
+    before = crowd.events
+    began = time.perf_counter()
+    trades = bench_trades(base_url, traders, label="trades with streams")
+    events_per_s = (crowd.events - before) / (time.perf_counter() - began)
+    result = {
+        "clients": STREAM_CLIENTS,
+        "connected": crowd.connected,
+        "failed": len(crowd.failed),
+        "failure_examples": crowd.failed[:3],
+        "events_per_s": round(events_per_s, 1),
+    }
+    crowd.close()
+    return result, trades
 
 
 def bench_noop(redis_url: str) -> dict:
@@ -243,19 +322,8 @@ def main() -> int:
         upgrade()
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    web = start(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "wsgi:app",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            str(CLIENTS),
-        ],
+    web = start(  # the Procfile's web process: 2 gevent workers
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app", "--bind", f"127.0.0.1:{port}"],
         env,
         "web",
     )
@@ -292,8 +360,9 @@ def main() -> int:
         celery = app.extensions["celery"]
         while not celery.control.ping(destination=["engine@bench"], timeout=0.5):
             time.sleep(0.2)
-        users = make_users(app, CLIENTS)
-        trades = bench_trades(base_url, users)
+        users = make_users(app, max(CLIENTS, STREAM_CLIENTS // 2))
+        trades = bench_trades(base_url, users[:CLIENTS])
+        streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
         noop = bench_noop(app.config["REDIS_URL"])
         poller = bench_poller(app.config["REDIS_URL"])
     finally:
@@ -305,6 +374,8 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "clients": CLIENTS,
         "trades": trades,
+        "streams": streams,
+        "trades_with_streams": trades_with_streams,
         "celery_noop": noop,
         "engine_efficiency": round(trades["orders_per_s"] / noop["round_trips_per_s"], 3),
         "poller": poller,
@@ -317,6 +388,14 @@ def main() -> int:
         ("trade orders/s (HTTP -> engine -> HTTP)", trades["orders_per_s"]),
         ("  latency p50 / p95 / p99 ms", f"{trades['p50_ms']} / {trades['p95_ms']} / {trades['p99_ms']}"),
         ("  failed requests", trades["failures"]),
+        (f"SSE clients connected (of {streams['clients']})", streams["connected"]),
+        ("  events delivered/s while trading", streams["events_per_s"]),
+        ("trade orders/s with the streams open", trades_with_streams["orders_per_s"]),
+        (
+            "  latency p50 / p95 / p99 ms",
+            f"{trades_with_streams['p50_ms']} / {trades_with_streams['p95_ms']} / {trades_with_streams['p99_ms']}",
+        ),
+        ("  failed requests", trades_with_streams["failures"]),
         ("celery no-op round trips/s", noop["round_trips_per_s"]),
         ("  latency p50 / p95 / p99 ms", f"{noop['p50_ms']} / {noop['p95_ms']} / {noop['p99_ms']}"),
         ("engine efficiency (trades / no-op)", results["engine_efficiency"]),
@@ -327,7 +406,7 @@ def main() -> int:
     for name, value in rows:
         print(f"{name:<38}{value!s:>14}")
     print(f"\nresults: {out.relative_to(ROOT)}")
-    return 1 if trades["failures"] else 0
+    return 1 if trades["failures"] or trades_with_streams["failures"] or streams["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -4,5 +4,8 @@ PRICE_KEY = "price:{asset}"  # hash: bid, ask, time (µs), u (update id)
 PRICE_CHANNEL = "prices:{asset}"  # one JSON message per stored quote
 FEED_STATUS_KEY = "feed:status"  # hash: state, reconnects, last:<ASSET> (receipt time, µs)
 FEED_LAST_MESSAGE_FIELD = "last:"
-ORDER_EVENTS_CHANNEL = "order-events:{order_id}"  # the engine's answer to a waiting request
+# JSON {"userId", "orderId", "status", "error"?}, published by the engine after each commit that
+# changes an order (and so the account's balance): wakes the request waiting on the order and
+# feeds the account's order stream.
+ACCOUNT_EVENTS_CHANNEL = "account-events:{user_id}"
 TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}"  # coalesces trigger checks per asset

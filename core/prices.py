@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from core.candles import mid
 from core.keys import FEED_LAST_MESSAGE_FIELD, FEED_STATUS_KEY, PRICE_CHANNEL, PRICE_KEY
 
 # KEYS[1] price hash, KEYS[2] feed status; ARGV: bid, ask, time, u, channel, payload,
@@ -49,6 +50,17 @@ class Quote:
         now_us = now_us if now_us is not None else now_micros()
         return max(0, now_us - self.time_us) / 1_000_000
 
+    def event(self) -> dict[str, Any]:
+        """The quote as the price channel and the price stream carry it (mid and spread computed here)."""
+        return {
+            "asset": self.asset,
+            "bid": self.bid,
+            "ask": self.ask,
+            "mid": mid(self.bid, self.ask),
+            "spread": self.ask - self.bid,
+            "time": self.time_us,
+        }
+
     def is_fresh(self, max_age_s: float, now_us: int | None = None) -> bool:
         """The one freshness rule: trading uses a quote no older than `max_age_s` (PRICE_MAX_AGE_S)."""
         return self.age_s(now_us) <= max_age_s
@@ -64,7 +76,7 @@ class PriceStore:
 
         Also records when the feed last delivered this asset (one round trip for both).
         """
-        payload = json.dumps({"asset": quote.asset, "bid": quote.bid, "ask": quote.ask, "time": quote.time_us})
+        payload = json.dumps(quote.event())
         stored = self._write(
             keys=[PRICE_KEY.format(asset=quote.asset), FEED_STATUS_KEY],
             args=[

@@ -1,17 +1,21 @@
-"""`python -m poller`: keep the latest Backpack prices in Redis and tell the engine they moved.
+"""`python -m poller`: keep the latest Backpack prices in Redis, tell the engine they moved, and
+record minute candles in PostgreSQL.
 
-The poller knows no Flask and no engine code: it writes prices through `core.prices` and
-enqueues trigger checks by task name through a bare Celery client.
+The poller knows no Flask and no engine code: it writes prices through `core.prices`, enqueues
+trigger checks by task name through a bare Celery client, and upserts candles with psycopg.
 """
 
 import logging
 import signal
+import threading
 
 import redis
 from celery import Celery
 
 from config import Config
+from core.prices import Quote
 from core.tasks import request_trigger_check
+from poller.candles import CandleRecorder
 from poller.feed import Poller
 
 
@@ -22,16 +26,25 @@ def main() -> None:
     sender = Celery("poller")
     sender.config_from_object(config.CELERY)
 
+    candles = CandleRecorder(config.DATABASE_URL)
+
+    def on_quote(quote: Quote) -> None:
+        candles.add(quote)
+        request_trigger_check(client, sender, quote.asset)
+
     poller = Poller(
         config.BACKPACK_WS_URL,
         list(config.BACKPACK_MARKETS),
         client,
-        on_quote=lambda quote: request_trigger_check(client, sender, quote.asset),
+        on_quote=on_quote,
         silence_s=config.FEED_SILENCE_S,
     )
+    recorder = threading.Thread(target=candles.run, args=(poller.stop_event,), name="candles", daemon=True)
+    recorder.start()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: poller.stop())
     poller.run()
+    recorder.join(5)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ with no acknowledgement, 4002/4006/4008 error frames, silence for unknown symbol
 `{"data": ..., "stream": ...}` envelope with sorted keys, bookTicker and trade frames with a
 per-market update id, protocol pings. Prices follow a seeded random walk or a replay file
 (JSON lines of `{"s": market, "b": bid, "a": ask}`), and connections can be dropped on purpose.
+
+The same port answers Backpack's public REST where the service uses it: `GET /api/v1/klines`
+(seconds; `"YYYY-MM-DD HH:MM:SS"` strings), deterministic candles around each market's price.
 """
 
 import argparse
@@ -13,11 +16,15 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import random
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
@@ -58,6 +65,33 @@ async def _send(connection, text: str) -> None:
     """Send, ignoring a connection that closed meanwhile (as a server's fan-out would)."""
     with contextlib.suppress(ConnectionClosed):
         await connection.send(text)
+
+
+def kline(market: Market, minute: int) -> dict:
+    """A deterministic 1-minute candle of `market` starting at unix second `minute`."""
+    base = market.mid * (1 + Decimal(str(round(math.sin(minute / 1800) * 0.01, 6))))
+    prices = [base * (1 + Decimal(str(round(math.sin(minute / 60 + k) * 0.0005, 6)))) for k in range(4)]
+
+    def when(seconds: int) -> str:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    return {
+        "start": when(minute),
+        "end": when(minute + 60),
+        "open": _quantize(prices[0], market.tick),
+        "high": _quantize(max(prices), market.tick),
+        "low": _quantize(min(prices), market.tick),
+        "close": _quantize(prices[3], market.tick),
+        "volume": "1.00",
+        "quoteVolume": _quantize(base, market.tick),
+        "trades": str(minute % 50 + 1),
+    }
+
+
+def _json(connection, status: HTTPStatus, body):
+    response = connection.respond(status, json.dumps(body))
+    response.headers["Content-Type"] = "application/json"
+    return response
 
 
 def frame(stream: str, data: dict) -> str:
@@ -156,12 +190,34 @@ class Simulator:
             ping_timeout=self.ping_interval_s * 2,
             close_timeout=self.ping_interval_s,
             compression=None,
+            process_request=self._rest,
         ) as server:
             self.port = server.sockets[0].getsockname()[1]
             ticker = asyncio.create_task(self._tick())
             self._ready.set()
             await self._stop
             ticker.cancel()
+
+    def _rest(self, connection, request):
+        """Answer plain HTTP requests as Backpack's REST API; let WebSocket upgrades through."""
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        url = urlsplit(request.path)
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        if url.path == "/api/v1/klines":
+            return self._klines(connection, query)
+        return _json(connection, HTTPStatus.NOT_FOUND, {"code": "RESOURCE_NOT_FOUND", "message": "Not Found"})
+
+    def _klines(self, connection, query: dict):
+        market = self.markets.get(query.get("symbol", ""))
+        if market is None:
+            error = {"code": "INVALID_CLIENT_REQUEST", "message": "Invalid market symbol"}
+            return _json(connection, HTTPStatus.BAD_REQUEST, error)
+        if query.get("interval") != "1m" or not query.get("startTime", "").isdecimal():
+            return connection.respond(HTTPStatus.BAD_REQUEST, "failed to parse parameter `startTime`")
+        start = int(query["startTime"]) // 60 * 60
+        end = int(query["endTime"]) if query.get("endTime", "").isdecimal() else int(time.time())
+        return _json(connection, HTTPStatus.OK, [kline(market, minute) for minute in range(start, end, 60)][:1000])
 
     async def _handle(self, connection) -> None:
         self.connections.add(connection)

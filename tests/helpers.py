@@ -15,6 +15,25 @@ BTC_BID, BTC_ASK = 1_000_000_000, 1_000_100_000  # 100000.0000 / 100010.0000
 LINK = re.compile(r"(http\S+/api/v1/signin/post\?token=(\S+))")
 
 
+TABLES = "ledger_entries, idempotency_keys, login_tokens, mail_outbox, orders, balances, users, candles"
+
+
+APP_KEY_PATTERNS = ("price:*", "feed:*", "engine:*", "LIMITS*")
+
+
+def reset_state(app) -> None:
+    """Empty tables; no prices, feed status, rate-limit counters or engine flags in Redis."""
+    from app.extensions import db, redis_client
+
+    with app.app_context():
+        db.session.execute(db.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        for pattern in APP_KEY_PATTERNS:
+            keys = list(redis_client.scan_iter(pattern))
+            if keys:
+                redis_client.delete(*keys)
+
+
 def log_file(name: str):
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     return open(LOG_DIR / f"{name}.log", "ab")
@@ -217,3 +236,93 @@ def book_ticker(symbol, bid, ask, u=1, E=1754517402450016, **extra) -> str:
         **extra,
     }
     return json.dumps({"data": data, "stream": f"bookTicker.{symbol}"})
+
+
+class WebServer:
+    """The `web` process as the Procfile runs it (gunicorn, gunicorn.conf.py), restartable on its port."""
+
+    def __init__(self, port: int | None = None, workers: int = 1):
+        from devstack import free_port
+
+        self.port = port or free_port()
+        self.workers = workers
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "WebServer":
+        from devstack import wait_for_http
+
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "gunicorn.conf.py",
+                "wsgi:app",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--graceful-timeout",
+                "1",
+            ],
+            cwd=ROOT,
+            env=os.environ.copy(),
+            stdout=log_file("web"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_http(f"{self.url}/api/v1/supportedAssets")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+class LiveFeed:
+    """What `python -m poller` runs, in a thread: the simulator's quotes into Redis, candles into
+    PostgreSQL, and a trigger check sent to the engine by name whenever a price moves."""
+
+    def __init__(self, app, simulator, markets=("SOL_USDC", "BTC_USDC", "ETH_USDC")):
+        import threading
+
+        import redis
+
+        from core.tasks import request_trigger_check
+        from poller.candles import CandleRecorder
+        from poller.feed import Poller
+
+        conn = redis.Redis.from_url(app.config["REDIS_URL"], decode_responses=True)
+        sender = app.extensions["celery"]
+        self.candles = CandleRecorder(app.config["DATABASE_URL"], flush_every_s=0.5)
+
+        def on_quote(quote):
+            self.candles.add(quote)
+            request_trigger_check(conn, sender, quote.asset)
+
+        self.poller = Poller(simulator.url, list(markets), conn, on_quote=on_quote, silence_s=2)
+        self.threads = [
+            threading.Thread(target=self.poller.run, daemon=True),
+            threading.Thread(target=self.candles.run, args=(self.poller.stop_event,), daemon=True),
+        ]
+
+    def start(self) -> "LiveFeed":
+        for thread in self.threads:
+            thread.start()
+        eventually(lambda: self.poller.frames >= 6, timeout=10, interval=0.05)
+        return self
+
+    def stop(self) -> None:
+        self.poller.stop()
+        for thread in self.threads:
+            thread.join(5)

@@ -21,7 +21,7 @@ from app.models import Balance, Order, utcnow
 from core import rules
 from core.assets import ASSETS
 from core.enums import CloseReason, LedgerKind, OrderStatus, RejectReason
-from core.keys import ORDER_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
+from core.keys import ACCOUNT_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
 from core.prices import PriceStore, Quote
 from core.tasks import CHECK_TRIGGERS, CLOSE_ORDER, EXECUTE_ORDER, SWEEP_STUCK_ORDERS
 
@@ -31,16 +31,21 @@ SWEEP_BATCH = 500
 MAX_QUANTITY = 2**63 - 1
 
 
-def publish_order_event(order_id, error: str | None = None) -> None:
-    """Wake up the API request waiting on this order (after the commit, never before).
+def publish_order_event(event: dict) -> None:
+    """Tell the account's listeners (the request waiting on the order, its order streams) that
+    the order changed: after the commit, never before.
 
-    Callers pass the id they already hold: reading `order.id` after the commit would reload the
-    expired row, one more database round trip per trade.
+    Callers build the event before committing: reading the order after the commit would reload
+    the expired row, one more database round trip per trade.
     """
-    payload = {"orderId": str(order_id)}
+    redis_client.publish(ACCOUNT_EVENTS_CHANNEL.format(user_id=event["userId"]), json.dumps(event))
+
+
+def order_event(order: Order, order_id, error: str | None = None) -> dict:
+    event = {"userId": order.user_id, "orderId": str(order_id), "status": str(order.status)}
     if error:
-        payload["error"] = error
-    redis_client.publish(ORDER_EVENTS_CHANNEL.format(order_id=order_id), json.dumps(payload))
+        event["error"] = str(error)
+    return event
 
 
 def _fresh_quote(asset: str) -> Quote | None:
@@ -74,14 +79,15 @@ def _fill(balance: Balance, order: Order, quote: Quote) -> None:
     decimals = ASSETS[order.asset].decimals
     fill = rules.open_fill(order.side, quote.bid, quote.ask)
     qty = rules.quantity(order.margin, order.leverage, fill, decimals) if fill > 0 else 0
-    if not rules.slippage_ok(order.side, order.requested_price, fill, order.slippage_bps):
+    # The account's own limit first: it holds whatever the price does, so it is the useful answer.
+    if balance.usd < order.margin:
+        _reject(order, RejectReason.INSUFFICIENT_BALANCE)
+    elif not rules.slippage_ok(order.side, order.requested_price, fill, order.slippage_bps):
         _reject(order, RejectReason.SLIPPAGE_EXCEEDED)
     elif not rules.stops_valid(order.side, fill, order.stop_loss, order.take_profit):
         _reject(order, RejectReason.INVALID_STOPS)
     elif not 0 < qty <= MAX_QUANTITY:
         _reject(order, RejectReason.INVALID_QUANTITY)
-    elif balance.usd < order.margin:
-        _reject(order, RejectReason.INSUFFICIENT_BALANCE)
     else:
         order.status = OrderStatus.OPEN
         order.open_price = fill
@@ -126,8 +132,9 @@ def open_position(order_id) -> None:
         _reject(order, RejectReason.PRICE_UNAVAILABLE)
     else:
         _fill(balance, order, quote)
+    event = order_event(order, order_id)
     db.session.commit()
-    publish_order_event(order_id)
+    publish_order_event(event)
 
 
 def close_position(order_id) -> RejectReason | None:
@@ -139,12 +146,14 @@ def close_position(order_id) -> RejectReason | None:
     quote = _fresh_quote(order.asset)
     if quote is None:
         order.close_requested_at = None  # the requester is told it failed; nothing retries it
+        event = order_event(order, order_id, error=RejectReason.PRICE_UNAVAILABLE)
         db.session.commit()
-        publish_order_event(order_id, error=RejectReason.PRICE_UNAVAILABLE)
+        publish_order_event(event)
         return RejectReason.PRICE_UNAVAILABLE
     _settle(balance, order, quote, CloseReason.USER)
+    event = order_event(order, order_id)
     db.session.commit()
-    publish_order_event(order_id)
+    publish_order_event(event)
     return None
 
 
@@ -187,8 +196,9 @@ def close_crossed_positions(asset: str) -> int:
             db.session.rollback()
             continue
         _settle(balance, order, quote, reason)
+        event = order_event(order, order_id)
         db.session.commit()
-        publish_order_event(order_id)
+        publish_order_event(event)
         closed += 1
     return closed
 

@@ -1,11 +1,11 @@
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify, redirect, request
 from flask.views import MethodView
-from flask_jwt_extended import set_access_cookies
+from flask_jwt_extended import set_access_cookies, unset_jwt_cookies
 
 from app.auth import service
 from app.auth.schemas import EmailSchema, MessageSchema, TokenQuerySchema, TokenSchema
 from app.blueprint import Blueprint
-from app.errors import ErrorCode, documents
+from app.errors import ApiError, ErrorCode, documents
 from app.extensions import limiter
 
 blp = Blueprint("auth", __name__, description="Sign up and sign in with a magic link")
@@ -55,10 +55,35 @@ class SignIn(MethodView):
 class RedeemLink(MethodView):
     @blp.arguments(TokenQuerySchema, location="query")
     @blp.response(200, TokenSchema)
+    @blp.alt_response(303, description="to a browser: on to the terminal, signed in (or `/?signin=invalid`)")
     @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED)
     def get(self, query):
-        """Follow the emailed link: returns a JWT and sets it as an HttpOnly cookie (with CSRF cookie)."""
-        token = service.redeem_link(query["token"])
-        response = jsonify({"token": token})
+        """Follow the emailed link: returns a JWT and sets it as an HttpOnly cookie (with CSRF cookie).
+
+        A browser (one that prefers HTML) is sent on to the terminal, signed in by the cookie."""
+        if not _wants_html():
+            token = service.redeem_link(query["token"])
+            response = jsonify({"token": token})
+            set_access_cookies(response, token)
+            return response
+        try:
+            token = service.redeem_link(query["token"])
+        except ApiError:
+            return redirect("/?signin=invalid", 303)
+        response = redirect("/", 303)
         set_access_cookies(response, token)
         return response
+
+
+@blp.route("/signout")
+class SignOut(MethodView):
+    @blp.response(204)
+    def post(self):
+        """Forget the session cookies (a bearer token simply stops being sent)."""
+        response = current_app.response_class(status=204)
+        unset_jwt_cookies(response)
+        return response
+
+
+def _wants_html() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"

@@ -1,44 +1,34 @@
-from flask import current_app
 from flask.views import MethodView
-from marshmallow import Schema, fields
 
 from app.blueprint import Blueprint
-from app.extensions import redis_client
+from app.errors import ErrorCode, documents
+from app.prices import service
+from app.prices.schemas import CandleQuerySchema, CandlesSchema, PricesSchema
 from core.assets import ASSETS
-from core.prices import PriceStore
 
-blp = Blueprint("prices", __name__, description="Latest Backpack best bid/ask per asset")
-
-
-class PriceSchema(Schema):
-    bid = fields.Integer(required=True)
-    ask = fields.Integer(required=True)
-    decimals = fields.Integer(required=True)
-    time = fields.Integer(required=True, metadata={"description": "exchange event time, microseconds"})
-    ageSeconds = fields.Float(required=True)
-    stale = fields.Boolean(required=True, metadata={"description": "older than PRICE_MAX_AGE_S: trading refuses it"})
-
-
-PricesSchema = Schema.from_dict({symbol: fields.Nested(PriceSchema) for symbol in ASSETS}, name="Prices")
+blp = Blueprint("prices", __name__, description="Latest Backpack best bid/ask and candles per asset")
 
 
 @blp.route("/prices")
 class Prices(MethodView):
     @blp.response(200, PricesSchema)
+    @documents(blp, ErrorCode.UNAVAILABLE)
     def get(self):
         """Latest quotes from Redis; an asset with no quote yet is absent."""
-        store = PriceStore(redis_client)
-        max_age = current_app.config["PRICE_MAX_AGE_S"]
-        prices = {}
-        for symbol, asset in ASSETS.items():
-            quote = store.read(symbol)
-            if quote is not None:
-                prices[symbol] = {
-                    "bid": quote.bid,
-                    "ask": quote.ask,
-                    "decimals": asset.decimals,
-                    "time": quote.time_us,
-                    "ageSeconds": quote.age_s(),
-                    "stale": not quote.is_fresh(max_age),
-                }
-        return prices
+        return service.latest_quotes()
+
+
+@blp.route("/candles")
+class Candles(MethodView):
+    @blp.arguments(CandleQuerySchema, location="query")
+    @blp.response(200, CandlesSchema)
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAVAILABLE)
+    def get(self, query):
+        """Candles of the service's own mid prices (rounded down), oldest first; minutes without a quote are absent."""
+        rows = service.candles(query["asset"], query["interval"], query.get("start"), query.get("end"), query["limit"])
+        return {
+            "asset": query["asset"],
+            "interval": query["interval"],
+            "decimals": ASSETS[query["asset"]].decimals,
+            "candles": rows,
+        }

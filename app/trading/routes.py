@@ -12,6 +12,8 @@ from app.trading.schemas import (
     CreateTradeSchema,
     OrderSchema,
     PendingOrderSchema,
+    PreviewQuerySchema,
+    PreviewSchema,
     TradeListQuerySchema,
 )
 from core.enums import OrderStatus
@@ -79,6 +81,16 @@ class CloseTrade(MethodView):
         if order.status != OrderStatus.CLOSED:
             return _accepted(order, "closing")
         return order
+
+
+@blp.route("/trade/preview")
+class TradePreview(MethodView):
+    @blp.arguments(PreviewQuerySchema, location="query")
+    @blp.response(200, PreviewSchema)
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.PRICE_UNAVAILABLE)
+    def get(self, query):
+        """Quantity, notional and liquidation price a market order would get now (what the ticket shows)."""
+        return service.preview(query["asset"], query["type"], query["margin"], query["leverage"])
 
 
 @blp.route("/trade/<uuid:order_id>")

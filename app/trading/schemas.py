@@ -91,3 +91,19 @@ class OrderSchema(Schema):
 class PendingOrderSchema(Schema):
     orderId = fields.String(required=True)
     status = fields.String(required=True, metadata={"enum": [OrderStatus.PENDING.value, "closing"]})
+
+
+class PreviewQuerySchema(Schema):
+    asset = fields.String(required=True, validate=validate.OneOf(tuple(ASSETS)))
+    type = fields.String(required=True, validate=one_of(Side))
+    margin = fields.Integer(required=True, validate=validate.Range(min=100, max=MAX_AMOUNT))
+    leverage = fields.Integer(required=True, validate=validate.Range(min=1, max=100))
+
+
+class PreviewSchema(Schema):
+    price = fields.Integer(required=True, metadata={"description": "the fill at the current top of book"})
+    decimals = fields.Integer(required=True)
+    quantity = fields.Integer(required=True)
+    quantityDecimals = fields.Integer(required=True)
+    notional = fields.Integer(required=True, metadata={"description": "margin x leverage, USD units"})
+    liquidationPrice = fields.Integer(required=True)

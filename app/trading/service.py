@@ -21,9 +21,9 @@ from app.extensions import db, redis_client
 from app.models import IdempotencyKey, Order, utcnow
 from app.tasks import enqueue
 from core import rules
-from core.assets import ASSETS
+from core.assets import ASSETS, QUANTITY_DECIMALS
 from core.enums import CloseReason, OrderStatus, RejectReason
-from core.keys import ORDER_EVENTS_CHANNEL
+from core.keys import ACCOUNT_EVENTS_CHANNEL
 from core.prices import PriceStore
 from core.tasks import CLOSE_ORDER, EXECUTE_ORDER
 
@@ -52,6 +52,25 @@ def _require_fresh_price(asset: str) -> None:
 
 def _request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def preview(asset: str, side: str, margin: int, leverage: int) -> dict:
+    """What a market order would get at the current top of book, by the engine's own rules."""
+    quote = PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"])
+    if quote is None:
+        abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh price for {asset}")
+    decimals = ASSETS[asset].decimals
+    price = rules.open_fill(side, quote.bid, quote.ask)
+    quantity = rules.quantity(margin, leverage, price, decimals)
+    ratio = current_app.config["LIQUIDATION_RATIO"]
+    return {
+        "price": price,
+        "decimals": decimals,
+        "quantity": quantity,
+        "quantityDecimals": QUANTITY_DECIMALS,
+        "notional": margin * leverage,
+        "liquidationPrice": rules.liquidation_price(side, price, quantity, margin, ratio, decimals),
+    }
 
 
 def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:
@@ -109,7 +128,7 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
     if idempotency_key:
         existing = _existing_for_key(user_id, idempotency_key, request_hash)
         if existing is not None:
-            return wait_for_open(existing.id)
+            return wait_for_open(user_id, existing.id)
     _require_fresh_price(body["asset"])
     order_id = uuid.uuid4()  # held apart from the row: reading attributes after commit reloads it
     order = Order(
@@ -138,10 +157,10 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
         ).scalar_one_or_none()
         if claimed is None:  # a concurrent request with the same key won the race
             db.session.rollback()
-            return wait_for_open(_existing_for_key(user_id, idempotency_key, request_hash).id)
+            return wait_for_open(user_id, _existing_for_key(user_id, idempotency_key, request_hash).id)
     db.session.commit()
     enqueue(EXECUTE_ORDER, str(order_id))
-    return wait_for_open(order_id)
+    return wait_for_open(user_id, order_id)
 
 
 def close(user_id: int, order_id: str) -> Order:
@@ -155,7 +174,7 @@ def close(user_id: int, order_id: str) -> Order:
     order.close_requested_at = utcnow()
     db.session.commit()
     enqueue(CLOSE_ORDER, str(order_id))
-    order, error = _wait(order_id, lambda o: o.status == OrderStatus.CLOSED)
+    order, error = _wait(user_id, order_id, lambda o: o.status == OrderStatus.CLOSED)
     if error:
         _error_for(error)
     if order.status == OrderStatus.CLOSED and order.close_reason != CloseReason.USER:
@@ -163,24 +182,25 @@ def close(user_id: int, order_id: str) -> Order:
     return order
 
 
-def wait_for_open(order_id: uuid.UUID) -> Order:
+def wait_for_open(user_id: int, order_id: uuid.UUID) -> Order:
     """The order once the engine executed it (raising the contract's error for a rejection)."""
-    order, _ = _wait(order_id, lambda o: o.status != OrderStatus.PENDING)
+    order, _ = _wait(user_id, order_id, lambda o: o.status != OrderStatus.PENDING)
     if order.status == OrderStatus.REJECTED:
         _error_for(order.reject_reason)
     return order
 
 
-def _wait(order_id, done) -> tuple[Order, str | None]:
+def _wait(user_id: int, order_id, done) -> tuple[Order, str | None]:
     """Wait up to TRADE_WAIT_S for `done(order)` or an engine error published for the order.
 
-    Subscribes before reading the row, so a result committed in between is never missed.
-    If Redis is unreachable the order is still accepted: it falls back to polling the row.
+    Subscribes to the account's events before reading the row, so a result committed in between
+    is never missed. If Redis is unreachable the order is still accepted: it falls back to
+    polling the row.
     """
     deadline = time.monotonic() + current_app.config["TRADE_WAIT_S"]
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     try:
-        pubsub.subscribe(ORDER_EVENTS_CHANNEL.format(order_id=order_id))
+        pubsub.subscribe(ACCOUNT_EVENTS_CHANNEL.format(user_id=user_id))
     except redis.RedisError:
         log.warning("Redis unavailable: polling order %s instead of waiting for its event", order_id)
         pubsub.close()
@@ -191,10 +211,11 @@ def _wait(order_id, done) -> tuple[Order, str | None]:
             order = db.session.execute(
                 select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
             ).scalar_one()
-            remaining = deadline - time.monotonic()
-            if done(order) or remaining <= 0:
+            if done(order):
                 return order, None
-            event = _next_event(pubsub, min(remaining, POLL_INTERVAL_S) if pubsub is None else remaining)
+            event = _next_event_for(pubsub, str(order_id), deadline)
+            if event is None and time.monotonic() >= deadline:
+                return order, None
             if event and event.get("error"):
                 return order, event["error"]
     finally:
@@ -202,13 +223,20 @@ def _wait(order_id, done) -> tuple[Order, str | None]:
             pubsub.close()
 
 
-def _next_event(pubsub, timeout: float) -> dict | None:
-    if pubsub is None:
-        time.sleep(timeout)
-        return None
-    try:
-        message = pubsub.get_message(timeout=timeout)
-    except redis.RedisError:
-        time.sleep(min(timeout, POLL_INTERVAL_S))
-        return None
-    return json.loads(message["data"]) if message else None
+def _next_event_for(pubsub, order_id: str, deadline: float) -> dict | None:
+    """The next event about `order_id` before the deadline (None on timeout or, when polling, after a while)."""
+    while (remaining := deadline - time.monotonic()) > 0:
+        if pubsub is None:
+            time.sleep(min(remaining, POLL_INTERVAL_S))
+            return None
+        try:
+            message = pubsub.get_message(timeout=remaining)
+        except redis.RedisError:
+            time.sleep(min(remaining, POLL_INTERVAL_S))
+            return None
+        if message is None:
+            continue
+        event = json.loads(message["data"])
+        if event.get("orderId") == order_id:
+            return event
+    return None

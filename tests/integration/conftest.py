@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BeatProcess, WorkerProcess
+from tests.helpers import BeatProcess, WorkerProcess, reset_state
 
-TABLES = "ledger_entries, idempotency_keys, login_tokens, mail_outbox, orders, balances, users"
-APP_KEY_PATTERNS = ("price:*", "feed:*", "engine:*", "LIMITS*")
 TEST_SETTINGS = dict(
     APP_ENV="test",
     JWT_SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256",
@@ -68,16 +66,7 @@ def app(servers, smtp):
 @pytest.fixture(autouse=True)
 def clean_state(request):
     """Every integration test starts with empty tables and no prices, rate-limit counters or flags."""
-    application = request.getfixturevalue("app")
-    from app.extensions import db, redis_client
-
-    with application.app_context():
-        db.session.execute(db.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-        db.session.commit()
-        for pattern in APP_KEY_PATTERNS:
-            keys = list(redis_client.scan_iter(pattern))
-            if keys:
-                redis_client.delete(*keys)
+    reset_state(request.getfixturevalue("app"))
     request.getfixturevalue("smtp").messages.clear()
 
 
@@ -176,32 +165,8 @@ def simulator():
 @pytest.fixture
 def live_server(app):
     """The web process as the Procfile runs it (gunicorn with gunicorn.conf.py) on a free port."""
-    import subprocess
+    from tests.helpers import WebServer
 
-    from devstack import free_port, wait_for_http
-    from tests.helpers import ROOT, log_file
-
-    port = free_port()
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "wsgi:app",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
-        cwd=ROOT,
-        env=os.environ.copy(),
-        stdout=log_file("web"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/api/v1/supportedAssets")
-    yield url
-    web.terminate()
-    web.wait(10)
+    server = WebServer().start()
+    yield server.url
+    server.stop()

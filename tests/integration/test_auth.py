@@ -226,3 +226,18 @@ def test_validly_signed_token_for_an_unknown_account_is_401(app, client):
         ).status_code
         == 401
     )
+
+
+def test_a_browser_following_the_link_lands_in_the_terminal_signed_in(client, wait_for_mail):
+    client.post("/api/v1/signup", json={"email": "browser@example.com"})
+    token = token_from(wait_for_mail("browser@example.com"))
+    html = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    followed = client.get(f"/api/v1/signin/post?token={token}", headers=html)
+    assert followed.status_code == 303 and followed.headers["Location"] == "/"
+    assert any(c.startswith("access_token_cookie=") for c in followed.headers.getlist("Set-Cookie"))
+    assert client.get("/api/v1/balance/usd").json == {"balance": 500_000, "decimals": 2}  # by the cookie
+    again = client.get(f"/api/v1/signin/post?token={token}", headers=html)
+    assert again.status_code == 303 and again.headers["Location"] == "/?signin=invalid"
+    assert client.get(f"/api/v1/signin/post?token={token}").status_code == 401  # API clients still get JSON
+    assert client.post("/api/v1/signout").status_code == 204
+    assert client.get("/api/v1/balance/usd").status_code == 401

@@ -1,14 +1,13 @@
 """The parts together: health, the OpenAPI document, price feed to liquidation, the ledger check."""
 
-import threading
+import re
 import time
 
 import pytest
-import redis
 
 from app.extensions import db
 from app.models import Order
-from poller.feed import Poller
+from tests.helpers import LiveFeed
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 
@@ -16,25 +15,9 @@ pytestmark = pytest.mark.usefixtures("engine_worker")
 @pytest.fixture
 def live_feed(app, simulator):
     """The simulator feeding a real poller that signals the engine, as `make run FEED=sim` does."""
-    from core.tasks import request_trigger_check
-
-    conn = redis.Redis.from_url(app.config["REDIS_URL"], decode_responses=True)
-    sender = app.extensions["celery"]
-    poller = Poller(
-        simulator.url,
-        ["SOL_USDC", "BTC_USDC", "ETH_USDC"],
-        conn,
-        on_quote=lambda quote: request_trigger_check(conn, sender, quote.asset),
-        silence_s=2,
-    )
-    thread = threading.Thread(target=poller.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while poller.frames < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    feed = LiveFeed(app, simulator).start()
     yield simulator
-    poller.stop()
-    thread.join(5)
+    feed.stop()
 
 
 def test_health_is_green_with_every_part_running(client, live_feed):
@@ -68,6 +51,11 @@ def test_openapi_document_lists_every_route_with_schemas(client):
         "/api/v1/supportedAssets",
         "/api/v1/prices",
         "/api/v1/health",
+        "/api/v1/candles",
+        "/api/v1/trade/preview",
+        "/api/v1/stream/prices",
+        "/api/v1/stream/orders",
+        "/api/v1/signout",
     }
     assert expected <= set(spec["paths"])
     create = spec["paths"]["/api/v1/trade/create"]["post"]
@@ -106,3 +94,21 @@ def test_ledger_check_command(app, make_user):
         db.session.commit()
     result = runner.invoke(args=["ledger-check"])
     assert result.exit_code == 1 and "MISMATCH" in result.output
+
+
+def test_pages_load_only_this_origins_scripts(client):
+    """The terminal and Swagger UI: vendored files, a CSP without CDNs or inline scripts."""
+    for path in ("/", "/docs"):
+        page = client.get(path)
+        assert page.status_code == 200
+        csp = page.headers["Content-Security-Policy"]
+        assert (
+            "script-src 'self'" in csp
+            and "frame-ancestors 'none'" in csp
+            and "unsafe-inline'" not in csp.split("script-src", 1)[1].split(";")[0]
+        )
+        html = page.get_data(as_text=True)
+        assert "https://" not in html.replace("https://www.tradingview.com/", "")
+        for src in re.findall(r'<script src="([^"]+)"', html) + re.findall(r'<link href="([^"]+)"', html):
+            assert src.startswith("/static/") and client.get(src).status_code == 200, src
+        assert "<script>" not in html

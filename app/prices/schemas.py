@@ -1,0 +1,45 @@
+from marshmallow import Schema, fields, validate
+
+from app.fields import StrictInteger
+from core.assets import ASSETS
+from core.candles import INTERVALS_S
+
+UNIX_S = validate.Range(min=0, max=2**40)
+
+
+class PriceSchema(Schema):
+    bid = fields.Integer(required=True)
+    ask = fields.Integer(required=True)
+    mid = fields.Integer(required=True, metadata={"description": "(bid + ask) / 2, rounded down: what candles use"})
+    spread = fields.Integer(required=True, metadata={"description": "ask - bid"})
+    decimals = fields.Integer(required=True)
+    time = fields.Integer(required=True, metadata={"description": "exchange event time, microseconds"})
+    ageSeconds = fields.Float(required=True)
+    stale = fields.Boolean(required=True, metadata={"description": "older than PRICE_MAX_AGE_S: trading refuses it"})
+
+
+PricesSchema = Schema.from_dict({symbol: fields.Nested(PriceSchema) for symbol in ASSETS}, name="Prices")
+
+
+class CandleQuerySchema(Schema):
+    asset = fields.String(required=True, validate=validate.OneOf(list(ASSETS)))
+    interval = fields.String(load_default="1m", validate=validate.OneOf(list(INTERVALS_S)))
+    start = fields.Integer(validate=UNIX_S, metadata={"description": "unix seconds, inclusive"})
+    end = fields.Integer(validate=UNIX_S, metadata={"description": "unix seconds, exclusive"})
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=1000))
+
+
+class CandleSchema(Schema):
+    time = StrictInteger(required=True, metadata={"description": "bucket start, unix seconds"})
+    open = fields.Integer(required=True)
+    high = fields.Integer(required=True)
+    low = fields.Integer(required=True)
+    close = fields.Integer(required=True)
+    ticks = fields.Integer(required=True, metadata={"description": "quotes (or trades, if backfilled) in the bucket"})
+
+
+class CandlesSchema(Schema):
+    asset = fields.String(required=True)
+    interval = fields.String(required=True)
+    decimals = fields.Integer(required=True)
+    candles = fields.List(fields.Nested(CandleSchema), required=True)

@@ -1,0 +1,99 @@
+"""Quotes from Redis and candles from PostgreSQL."""
+
+import json
+import time
+import urllib.request
+from datetime import UTC, datetime
+from decimal import ROUND_FLOOR
+
+from flask import current_app
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+
+from app.extensions import db, redis_client
+from app.models import Candle
+from core.assets import ASSETS
+from core.candles import INTERVALS_S
+from core.money import to_units
+from core.prices import PriceStore
+
+MAX_CANDLES = 1000
+# One query for every interval: minutes binned by the interval from the Unix epoch (1m bins are the
+# rows themselves), first open and last close by time, newest `limit` bins, returned oldest first.
+CANDLES_SQL = text(
+    """
+    SELECT * FROM (
+      SELECT extract(epoch FROM date_bin(make_interval(secs => :step), bucket, TIMESTAMPTZ 'epoch'))::bigint AS time,
+             (array_agg(open ORDER BY bucket))[1] AS open, max(high) AS high, min(low) AS low,
+             (array_agg(close ORDER BY bucket DESC))[1] AS close, sum(ticks)::bigint AS ticks
+      FROM candles
+      WHERE asset = :asset AND bucket >= to_timestamp(:start) AND bucket < to_timestamp(:end)
+      GROUP BY 1 ORDER BY 1 DESC LIMIT :limit
+    ) AS newest ORDER BY time
+    """
+)
+
+
+def latest_quotes() -> dict:
+    store, max_age = PriceStore(redis_client), current_app.config["PRICE_MAX_AGE_S"]
+    prices = {}
+    for symbol, asset in ASSETS.items():
+        quote = store.read(symbol)
+        if quote is not None:
+            prices[symbol] = {
+                **quote.event(),
+                "decimals": asset.decimals,
+                "ageSeconds": quote.age_s(),
+                "stale": not quote.is_fresh(max_age),
+            }
+    return prices
+
+
+def candles(asset: str, interval: str, start: int | None, end: int | None, limit: int) -> list[dict]:
+    step = INTERVALS_S[interval]
+    end = end if end is not None else int(time.time()) + step
+    start = start if start is not None else end - step * limit
+    start -= start % step  # whole bins only: the first one is not cut short
+    rows = db.session.execute(
+        CANDLES_SQL, {"step": step, "asset": asset, "start": start, "end": end, "limit": limit}
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def _kline_minute(value: str) -> datetime:
+    """Backpack's `"YYYY-MM-DD HH:MM:SS"` (UTC) kline start."""
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def backfill(asset: str, days: int, chunk_minutes: int = 1000, pause_s: float = 0.0) -> int:
+    """Load 1-minute klines from Backpack's REST API where the service has no candle of its own.
+
+    Klines are trade prices, not mids; they only fill minutes the service never saw. Returns the
+    number of minutes inserted.
+    """
+    market, decimals = ASSETS[asset].market, ASSETS[asset].decimals
+    base = current_app.config["BACKPACK_REST_URL"]
+    now = int(time.time()) // 60 * 60
+    inserted = 0
+    for chunk_start in range(now - days * 86_400, now, chunk_minutes * 60):
+        chunk_end = min(chunk_start + chunk_minutes * 60, now)
+        url = f"{base}/api/v1/klines?symbol={market}&interval=1m&startTime={chunk_start}&endTime={chunk_end}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            klines = json.load(response)
+        rows = [
+            {
+                "asset": asset,
+                "bucket": _kline_minute(k["start"]),
+                **{field: to_units(k[field], decimals, ROUND_FLOOR) for field in ("open", "high", "low", "close")},
+                "ticks": int(k.get("trades") or 0),
+            }
+            for k in klines
+            if k.get("open") is not None
+        ]
+        if rows:
+            added = db.session.execute(insert(Candle).values(rows).on_conflict_do_nothing().returning(Candle.bucket))
+            inserted += len(added.all())
+            db.session.commit()
+        if pause_s:
+            time.sleep(pause_s)  # Backpack allows 30 historical-data requests a minute
+    return inserted

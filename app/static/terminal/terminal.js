@@ -1,0 +1,508 @@
+// The trading terminal. Every number it shows comes from the server (prices, candles, previews,
+// PnL, equity); the page formats integer units with Money and never does arithmetic on money.
+"use strict";
+
+(() => {
+  const $ = (selector, root = document) => root.querySelector(selector);
+  const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+  const USD = 2;
+  const QUANTITY = 8;
+  const REASONS = { user: "Closed by you", liquidation: "Liquidated", stop_loss: "Stop-loss", take_profit: "Take-profit" };
+  const STEPS = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400 };
+
+  const decimals = Object.fromEntries($$(".asset-tab").map((tab) => [tab.dataset.asset, Number(tab.dataset.decimals)]));
+  const state = {
+    asset: "BTC", interval: "1m", side: "long", positions: [], selected: null, preview: null,
+    balance: null, streams: {}, live: { prices: false, orders: false }, lastCandle: null,
+  };
+
+  // ---- notices and messages -------------------------------------------------------------
+  function notify(text, kind = "info", seconds = 10) {
+    const notice = document.createElement("div");
+    notice.className = `notice ${kind}`;
+    notice.setAttribute("role", kind === "alert" ? "alert" : "status");
+    notice.textContent = text;
+    const dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "dismiss";
+    dismiss.setAttribute("aria-label", "Dismiss");
+    dismiss.textContent = "×";
+    dismiss.addEventListener("click", () => notice.remove());
+    notice.append(dismiss);
+    $("#notices").append(notice);
+    setTimeout(() => notice.remove(), seconds * 1000);
+  }
+
+  function say(element, text, kind = "") {
+    element.textContent = text;
+    element.className = `message ${kind}`;
+  }
+
+  // ---- sign-in ----------------------------------------------------------------------------
+  function showSignIn(text = "") {
+    Object.values(state.streams).forEach((stream) => stream.close());
+    state.streams = {};
+    $("#terminal").hidden = true;
+    $("#signin").hidden = false;
+    say($("#signin-message"), text, text ? "error" : "");
+    $("#signin-email").focus();
+  }
+
+  $("#signin-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const email = $("#signin-email").value.trim();
+    const message = $("#signin-message");
+    if (!$("#signin-email").checkValidity() || !email) {
+      say(message, "Enter your e-mail address.", "error");
+      return;
+    }
+    $("#signin-submit").disabled = true;
+    try {
+      await Api.post("/api/v1/signup", { email });
+      let text = `Check your mail: a sign-in link is on its way to ${email}. It works once, for 15 minutes.`;
+      if (document.body.dataset.mailIsLogged === "true") {
+        text += " No mail server is configured here, so the link is written to the log of the mailer process " +
+          `(look for “sign-in link for ${email}”).`;
+      }
+      say(message, text, "success");
+    } catch (error) {
+      say(message, error.message, "error");
+    } finally {
+      $("#signin-submit").disabled = false;
+    }
+  });
+
+  $("#signout").addEventListener("click", async () => {
+    await Api.post("/api/v1/signout").catch(() => null);
+    showSignIn("You are signed out.");
+  });
+
+  // ---- streams ---------------------------------------------------------------------------
+  function openStream(name, url, handlers, onOpen) {
+    let source = null;
+    let delay = 1000;
+    let closed = false;
+    const connect = () => {
+      source = new EventSource(url);
+      source.addEventListener("open", () => {
+        delay = 1000;
+        setLive(name, true);
+        if (onOpen) onOpen();
+      });
+      for (const [event, handle] of Object.entries(handlers)) {
+        source.addEventListener(event, (message) => handle(JSON.parse(message.data)));
+      }
+      source.addEventListener("error", () => {
+        setLive(name, false);
+        if (source.readyState === EventSource.CLOSED && !closed) {  // the browser gave up: we do not
+          setTimeout(() => { if (!closed) connect(); }, delay);
+          delay = Math.min(delay * 2, 15000);
+          if (name === "orders") checkSession();
+        }
+      });
+    };
+    connect();
+    return { close: () => { closed = true; source.close(); } };
+  }
+
+  function setLive(name, live) {
+    state.live[name] = live;
+    const connection = $("#connection");
+    const all = state.live.prices && state.live.orders;
+    connection.textContent = all ? "Live" : "Reconnecting…";
+    connection.className = `connection ${all ? "live" : "down"}`;
+  }
+
+  async function checkSession() {
+    try {
+      await Api.get("/api/v1/balance/");
+    } catch (error) {
+      if (error.code === "unauthorized") showSignIn("Your session ended. Sign in again to continue.");
+    }
+  }
+
+  // ---- prices and the chart --------------------------------------------------------------
+  function showQuote(asset, quote) {
+    const tab = $(`.asset-tab[data-asset="${asset}"]`);
+    if (!tab) return;
+    $(".bid", tab).textContent = Money.format(quote.bid, decimals[asset]);
+    $(".ask", tab).textContent = Money.format(quote.ask, decimals[asset]);
+    $(".spread", tab).textContent = Money.format(quote.spread, decimals[asset]);
+  }
+
+  const chart = LightweightCharts.createChart($("#chart"), {
+    autoSize: true,
+    layout: { background: { type: "solid", color: "#111827" }, textColor: "#cbd5e1", attributionLogo: false },
+    grid: { vertLines: { color: "#1f2937" }, horzLines: { color: "#1f2937" } },
+    rightPriceScale: { borderColor: "#374151" },
+    timeScale: { borderColor: "#374151", timeVisible: true, secondsVisible: false },
+    crosshair: { mode: 0 },
+  });
+  const series = chart.addSeries(LightweightCharts.CandlestickSeries, {
+    upColor: "#22c55e", downColor: "#f87171", borderVisible: false, wickUpColor: "#22c55e", wickDownColor: "#f87171",
+  });
+  let priceLines = [];
+
+  function useAssetFormat() {
+    const places = decimals[state.asset];
+    series.applyOptions({ priceFormat: { type: "custom", minMove: 1, formatter: (p) => Money.format(Math.round(p), places) } });
+  }
+
+  async function loadCandles() {
+    const { asset, interval } = state;
+    $("#chart-title").textContent = `${asset}/USD · ${interval} · mid price`;
+    useAssetFormat();
+    try {
+      const { data } = await Api.get(`/api/v1/candles?asset=${asset}&interval=${interval}&limit=500`);
+      if (asset !== state.asset || interval !== state.interval) return;
+      series.setData(data.candles.map(({ time, open, high, low, close }) => ({ time, open, high, low, close })));
+      const last = data.candles[data.candles.length - 1];
+      state.lastCandle = last ? { time: last.time, open: last.open, high: last.high, low: last.low, close: last.close } : null;
+      drawPriceLines();
+    } catch (error) {
+      notify(`Candles unavailable: ${error.message}`, "error");
+    }
+  }
+
+  function onPrice(quote) {
+    showQuote(quote.asset, quote);
+    if (quote.asset !== state.asset) return;
+    const step = STEPS[state.interval];
+    const seconds = Math.floor(quote.time / 1000000);
+    const bucket = seconds - (seconds % step);
+    const last = state.lastCandle;
+    if (last && last.time === bucket) {
+      last.high = Math.max(last.high, quote.mid);
+      last.low = Math.min(last.low, quote.mid);
+      last.close = quote.mid;
+    } else if (!last || bucket > last.time) {
+      state.lastCandle = { time: bucket, open: quote.mid, high: quote.mid, low: quote.mid, close: quote.mid };
+    } else {
+      return;
+    }
+    series.update({ ...state.lastCandle });
+    previewOnTick();
+  }
+
+  function drawPriceLines() {
+    priceLines.forEach((line) => series.removePriceLine(line));
+    priceLines = [];
+    const position = state.positions.find((p) => p.orderId === state.selected);
+    if (!position || position.asset !== state.asset) return;
+    const lines = [
+      ["Entry", position.openPrice, "#60a5fa"], ["Liquidation", position.liquidationPrice, "#f59e0b"],
+      ["Stop-loss", position.stopLoss, "#f87171"], ["Take-profit", position.takeProfit, "#22c55e"],
+    ];
+    for (const [title, price, color] of lines) {
+      if (price !== null && price !== undefined) {
+        priceLines.push(series.createPriceLine({ price, color, title, lineWidth: 1, lineStyle: 2, axisLabelVisible: true }));
+      }
+    }
+  }
+
+  function selectAsset(asset) {
+    state.asset = asset;
+    $$(".asset-tab").forEach((tab) => tab.setAttribute("aria-selected", String(tab.dataset.asset === asset)));
+    $$("#stop-loss, #take-profit").forEach((input) => { input.placeholder = "USD price"; });
+    loadCandles();
+    schedulePreview(0);
+  }
+
+  $$(".asset-tab").forEach((tab) => tab.addEventListener("click", () => selectAsset(tab.dataset.asset)));
+  $$(".interval").forEach((button) => button.addEventListener("click", () => {
+    state.interval = button.dataset.interval;
+    $$(".interval").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+    loadCandles();
+  }));
+
+  // ---- account: balance, positions, history -----------------------------------------------
+  function showBalance(balance) {
+    state.balance = balance;
+    $("#free-usd").textContent = Money.format(balance.USD.balance, USD);
+    $("#locked-margin").textContent = Money.format(balance.lockedMargin.balance, USD);
+  }
+
+  function showPnl(pnl) {
+    const unrealized = $("#unrealized-pnl");
+    unrealized.textContent = Money.format(pnl.unrealizedPnl, USD, { signed: true });
+    unrealized.className = tone(pnl.unrealizedPnl);
+    $("#equity").textContent = Money.format(pnl.equity, USD);
+    for (const [orderId, value] of Object.entries(pnl.positions)) {
+      const cell = document.getElementById(`pnl-${orderId}`);
+      if (cell) {
+        cell.textContent = Money.format(value, USD, { signed: true });
+        cell.className = `num ${tone(value)}`;
+      }
+    }
+  }
+
+  function tone(value) {
+    if (value === null || value === undefined || value === 0) return "";
+    return value > 0 ? "gain" : "loss";
+  }
+
+  function cell(text, className = "") {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    return td;
+  }
+
+  function renderPositions() {
+    const body = $("#positions-body");
+    body.replaceChildren();
+    for (const order of state.positions) {
+      const row = document.createElement("tr");
+      row.dataset.orderId = order.orderId;
+      row.tabIndex = 0;
+      row.setAttribute("aria-selected", String(order.orderId === state.selected));
+      const places = order.decimals;
+      const stops = `${Money.format(order.stopLoss, places)} / ${Money.format(order.takeProfit, places)}`;
+      const pnl = cell(Money.format(order.unrealizedPnl, USD, { signed: true }), `num ${tone(order.unrealizedPnl)}`);
+      pnl.id = `pnl-${order.orderId}`;
+      row.append(
+        cell(order.asset), cell(`${order.type} ${order.leverage}×`, order.type),
+        cell(Money.format(order.quantity, QUANTITY), "num"), cell(Money.format(order.openPrice, places), "num"),
+        cell(Money.format(order.liquidationPrice, places), "num"), cell(stops, "num"),
+        cell(Money.format(order.margin, USD), "num"), pnl,
+      );
+      const actions = document.createElement("td");
+      const close = document.createElement("button");
+      close.type = "button";
+      close.className = "close-position";
+      close.textContent = "Close";
+      close.setAttribute("aria-label", `Close ${order.asset} ${order.type}`);
+      close.addEventListener("click", (event) => { event.stopPropagation(); closePosition(order, close); });
+      actions.append(close);
+      row.append(actions);
+      const select = () => {
+        state.selected = order.orderId;
+        if (order.asset !== state.asset) selectAsset(order.asset); else drawPriceLines();
+        renderPositions();
+      };
+      row.addEventListener("click", select);
+      row.addEventListener("keydown", (event) => { if (event.key === "Enter") select(); });
+      body.append(row);
+    }
+    $("#positions-empty").hidden = state.positions.length > 0;
+    $("#positions-count").textContent = String(state.positions.length);
+  }
+
+  function renderHistory(orders) {
+    const body = $("#history-body");
+    body.replaceChildren();
+    for (const order of orders) {
+      const row = document.createElement("tr");
+      row.dataset.orderId = order.orderId;
+      row.append(
+        cell(order.asset), cell(`${order.type} ${order.leverage}×`, order.type),
+        cell(Money.format(order.openPrice, order.decimals), "num"), cell(Money.format(order.closePrice, order.decimals), "num"),
+        cell(Money.format(order.pnl, USD, { signed: true }), `num ${tone(order.pnl)}`),
+        cell(REASONS[order.closeReason] || order.closeReason || ""),
+        cell(order.closedAt ? new Date(order.closedAt).toLocaleString() : ""),
+      );
+      body.append(row);
+    }
+    $("#history-empty").hidden = orders.length > 0;
+  }
+
+  async function refreshOrders() {
+    try {
+      const [open, closed, balance] = await Promise.all([
+        Api.get("/api/v1/trades?status=open&page_size=100"),
+        Api.get("/api/v1/trades?status=closed&page_size=50"),
+        Api.get("/api/v1/balance/"),
+      ]);
+      state.positions = open.data;
+      if (!state.positions.some((p) => p.orderId === state.selected)) state.selected = null;
+      renderPositions();
+      renderHistory(closed.data);
+      showBalance(balance.data);
+      drawPriceLines();
+    } catch (error) {
+      if (error.code === "unauthorized") showSignIn(error.message);
+    }
+  }
+
+  function onOrder(order) {
+    if (order.status === "closed" && order.closeReason && order.closeReason !== "user") {
+      const what = `${order.asset} ${order.type} ${order.leverage}×`;
+      const at = Money.format(order.closePrice, order.decimals);
+      const pnl = Money.format(order.pnl, USD, { signed: true });
+      notify(`${REASONS[order.closeReason]}: ${what} closed at ${at} (PnL ${pnl} USD).`,
+        order.closeReason === "liquidation" ? "alert" : "info", 30);
+    }
+    refreshOrders();
+  }
+
+  async function closePosition(order, button) {
+    button.disabled = true;
+    try {
+      const { status, data } = await Api.post("/api/v1/trade/close", { orderId: order.orderId });
+      if (status === 202) {
+        notify("Close accepted; the engine is executing it.");
+      } else {
+        const pnl = Money.format(data.pnl, USD, { signed: true });
+        notify(`Closed ${data.asset} ${data.type} at ${Money.format(data.closePrice, data.decimals)} (PnL ${pnl} USD).`, "success");
+      }
+    } catch (error) {
+      if (error.code === "unauthorized") return showSignIn(error.message);
+      notify(error.message, "error");
+    } finally {
+      button.disabled = false;
+      refreshOrders();
+    }
+  }
+
+  $$(".tab").forEach((tab) => tab.addEventListener("click", () => {
+    $$(".tab").forEach((t) => t.setAttribute("aria-selected", String(t === tab)));
+    $("#positions").hidden = tab.dataset.tab !== "positions";
+    $("#history").hidden = tab.dataset.tab !== "history";
+  }));
+
+  // ---- the order ticket -------------------------------------------------------------------
+  let previewTimer = null;
+  let previewAt = 0;
+
+  function setSide(side) {
+    state.side = side;
+    $$(".side").forEach((button) => button.setAttribute("aria-pressed", String(button.dataset.side === side)));
+    const submit = $("#submit-order");
+    submit.textContent = `Open ${side}`;
+    submit.className = `primary ${side}`;
+    schedulePreview(0);
+  }
+
+  function setLeverage(value) {
+    const leverage = Math.min(100, Math.max(1, Math.round(Number(value)) || 1));
+    $("#leverage").value = leverage;
+    $("#leverage-number").value = leverage;
+    $("#leverage-value").textContent = `${leverage}×`;
+    schedulePreview(150);
+  }
+
+  function schedulePreview(delay) {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(updatePreview, delay);
+  }
+
+  function previewOnTick() {  // the fill price follows the market, at most once a second
+    if (Date.now() - previewAt >= 1000) schedulePreview(0);
+  }
+
+  async function updatePreview() {
+    previewAt = Date.now();
+    const margin = Money.parse($("#margin").value, USD);
+    const fields = $$("#preview dd[data-field]");
+    const show = (values) => fields.forEach((dd) => { dd.textContent = values[dd.dataset.field] ?? "–"; });
+    if (margin === null || margin < 100) {
+      state.preview = null;
+      show({ fee: "none" });
+      return;
+    }
+    const { asset, side } = state;
+    const leverage = Number($("#leverage").value);
+    try {
+      const { data } = await Api.get(`/api/v1/trade/preview?asset=${asset}&type=${side}&margin=${margin}&leverage=${leverage}`);
+      if (asset !== state.asset || side !== state.side) return;
+      state.preview = { ...data, asset, side };
+      show({
+        price: `${Money.format(data.price, data.decimals)} USD`,
+        quantity: `${Money.format(data.quantity, data.quantityDecimals)} ${asset}`,
+        notional: `${Money.format(data.notional, USD)} USD`,
+        liquidationPrice: `${Money.format(data.liquidationPrice, data.decimals)} USD`,
+        fee: "none",
+      });
+    } catch (error) {
+      state.preview = null;
+      show({ price: error.code === "price_unavailable" ? "no fresh price" : "–", fee: "none" });
+    }
+  }
+
+  function orderBody() {
+    const asset = state.asset;
+    const margin = Money.parse($("#margin").value, USD);
+    if (margin === null || margin < 100) throw new Error("Enter a margin of at least 1.00 USD, e.g. 100.00.");
+    const body = { asset, type: state.side, margin, leverage: Number($("#leverage").value) };
+    const slippage = Money.percentToBps($("#slippage").value);
+    if (slippage === null || slippage < 1 || slippage > 10000) throw new Error("Slippage is a percentage from 0.01 to 100.");
+    body.slippage = slippage;
+    for (const [id, field] of [["#stop-loss", "stopLoss"], ["#take-profit", "takeProfit"]]) {
+      const text = $(id).value.trim();
+      if (!text) continue;
+      const price = Money.parse(text, decimals[asset]);
+      if (price === null || price <= 0) throw new Error(`Enter the ${field === "stopLoss" ? "stop-loss" : "take-profit"} as a price in USD.`);
+      body[field] = price;
+    }
+    if (state.preview && state.preview.asset === asset && state.preview.side === state.side) body.price = state.preview.price;
+    return body;
+  }
+
+  $$(".side").forEach((button) => button.addEventListener("click", () => setSide(button.dataset.side)));
+  $("#leverage").addEventListener("input", (event) => setLeverage(event.target.value));
+  $("#leverage-number").addEventListener("change", (event) => setLeverage(event.target.value));
+  $("#margin").addEventListener("input", () => schedulePreview(250));
+
+  $("#ticket").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const message = $("#ticket-message");
+    let body;
+    try {
+      body = orderBody();
+    } catch (error) {
+      return say(message, error.message, "error");
+    }
+    const submit = $("#submit-order");
+    submit.disabled = true;
+    say(message, "Sending…");
+    try {
+      const { status, data } = await Api.post("/api/v1/trade/create", body);
+      if (status === 202) {
+        say(message, "Accepted; the engine is executing it.", "success");
+      } else {
+        const at = Money.format(data.openPrice, data.decimals);
+        say(message, `Opened ${data.asset} ${data.type} ${data.leverage}× at ${at} USD.`, "success");
+        state.selected = data.orderId;
+      }
+      refreshOrders();
+    } catch (error) {
+      if (error.code === "unauthorized") return showSignIn(error.message);
+      say(message, error.message, "error");
+    } finally {
+      submit.disabled = false;
+      schedulePreview(0);
+    }
+  });
+
+  // ---- start ------------------------------------------------------------------------------
+  function startTerminal() {
+    $("#signin").hidden = true;
+    $("#terminal").hidden = false;
+    $(`.interval[data-interval="${state.interval}"]`).setAttribute("aria-pressed", "true");
+    selectAsset(state.asset);
+    setSide(state.side);
+    state.streams.prices = openStream("prices", "/api/v1/stream/prices", {
+      snapshot: (quotes) => Object.entries(quotes).forEach(([asset, quote]) => showQuote(asset, quote)),
+      price: onPrice,
+    }, () => { if (state.lastCandle === null) loadCandles(); });
+    state.streams.orders = openStream("orders", "/api/v1/stream/orders", {
+      balance: showBalance, pnl: showPnl, order: onOrder,
+    }, refreshOrders);
+  }
+
+  async function boot() {
+    const params = new URLSearchParams(location.search);
+    if (params.get("signin") === "invalid") {
+      history.replaceState(null, "", "/");
+      return showSignIn("That sign-in link is invalid, used or expired. Ask for a new one.");
+    }
+    try {
+      showBalance((await Api.get("/api/v1/balance/")).data);
+    } catch (error) {
+      return showSignIn(error.code === "unauthorized" ? "" : error.message);
+    }
+    startTerminal();
+  }
+
+  boot();
+})();

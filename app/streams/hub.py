@@ -1,0 +1,119 @@
+"""One Redis subscription per web process, fanned out to every event stream that process serves.
+
+The hub pattern-subscribes once to every price channel and every account's event channel, so a
+stream never opens a Redis connection of its own: 500 browsers cost one subscription per web
+process. Prices are coalesced per asset (latest wins) and sent at most `PRICE_EVENTS_PER_S` times a
+second. Plain threads and queues: under gunicorn's gevent worker they are greenlets.
+"""
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from core.keys import ACCOUNT_EVENTS_CHANNEL, PRICE_CHANNEL
+
+log = logging.getLogger(__name__)
+
+PRICE_EVENTS_PER_S = 10
+LISTENER_BACKLOG = 1000  # a client this far behind is dropped; it reconnects and refetches
+PRICE_PATTERN = PRICE_CHANNEL.format(asset="*")
+ACCOUNT_PATTERN = ACCOUNT_EVENTS_CHANNEL.format(user_id="*")
+ACCOUNT_PREFIX = ACCOUNT_EVENTS_CHANNEL.format(user_id="")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # "price" or "account"
+    data: dict
+
+
+CLOSED = Event("closed", {})
+
+
+@dataclass(eq=False)
+class Listener:
+    account: int | None = None  # also receives this account's order events
+    events: queue.Queue = field(default_factory=lambda: queue.Queue(LISTENER_BACKLOG))
+
+    def get(self, timeout: float) -> Event | None:
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class Hub:
+    def __init__(self, redis_url: str):
+        self.redis_url = redis_url
+        self.listeners: set[Listener] = set()
+        self.latest_prices: dict[str, dict] = {}
+        self._unsent: dict[str, dict] = {}
+        self._sent_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def listen(self, account: int | None = None) -> Listener:
+        listener = Listener(account)
+        with self._lock:
+            self.listeners.add(listener)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="stream-hub", daemon=True)
+                self._thread.start()
+        return listener
+
+    def leave(self, listener: Listener) -> None:
+        with self._lock:
+            self.listeners.discard(listener)
+
+    def _deliver(self, event: Event, to) -> None:
+        for listener in to:
+            try:
+                listener.events.put_nowait(event)
+            except queue.Full:
+                log.warning("dropping a stream client %d events behind", LISTENER_BACKLOG)
+                self.leave(listener)
+                listener.events = queue.Queue(1)
+                listener.events.put_nowait(CLOSED)
+
+    def _run(self) -> None:
+        """Forever: (re)subscribe, dispatch, flush prices; a Redis outage only pauses the streams."""
+        while True:
+            try:
+                client = redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=30)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.psubscribe(PRICE_PATTERN, ACCOUNT_PATTERN)
+                while True:
+                    message = pubsub.get_message(timeout=1 / PRICE_EVENTS_PER_S)
+                    if message is not None:
+                        self._dispatch(message["channel"], json.loads(message["data"]))
+                    self._flush_prices()
+            except (redis.RedisError, OSError) as exc:
+                log.warning("stream hub lost Redis (%s); resubscribing", exc)
+                time.sleep(1)
+
+    def _dispatch(self, channel: str, data: dict) -> None:
+        if channel.startswith(ACCOUNT_PREFIX):
+            user_id = int(channel.removeprefix(ACCOUNT_PREFIX))
+            with self._lock:
+                to = [listener for listener in self.listeners if listener.account == user_id]
+            self._deliver(Event("account", data), to)
+        else:
+            with self._lock:
+                self.latest_prices[data["asset"]] = data
+                self._unsent[data["asset"]] = data
+
+    def _flush_prices(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [a for a in self._unsent if now - self._sent_at.get(a, 0) >= 1 / PRICE_EVENTS_PER_S]
+            prices = [self._unsent.pop(asset) for asset in due]
+            for asset in due:
+                self._sent_at[asset] = now
+            to = list(self.listeners)
+        for price in prices:
+            self._deliver(Event("price", price), to)

@@ -1,0 +1,151 @@
+"""Server-Sent Events: prices for everyone, order and balance changes (and live PnL) per account.
+
+Each stream holds no database connection while it waits: it reads what it needs when an event
+arrives and closes its session at once, so hundreds of open streams share a small pool.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.balances.service import balances_view
+from app.extensions import db
+from app.models import Order
+from app.prices.service import latest_quotes
+from app.streams.hub import CLOSED, Hub
+from app.trading.schemas import OrderSchema
+from app.trading.service import with_unrealized_pnl
+from core import rules
+from core.assets import ASSETS
+from core.enums import OrderStatus
+from core.prices import Quote
+
+KEEPALIVE_S = 15
+RECONNECT_MS = 2000
+PNL_EVENTS_EVERY_S = 0.5
+
+
+def sse(event: str | None, data, event_id: str | int | None = None) -> str:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    if event:
+        lines.append(f"event: {event}")
+    lines.append(f"data: {json.dumps(data, separators=(',', ':'))}")
+    return "\n".join(lines) + "\n\n"
+
+
+def price_events(hub: Hub) -> Iterator[str]:
+    listener = hub.listen()
+    try:
+        yield f"retry: {RECONNECT_MS}\n\n"
+        fields = ("bid", "ask", "mid", "spread", "decimals", "time")
+        snapshot = {asset: {k: q[k] for k in fields} for asset, q in latest_quotes().items()}
+        yield sse("snapshot", snapshot, event_id=max((q["time"] for q in snapshot.values()), default=0))
+        while (event := listener.get(timeout=KEEPALIVE_S)) is not CLOSED:
+            if event is None:
+                yield ": keep-alive\n\n"  # nothing for KEEPALIVE_S: proxies and browsers keep the stream
+            else:
+                yield sse("price", event.data, event_id=event.data["time"])
+    finally:
+        hub.leave(listener)
+
+
+@dataclass(frozen=True)
+class OpenPosition:
+    order_id: str
+    asset: str
+    side: str
+    open_price: int
+    quantity: int
+    margin: int
+
+    def pnl(self, quote: Quote) -> int:
+        closing = rules.close_at(
+            self.side, self.open_price, self.quantity, self.margin, ASSETS[self.asset].decimals, quote.bid, quote.ask
+        )
+        return closing.pnl
+
+
+class AccountView:
+    """What one account's stream knows: its balance, open positions and the latest quotes."""
+
+    def __init__(self, user_id: int, quotes: dict[str, dict]):
+        self.user_id = user_id
+        self.quotes = {asset: _quote(data) for asset, data in quotes.items()}
+        self.balance: dict = {}
+        self.positions: dict[str, OpenPosition] = {}
+
+    def reload(self) -> None:
+        self.balance = balances_view(self.user_id)
+        rows = db.session.execute(
+            select(Order).where(Order.user_id == self.user_id, Order.status == OrderStatus.OPEN)
+        ).scalars()
+        self.positions = {
+            str(o.id): OpenPosition(str(o.id), o.asset, o.side, o.open_price, o.quantity, o.margin) for o in rows
+        }
+        db.session.close()
+
+    def order(self, order_id: str) -> dict | None:
+        order = db.session.get(Order, uuid.UUID(order_id))
+        body = OrderSchema().dump(with_unrealized_pnl([order])[0]) if order is not None else None
+        db.session.close()
+        return body
+
+    def pnl(self) -> dict:
+        """Unrealized PnL of every open position at the latest fresh quote, and the equity."""
+        max_age = current_app.config["PRICE_MAX_AGE_S"]
+        positions = {}
+        for order_id, position in self.positions.items():
+            quote = self.quotes.get(position.asset)
+            positions[order_id] = position.pnl(quote) if quote is not None and quote.is_fresh(max_age) else None
+        unrealized = sum(value for value in positions.values() if value is not None)
+        cash, locked = self.balance["USD"]["balance"], self.balance["lockedMargin"]["balance"]
+        return {
+            "positions": positions,
+            "unrealizedPnl": unrealized,
+            "equity": cash + locked + unrealized,
+            "decimals": self.balance["USD"]["decimals"],
+        }
+
+
+def _quote(data: dict) -> Quote:
+    return Quote(data["asset"], int(data["bid"]), int(data["ask"]), int(data["time"]))
+
+
+def order_events(hub: Hub, user_id: int) -> Iterator[str]:
+    listener = hub.listen(account=user_id)
+    try:
+        view = AccountView(user_id, latest_quotes())
+        view.reload()
+        yield f"retry: {RECONNECT_MS}\n\n"
+        yield sse("balance", view.balance)
+        yield sse("pnl", view.pnl())
+        pnl_due, sent_pnl_at = False, time.monotonic()
+        while True:
+            wait = max(0.0, sent_pnl_at + PNL_EVENTS_EVERY_S - time.monotonic()) if pnl_due else KEEPALIVE_S
+            event = listener.get(timeout=wait)
+            if event is CLOSED:
+                return
+            if event is None and not pnl_due:
+                yield ": keep-alive\n\n"
+            elif event is not None and event.kind == "account":
+                order = view.order(event.data["orderId"])
+                view.reload()
+                if order is not None:
+                    yield sse("order", order)
+                yield sse("balance", view.balance)
+                pnl_due, sent_pnl_at = True, 0.0  # at once: the equity changed with the balance
+            elif event is not None and event.kind == "price":
+                view.quotes[event.data["asset"]] = _quote(event.data)
+                pnl_due = pnl_due or any(p.asset == event.data["asset"] for p in view.positions.values())
+            if pnl_due and time.monotonic() - sent_pnl_at >= PNL_EVENTS_EVERY_S:
+                yield sse("pnl", view.pnl())
+                pnl_due, sent_pnl_at = False, time.monotonic()
+    finally:
+        hub.leave(listener)

@@ -1,0 +1,233 @@
+"""The web terminal in a real headless Chromium (Debian's, driven by Playwright), against the whole
+stack: gunicorn (gevent), engine, mailer, the simulator feeding a poller, real SMTP.
+
+The tests run in order on one page, as a person would use it; each step leaves a screenshot in
+.data/test-artifacts/terminal/. `make screenshots` also writes docs/terminal.png and
+docs/terminal-mobile.png.
+"""
+
+import os
+import re
+import shutil
+
+import pytest
+
+from tests.helpers import ROOT, LiveFeed, WebServer, eventually, link_from, reset_state, wait_for_mail
+
+pytestmark = pytest.mark.usefixtures("engine_worker", "mail_worker")
+ARTIFACTS = ROOT / ".data" / "test-artifacts" / "terminal"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EMAIL = "trader@example.com"
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    from poller.simulator import Simulator
+
+    sim = Simulator(interval_s=0.1).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(app, simulator, engine_worker, mail_worker):
+    """Web on a fixed port (restartable), a live feed, and an hour of backfilled candles."""
+    runner = app.test_cli_runner()
+    app.config["BACKPACK_REST_URL"] = f"http://127.0.0.1:{simulator.port}"
+    feed = LiveFeed(app, simulator).start()
+    reset_state(app)  # once, for the whole scenario (the feed writes fresh prices again at once)
+    web = WebServer(workers=1).start()
+    result = runner.invoke(args=["candles", "backfill", "--days", "1", "--pause", "0"])
+    assert result.exit_code == 0 and "minutes loaded" in result.output, result.output
+    yield web
+    web.stop()
+    feed.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), "make test installs Debian's chromium (tests/ensure-chromium)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, stack):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    yield page
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+    """The scenario runs on one account across these tests: nothing is truncated in between."""
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_sign_in_through_the_mailed_link(page, stack, smtp):
+    page.goto(stack.url + "/")
+    page.get_by_label("E-mail").wait_for()
+    shot(page, "01-sign-in")
+    page.get_by_label("E-mail").fill(EMAIL)
+    page.get_by_role("button", name="Email me a sign-in link").click()
+    page.get_by_text("Check your mail").wait_for()
+    shot(page, "02-check-your-mail")
+    link = link_from(wait_for_mail(smtp, EMAIL))
+    page.goto(re.sub(r"^https?://[^/]+", stack.url, link))  # the mail names PUBLIC_URL; this server is elsewhere
+    assert page.url == stack.url + "/"
+    page.locator("#connection.live").wait_for()
+    eventually(lambda: page.locator("#free-usd").inner_text() == "5,000.00", timeout=20)
+    page.locator(".asset-tab[data-asset='BTC'] .bid").filter(has_text=re.compile(r"\d")).wait_for()
+    page.locator("#preview [data-field='quantity']").filter(has_text="BTC").wait_for()
+    shot(page, "03-terminal")
+    assert page.errors == []
+
+
+def test_open_a_long_from_the_ticket_by_keyboard(page):
+    page.get_by_role("tab", name=re.compile("SOL")).click()
+    page.get_by_label("Margin (USD)").fill("250.00")
+    page.get_by_label("Leverage (number)").fill("5")
+    page.get_by_label("Leverage (number)").press("Tab")
+    page.locator("#preview [data-field='notional']").filter(has_text="1,250.00 USD").wait_for()
+    page.get_by_label("Margin (USD)").press("Enter")
+    page.get_by_text(re.compile(r"Opened SOL long 5× at")).wait_for()
+    row = page.locator("#positions-body tr").first
+    row.wait_for()
+    assert "SOL" in row.inner_text() and "long 5×" in row.inner_text().lower()
+    eventually(lambda: page.locator("#locked-margin").inner_text() == "250.00", timeout=10)
+    assert page.locator("#free-usd").inner_text() == "4,750.00"
+    shot(page, "04-opened-long")
+
+
+def test_unrealized_pnl_follows_the_price(page, simulator):
+    cell = page.locator("#positions-body tr td[id^='pnl-']").first
+    eventually(lambda: re.search(r"\d", cell.inner_text()), timeout=10)
+    sol = simulator.markets["SOL_USDC"].mid
+    simulator.set_quote("SOL_USDC", str(sol * 2), str(sol * 2))  # SOL doubles: a long's PnL is far above zero
+    eventually(lambda: cell.inner_text().startswith("+") and "gain" in cell.get_attribute("class"), timeout=15)
+    gain = cell.inner_text()
+    eventually(lambda: page.locator("#equity").inner_text() not in ("–", "5,000.00"), timeout=10)
+    shot(page, "05-pnl-moves")
+    assert gain.startswith("+")
+
+
+def test_close_the_position_and_find_it_in_history(page):
+    page.get_by_role("button", name="Close SOL long").click()
+    page.get_by_text(re.compile(r"Closed SOL long at")).wait_for()
+    eventually(lambda: page.locator("#positions-body tr").count() == 0, timeout=10)
+    page.get_by_role("tab", name="History").click()
+    row = page.locator("#history-body tr").first
+    row.wait_for()
+    assert "Closed by you" in row.inner_text() and "SOL" in row.inner_text()
+    shot(page, "06-history")
+    page.get_by_role("tab", name=re.compile("Open positions")).click()
+
+
+def test_insufficient_balance_is_explained(page):
+    page.get_by_label("Margin (USD)").fill("999999.00")
+    page.get_by_role("button", name=re.compile("Open long")).click()
+    page.get_by_text("Not enough free USD for this margin.").wait_for()
+    shot(page, "07-insufficient-balance")
+
+
+def test_a_liquidation_is_announced(page, simulator):
+    page.get_by_role("tab", name=re.compile("ETH")).click()
+    page.get_by_label("Margin (USD)").fill("100.00")
+    page.get_by_label("Leverage (number)").fill("100")
+    page.get_by_label("Leverage (number)").press("Tab")
+    page.get_by_role("button", name=re.compile("Open long")).click()
+    page.get_by_text(re.compile(r"Opened ETH long 100×")).wait_for()
+    page.locator("#positions-body tr").first.click()  # selected: its price lines are on the chart
+    shot(page, "08-selected-position")
+    eth = simulator.markets["ETH_USDC"].mid
+    simulator.set_quote("ETH_USDC", str(eth / 2), str(eth / 2))
+    notice = page.locator(".notice.alert").filter(has_text="Liquidated: ETH long 100×")
+    notice.wait_for(timeout=30_000)
+    shot(page, "09-liquidation-notice")
+    eventually(lambda: page.locator("#positions-body tr").count() == 0, timeout=10)
+
+
+def test_the_page_recovers_after_the_web_process_restarts(page, stack):
+    stack.stop()
+    page.locator("#connection.down").wait_for(timeout=20_000)
+    shot(page, "10-web-down")
+    stack.start()
+    page.locator("#connection.live").wait_for(timeout=30_000)
+    bid = page.locator(".asset-tab[data-asset='BTC'] .bid")
+    before = bid.inner_text()
+    eventually(lambda: bid.inner_text() != before, timeout=15)  # live prices flow again
+    shot(page, "11-web-back")
+    assert page.errors == []
+
+
+def test_phone_screen_and_docs_screenshots(browser, page, stack):
+    """390x844: one column, nothing wider than the screen. `make screenshots` keeps these in docs/."""
+    docs = ROOT / "docs" if os.environ.get("WRITE_DOCS_SCREENSHOTS") else ARTIFACTS
+    page.get_by_role("tab", name=re.compile("BTC")).click()
+    page.get_by_label("Margin (USD)").fill("100.00")
+    page.get_by_label("Leverage (number)").fill("10")
+    page.get_by_label("Leverage (number)").press("Tab")
+    page.get_by_role("button", name=re.compile("Open long")).click()
+    page.get_by_text(re.compile(r"Opened BTC long 10×")).wait_for()
+    page.locator("#positions-body tr").first.click()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(docs / "terminal.png"))
+
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        storage_state=page.context.storage_state(),
+    )
+    mobile = phone.new_page()
+    mobile.goto(stack.url + "/")
+    mobile.locator("#connection.live").wait_for(timeout=20_000)
+    mobile.locator("#positions-body tr").first.wait_for()
+    mobile.wait_for_timeout(1500)
+    assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
+    for control in ("Margin (USD)", "Leverage (number)", "Max slippage (%)"):
+        assert mobile.get_by_label(control).is_visible()
+    mobile.screenshot(path=str(docs / "terminal-mobile.png"))
+    phone.close()
+
+
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        ("Money.format(123456789, 4)", "12,345.6789"),
+        ("Money.format(-5, 2)", "−0.05"),
+        ("Money.format(7, 2, { signed: true })", "+0.07"),
+        ("Money.format(900719925474099, 8)", "9,007,199.25474099"),
+        ("Money.format(null, 2)", "–"),
+        ("Money.parse('1,234.5', 2)", 123450),
+        ("Money.parse('0.1', 6)", 100000),
+        ("Money.parse('0.123', 2)", None),  # more decimals than the unit has: refused, not rounded
+        ("Money.parse('1e3', 2)", None),
+        ("Money.parse('', 2)", None),
+        ("Money.percentToBps('1.25')", 125),
+    ],
+)
+def test_money_is_formatted_and_parsed_from_integer_units_without_floats(page, expression, expected):
+    assert page.evaluate(expression) == expected
