@@ -276,7 +276,10 @@ def backfill_from_simulator(supervisor: Supervisor, env: dict[str, str]) -> None
     wait_for_http(f"{env['BACKPACK_REST_URL']}/api/v1/klines", timeout=60)
     result = subprocess.run(
         ["flask", "--app", "wsgi", "candles", "backfill", "--days", "1", "--pause", "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     for line in (result.stdout + result.stderr).splitlines():
         supervisor.say("backfill", line)
