@@ -44,4 +44,7 @@ def to_units(value: object, decimals: int, rounding: str) -> int:
         raise NotAnAmount(f"not positive: {value!r}")
     if number.adjusted() > MAX_DECIMAL_DIGITS:
         raise NotAnAmount(f"too large: {value!r}")
-    return int(number.scaleb(decimals).to_integral_value(rounding=rounding))
+    units = int(number.scaleb(decimals).to_integral_value(rounding=rounding))
+    if units <= 0:
+        raise NotAnAmount(f"rounds to zero in {decimals} decimals: {value!r}")
+    return units

@@ -84,6 +84,7 @@ def test_backoff_is_exponential_with_full_jitter_and_capped():
         book_ticker("SOL_USDC", "1", "2", u=-5),
         book_ticker("SOL_USDC", "1e999999", "2"),
         book_ticker("SOL_USDC", "NaN", "2"),
+        book_ticker("SOL_USDC", "0.0000001", "2"),  # positive, but a zero bid once rounded down: refused
         book_ticker("SOL_USDC", "1", "Infinity"),
         '{"data": {"e": "bookTicker", "s": "SOL_USDC", "b": "1", "a": "2", "u": ' + "9" * 5000 + "}}",
         "[" * 100_000 + "]" * 100_000,
