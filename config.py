@@ -13,7 +13,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from core.tasks import DEFAULT_QUEUE, SWEEP_MAIL_OUTBOX, SWEEP_STUCK_ORDERS, TASK_ROUTES
+from core.tasks import DEFAULT_QUEUE, SNAPSHOT_EQUITY, SWEEP_MAIL_OUTBOX, SWEEP_STUCK_ORDERS, TASK_ROUTES
 
 ROOT = Path(__file__).resolve().parent
 MAX_REQUEST_BYTES = 64 * 1024
@@ -133,6 +133,7 @@ def celery_settings(redis_url: str, visibility_timeout_s: int, sweep_every_s: fl
         beat_schedule={
             "sweep-stuck-orders": {"task": SWEEP_STUCK_ORDERS, "schedule": sweep_every_s},
             "sweep-mail-outbox": {"task": SWEEP_MAIL_OUTBOX, "schedule": 10.0},
+            "snapshot-equity": {"task": SNAPSHOT_EQUITY, "schedule": 60.0},
         },
         beat_schedule_filename=str(directory / "celerybeat-schedule"),
     )

@@ -32,6 +32,7 @@ def create_app(config: Config | None = None) -> Flask:
     api.init_app(app)
     celery_init_app(app)
 
+    from app.account.routes import blp as account_blp
     from app.assets.routes import blp as assets_blp
     from app.auth.routes import blp as auth_blp
     from app.balances.commands import cli as ledger_cli
@@ -43,7 +44,8 @@ def create_app(config: Config | None = None) -> Flask:
     from app.trading.routes import blp as trading_blp
     from app.web.routes import blp as web_blp
 
-    for blueprint in (auth_blp, trading_blp, balances_blp, assets_blp, prices_blp, streams_blp, health_blp):
+    blueprints = (auth_blp, trading_blp, balances_blp, account_blp, assets_blp, prices_blp, streams_blp, health_blp)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix="/api/v1")
     app.register_blueprint(web_blp)
     app.register_blueprint(ledger_cli)

@@ -1,10 +1,15 @@
-"""The Blueprint every domain uses: flask-smorest's, parsing JSON bodies with the bounded parser."""
+"""What every domain's routes use: flask-smorest's Blueprint parsing JSON bodies with the bounded
+parser, and the `Idempotency-Key` header."""
 
 import flask_smorest
+from flask import request
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 
+from app.errors import ErrorCode, abort
 from app.hardening import parse_json_body
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class BoundedParser(FlaskParser):
@@ -24,3 +29,11 @@ class BoundedParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = BoundedParser()
+
+
+def idempotency_key() -> str | None:
+    """The request's `Idempotency-Key` (1 to 255 characters), if it sent one."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not 1 <= len(key) <= 255:
+        abort(ErrorCode.VALIDATION, f"{IDEMPOTENCY_HEADER} must be 1 to 255 characters")
+    return key

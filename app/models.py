@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKe
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from core.enums import CloseReason, LedgerKind, OrderStatus, OrderType, RejectReason, Side
+from core.enums import CloseReason, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
 
 
 def utcnow() -> datetime:
@@ -75,10 +75,14 @@ class LedgerEntry(db.Model):
     """Append-only record of every balance change, written in the same transaction."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (one_of("kind", LedgerKind, "kind_known"),)
+    __table_args__ = (
+        one_of("kind", LedgerKind, "kind_known"),
+        Index("ix_ledger_entries_user_id_id", "user_id", "id"),  # an account's history, newest first
+        Index("ix_ledger_entries_created_at", "created_at"),  # accounts active since the last snapshot
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"), index=True)
     kind: Mapped[LedgerKind] = mapped_column(String(32))
     usd_delta: Mapped[int] = mapped_column(BigInteger)
@@ -185,3 +189,36 @@ class Candle(db.Model):
     low: Mapped[int] = mapped_column(BigInteger)
     close: Mapped[int] = mapped_column(BigInteger)
     ticks: Mapped[int]
+
+
+class EquitySnapshot(db.Model):
+    """An account's equity at one moment: taken every minute for accounts with open positions or
+    new ledger entries, in one set-based statement per round (`app.account.service`)."""
+
+    __tablename__ = "equity_snapshots"
+    __table_args__ = (Index("ix_equity_snapshots_taken_at", "taken_at"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    taken_at: Mapped[Timestamp] = mapped_column(primary_key=True)
+    cash: Mapped[int] = mapped_column(BigInteger)
+    locked_margin: Mapped[int] = mapped_column(BigInteger)
+    unrealized_pnl: Mapped[int] = mapped_column(BigInteger)
+
+
+class AccountReset(db.Model):
+    """A reset request: executed by the engine like a trade (same queue, same locks), once."""
+
+    __tablename__ = "account_resets"
+    __table_args__ = (
+        one_of("status", ResetStatus, "reset_status_known"),
+        Index("ix_account_resets_key", "user_id", "idempotency_key", unique=True),
+        Index("ix_account_resets_pending", "created_at", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[ResetStatus] = mapped_column(String(8), default=ResetStatus.PENDING)
+    closed_positions: Mapped[int | None]
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+    done_at: Mapped[Timestamp | None]

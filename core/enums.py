@@ -24,6 +24,7 @@ class CloseReason(StrEnum):
     LIQUIDATION = "liquidation"
     STOP_LOSS = "stop_loss"
     TAKE_PROFIT = "take_profit"
+    RESET = "reset"  # the account was reset: every open position closed at the book
 
 
 class RejectReason(StrEnum):
@@ -38,3 +39,10 @@ class LedgerKind(StrEnum):
     DEPOSIT = "deposit"
     OPEN = "open"
     CLOSE = "close"
+    RESET = "reset"  # free USD set back to the starting balance
+
+
+class ResetStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"  # no fresh price to close a position at: nothing changed

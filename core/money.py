@@ -30,6 +30,16 @@ def ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
+def format_units(units: int, decimals: int) -> str:
+    """Integer units as a decimal string: 500000 with 2 decimals is "5000.00", -5 is "-0.05"."""
+    sign, digits = ("-" if units < 0 else ""), str(abs(units)).rjust(decimals + 1, "0")
+    return (
+        f"{sign}{digits[: len(digits) - decimals]}.{digits[len(digits) - decimals :]}"
+        if decimals
+        else f"{sign}{digits}"
+    )
+
+
 def to_units(value: object, decimals: int, rounding: str) -> int:
     """A positive decimal string (or integer) as an integer in `decimals`; extra digits rounded by `rounding`."""
     if value is None:

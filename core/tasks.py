@@ -17,6 +17,8 @@ EXECUTE_ORDER = "engine.execute_order"
 CLOSE_ORDER = "engine.close_order"
 CHECK_TRIGGERS = "engine.check_triggers"
 SWEEP_STUCK_ORDERS = "engine.sweep_stuck_orders"
+RESET_ACCOUNT = "engine.reset_account"
+SNAPSHOT_EQUITY = "analytics.snapshot_equity"  # set-based, read-mostly: not the engine's queue
 SEND_SIGN_IN_LINK = "mail.send_sign_in_link"
 SWEEP_MAIL_OUTBOX = "mail.sweep_outbox"
 

@@ -17,13 +17,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.balances.service import post_entry
 from app.extensions import db, redis_client
-from app.models import Balance, Order, utcnow
+from app.models import AccountReset, Balance, EquitySnapshot, Order, utcnow
 from core import rules
 from core.assets import ASSETS
-from core.enums import CloseReason, LedgerKind, OrderStatus, RejectReason
+from core.enums import CloseReason, LedgerKind, OrderStatus, RejectReason, ResetStatus
 from core.keys import ACCOUNT_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
 from core.prices import PriceStore, Quote
-from core.tasks import CHECK_TRIGGERS, CLOSE_ORDER, EXECUTE_ORDER, SWEEP_STUCK_ORDERS
+from core.tasks import CHECK_TRIGGERS, CLOSE_ORDER, EXECUTE_ORDER, RESET_ACCOUNT, SWEEP_STUCK_ORDERS
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,72 @@ def close_crossed_positions(asset: str) -> int:
     return closed
 
 
+def reset_account(reset_id) -> ResetStatus | None:
+    """Close every open position of the account at the book, then one `reset` ledger entry sets
+    free USD back to the starting balance; the equity history gets a point at that moment.
+
+    The same serialized path as a trade (the engine's queue, the balance row's lock), so it can
+    never interleave with one. Without a fresh price for every position nothing changes: `failed`.
+    """
+    row = db.session.execute(
+        select(Balance, AccountReset)
+        .join(AccountReset, AccountReset.user_id == Balance.user_id)
+        .where(AccountReset.id == reset_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None or row[1].status != ResetStatus.PENDING:
+        db.session.rollback()
+        return None
+    balance, reset = row
+    user_id = balance.user_id
+    positions = (
+        db.session.execute(
+            select(Order)
+            .where(Order.user_id == user_id, Order.status == OrderStatus.OPEN)
+            .order_by(Order.id)
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    quotes = {asset: _fresh_quote(asset) for asset in {order.asset for order in positions}}
+    reset.done_at = utcnow()
+    if None in quotes.values():
+        reset.status = ResetStatus.FAILED
+        db.session.commit()
+        publish_order_event(
+            {
+                "userId": user_id,
+                "resetId": str(reset_id),
+                "status": str(ResetStatus.FAILED),
+                "error": str(RejectReason.PRICE_UNAVAILABLE),
+            }
+        )
+        return ResetStatus.FAILED
+    events = []
+    for order in positions:
+        _settle(balance, order, quotes[order.asset], CloseReason.RESET)
+        events.append(order_event(order, order.id))
+    post_entry(balance, LedgerKind.RESET, current_app.config["STARTING_BALANCE"] - balance.usd, 0)
+    db.session.add(
+        EquitySnapshot(
+            user_id=user_id,
+            taken_at=reset.done_at,
+            cash=balance.usd,
+            locked_margin=balance.locked_margin,
+            unrealized_pnl=0,
+        )
+    )
+    reset.status, reset.closed_positions = ResetStatus.DONE, len(positions)
+    db.session.commit()
+    for event in events:
+        publish_order_event(event)
+    publish_order_event({"userId": user_id, "resetId": str(reset_id), "status": str(ResetStatus.DONE)})
+    log.info("reset account %d: %d positions closed", user_id, len(positions))
+    return ResetStatus.DONE
+
+
 def stuck_order_ids(older_than: timedelta) -> tuple[list, list]:
     """Accepted work with no result yet: pending opens and requested closes older than the bound."""
     cutoff = utcnow() - older_than
@@ -235,6 +301,11 @@ def close_order(order_id: str) -> str | None:
     return close_position(uuid.UUID(order_id))
 
 
+@shared_task(name=RESET_ACCOUNT, **RETRY_ON_OUTAGE)
+def reset_account_task(reset_id: str) -> str | None:
+    return reset_account(uuid.UUID(reset_id))
+
+
 @shared_task(name=CHECK_TRIGGERS)
 def check_triggers(asset: str) -> int:
     """Runs after price moves; clearing the flag first lets the next move schedule another check."""
@@ -245,12 +316,22 @@ def check_triggers(asset: str) -> int:
 @shared_task(name=SWEEP_STUCK_ORDERS)
 def sweep_stuck_orders() -> dict:
     """Re-enqueue accepted work that never got a result (lost message, crash before enqueue)."""
-    pending, closing = stuck_order_ids(timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"]))
+    older_than = timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"])
+    pending, closing = stuck_order_ids(older_than)
+    resets = list(
+        db.session.execute(
+            select(AccountReset.id)
+            .where(AccountReset.status == ResetStatus.PENDING, AccountReset.created_at < utcnow() - older_than)
+            .limit(SWEEP_BATCH)
+        ).scalars()
+    )
     db.session.rollback()
     for order_id in pending:
         execute_order.delay(str(order_id))
     for order_id in closing:
         close_order.delay(str(order_id))
-    if pending or closing:
-        log.warning("sweep re-enqueued %d pending opens and %d closes", len(pending), len(closing))
-    return {"opens": len(pending), "closes": len(closing)}
+    for reset_id in resets:
+        reset_account_task.delay(str(reset_id))
+    if pending or closing or resets:
+        log.warning("sweep re-enqueued %d opens, %d closes, %d resets", len(pending), len(closing), len(resets))
+    return {"opens": len(pending), "closes": len(closing), "resets": len(resets)}

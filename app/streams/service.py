@@ -135,7 +135,7 @@ def order_events(hub: Hub, user_id: int) -> Iterator[str]:
             if event is None and not pnl_due:
                 yield ": keep-alive\n\n"
             elif event is not None and event.kind == "account":
-                order = view.order(event.data["orderId"])
+                order = view.order(event.data["orderId"]) if "orderId" in event.data else None
                 view.reload()
                 if order is not None:
                     yield sse("order", order)

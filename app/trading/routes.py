@@ -1,9 +1,10 @@
-from flask import jsonify, request
+from flask import jsonify
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
 
-from app.blueprint import Blueprint
-from app.errors import ErrorCode, abort, documents
+from app.blueprint import Blueprint, idempotency_key
+from app.csv import csv_response, json_or_csv, wants_csv
+from app.errors import ErrorCode, documents
 from app.extensions import db
 from app.identity import current_user_id
 from app.trading import service
@@ -20,21 +21,12 @@ from core.enums import OrderStatus
 
 blp = Blueprint("trading", __name__, description="Open and close leveraged long/short positions")
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-
 
 def _accepted(order, status: str):
     """202 for work the engine has not answered yet (a Response: @blp.response would dump an Order)."""
     response = jsonify(PendingOrderSchema().dump({"orderId": str(order.id), "status": status}))
     response.status_code = 202
     return response
-
-
-def _idempotency_key() -> str | None:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and not 1 <= len(key) <= 255:
-        abort(ErrorCode.VALIDATION, f"{IDEMPOTENCY_HEADER} must be 1 to 255 characters")
-    return key
 
 
 @blp.route("/trade/create")
@@ -54,7 +46,7 @@ class CreateTrade(MethodView):
     )
     def post(self, body):
         """Open a position (optional `Idempotency-Key` header makes retries safe)."""
-        order = service.create_order(current_user_id(), body, _idempotency_key())
+        order = service.create_order(current_user_id(), body, idempotency_key())
         if order.status == OrderStatus.PENDING:
             return _accepted(order, "pending")
         return order
@@ -107,16 +99,20 @@ class Trade(MethodView):
 class Trades(MethodView):
     @jwt_required()
     @blp.arguments(TradeListQuerySchema, location="query")
-    @blp.response(
-        200,
-        OrderSchema(many=True),
-        headers={
-            "X-Total-Count": {"description": "orders matching the filter", "schema": {"type": "integer"}},
-        },
+    @blp.response(200, OrderSchema(many=True))
+    @blp.doc(
+        **json_or_csv(
+            "A page of orders, or all as CSV",
+            {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
+            headers={"X-Total-Count": {"description": "orders matching the filter", "schema": {"type": "integer"}}},
+        )
     )
     @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED)
     def get(self, query):
-        """Your orders, newest first, `page_size` per `page`."""
+        """Your orders, newest first, `page_size` per `page`; `format=csv` (or Accept: text/csv) streams them all."""
+        if wants_csv(query["format"]):
+            rows = service.order_csv_rows(current_user_id(), query.get("status"))
+            return csv_response("trades.csv", service.ORDER_CSV_HEADER, rows)
         page = db.paginate(
             service.list_orders(current_user_id(), query.get("status")),
             page=query["page"],

@@ -56,6 +56,11 @@ class TradeListQuerySchema(Schema):
     status = fields.String(validate=one_of(OrderStatus))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10**6))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={"description": "csv: every matching order (no paging), decimals as decimals"},
+    )
 
 
 class OrderSchema(Schema):

@@ -7,28 +7,23 @@ re-enqueues anything whose message got lost, so an accepted trade is never dropp
 
 import hashlib
 import json
-import logging
-import time
 import uuid
 
-import redis
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from app.errors import ErrorCode, abort
+from app.events import wait_for_engine
 from app.extensions import db, redis_client
 from app.models import IdempotencyKey, Order, utcnow
 from app.tasks import enqueue
 from core import rules
-from core.assets import ASSETS, QUANTITY_DECIMALS
+from core.assets import ASSETS, QUANTITY_DECIMALS, USD_DECIMALS
 from core.enums import CloseReason, OrderStatus, RejectReason
-from core.keys import ACCOUNT_EVENTS_CHANNEL
+from core.money import format_units
 from core.prices import PriceStore
 from core.tasks import CLOSE_ORDER, EXECUTE_ORDER
-
-log = logging.getLogger(__name__)
-POLL_INTERVAL_S = 0.1
 
 # How the engine's reject reasons reach the client.
 REJECTIONS = {
@@ -113,6 +108,57 @@ def list_orders(user_id: int, status: str | None):
     return query
 
 
+ORDER_CSV_HEADER = [
+    "order_id",
+    "created_at",
+    "asset",
+    "type",
+    "status",
+    "leverage",
+    "margin",
+    "quantity",
+    "open_price",
+    "liquidation_price",
+    "stop_loss",
+    "take_profit",
+    "close_price",
+    "pnl",
+    "close_reason",
+    "reject_reason",
+    "closed_at",
+]
+
+
+def order_csv_rows(user_id: int, status: str | None):
+    """Every matching order, newest first, from a server-side cursor; amounts as decimals."""
+    result = db.session.execute(list_orders(user_id, status).execution_options(yield_per=1000))
+    for o in result.scalars():
+        price = ASSETS[o.asset].decimals
+
+        def units(value, decimals):
+            return "" if value is None else format_units(value, decimals)
+
+        yield [
+            o.id,
+            o.created_at.isoformat(),
+            o.asset,
+            o.side,
+            o.status,
+            o.leverage,
+            units(o.margin, USD_DECIMALS),
+            units(o.quantity, QUANTITY_DECIMALS),
+            units(o.open_price, price),
+            units(o.liquidation_price, price),
+            units(o.stop_loss, price),
+            units(o.take_profit, price),
+            units(o.close_price, price),
+            units(o.pnl, USD_DECIMALS),
+            o.close_reason or "",
+            o.reject_reason or "",
+            o.closed_at.isoformat() if o.closed_at else "",
+        ]
+
+
 def _existing_for_key(user_id: int, key: str, request_hash: str) -> Order | None:
     record = db.session.get(IdempotencyKey, (user_id, key))
     if record is None:
@@ -191,52 +237,10 @@ def wait_for_open(user_id: int, order_id: uuid.UUID) -> Order:
 
 
 def _wait(user_id: int, order_id, done) -> tuple[Order, str | None]:
-    """Wait up to TRADE_WAIT_S for `done(order)` or an engine error published for the order.
+    """Wait up to TRADE_WAIT_S for `done(order)` or an engine error published for the order."""
 
-    Subscribes to the account's events before reading the row, so a result committed in between
-    is never missed. If Redis is unreachable the order is still accepted: it falls back to
-    polling the row.
-    """
-    deadline = time.monotonic() + current_app.config["TRADE_WAIT_S"]
-    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
-    try:
-        pubsub.subscribe(ACCOUNT_EVENTS_CHANNEL.format(user_id=user_id))
-    except redis.RedisError:
-        log.warning("Redis unavailable: polling order %s instead of waiting for its event", order_id)
-        pubsub.close()
-        pubsub = None
-    try:
-        while True:
-            db.session.rollback()  # end the snapshot: see what the engine committed
-            order = db.session.execute(
-                select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
-            ).scalar_one()
-            if done(order):
-                return order, None
-            event = _next_event_for(pubsub, str(order_id), deadline)
-            if event is None and time.monotonic() >= deadline:
-                return order, None
-            if event and event.get("error"):
-                return order, event["error"]
-    finally:
-        if pubsub is not None:
-            pubsub.close()
+    def reload() -> Order:
+        query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+        return db.session.execute(query).scalar_one()
 
-
-def _next_event_for(pubsub, order_id: str, deadline: float) -> dict | None:
-    """The next event about `order_id` before the deadline (None on timeout or, when polling, after a while)."""
-    while (remaining := deadline - time.monotonic()) > 0:
-        if pubsub is None:
-            time.sleep(min(remaining, POLL_INTERVAL_S))
-            return None
-        try:
-            message = pubsub.get_message(timeout=remaining)
-        except redis.RedisError:
-            time.sleep(min(remaining, POLL_INTERVAL_S))
-            return None
-        if message is None:
-            continue
-        event = json.loads(message["data"])
-        if event.get("orderId") == order_id:
-            return event
-    return None
+    return wait_for_engine(user_id, "orderId", str(order_id), reload, done)

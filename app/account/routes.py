@@ -1,0 +1,70 @@
+from flask import jsonify
+from flask.views import MethodView
+from flask_jwt_extended import jwt_required
+
+from app.account import service
+from app.account.schemas import (
+    ActivitiesSchema,
+    ActivityQuerySchema,
+    PortfolioHistorySchema,
+    PortfolioQuerySchema,
+    ResetSchema,
+)
+from app.balances.service import balances_view
+from app.blueprint import Blueprint, idempotency_key
+from app.csv import csv_response, json_or_csv, wants_csv
+from app.errors import ErrorCode, documents
+from app.identity import current_user_id
+from core.enums import ResetStatus
+
+blp = Blueprint("account", __name__, description="Your activity, equity history and account reset")
+
+
+@blp.route("/activities")
+class Activities(MethodView):
+    @jwt_required()
+    @blp.arguments(ActivityQuerySchema, location="query")
+    @blp.response(200, ActivitiesSchema)
+    @blp.doc(**json_or_csv("A page of activities, or all as CSV", {"$ref": "#/components/schemas/Activities"}))
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED)
+    def get(self, query):
+        """Every ledger entry of your account, newest first; `format=csv` (or Accept: text/csv) streams them all."""
+        user_id = current_user_id()
+        if wants_csv(query["format"]):
+            rows = service.activity_csv_rows(user_id, query.get("type"))
+            return csv_response("activities.csv", service.ACTIVITY_CSV_HEADER, rows)
+        return service.activities(user_id, query.get("type"), query.get("cursor"), query["limit"])
+
+
+@blp.route("/portfolio/history")
+class PortfolioHistory(MethodView):
+    @jwt_required()
+    @blp.arguments(PortfolioQuerySchema, location="query")
+    @blp.response(200, PortfolioHistorySchema)
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED)
+    def get(self, query):
+        """Equity over time from the minute snapshots (last point in each bin), the last point live."""
+        return service.portfolio_history(current_user_id(), query["period"], query["timeframe"])
+
+
+@blp.route("/account/reset")
+class Reset(MethodView):
+    @jwt_required()
+    @blp.response(200, ResetSchema, description="Done: every position closed at the book, free USD reset")
+    @blp.alt_response(202, schema=ResetSchema, description="Accepted; the engine has not answered yet")
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED, ErrorCode.PRICE_UNAVAILABLE)
+    def post(self):
+        """Close every open position at the book through the engine, then set free USD back to the starting
+        balance (one `reset` ledger entry). An `Idempotency-Key` header makes retries safe."""
+        user_id = current_user_id()
+        reset = service.reset(user_id, idempotency_key())
+        if reset.status == ResetStatus.PENDING:
+            response = jsonify(ResetSchema().dump(reset))
+            response.status_code = 202
+            return response
+        return {
+            "id": reset.id,
+            "status": reset.status,
+            "closed_positions": reset.closed_positions,
+            "balance": balances_view(user_id),
+        }

@@ -1,0 +1,218 @@
+"""The account's own history: its ledger as activities, equity snapshots, and the reset.
+
+Snapshots are set-based: one statement a round computes cash, locked margin and unrealized PnL
+(at fresh prices, by the same rule as `core.rules.close_at`) for every account that has open
+positions or new ledger entries since the previous round.
+"""
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from app.balances.service import balances_view
+from app.errors import ErrorCode, abort
+from app.events import wait_for_engine
+from app.extensions import db, redis_client
+from app.models import AccountReset, LedgerEntry, Order, utcnow
+from app.tasks import enqueue
+from app.trading.service import with_unrealized_pnl
+from core.assets import ASSETS, USD_DECIMALS
+from core.enums import OrderStatus, ResetStatus
+from core.money import format_units, scale
+from core.prices import PriceStore
+from core.tasks import RESET_ACCOUNT
+
+PERIODS = {"1D": timedelta(days=1), "1W": timedelta(days=7), "1M": timedelta(days=30), "all": None}
+TIMEFRAMES = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86_400}
+MAX_POINTS = 5000
+MINUTE_POINTS_KEPT = timedelta(days=2)
+CSV_BATCH = 1000
+
+# {quotes} is a VALUES list of (asset, bid, ask, scale) of the fresh quotes, bound as parameters.
+SNAPSHOT_ROUND = """
+WITH quotes(asset, bid, ask, scale) AS (VALUES {quotes}),
+open_pnl AS (
+  SELECT o.user_id,
+         sum(GREATEST(-o.margin, trunc(
+           (CASE WHEN o.side = 'long' THEN q.bid - o.open_price ELSE o.open_price - q.ask END)::numeric
+           * o.quantity / q.scale)))::bigint AS pnl,
+         bool_and(q.asset IS NOT NULL) AS priced
+  FROM orders o LEFT JOIN quotes q ON q.asset = o.asset
+  WHERE o.status = 'open'
+  GROUP BY o.user_id
+),
+previous AS (SELECT coalesce(max(taken_at), '-infinity'::timestamptz) AS at FROM equity_snapshots),
+active AS (SELECT DISTINCT l.user_id FROM ledger_entries l, previous WHERE l.created_at > previous.at)
+INSERT INTO equity_snapshots (user_id, taken_at, cash, locked_margin, unrealized_pnl)
+SELECT b.user_id, :now, b.usd, b.locked_margin, coalesce(p.pnl, 0)
+FROM balances b LEFT JOIN open_pnl p ON p.user_id = b.user_id
+WHERE CASE WHEN p.user_id IS NULL THEN b.user_id IN (SELECT user_id FROM active) ELSE p.priced END
+ON CONFLICT DO NOTHING
+"""
+# Older than two days, only the last point of each account's hour is kept.
+COMPACT = text(
+    """
+    DELETE FROM equity_snapshots s
+    WHERE s.taken_at < :cutoff AND EXISTS (
+      SELECT 1 FROM equity_snapshots t
+      WHERE t.user_id = s.user_id AND t.taken_at > s.taken_at
+        AND t.taken_at < date_trunc('hour', s.taken_at) + interval '1 hour')
+    """
+)
+HISTORY = text(
+    """
+    SELECT DISTINCT ON (bin) extract(epoch FROM date_bin(make_interval(secs => :step), taken_at,
+             TIMESTAMPTZ 'epoch'))::bigint AS bin, cash, locked_margin, unrealized_pnl
+    FROM equity_snapshots WHERE user_id = :user_id AND taken_at >= :start
+    ORDER BY bin DESC, taken_at DESC LIMIT :limit
+    """
+)
+
+
+# ---- activities ---------------------------------------------------------------------------
+def _activity_query(user_id: int, kind: str | None):
+    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id).order_by(LedgerEntry.id.desc())
+    return query.where(LedgerEntry.kind == kind) if kind else query
+
+
+def activity(entry: LedgerEntry) -> dict:
+    return {
+        "id": str(entry.id),
+        "type": entry.kind,
+        "usd": entry.usd_delta,
+        "lockedMargin": entry.locked_delta,
+        "orderId": str(entry.order_id) if entry.order_id else None,
+        "time": entry.created_at,
+    }
+
+
+def activities(user_id: int, kind: str | None, cursor: int | None, limit: int) -> dict:
+    """Newest first, keyset-paged on the entry id: entries that arrive meanwhile are newer than any
+    cursor, so paging on never skips or repeats one (an account's entries are written one at a time)."""
+    query = _activity_query(user_id, kind).limit(limit + 1)
+    if cursor is not None:
+        query = query.where(LedgerEntry.id < cursor)
+    entries = list(db.session.execute(query).scalars())
+    page = {"activities": [activity(e) for e in entries[:limit]], "decimals": USD_DECIMALS}
+    if len(entries) > limit:
+        page["nextCursor"] = str(entries[limit - 1].id)
+    return page
+
+
+ACTIVITY_CSV_HEADER = ["id", "time", "type", "usd", "locked_margin", "order_id"]
+
+
+def activity_csv_rows(user_id: int, kind: str | None) -> Iterator[list]:
+    """Every entry, newest first, read in batches from a server-side cursor (never all in memory)."""
+    result = db.session.execute(_activity_query(user_id, kind).execution_options(yield_per=CSV_BATCH))
+    for entry in result.scalars():
+        yield [
+            entry.id,
+            entry.created_at.isoformat(),
+            entry.kind,
+            format_units(entry.usd_delta, USD_DECIMALS),
+            format_units(entry.locked_delta, USD_DECIMALS),
+            entry.order_id or "",
+        ]
+
+
+# ---- equity snapshots ---------------------------------------------------------------------
+def fresh_quotes() -> dict:
+    store, max_age = PriceStore(redis_client), current_app.config["PRICE_MAX_AGE_S"]
+    return {asset: quote for asset in ASSETS if (quote := store.read_fresh(asset, max_age)) is not None}
+
+
+def snapshot_round(now: datetime | None = None) -> int:
+    """Snapshot every account with open positions (all priced fresh) or new ledger entries; returns how many."""
+    now = now or utcnow()
+    quotes = fresh_quotes()
+    params: dict = {"now": now}
+    rows = []
+    for i, (asset, quote) in enumerate(quotes.items()):
+        rows.append(f"(:a{i}, CAST(:b{i} AS bigint), CAST(:k{i} AS bigint), CAST(:s{i} AS numeric))")
+        params |= {f"a{i}": asset, f"b{i}": quote.bid, f"k{i}": quote.ask, f"s{i}": scale(ASSETS[asset].decimals)}
+    if not rows:  # no fresh price at all: a VALUES row that matches no order
+        rows.append("(NULL::text, NULL::bigint, NULL::bigint, NULL::numeric)")
+    taken = db.session.execute(text(SNAPSHOT_ROUND.format(quotes=", ".join(rows))), params).rowcount
+    db.session.execute(COMPACT, {"cutoff": now - MINUTE_POINTS_KEPT})
+    db.session.commit()
+    return taken
+
+
+def portfolio_history(user_id: int, period: str, timeframe: str) -> dict:
+    now = utcnow()
+    start = now - PERIODS[period] if PERIODS[period] else datetime.fromtimestamp(0, now.tzinfo)
+    rows = db.session.execute(
+        HISTORY, {"step": TIMEFRAMES[timeframe], "user_id": user_id, "start": start, "limit": MAX_POINTS}
+    ).all()
+    points = [_point(bin_, cash, locked, pnl) for bin_, cash, locked, pnl in reversed(rows)]
+    live = live_equity(user_id)
+    points.append(_point(int(now.timestamp()), live["cash"], live["lockedMargin"], live["unrealizedPnl"]))
+    resets = db.session.execute(
+        select(AccountReset.done_at).where(
+            AccountReset.user_id == user_id, AccountReset.status == ResetStatus.DONE, AccountReset.done_at >= start
+        )
+    ).scalars()
+    return {"points": points, "resets": [int(at.timestamp()) for at in resets], "decimals": USD_DECIMALS}
+
+
+def _point(time_s: int, cash: int, locked: int, unrealized: int) -> dict:
+    return {
+        "time": time_s,
+        "equity": cash + locked + unrealized,
+        "cash": cash,
+        "lockedMargin": locked,
+        "unrealizedPnl": unrealized,
+    }
+
+
+def live_equity(user_id: int) -> dict:
+    """Cash, locked margin and unrealized PnL now (open positions at the latest fresh prices)."""
+    balance = balances_view(user_id)
+    open_orders = db.session.execute(
+        select(Order).where(Order.user_id == user_id, Order.status == OrderStatus.OPEN)
+    ).scalars()
+    unrealized = sum(getattr(order, "unrealized_pnl", None) or 0 for order in with_unrealized_pnl(list(open_orders)))
+    return {
+        "cash": balance["USD"]["balance"],
+        "lockedMargin": balance["lockedMargin"]["balance"],
+        "unrealizedPnl": unrealized,
+    }
+
+
+# ---- reset ----------------------------------------------------------------------------------
+def reset(user_id: int, idempotency_key: str | None) -> AccountReset:
+    """Record the reset (once per key), hand it to the engine, and wait for it like a trade."""
+    reset_id = db.session.execute(
+        insert(AccountReset)
+        .values(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            status=ResetStatus.PENDING,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+        .returning(AccountReset.id)
+    ).scalar_one_or_none()
+    if reset_id is None:  # this key was used before: the same reset, never a second one
+        reset_id = db.session.execute(
+            select(AccountReset.id).where(
+                AccountReset.user_id == user_id, AccountReset.idempotency_key == idempotency_key
+            )
+        ).scalar_one()
+    db.session.commit()
+    enqueue(RESET_ACCOUNT, str(reset_id))  # again for a retried key: the engine does a reset once
+
+    def reload() -> AccountReset:
+        query = select(AccountReset).where(AccountReset.id == reset_id).execution_options(populate_existing=True)
+        return db.session.execute(query).scalar_one()
+
+    done, error = wait_for_engine(user_id, "resetId", str(reset_id), reload, lambda r: r.status != ResetStatus.PENDING)
+    if error or done.status == ResetStatus.FAILED:
+        abort(ErrorCode.PRICE_UNAVAILABLE, "No fresh price to close every position at; nothing was changed")
+    return done
