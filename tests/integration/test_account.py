@@ -43,20 +43,29 @@ def test_activities_are_the_ledger_newest_first_and_their_csv_is_the_same(client
     closed = client.post("/api/v1/trade/close", json={"orderId": order["orderId"]}, headers=headers).json
     activities = all_activity_pages(client, headers, limit=2)
     assert [a["type"] for a in activities] == ["close", "open", "deposit"]
-    assert activities[0] == {"id": activities[0]["id"], "type": "close", "usd": 10_000 + closed["pnl"],
-                             "lockedMargin": -10_000, "orderId": order["orderId"], "time": activities[0]["time"]}
+    assert activities[0] == {
+        "id": activities[0]["id"],
+        "type": "close",
+        "usd": 10_000 + closed["pnl"],
+        "lockedMargin": -10_000,
+        "orderId": order["orderId"],
+        "time": activities[0]["time"],
+    }
     assert activities[2]["usd"] == 500_000 and activities[2]["orderId"] is None
     assert [a["type"] for a in all_activity_pages(client, headers, type="open")] == ["open"]
 
-    for asked in ({"query_string": {"format": "csv"}, "headers": headers},
-                  {"headers": {**headers, "Accept": "text/csv"}}):
+    for asked in (
+        {"query_string": {"format": "csv"}, "headers": headers},
+        {"headers": {**headers, "Accept": "text/csv"}},
+    ):
         response = client.get("/api/v1/activities", **asked)  # each read whole before the next request
         assert response.is_streamed
         rows = csv_rows(response)
         assert [r["id"] for r in rows] == [a["id"] for a in activities]
         for row, item in zip(rows, activities, strict=True):
             assert row["type"] == item["type"] and row["order_id"] == (item["orderId"] or "")
-            assert Decimal(row["usd"]) * 100 == item["usd"] and Decimal(row["locked_margin"]) * 100 == item["lockedMargin"]
+            assert Decimal(row["usd"]) * 100 == item["usd"]
+            assert Decimal(row["locked_margin"]) * 100 == item["lockedMargin"]
     assert rows[-1]["usd"] == "5000.00"
 
 
@@ -154,11 +163,25 @@ def test_old_minute_snapshots_are_compacted_to_hourly(app, make_user):
     old = now - timedelta(days=3)
     with app.app_context():
         for minute in range(0, 30, 10):  # 3 points in one old hour, 2 in a recent one
-            db.session.add(EquitySnapshot(user_id=user_id, taken_at=old + timedelta(minutes=minute), cash=minute,
-                                          locked_margin=0, unrealized_pnl=0))
+            db.session.add(
+                EquitySnapshot(
+                    user_id=user_id,
+                    taken_at=old + timedelta(minutes=minute),
+                    cash=minute,
+                    locked_margin=0,
+                    unrealized_pnl=0,
+                )
+            )
         for minute in (1, 2):
-            db.session.add(EquitySnapshot(user_id=user_id, taken_at=now - timedelta(minutes=minute), cash=minute,
-                                          locked_margin=0, unrealized_pnl=0))
+            db.session.add(
+                EquitySnapshot(
+                    user_id=user_id,
+                    taken_at=now - timedelta(minutes=minute),
+                    cash=minute,
+                    locked_margin=0,
+                    unrealized_pnl=0,
+                )
+            )
         db.session.commit()
         snapshot_round(now)
     assert [cash for cash, _, _ in snapshots(app, user_id)][:3] == [20, 2, 1]  # the old hour's last, then all
@@ -170,8 +193,15 @@ def test_portfolio_history_bins_snapshots_and_ends_with_a_live_point(app, client
     now = utcnow().replace(second=0, microsecond=0)
     with app.app_context():
         for minutes_ago, cash in ((125, 1), (70, 2), (65, 3)):
-            db.session.add(EquitySnapshot(user_id=user_id, taken_at=now - timedelta(minutes=minutes_ago), cash=cash,
-                                          locked_margin=10, unrealized_pnl=5))
+            db.session.add(
+                EquitySnapshot(
+                    user_id=user_id,
+                    taken_at=now - timedelta(minutes=minutes_ago),
+                    cash=cash,
+                    locked_margin=10,
+                    unrealized_pnl=5,
+                )
+            )
         db.session.commit()
     history = client.get("/api/v1/portfolio/history?period=1D&timeframe=1h", headers=headers).json
     points = history["points"]
@@ -181,8 +211,9 @@ def test_portfolio_history_bins_snapshots_and_ends_with_a_live_point(app, client
     assert client.get("/api/v1/portfolio/history?period=2D", headers=headers).status_code == 422
 
 
-def test_reset_closes_everything_through_the_engine_and_restores_the_starting_balance(app, client, make_user,
-                                                                                       set_price):
+def test_reset_closes_everything_through_the_engine_and_restores_the_starting_balance(
+    app, client, make_user, set_price
+):
     _, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     set_price("ETH", ETH_BID, ETH_ASK)
