@@ -29,7 +29,11 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
 ROUND_TRIPS = int(os.environ.get("BENCH_ROUND_TRIPS", "300"))  # open + close per round trip
 NOOPS = int(os.environ.get("BENCH_NOOPS", "600"))
 POLLER_FRAMES = int(os.environ.get("BENCH_POLLER_FRAMES", "20000"))
-STREAM_CLIENTS = int(os.environ.get("BENCH_STREAM_CLIENTS", "500"))  # half price streams, half account streams
+STREAM_CLIENTS = int(os.environ.get("BENCH_STREAM_CLIENTS", "500"))
+SNAPSHOT_ACCOUNTS = int(os.environ.get("BENCH_SNAPSHOT_ACCOUNTS", "100000"))
+SNAPSHOT_POSITIONS = int(
+    os.environ.get("BENCH_SNAPSHOT_POSITIONS", "20000")
+)  # half price streams, half account streams
 
 
 class Progress:
@@ -234,6 +238,65 @@ def bench_streams(port: int, base_url: str, traders: list[dict], watchers: list[
     return result, trades
 
 
+SNAPSHOT_FIXTURE = """
+TRUNCATE users, balances, orders, ledger_entries, idempotency_keys, login_tokens, mail_outbox, equity_snapshots,
+         account_resets RESTART IDENTITY CASCADE;
+INSERT INTO users (id, email, created_at)
+  SELECT g, 'snap-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
+INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 490000, CASE WHEN g <= :positions THEN 10000 ELSE 0 END
+  FROM generate_series(1, :accounts) g;
+INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+  SELECT g, 'deposit', 500000, 0, now() - interval '1 day' FROM generate_series(1, :accounts) g;
+INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity, open_price,
+                    liquidation_price, created_at, opened_at)
+  SELECT gen_random_uuid(), g, (ARRAY['BTC', 'ETH', 'SOL'])[g % 3 + 1], (ARRAY['long', 'short'])[g % 2 + 1], 'market',
+         'open', 10000, 10, 100,
+         (ARRAY[999900, 33333333, 56179775])[g % 3 + 1], (ARRAY[1000100000, 3000000000, 178000000])[g % 3 + 1],
+         CASE WHEN g % 2 = 0 THEN 1 ELSE 2000000000000 END, now(), now()
+  FROM generate_series(1, :positions) g;
+"""
+
+
+def bench_snapshots(app, accounts: int, positions: int) -> dict:
+    """One equity snapshot round over `accounts` accounts with `positions` open positions, a tenth of
+    the accounts active since the previous round (the round before is not timed)."""
+    from sqlalchemy import text
+
+    from app.account.service import snapshot_round
+    from app.extensions import db, redis_client
+    from core.prices import PriceStore, Quote, now_micros
+
+    progress = Progress(f"snapshots {accounts // 1000}k", 3)
+    with app.app_context():
+        for statement in SNAPSHOT_FIXTURE.strip().split(";\n"):
+            db.session.execute(text(statement), {"accounts": accounts, "positions": positions})
+        db.session.commit()
+        db.session.execute(text("ANALYZE"))
+        progress.tick()
+        store = PriceStore(redis_client)
+        for asset, bid, ask in (
+            ("BTC", 1_000_000_000, 1_000_100_000),
+            ("ETH", 3_000_000_000, 3_000_500_000),
+            ("SOL", 178_000_000, 178_010_000),
+        ):
+            store.write(Quote(asset, bid, ask, now_micros(), now_micros()))
+        snapshot_round()
+        progress.tick()
+        db.session.execute(
+            text(
+                "INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at) "
+                "SELECT g, 'deposit', 0, 0, now() FROM generate_series(1, :accounts, 10) g"
+            ),
+            {"accounts": accounts},
+        )
+        db.session.commit()
+        began = time.perf_counter()
+        taken = snapshot_round()
+        seconds = time.perf_counter() - began
+        progress.tick()
+    return {"accounts": accounts, "open_positions": positions, "snapshots": taken, "seconds": round(seconds, 3)}
+
+
 def bench_noop(redis_url: str) -> dict:
     from bench.tasks import NOOP_CHANNEL, noop
 
@@ -365,6 +428,11 @@ def main() -> int:
         streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
         noop = bench_noop(app.config["REDIS_URL"])
         poller = bench_poller(app.config["REDIS_URL"])
+        stop_prices.set()  # the snapshot phase writes every asset's quote itself
+        snapshots = [
+            bench_snapshots(app, SNAPSHOT_ACCOUNTS // 10, SNAPSHOT_POSITIONS // 10),
+            bench_snapshots(app, SNAPSHOT_ACCOUNTS, SNAPSHOT_POSITIONS),
+        ]
     finally:
         stop_prices.set()
         stop(web)
@@ -379,11 +447,12 @@ def main() -> int:
         "celery_noop": noop,
         "engine_efficiency": round(trades["orders_per_s"] / noop["round_trips_per_s"], 3),
         "poller": poller,
+        "equity_snapshots": snapshots,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{results['when'].replace(':', '')}.json"
     out.write_text(json.dumps(results, indent=2))
-    print(f"\n{'measure':<38}{'value':>14}")
+    print(f"\n{'measure':<54}{'value':>14}")
     rows = [
         ("trade orders/s (HTTP -> engine -> HTTP)", trades["orders_per_s"]),
         ("  latency p50 / p95 / p99 ms", f"{trades['p50_ms']} / {trades['p95_ms']} / {trades['p99_ms']}"),
@@ -402,9 +471,13 @@ def main() -> int:
         ("poller frames/s into Redis", poller["poller_frames_per_s"]),
         ("redis-py HSET/s alone", poller["redis_py_hset_per_s"]),
         ("poller / redis-py", poller["ratio"]),
+        *[
+            (f"snapshot round, {r['accounts']} accounts / {r['open_positions']} open (s)", r["seconds"])
+            for r in snapshots
+        ],
     ]
     for name, value in rows:
-        print(f"{name:<38}{value!s:>14}")
+        print(f"{name:<54}{value!s:>14}")
     print(f"\nresults: {out.relative_to(ROOT)}")
     return 1 if trades["failures"] or trades_with_streams["failures"] or streams["failed"] else 0
 

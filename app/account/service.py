@@ -149,9 +149,10 @@ def portfolio_history(user_id: int, period: str, timeframe: str) -> dict:
     rows = db.session.execute(
         HISTORY, {"step": TIMEFRAMES[timeframe], "user_id": user_id, "start": start, "limit": MAX_POINTS}
     ).all()
-    points = [_point(bin_, cash, locked, pnl) for bin_, cash, locked, pnl in reversed(rows)]
+    now_s = int(now.timestamp())
+    points = [_point(bin_, cash, locked, pnl) for bin_, cash, locked, pnl in reversed(rows) if bin_ < now_s]
     live = live_equity(user_id)
-    points.append(_point(int(now.timestamp()), live["cash"], live["lockedMargin"], live["unrealizedPnl"]))
+    points.append(_point(now_s, live["cash"], live["lockedMargin"], live["unrealizedPnl"]))
     resets = db.session.execute(
         select(AccountReset.done_at).where(
             AccountReset.user_id == user_id, AccountReset.status == ResetStatus.DONE, AccountReset.done_at >= start

@@ -181,6 +181,31 @@ def test_the_page_recovers_after_the_web_process_restarts(page, stack):
     assert page.errors == []
 
 
+def test_account_tab_equity_activity_csv_and_reset(app, page):
+    from app.account.service import snapshot_round
+
+    with app.app_context():
+        snapshot_round()  # what beat does every minute: the curve has points to draw
+    page.get_by_role("tab", name="Account").click()
+    row = page.locator("#activities-body tr").first
+    row.wait_for()
+    assert "Position closed" in page.locator("#activities-body").inner_text()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Activity CSV").click()
+    lines = open(download.value.path()).read().splitlines()
+    assert lines[0] == "id,time,type,usd,locked_margin,order_id" and lines[-1].split(",")[3] == "5000.00"
+    page.get_by_role("button", name="Reset account…").click()
+    page.get_by_role("alertdialog").wait_for()
+    shot(page, "12-account-reset-confirm")
+    page.get_by_role("button", name="Yes, reset").click()
+    page.get_by_text(re.compile(r"Account reset: \d+ position\(s\) closed; free USD is 5,000.00")).wait_for()
+    eventually(lambda: page.locator("#free-usd").inner_text() == "5,000.00", timeout=10)
+    eventually(lambda: "Account reset" in page.locator("#activities-body").inner_text(), timeout=10)
+    shot(page, "13-account-after-reset")
+    page.get_by_role("tab", name=re.compile("Open positions")).click()
+    assert page.errors == []
+
+
 def test_phone_screen_and_docs_screenshots(browser, page, stack):
     """390x844: one column, nothing wider than the screen. `make screenshots` keeps these in docs/."""
     docs = ROOT / "docs" if os.environ.get("WRITE_DOCS_SCREENSHOTS") else ARTIFACTS

@@ -41,8 +41,8 @@ const Api = (() => {
     return MESSAGES[body.error] || body.message || "The request failed.";
   }
 
-  async function request(method, path, body) {
-    const headers = { Accept: "application/json" };
+  async function request(method, path, body, extraHeaders = {}) {
+    const headers = { Accept: "application/json", ...extraHeaders };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET") headers["X-CSRF-TOKEN"] = csrfToken();
     let response;
@@ -63,6 +63,6 @@ const Api = (() => {
   return {
     ApiError,
     get: (path) => request("GET", path),
-    post: (path, body) => request("POST", path, body === undefined ? {} : body),
+    post: (path, body, headers) => request("POST", path, body === undefined ? {} : body, headers),
   };
 })();

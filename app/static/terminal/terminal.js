@@ -7,7 +7,10 @@
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
   const USD = 2;
   const QUANTITY = 8;
-  const REASONS = { user: "Closed by you", liquidation: "Liquidated", stop_loss: "Stop-loss", take_profit: "Take-profit" };
+  const REASONS = {
+    user: "Closed by you", liquidation: "Liquidated", stop_loss: "Stop-loss", take_profit: "Take-profit", reset: "Account reset",
+  };
+  const ENGINE_CLOSES = ["liquidation", "stop_loss", "take_profit"];  // announced as they happen
   const STEPS = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400 };
 
   const decimals = Object.fromEntries($$(".asset-tab").map((tab) => [tab.dataset.asset, Number(tab.dataset.decimals)]));
@@ -324,8 +327,12 @@
     }
   }
 
+  function onAccountChange() {
+    if (!$("#account").hidden) loadAccount();
+  }
+
   function onOrder(order) {
-    if (order.status === "closed" && order.closeReason && order.closeReason !== "user") {
+    if (order.status === "closed" && ENGINE_CLOSES.includes(order.closeReason)) {
       const what = `${order.asset} ${order.type} ${order.leverage}×`;
       const at = Money.format(order.closePrice, order.decimals);
       const pnl = Money.format(order.pnl, USD, { signed: true });
@@ -356,9 +363,83 @@
 
   $$(".tab").forEach((tab) => tab.addEventListener("click", () => {
     $$(".tab").forEach((t) => t.setAttribute("aria-selected", String(t === tab)));
-    $("#positions").hidden = tab.dataset.tab !== "positions";
-    $("#history").hidden = tab.dataset.tab !== "history";
+    for (const panel of ["positions", "history", "account"]) $(`#${panel}`).hidden = tab.dataset.tab !== panel;
+    if (tab.dataset.tab === "account") loadAccount();
   }));
+
+  // ---- account: equity curve, activities, reset ------------------------------------------
+  const ACTIVITY = { deposit: "Deposit", open: "Margin locked", close: "Position closed", reset: "Account reset" };
+  let equityChart = null;
+  let equitySeries = null;
+
+  function ensureEquityChart() {
+    if (equityChart) return;
+    equityChart = LightweightCharts.createChart($("#equity-chart"), {
+      autoSize: true,
+      layout: { background: { type: "solid", color: "#111827" }, textColor: "#cbd5e1", attributionLogo: false },
+      grid: { vertLines: { visible: false }, horzLines: { color: "#1f2937" } },
+      timeScale: { timeVisible: true, secondsVisible: false, borderColor: "#374151" },
+      rightPriceScale: { borderColor: "#374151" },
+    });
+    equitySeries = equityChart.addSeries(LightweightCharts.AreaSeries, {
+      lineColor: "#60a5fa", topColor: "rgba(96, 165, 250, 0.35)", bottomColor: "rgba(96, 165, 250, 0.02)",
+      priceFormat: { type: "custom", minMove: 1, formatter: (p) => Money.format(Math.round(p), USD) },
+    });
+  }
+
+  async function loadAccount() {
+    ensureEquityChart();
+    try {
+      const [history, activity] = await Promise.all([
+        Api.get("/api/v1/portfolio/history?period=1D&timeframe=5m"),
+        Api.get("/api/v1/activities?limit=50"),
+      ]);
+      equitySeries.setData(history.data.points.map((p) => ({ time: p.time, value: p.equity })));
+      LightweightCharts.createSeriesMarkers(equitySeries, history.data.resets.map((time) => ({
+        time: time - (time % 300), position: "aboveBar", color: "#f87171", shape: "arrowDown", text: "Reset",
+      })));
+      equityChart.timeScale().fitContent();
+      const body = $("#activities-body");
+      body.replaceChildren();
+      for (const item of activity.data.activities) {
+        const row = document.createElement("tr");
+        row.append(
+          cell(new Date(item.time).toLocaleString()), cell(ACTIVITY[item.type] || item.type),
+          cell(Money.format(item.usd, USD, { signed: true }), `num ${tone(item.usd)}`),
+          cell(Money.format(item.lockedMargin, USD, { signed: true }), "num"),
+        );
+        body.append(row);
+      }
+    } catch (error) {
+      if (error.code === "unauthorized") return showSignIn(error.message);
+      notify(error.message, "error");
+    }
+  }
+
+  $("#reset").addEventListener("click", () => { $("#reset-confirm").hidden = false; $("#reset-yes").focus(); });
+  $("#reset-no").addEventListener("click", () => { $("#reset-confirm").hidden = true; });
+  $("#reset-yes").addEventListener("click", async () => {
+    const button = $("#reset-yes");
+    button.disabled = true;
+    try {
+      const key = crypto.randomUUID ? crypto.randomUUID() : String(Date.now());
+      const { status, data } = await Api.post("/api/v1/account/reset", undefined, { "Idempotency-Key": key });
+      $("#reset-confirm").hidden = true;
+      if (status === 202) {
+        notify("Reset accepted; the engine is executing it.");
+      } else {
+        const free = Money.format(data.balance.USD.balance, USD);
+        notify(`Account reset: ${data.closedPositions} position(s) closed; free USD is ${free}.`, "success");
+      }
+      refreshOrders();
+      loadAccount();
+    } catch (error) {
+      if (error.code === "unauthorized") return showSignIn(error.message);
+      notify(error.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
 
   // ---- the order ticket -------------------------------------------------------------------
   let previewTimer = null;
@@ -486,7 +567,7 @@
       price: onPrice,
     }, () => { if (state.lastCandle === null) loadCandles(); });
     state.streams.orders = openStream("orders", "/api/v1/stream/orders", {
-      balance: showBalance, pnl: showPnl, order: onOrder,
+      balance: (balance) => { showBalance(balance); onAccountChange(); }, pnl: showPnl, order: onOrder,
     }, refreshOrders);
   }
 
