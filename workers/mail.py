@@ -55,7 +55,7 @@ def deliver(address: str, link: str) -> None:
 
 @shared_task(name=SEND_SIGN_IN_LINK, autoretry_for=(OSError, smtplib.SMTPException), retry_backoff=True, max_retries=5)
 def send_sign_in_link(outbox_id: int) -> None:
-    """Create the account (on sign-up) and the link, mail it, and delete the outbox row; all or nothing."""
+    """Create the account (on sign-up) and the link, mail it, then delete the outbox row."""
     to_send = take_link_to_send(outbox_id)
     if to_send is None:
         return

@@ -57,11 +57,12 @@ def request_link(email: str, create_account: bool) -> None:
 
 
 def take_link_to_send(outbox_id: int) -> tuple[str, str] | None:
-    """For the mailer: lock an outbox row and return (address, link) to mail, creating the
-    account on sign-up and the login token; None if there is nothing to send.
+    """For the mailer: return (address, link) for an outbox row, creating the account on sign-up
+    and the login token, committed; None if there is nothing to send.
 
-    The caller mails the link, then calls `mark_sent` to delete the row and commit it all;
-    if mailing fails it rolls back, and the token (and new account) never existed.
+    Committed before the mail leaves, so the link works the moment it arrives. The row stays until
+    the caller, having mailed the link, calls `mark_sent`: a failed send is retried with a new link
+    (the unused token expires), and a duplicate delivery at worst mails a second valid link.
     """
     row = db.session.execute(
         select(MailOutbox).where(MailOutbox.id == outbox_id).with_for_update(skip_locked=True)
@@ -77,7 +78,9 @@ def take_link_to_send(outbox_id: int) -> tuple[str, str] | None:
         return None
     token = secrets.token_urlsafe(32)
     db.session.add(LoginToken(user_id=user.id, token_hash=_hash(token), expires_at=utcnow() + LINK_TTL))
-    return row.email, f"{current_app.config['PUBLIC_URL']}{SIGN_IN_PATH}?token={token}"
+    address = row.email
+    db.session.commit()
+    return address, f"{current_app.config['PUBLIC_URL']}{SIGN_IN_PATH}?token={token}"
 
 
 def mark_sent(outbox_id: int) -> None:

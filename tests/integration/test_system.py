@@ -112,3 +112,12 @@ def test_pages_load_only_this_origins_scripts(client):
         for src in re.findall(r'<script src="([^"]+)"', html) + re.findall(r'<link href="([^"]+)"', html):
             assert src.startswith("/static/") and client.get(src).status_code == 200, src
         assert "<script>" not in html
+
+
+def test_every_task_beat_sends_is_registered_with_the_workers(app):
+    """A scheduled task no worker knows is lost every round (Celery logs it as unregistered)."""
+    import celery_app
+
+    scheduled = {entry["task"] for entry in app.config["CELERY"]["beat_schedule"].values()}
+    assert scheduled == {"engine.sweep_stuck_orders", "mail.sweep_outbox", "analytics.snapshot_equity"}
+    assert scheduled <= set(celery_app.celery.tasks)
