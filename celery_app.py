@@ -9,8 +9,8 @@ import logging
 
 from celery.signals import after_setup_logger
 
-import workers.analytics  # noqa: F401  (registers the equity snapshot task)
-import workers.engine  # noqa: F401  (registers the engine tasks)
+import workers.analytics
+import workers.engine
 import workers.mail  # noqa: F401  (registers the mail tasks)
 from app import create_app
 
