@@ -9,9 +9,9 @@ import logging
 
 from celery.signals import after_setup_logger
 
-import workers.analytics
+import workers.analytics  # importing the worker modules registers their shared tasks
 import workers.engine
-import workers.mail  # noqa: F401  (registers the mail tasks)
+import workers.mail  # noqa: F401
 from app import create_app
 
 flask_app = create_app()
