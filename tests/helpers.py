@@ -117,6 +117,9 @@ def link_from(message) -> str:
     return LINK.search(message.get_payload(decode=True).decode()).group(1)
 
 
+CELERY = [sys.executable, "-m", "celery", "-A", "celery_app"]
+
+
 class WorkerProcess:
     """A real `celery worker` (or `celery beat`) process, started as the Procfile would."""
 
@@ -126,11 +129,7 @@ class WorkerProcess:
 
     def command(self) -> list[str]:
         return [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "celery_app",
+            *CELERY,
             "worker",
             "-Q",
             self.queues,
@@ -201,11 +200,7 @@ class BeatProcess(WorkerProcess):
 
     def command(self) -> list[str]:
         return [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "celery_app",
+            *CELERY,
             "beat",
             "--loglevel",
             "INFO",

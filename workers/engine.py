@@ -52,20 +52,24 @@ def _fresh_quote(asset: str) -> Quote | None:
     return PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"])
 
 
-def _lock_order(order_id) -> tuple[Balance, Order] | tuple[None, None]:
-    """Lock the order and its owner's balance row in one round trip.
+def _lock_with_balance(model, row_id):
+    """Lock a row of `model` (an order, a reset) and its owner's balance row in one round trip.
 
     Only the engine (one task at a time) locks balance rows; the API locks nothing but single
     order rows, so no two transactions can wait on each other in a cycle.
     """
     row = db.session.execute(
-        select(Balance, Order)
-        .join(Order, Order.user_id == Balance.user_id)
-        .where(Order.id == order_id)
+        select(Balance, model)
+        .join(model, model.user_id == Balance.user_id)
+        .where(model.id == row_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one_or_none()
     return (row[0], row[1]) if row else (None, None)
+
+
+def _lock_order(order_id) -> tuple[Balance, Order] | tuple[None, None]:
+    return _lock_with_balance(Order, order_id)
 
 
 def _reject(order: Order, reason: RejectReason) -> None:
@@ -210,17 +214,10 @@ def reset_account(reset_id) -> ResetStatus | None:
     The same serialized path as a trade (the engine's queue, the balance row's lock), so it can
     never interleave with one. Without a fresh price for every position nothing changes: `failed`.
     """
-    row = db.session.execute(
-        select(Balance, AccountReset)
-        .join(AccountReset, AccountReset.user_id == Balance.user_id)
-        .where(AccountReset.id == reset_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-    if row is None or row[1].status != ResetStatus.PENDING:
+    balance, reset = _lock_with_balance(AccountReset, reset_id)
+    if reset is None or reset.status != ResetStatus.PENDING:
         db.session.rollback()
         return None
-    balance, reset = row
     user_id = balance.user_id
     positions = (
         db.session.execute(

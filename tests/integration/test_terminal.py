@@ -81,6 +81,16 @@ def clean_state():
     """The scenario runs on one account across these tests: nothing is truncated in between."""
 
 
+def open_from_ticket(page, asset: str, margin: str, leverage: int) -> None:
+    """Open a long from the ticket as a person would: asset tab, margin, leverage, then the button."""
+    page.get_by_role("tab", name=re.compile(asset)).click()
+    page.get_by_label("Margin (USD)").fill(margin)
+    page.get_by_label("Leverage (number)").fill(str(leverage))
+    page.get_by_label("Leverage (number)").press("Tab")
+    page.get_by_role("button", name=re.compile("Open long")).click()
+    page.get_by_text(re.compile(rf"Opened {asset} long {leverage}×")).wait_for()
+
+
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
@@ -152,12 +162,7 @@ def test_insufficient_balance_is_explained(page):
 
 
 def test_a_liquidation_is_announced(page, simulator):
-    page.get_by_role("tab", name=re.compile("ETH")).click()
-    page.get_by_label("Margin (USD)").fill("100.00")
-    page.get_by_label("Leverage (number)").fill("100")
-    page.get_by_label("Leverage (number)").press("Tab")
-    page.get_by_role("button", name=re.compile("Open long")).click()
-    page.get_by_text(re.compile(r"Opened ETH long 100×")).wait_for()
+    open_from_ticket(page, "ETH", "100.00", 100)
     page.locator("#positions-body tr").first.click()  # selected: its price lines are on the chart
     shot(page, "08-selected-position")
     eth = simulator.markets["ETH_USDC"].mid
@@ -209,12 +214,7 @@ def test_account_tab_equity_activity_csv_and_reset(app, page):
 def test_phone_screen_and_docs_screenshots(browser, page, stack):
     """390x844: one column, nothing wider than the screen. `make screenshots` keeps these in docs/."""
     docs = ROOT / "docs" if os.environ.get("WRITE_DOCS_SCREENSHOTS") else ARTIFACTS
-    page.get_by_role("tab", name=re.compile("BTC")).click()
-    page.get_by_label("Margin (USD)").fill("100.00")
-    page.get_by_label("Leverage (number)").fill("10")
-    page.get_by_label("Leverage (number)").press("Tab")
-    page.get_by_role("button", name=re.compile("Open long")).click()
-    page.get_by_text(re.compile(r"Opened BTC long 10×")).wait_for()
+    open_from_ticket(page, "BTC", "100.00", 10)
     page.locator("#positions-body tr").first.click()
     page.wait_for_timeout(1500)
     page.screenshot(path=str(docs / "terminal.png"))
