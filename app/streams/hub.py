@@ -39,8 +39,12 @@ CLOSED = Event("closed", {})
 class Listener:
     account: int | None = None  # also receives this account's order events
     events: queue.Queue = field(default_factory=lambda: queue.Queue(LISTENER_BACKLOG))
+    dropped: bool = False  # too far behind: its stream ends, and the client reconnects
 
     def get(self, timeout: float) -> Event | None:
+        """The next event, None after `timeout` without one, CLOSED once the hub dropped this listener."""
+        if self.dropped:
+            return CLOSED
         try:
             return self.events.get(timeout=timeout)
         except queue.Empty:
@@ -77,8 +81,7 @@ class Hub:
             except queue.Full:
                 log.warning("dropping a stream client %d events behind", LISTENER_BACKLOG)
                 self.leave(listener)
-                listener.events = queue.Queue(1)
-                listener.events.put_nowait(CLOSED)
+                listener.dropped = True
 
     def _run(self) -> None:
         """Forever: (re)subscribe, dispatch, flush prices; a Redis outage only pauses the streams."""
