@@ -1,0 +1,52 @@
+"""The stream hub's fan-out, without Redis: per-account routing, price coalescing, slow clients."""
+
+import time
+
+from app.streams.hub import CLOSED, LISTENER_BACKLOG, PRICE_EVENTS_PER_S, Hub, Listener
+
+
+def hub_with(*listeners: Listener) -> Hub:
+    hub = Hub("redis://127.0.0.1:9/0")  # never started: events are dispatched by hand
+    hub.listeners.update(listeners)
+    return hub
+
+
+def drain(listener: Listener) -> list:
+    events = []
+    while (event := listener.get(timeout=0)) is not None and event is not CLOSED:
+        events.append(event)
+    return events
+
+
+def test_account_events_reach_only_that_accounts_listeners():
+    mine, theirs, anonymous = Listener(account=7), Listener(account=8), Listener()
+    hub = hub_with(mine, theirs, anonymous)
+    hub._dispatch("account-events:7", {"orderId": "o1", "status": "open"})
+    assert [e.data["orderId"] for e in drain(mine)] == ["o1"]
+    assert drain(theirs) == [] and drain(anonymous) == []
+
+
+def test_prices_are_coalesced_per_asset_and_sent_at_most_ten_times_a_second():
+    listener = Listener()
+    hub = hub_with(listener)
+    for bid in range(100):
+        hub._dispatch("prices:BTC", {"asset": "BTC", "bid": bid, "ask": bid + 1, "time": bid})
+    hub._dispatch("prices:ETH", {"asset": "ETH", "bid": 5, "ask": 6, "time": 1})
+    hub._flush_prices()
+    hub._dispatch("prices:BTC", {"asset": "BTC", "bid": 500, "ask": 501, "time": 500})
+    hub._flush_prices()  # within 1/10 s of the last BTC event: held back, latest kept
+    sent = drain(listener)
+    assert [(e.data["asset"], e.data["bid"]) for e in sent] == [("BTC", 99), ("ETH", 5)]
+    time.sleep(1 / PRICE_EVENTS_PER_S)
+    hub._flush_prices()
+    assert [e.data["bid"] for e in drain(listener)] == [500]
+    assert hub.latest_prices["BTC"]["bid"] == 500
+
+
+def test_a_client_too_far_behind_is_dropped_and_its_stream_ends():
+    slow = Listener(account=1)
+    hub = hub_with(slow)
+    for n in range(LISTENER_BACKLOG + 1):
+        hub._dispatch("account-events:1", {"orderId": str(n)})
+    assert slow not in hub.listeners
+    assert slow.get(timeout=0) is CLOSED
