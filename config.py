@@ -158,6 +158,7 @@ class Config:
     LIQUIDATION_RATIO: Decimal
     STARTING_BALANCE: int
     PENDING_SWEEP_AFTER_S: int
+    ORDER_MAX_DELAY_S: float
     MAIL_SWEEP_AFTER_S: int
     FEED_SILENCE_S: float
     AUTH_RATE_LIMIT_IP: str
@@ -219,6 +220,7 @@ class Config:
             LIQUIDATION_RATIO=env.decimal("LIQUIDATION_RATIO", "0.9", low="0", high="1"),
             STARTING_BALANCE=env.int("STARTING_BALANCE", 500_000),
             PENDING_SWEEP_AFTER_S=env.int("PENDING_SWEEP_AFTER_S", 15, minimum=1),
+            ORDER_MAX_DELAY_S=env.float("ORDER_MAX_DELAY_S", 30, minimum=1),
             MAIL_SWEEP_AFTER_S=env.int("MAIL_SWEEP_AFTER_S", 30, minimum=1),
             FEED_SILENCE_S=env.float("FEED_SILENCE_S", 20, minimum=0.1),
             AUTH_RATE_LIMIT_IP=env.str("AUTH_RATE_LIMIT_IP", "30/minute"),

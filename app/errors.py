@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     SLIPPAGE_EXCEEDED = "slippage_exceeded"
     PRICE_UNAVAILABLE = "price_unavailable"
     IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
+    EXPIRED = "expired"
     TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
@@ -45,6 +46,7 @@ STATUS = {
     ErrorCode.SLIPPAGE_EXCEEDED: 409,
     ErrorCode.PRICE_UNAVAILABLE: 503,
     ErrorCode.IDEMPOTENCY_MISMATCH: 422,
+    ErrorCode.EXPIRED: 409,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,

@@ -33,6 +33,7 @@ class RejectReason(StrEnum):
     PRICE_UNAVAILABLE = "price_unavailable"
     INVALID_STOPS = "invalid_stops"
     INVALID_QUANTITY = "invalid_quantity"
+    EXPIRED = "expired"  # not executed within ORDER_MAX_DELAY_S: never filled late at a price nobody saw
 
 
 class LedgerKind(StrEnum):

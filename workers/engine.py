@@ -132,7 +132,9 @@ def open_position(order_id) -> None:
         db.session.rollback()
         return
     quote = _fresh_quote(order.asset)
-    if quote is None:
+    if utcnow() - order.created_at > timedelta(seconds=current_app.config["ORDER_MAX_DELAY_S"]):
+        _reject(order, RejectReason.EXPIRED)  # an engine outage must not fill it late at today's price
+    elif quote is None:
         _reject(order, RejectReason.PRICE_UNAVAILABLE)
     else:
         _fill(balance, order, quote)

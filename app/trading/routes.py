@@ -42,6 +42,7 @@ class CreateTrade(MethodView):
         ErrorCode.INSUFFICIENT_BALANCE,
         ErrorCode.SLIPPAGE_EXCEEDED,
         ErrorCode.IDEMPOTENCY_MISMATCH,
+        ErrorCode.EXPIRED,
         ErrorCode.PRICE_UNAVAILABLE,
     )
     def post(self, body):

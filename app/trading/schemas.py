@@ -72,6 +72,13 @@ class OrderSchema(Schema):
     margin = fields.Integer(required=True)
     leverage = fields.Integer(required=True)
     slippage = fields.Integer(attribute="slippage_bps")
+    requestedPrice = fields.Integer(
+        attribute="requested_price",
+        allow_none=True,
+        metadata={
+            "description": "the price the client sent, or the top of book at acceptance; slippage is checked against it"
+        },
+    )
     quantity = fields.Integer(allow_none=True)
     quantityDecimals = fields.Function(lambda order: QUANTITY_DECIMALS, dump_only=True)
     openPrice = fields.Integer(attribute="open_price", allow_none=True)

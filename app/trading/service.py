@@ -22,7 +22,7 @@ from core import rules
 from core.assets import ASSETS, QUANTITY_DECIMALS, USD_DECIMALS
 from core.enums import CloseReason, OrderStatus, RejectReason
 from core.money import format_units
-from core.prices import PriceStore
+from core.prices import PriceStore, Quote
 from core.tasks import CLOSE_ORDER, EXECUTE_ORDER
 
 # How the engine's reject reasons reach the client.
@@ -32,6 +32,7 @@ REJECTIONS = {
     RejectReason.PRICE_UNAVAILABLE: (ErrorCode.PRICE_UNAVAILABLE, "No fresh price for this asset"),
     RejectReason.INVALID_STOPS: (ErrorCode.VALIDATION, "stopLoss/takeProfit are on the wrong side of the fill price"),
     RejectReason.INVALID_QUANTITY: (ErrorCode.VALIDATION, "margin x leverage / price gives no tradable quantity"),
+    RejectReason.EXPIRED: (ErrorCode.EXPIRED, "Not executed within ORDER_MAX_DELAY_S; nothing was traded"),
 }
 
 
@@ -40,9 +41,11 @@ def _error_for(reason: str):
     abort(code, message)
 
 
-def _require_fresh_price(asset: str) -> None:
-    if PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"]) is None:
+def _require_fresh_price(asset: str) -> Quote:
+    quote = PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"])
+    if quote is None:
         abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh price for {asset}")
+    return quote
 
 
 def _request_hash(body: dict) -> str:
@@ -175,7 +178,7 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
         existing = _existing_for_key(user_id, idempotency_key, request_hash)
         if existing is not None:
             return wait_for_open(user_id, existing.id)
-    _require_fresh_price(body["asset"])
+    quote = _require_fresh_price(body["asset"])
     order_id = uuid.uuid4()  # held apart from the row: reading attributes after commit reloads it
     order = Order(
         id=order_id,
@@ -185,7 +188,8 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
         margin=body["margin"],
         leverage=body["leverage"],
         slippage_bps=body["slippage"],
-        requested_price=body.get("price"),
+        # the price the client saw, or else the top of book now: slippage is always checked against one
+        requested_price=body.get("price") or rules.open_fill(body["type"], quote.bid, quote.ask),
         stop_loss=body.get("stopLoss"),
         take_profit=body.get("takeProfit"),
         status=OrderStatus.PENDING,

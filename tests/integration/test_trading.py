@@ -2,11 +2,12 @@
 
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 
 from app.extensions import db
-from app.models import Balance, LedgerEntry, Order
+from app.models import Balance, LedgerEntry, Order, utcnow
 from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, eventually, open_trade, wait_for_status
 from tests.helpers import usd_balance as balance
 
@@ -303,4 +304,37 @@ def test_duplicate_deliveries_of_engine_tasks_change_nothing(app, client, make_u
         )
     assert sorted(kinds) == ["close", "open"]
     assert balance(client, headers) == 500_000 + closed["pnl"] - 10_000
+    assert_ledger_balances(app)
+
+
+@pytest.mark.parametrize("side, reference", [("long", BTC_ASK), ("short", BTC_BID)])
+def test_without_a_client_price_the_top_of_book_at_acceptance_is_the_reference(
+    client, make_user, set_price, side, reference
+):
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    order = open_trade(client, headers, type=side, margin=10_000).json
+    assert order["requestedPrice"] == reference and order["slippage"] == 100
+    sent = open_trade(client, headers, type=side, margin=10_000, price=reference + 7).json
+    assert sent["requestedPrice"] == reference + 7  # the client's own price wins
+
+
+def test_an_order_the_engine_reaches_too_late_expires_instead_of_filling(app, client, make_user, make_order, set_price):
+    """After an engine outage, the sweep finds orders older than ORDER_MAX_DELAY_S: they end
+    rejected `expired`, never filled minutes late at a price the client never saw."""
+    user_id, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    stale_id = make_order(user_id, created_at=utcnow() - timedelta(seconds=app.config["ORDER_MAX_DELAY_S"] + 5))
+    fresh_id = make_order(user_id, created_at=utcnow() - timedelta(seconds=3))
+
+    def swept():
+        set_price("BTC", BTC_BID, BTC_ASK)
+        with app.app_context():
+            stale, fresh = db.session.get(Order, stale_id), db.session.get(Order, fresh_id)
+            return (stale, fresh) if stale.status != "pending" and fresh.status != "pending" else None
+
+    stale, fresh = eventually(swept, timeout=30, interval=0.5)
+    assert (stale.status, stale.reject_reason) == ("rejected", "expired")
+    assert fresh.status == "open"  # within the bound: executed as usual
+    assert balance(client, headers) == 500_000 - fresh.margin
     assert_ledger_balances(app)

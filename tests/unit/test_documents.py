@@ -33,6 +33,7 @@ def documented_errors(operation) -> set[str]:
                 "insufficient_balance",
                 "slippage_exceeded",
                 "idempotency_mismatch",
+                "expired",
                 "price_unavailable",
             },
         ),
