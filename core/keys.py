@@ -3,7 +3,8 @@
 PRICE_KEY = "price:{asset}"  # hash: bid, ask, time (µs), u (update id)
 PRICE_CHANNEL = "prices:{asset}"  # one JSON message per stored quote
 FEED_STATUS_KEY = "feed:status"  # hash: state, reconnects, last:<ASSET> (receipt time, µs)
-FEED_LAST_MESSAGE_FIELD = "last:"
+FEED_LAST_MESSAGE_FIELD = "last:"  # + asset: the last frame of that market (or socket ping)
+BOOK_KEY = "book:{asset}"  # JSON {"bids", "asks": [[price, size]...] best first, "u", "time"}; absent while syncing
 # JSON {"userId", "orderId", "status", "error"?}, published by the engine after each commit that
 # changes an order (and so the account's balance): wakes the request waiting on the order and
 # feeds the account's order stream.

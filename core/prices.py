@@ -113,6 +113,12 @@ class FeedStatus:
     def set_state(self, state: str) -> None:
         self.client.hset(FEED_STATUS_KEY, "state", state)
 
+    def mark_alive(self, assets: list[str]) -> None:
+        """Record that these markets' feed is alive now (their socket delivers, even if they are quiet)."""
+        if assets:
+            now = now_micros()
+            self.client.hset(FEED_STATUS_KEY, mapping={f"{FEED_LAST_MESSAGE_FIELD}{a}": now for a in assets})
+
     def count_reconnect(self) -> None:
         self.client.hincrby(FEED_STATUS_KEY, "reconnects", 1)
 

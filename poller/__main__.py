@@ -38,6 +38,7 @@ def main() -> None:
         client,
         on_quote=on_quote,
         silence_s=config.FEED_SILENCE_S,
+        rest_url=config.BACKPACK_REST_URL,
     )
     recorder = threading.Thread(target=candles.run, args=(poller.stop_event,), name="candles", daemon=True)
     recorder.start()

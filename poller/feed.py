@@ -3,6 +3,10 @@
 `Poller.run()` owns the loop: connect, subscribe to every stream, store each quote in Redis,
 and on any close, error or silence longer than `silence_s` (a half-open socket sends nothing)
 reconnect after an exponential backoff with full jitter, resubscribing everything.
+
+With a REST URL it also keeps each market's L2 book (`poller.depth`): `depth.<market>` deltas
+aligned with a REST snapshot fetched on its own thread, the top levels written to Redis in one
+round trip per frame, a market resynced alone on a gap.
 """
 
 import contextlib
@@ -12,11 +16,18 @@ import random
 import socket
 import threading
 import time
+import urllib.request
 
 import websocket
 
+from core.assets import ASSET_BY_MARKET
+from core.book import BookStore
 from core.prices import FeedStatus, PriceStore
-from poller.normalize import BadFrame, parse_frame
+from poller.depth import BookGap, DepthBook
+from poller.normalize import BadFrame, decode, depth_delta, quote_from
+
+SNAPSHOT_LIMIT = "100"  # Backpack takes only its listed limits, as strings
+ALIVE_EVERY_S = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +47,17 @@ class Poller:
         silence_s: float = 20.0,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
+        rest_url: str | None = None,
     ):
         self.url = url
+        self.rest_url = rest_url
         self.streams = [f"bookTicker.{market}" for market in markets]
+        self.books = {m: DepthBook(ASSET_BY_MARKET[m]) for m in markets if rest_url and m in ASSET_BY_MARKET}
+        self.streams += [f"depth.{market}" for market in self.books]
+        self.book_store = BookStore(redis_client)
+        self.depth_frames = 0
+        self.resyncs = 0
+        self._books_lock = threading.Lock()
         self.prices = PriceStore(redis_client)
         self.status = FeedStatus(redis_client)
         self.on_quote = on_quote
@@ -60,11 +79,18 @@ class Poller:
         ws.send(json.dumps({"method": "SUBSCRIBE", "params": self.streams}))
         self.status.set_state("connected")
         log.info("connected to %s, subscribed to %s", self.url, ", ".join(self.streams))
+        for market in self.books:  # subscribed first, so the deltas after the snapshot are buffered
+            self._resync(market, "new connection")
 
     def _on_message(self, ws, raw):
         self._last_frame = time.monotonic()
         try:
-            quote = parse_frame(raw)
+            data = decode(raw)
+            depth = depth_delta(data)
+            if depth is not None:
+                self._on_depth(*depth)
+                return
+            quote = quote_from(data)
         except BadFrame as exc:
             self.bad_frames += 1
             log.warning("skipping frame: %s", exc)
@@ -75,6 +101,50 @@ class Poller:
         self.frames += 1
         if self.prices.write(quote) and self.on_quote is not None:
             self.on_quote(quote)
+
+    def _on_depth(self, asset, delta: dict) -> None:
+        market = delta["s"]
+        with self._books_lock:
+            book = self.books.get(market)
+            if book is None:
+                return
+            try:
+                changed = book.on_delta(delta)
+            except (BookGap, ValueError) as exc:
+                self._resync(market, str(exc))
+                return
+            if changed:
+                self.book_store.write(asset.symbol, book.serialized())
+        self._got_data = True
+        self.depth_frames += 1
+
+    def _resync(self, market: str, why: str) -> None:
+        """Forget the market's book (in Redis too) and align it again from a fresh snapshot."""
+        book = self.books[market]
+        book.reset()
+        self.book_store.delete(book.asset.symbol)
+        self.resyncs += 1
+        log.info("resyncing the %s book: %s", market, why)
+        threading.Thread(target=self._fetch_snapshot, args=(market,), name=f"snapshot-{market}", daemon=True).start()
+
+    def _fetch_snapshot(self, market: str) -> None:
+        url = f"{self.rest_url}/api/v1/depth?symbol={market}&limit={SNAPSHOT_LIMIT}"
+        for attempt in range(10):
+            if self.stop_event.is_set():
+                return
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    snapshot = json.load(response)
+                with self._books_lock:
+                    book = self.books[market]
+                    if book.live or book.on_snapshot(snapshot):
+                        self.book_store.write(book.asset.symbol, book.serialized())
+                return  # live, or the socket's next deltas complete the alignment
+            except BookGap as gap:
+                log.info("%s; fetching the snapshot again", gap)
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("depth snapshot for %s failed: %s", market, exc)
+            self.stop_event.wait(backoff_delay(attempt, 0.2, 5, self._rng))
 
     def _on_ping(self, ws, _payload):
         self._last_frame = time.monotonic()
@@ -96,6 +166,7 @@ class Poller:
             target=ws.run_forever, kwargs={"skip_utf8_validation": True}, name="backpack-ws", daemon=True
         )
         thread.start()
+        alive_written = 0.0
         while thread.is_alive():
             if self.stop_event.wait(0.2):
                 break
@@ -103,6 +174,9 @@ class Poller:
             if silent_for > self.silence_s:
                 log.warning("no frame for %.1fs: treating the socket as dead", silent_for)
                 break
+            if self.books and time.monotonic() - alive_written > ALIVE_EVERY_S:
+                self._mark_books_alive()  # a quiet market's book stays usable while its socket lives
+                alive_written = time.monotonic()
         self._hang_up(ws)
         thread.join(timeout=5)
 
@@ -137,8 +211,15 @@ class Poller:
             self.stop_event.wait(delay)
         self.status.set_state("stopped")
 
+    def _mark_books_alive(self) -> None:
+        with self._books_lock:
+            live = [book.asset.symbol for book in self.books.values() if book.live]
+        with contextlib.suppress(Exception):  # Redis down: the next round tries again
+            self.status.mark_alive(live)
+
     def _record_disconnect(self) -> None:
         try:
+            self.book_store.delete(*(book.asset.symbol for book in self.books.values()))
             self.status.set_state("disconnected")
             self.status.count_reconnect()
         except Exception:

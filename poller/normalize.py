@@ -4,7 +4,7 @@ import json
 import re
 from decimal import ROUND_CEILING, ROUND_FLOOR
 
-from core.assets import ASSET_BY_MARKET
+from core.assets import ASSET_BY_MARKET, Asset
 from core.money import NotAnAmount, to_units
 from core.prices import Quote, now_micros
 
@@ -36,12 +36,8 @@ def _price(value, decimals: int, rounding: str) -> int:
         raise BadFrame(f"price is {exc}") from None
 
 
-def parse_frame(raw: str | bytes) -> Quote | None:
-    """The quote in a bookTicker frame; None for frames that carry no quote we track.
-
-    Bids round down and asks round up, so normalization never narrows the spread.
-    Raises BadFrame for malformed frames and server error frames.
-    """
+def decode(raw: str | bytes) -> dict:
+    """The `data` object of a stream frame. Raises BadFrame for malformed frames and error frames."""
     try:
         frame = json.loads(raw)
     except (ValueError, RecursionError):  # also UnicodeDecodeError and over-long integers
@@ -53,6 +49,37 @@ def parse_frame(raw: str | bytes) -> Quote | None:
     data = frame.get("data")
     if not isinstance(data, dict):
         raise BadFrame(f"no data object: {raw[:80]!r}")
+    return data
+
+
+def depth_delta(data: dict) -> tuple[Asset, dict] | None:
+    """(asset, delta) of a depth frame of a tracked market, its ids checked; None for other frames."""
+    if data.get("e") != "depth":
+        return None
+    asset = ASSET_BY_MARKET.get(data.get("s"))
+    if asset is None:
+        return None
+    first, last = _integer(data.get("U"), "U"), _integer(data.get("u"), "u")
+    if first > last:
+        raise BadFrame(f"depth ids out of order: U {first} > u {last}")
+    for side in ("a", "b"):
+        levels = data.get(side) or []
+        if not isinstance(levels, list) or not all(isinstance(lv, list) and len(lv) == 2 for lv in levels):
+            raise BadFrame(f"depth levels are not [price, size] pairs: {str(levels)[:80]}")
+    return asset, data
+
+
+def parse_frame(raw: str | bytes) -> Quote | None:
+    """The quote in a bookTicker frame; None for frames that carry no quote we track."""
+    return quote_from(decode(raw))
+
+
+def quote_from(data: dict) -> Quote | None:
+    """The quote of a bookTicker frame's data; None for other frames and untracked markets.
+
+    Bids round down and asks round up, so normalization never narrows the spread.
+    Raises BadFrame for malformed quotes.
+    """
     if data.get("e") != "bookTicker":
         return None
     asset = ASSET_BY_MARKET.get(data.get("s"))

@@ -6,8 +6,13 @@ with no acknowledgement, 4002/4006/4008 error frames, silence for unknown symbol
 per-market update id, protocol pings. Prices follow a seeded random walk or a replay file
 (JSON lines of `{"s": market, "b": bid, "a": ask}`), and connections can be dropped on purpose.
 
-The same port answers Backpack's public REST where the service uses it: `GET /api/v1/klines`
-(seconds; `"YYYY-MM-DD HH:MM:SS"` strings), deterministic candles around each market's price.
+Each market keeps an L2 book around its price: every tick sends a realtime `depth` delta (absolute
+sizes, zero deletes, `U == u`) and a `bookTicker` of the same book with the same update id.
+`skip_updates` injects a gap in a market's update ids, as a lost delta would.
+
+The same port answers Backpack's public REST where the service uses it: `GET /api/v1/depth`
+(both sides ascending, `lastUpdateId` a string, `limit` one of the documented strings) and
+`GET /api/v1/klines` (seconds; `"YYYY-MM-DD HH:MM:SS"` strings), deterministic candles.
 """
 
 import argparse
@@ -20,9 +25,9 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +37,8 @@ from websockets.exceptions import ConnectionClosed
 log = logging.getLogger(__name__)
 
 STREAM_TYPES = {"bookTicker", "trade", "depth", "ticker", "markPrice", "kline"}
+BOOK_LEVELS = 60  # a side
+DEPTH_LIMITS = {"5", "10", "20", "50", "100", "500", "1000"}
 DEPTH_WINDOWS = {"200ms", "600ms", "1000ms"}
 
 
@@ -43,6 +50,10 @@ class Market:
     step: Decimal
     update_id: int = 0
     trade_id: int = 0
+    bids: dict = field(default_factory=dict)  # price -> size, both Decimal
+    asks: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)  # a price level keeps its size until it is touched
+    gap: int = 0  # update ids to skip before the next frame (a lost delta)
 
 
 def default_markets() -> dict[str, Market]:
@@ -206,7 +217,21 @@ class Simulator:
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         if url.path == "/api/v1/klines":
             return self._klines(connection, query)
+        if url.path == "/api/v1/depth":
+            return self._depth(connection, query)
         return _json(connection, HTTPStatus.NOT_FOUND, {"code": "RESOURCE_NOT_FOUND", "message": "Not Found"})
+
+    def _depth(self, connection, query: dict):
+        market = self.markets.get(query.get("symbol", ""))
+        if market is None:
+            error = {"code": "INVALID_CLIENT_REQUEST", "message": "Invalid market symbol"}
+            return _json(connection, HTTPStatus.BAD_REQUEST, error)
+        limit = query.get("limit", "1000")
+        if limit not in DEPTH_LIMITS:
+            return connection.respond(HTTPStatus.BAD_REQUEST, "failed to parse parameter `limit`")
+        if not market.bids:  # a market that never ticked yet: build its book now
+            self._move_book(market)
+        return _json(connection, HTTPStatus.OK, self.depth_snapshot(market, int(limit)))
 
     def _klines(self, connection, query: dict):
         market = self.markets.get(query.get("symbol", ""))
@@ -262,21 +287,89 @@ class Simulator:
             market.mid *= Decimal(1) + Decimal(self.rng.gauss(0, 0.0005)).quantize(Decimal("0.0000001"))
         return list(self.markets.values())
 
-    def book_ticker(self, market: Market) -> dict:
+    def skip_updates(self, symbol: str, count: int = 5) -> None:
+        """The next frames of `symbol` jump `count` update ids: a client must resync its book."""
+        self.markets[symbol].gap += count
+
+    def _size(self, market: Market, price: Decimal) -> Decimal:
+        if price not in market.sizes:
+            market.sizes[price] = Decimal(str(round(self.rng.uniform(0.05, 3), 5))).quantize(market.step)
+        return market.sizes[price]
+
+    def _move_book(self, market: Market) -> tuple[list, list]:
+        """Rebuild the book around the mid; returns the changed (price, size) levels of each side."""
         half_spread = market.tick * self.rng.randint(1, 3)
-        bid, ask = market.mid - half_spread, market.mid + half_spread
-        market.update_id += 1
+        best_bid = (market.mid - half_spread).quantize(market.tick, rounding=ROUND_DOWN)
+        best_ask = max((market.mid + half_spread).quantize(market.tick, rounding=ROUND_CEILING), best_bid + market.tick)
+        for _ in range(3):  # a few resting orders change size each tick
+            side = self.rng.choice((-1, 1))
+            price = (best_bid if side < 0 else best_ask) + side * market.tick * self.rng.randrange(BOOK_LEVELS)
+            market.sizes[price] = Decimal(str(round(self.rng.uniform(0.05, 3), 5))).quantize(market.step)
+        bids = {best_bid - k * market.tick: None for k in range(BOOK_LEVELS)}
+        asks = {best_ask + k * market.tick: None for k in range(BOOK_LEVELS)}
+        bids = {price: self._size(market, price) for price in bids if price > 0}
+        asks = {price: self._size(market, price) for price in asks}
+        changes = []
+        for old, new in ((market.bids, bids), (market.asks, asks)):
+            changes.append(
+                [(p, new.get(p, Decimal(0))) for p in sorted(old.keys() | new.keys()) if old.get(p) != new.get(p)]
+            )
+        market.bids, market.asks = bids, asks
+        if len(market.sizes) > 20 * BOOK_LEVELS:  # forget levels far from the price
+            market.sizes = {p: q for p, q in market.sizes.items() if p in bids or p in asks}
+        return changes[0], changes[1]
+
+    def book_frames(self, market: Market) -> tuple[dict, dict]:
+        """A `depth` delta and the `bookTicker` of the moved book, sharing one update id."""
+        changed_bids, changed_asks = self._move_book(market)
+        market.update_id += 1 + market.gap
+        market.gap = 0
         now = time.time_ns() // 1000
-        return {
-            "A": _quantize(Decimal(self.rng.uniform(0.1, 50)), market.step),
-            "B": _quantize(Decimal(self.rng.uniform(0.1, 50)), market.step),
+        engine_time = now - self.rng.randint(200, 3000)
+
+        def levels(changes):
+            return [[_quantize(p, market.tick), _quantize(q, market.step)] for p, q in changes]
+
+        depth = {
             "E": now,
-            "T": now - self.rng.randint(200, 3000),
-            "a": _quantize(ask, market.tick),
-            "b": _quantize(bid, market.tick),
+            "T": engine_time,
+            "U": market.update_id,
+            "a": levels(changed_asks),
+            "b": levels(changed_bids),
+            "e": "depth",
+            "s": market.symbol,
+            "u": market.update_id,
+        }
+        best_bid, best_ask = max(market.bids), min(market.asks)
+        ticker = {
+            "A": _quantize(market.asks[best_ask], market.step),
+            "B": _quantize(market.bids[best_bid], market.step),
+            "E": now,
+            "T": engine_time,
+            "a": _quantize(best_ask, market.tick),
+            "b": _quantize(best_bid, market.tick),
             "e": "bookTicker",
             "s": market.symbol,
             "u": market.update_id,
+        }
+        return depth, ticker
+
+    def book_ticker(self, market: Market) -> dict:
+        return self.book_frames(market)[1]
+
+    def depth_snapshot(self, market: Market, limit: int) -> dict:
+        """REST depth: both sides ascending (the best bid last), `lastUpdateId` as a string."""
+        bids = sorted(market.bids.items())[-limit:]
+        asks = sorted(market.asks.items())[:limit]
+
+        def levels(side):
+            return [[_quantize(p, market.tick), _quantize(q, market.step)] for p, q in side]
+
+        return {
+            "asks": levels(asks),
+            "bids": levels(bids),
+            "lastUpdateId": str(market.update_id),
+            "timestamp": time.time_ns() // 1000,
         }
 
     def _trade(self, market: Market) -> dict:
@@ -301,8 +394,10 @@ class Simulator:
             if self.silent or not self.connections:
                 continue
             for market in self._moved_markets():
+                depth, ticker = self.book_frames(market)
                 frames = {
-                    f"bookTicker.{market.symbol}": frame(f"bookTicker.{market.symbol}", self.book_ticker(market)),
+                    f"depth.{market.symbol}": frame(f"depth.{market.symbol}", depth),
+                    f"bookTicker.{market.symbol}": frame(f"bookTicker.{market.symbol}", ticker),
                     f"trade.{market.symbol}": frame(f"trade.{market.symbol}", self._trade(market)),
                 }
                 for connection, streams in list(self.subscriptions.items()):

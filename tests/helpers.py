@@ -305,7 +305,14 @@ class LiveFeed:
             self.candles.add(quote)
             request_trigger_check(conn, sender, quote.asset)
 
-        self.poller = Poller(simulator.url, list(markets), conn, on_quote=on_quote, silence_s=2)
+        self.poller = Poller(
+            simulator.url,
+            list(markets),
+            conn,
+            on_quote=on_quote,
+            silence_s=2,
+            rest_url=f"http://127.0.0.1:{simulator.port}",
+        )
         self.threads = [
             threading.Thread(target=self.poller.run, daemon=True),
             threading.Thread(target=self.candles.run, args=(self.poller.stop_event,), daemon=True),

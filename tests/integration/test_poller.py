@@ -183,3 +183,57 @@ def test_price_moves_coalesce_into_one_pending_check_per_asset(app_ctx):
     redis_client.delete(TRIGGER_CHECK_FLAG.format(asset="SOL"))  # what the check task does first
     request_trigger_check(redis_client, sender, "SOL")
     assert sender.sent[-1] == ("engine.check_triggers", "SOL") and len(sender.sent) == 3
+
+
+@pytest.fixture
+def depth_poller(simulator, redis_conn):
+    poller = Poller(simulator.url, MARKETS, redis_conn, silence_s=5, rest_url=f"http://127.0.0.1:{simulator.port}")
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    yield poller
+    poller.stop()
+    thread.join(5)
+
+
+def test_the_poller_keeps_the_simulators_book_in_redis(depth_poller, simulator, redis_conn):
+    from core.book import BookStore
+
+    store = BookStore(redis_conn)
+    book = eventually(lambda: store.read("BTC", max_age_s=5), timeout=15)
+    market = simulator.markets["BTC_USDC"]
+    assert len(book.bids) == len(book.asks) == 50
+    assert book.bids[0].price < book.asks[0].price
+    assert [level.price for level in book.bids] == sorted((level.price for level in book.bids), reverse=True)
+
+    def matches_the_simulator():  # the simulator moves on; some read must catch the two in step
+        current = store.read("BTC", max_age_s=5)
+        expected_bids = sorted(market.bids.items(), reverse=True)[:50]
+        return current is not None and [(lv.price, lv.quantity) for lv in current.bids] == [
+            (int(p * 10_000), int(q * 10**8)) for p, q in expected_bids
+        ]
+
+    eventually(matches_the_simulator, timeout=10, interval=0.01)
+
+
+def test_a_gap_resyncs_that_market_alone(depth_poller, simulator, redis_conn):
+    from core.book import BookStore
+
+    store = BookStore(redis_conn)
+    eventually(lambda: all(store.read(a, 5) for a in ("SOL", "BTC", "ETH")), timeout=15)
+    resyncs = depth_poller.resyncs
+    simulator.skip_updates("ETH_USDC", 3)
+    eventually(lambda: depth_poller.resyncs == resyncs + 1, timeout=10)
+    eventually(lambda: store.read("ETH", 5) is not None, timeout=10)  # aligned again
+    assert depth_poller.resyncs == resyncs + 1  # the other markets were left alone
+    assert depth_poller.connections == 1
+
+
+def test_books_are_dropped_when_the_socket_goes(depth_poller, simulator, redis_conn):
+    from core.book import BookStore
+
+    store = BookStore(redis_conn)
+    eventually(lambda: store.read("SOL", 5), timeout=15)
+    simulator.silent = True  # half-open: the poller gives the socket up after silence_s
+    eventually(lambda: store.read("SOL", 5) is None, timeout=15)
+    simulator.silent = False
+    eventually(lambda: store.read("SOL", 5), timeout=15)
