@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     PRICE_UNAVAILABLE = "price_unavailable"
     IDEMPOTENCY_MISMATCH = "idempotency_mismatch"
     EXPIRED = "expired"
+    INSUFFICIENT_LIQUIDITY = "insufficient_liquidity"
+    NOT_WORKING = "not_working"
     TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
@@ -47,6 +49,8 @@ STATUS = {
     ErrorCode.PRICE_UNAVAILABLE: 503,
     ErrorCode.IDEMPOTENCY_MISMATCH: 422,
     ErrorCode.EXPIRED: 409,
+    ErrorCode.INSUFFICIENT_LIQUIDITY: 409,
+    ErrorCode.NOT_WORKING: 409,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,

@@ -9,10 +9,11 @@ from enum import StrEnum
 from typing import Annotated
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from core.enums import CloseReason, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
+from core.enums import CloseReason, FillModel, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
 
 
 def utcnow() -> datetime:
@@ -100,6 +101,8 @@ class Order(db.Model):
         one_of("order_type", OrderType, "order_type_known"),
         one_of("close_reason", CloseReason, "close_reason_known"),
         one_of("reject_reason", RejectReason, "reject_reason_known"),
+        one_of("fill_model", FillModel, "fill_model_known"),
+        Index("ix_orders_working", "asset", "side", "order_type", postgresql_where=text("status = 'working'")),
         Index("ix_orders_user_created", "user_id", "created_at"),
         Index("ix_orders_pending", "created_at", postgresql_where=text("status = 'pending'")),
         Index(
@@ -131,7 +134,7 @@ class Order(db.Model):
     asset: Mapped[str] = mapped_column(String(8))
     side: Mapped[Side] = mapped_column(String(5))
     order_type: Mapped[OrderType] = mapped_column(String(8), default=OrderType.MARKET)
-    status: Mapped[OrderStatus] = mapped_column(String(8), default=OrderStatus.PENDING)
+    status: Mapped[OrderStatus] = mapped_column(String(9), default=OrderStatus.PENDING)
     margin: Mapped[int] = mapped_column(BigInteger)
     leverage: Mapped[int]
     slippage_bps: Mapped[int]
@@ -146,6 +149,13 @@ class Order(db.Model):
     close_reason: Mapped[CloseReason | None] = mapped_column(String(16))
     reject_reason: Mapped[RejectReason | None] = mapped_column(String(32))
     close_requested_at: Mapped[Timestamp | None]
+    limit_price: Mapped[int | None] = mapped_column(BigInteger)
+    stop_price: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[Timestamp | None]
+    fill_model: Mapped[FillModel | None] = mapped_column(String(16))
+    fills: Mapped[list | None] = mapped_column(JSONB)  # [{"price", "quantity"}] of the open
+    open_fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    close_fee: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
     opened_at: Mapped[Timestamp | None]
     closed_at: Mapped[Timestamp | None]

@@ -10,10 +10,14 @@ class Side(StrEnum):
 
 class OrderType(StrEnum):
     MARKET = "market"
+    LIMIT = "limit"  # fills when the book reaches limitPrice, all at once, never worse
+    STOP = "stop"  # becomes a market order when the book reaches stopPrice
 
 
 class OrderStatus(StrEnum):
     PENDING = "pending"  # accepted, not executed yet
+    WORKING = "working"  # a limit or stop order, margin reserved, waiting for its price
+    CANCELLED = "cancelled"
     OPEN = "open"
     CLOSED = "closed"
     REJECTED = "rejected"
@@ -33,7 +37,8 @@ class RejectReason(StrEnum):
     PRICE_UNAVAILABLE = "price_unavailable"
     INVALID_STOPS = "invalid_stops"
     INVALID_QUANTITY = "invalid_quantity"
-    EXPIRED = "expired"  # not executed within ORDER_MAX_DELAY_S: never filled late at a price nobody saw
+    EXPIRED = "expired"  # not executed within ORDER_MAX_DELAY_S (or past its expiresAt): never filled late
+    INSUFFICIENT_LIQUIDITY = "insufficient_liquidity"  # the visible book cannot fill the quantity
 
 
 class LedgerKind(StrEnum):
@@ -41,6 +46,13 @@ class LedgerKind(StrEnum):
     OPEN = "open"
     CLOSE = "close"
     RESET = "reset"  # free USD set back to the starting balance
+    FEE = "fee"  # TAKER_FEE_BPS of an open's or a close's notional
+    RELEASE = "release"  # the reserved margin of a working order that was cancelled or expired
+
+
+class FillModel(StrEnum):
+    DEPTH = "depth"  # walked the live L2 book
+    TOP_OF_BOOK = "top_of_book"  # no fresh depth book: the best bid/ask, for any size
 
 
 class ResetStatus(StrEnum):

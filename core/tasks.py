@@ -15,6 +15,7 @@ ENGINE_WORKER_PREFIX = "engine@"
 
 EXECUTE_ORDER = "engine.execute_order"
 CLOSE_ORDER = "engine.close_order"
+CANCEL_ORDER = "engine.cancel_order"
 CHECK_TRIGGERS = "engine.check_triggers"
 SWEEP_STUCK_ORDERS = "engine.sweep_stuck_orders"
 RESET_ACCOUNT = "engine.reset_account"

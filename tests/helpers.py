@@ -18,7 +18,7 @@ LINK = re.compile(r"(http\S+/api/v1/signin/post\?token=(\S+))")
 TABLES = "ledger_entries, idempotency_keys, login_tokens, mail_outbox, orders, balances, users, candles"
 
 
-APP_KEY_PATTERNS = ("price:*", "feed:*", "engine:*", "LIMITS*")
+APP_KEY_PATTERNS = ("price:*", "book:*", "feed:*", "engine:*", "LIMITS*")
 
 
 def reset_state(app) -> None:
@@ -62,7 +62,8 @@ def usd_balance(client, headers) -> int:
 
 
 def assert_ledger_balances(app):
-    """Every balance equals its ledger, and locked margin equals the margin of open positions."""
+    """Every balance equals its ledger, and locked margin equals the margin of open positions and
+    working orders."""
     from app.balances.service import ledger_mismatches
     from app.extensions import db
     from app.models import Balance, Order
@@ -72,7 +73,7 @@ def assert_ledger_balances(app):
         for row in db.session.execute(db.select(Balance)).scalars():
             open_margin = db.session.execute(
                 db.select(db.func.coalesce(db.func.sum(Order.margin), 0)).where(
-                    Order.user_id == row.user_id, Order.status == "open"
+                    Order.user_id == row.user_id, Order.status.in_(["open", "working"])
                 )
             ).scalar_one()
             assert row.locked_margin == open_margin

@@ -7,6 +7,7 @@ row, and re-check the order's state first, so a redelivered or duplicated task i
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
@@ -20,10 +21,11 @@ from app.extensions import db, redis_client
 from app.models import AccountReset, Balance, EquitySnapshot, Order, utcnow
 from core import rules
 from core.assets import ASSETS
-from core.enums import CloseReason, LedgerKind, OrderStatus, RejectReason, ResetStatus
+from core.book import Book, BookStore, fee, notional, walk, walk_or_worst
+from core.enums import CloseReason, FillModel, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
 from core.keys import ACCOUNT_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
 from core.prices import PriceStore, Quote
-from core.tasks import CHECK_TRIGGERS, CLOSE_ORDER, EXECUTE_ORDER, RESET_ACCOUNT, SWEEP_STUCK_ORDERS
+from core.tasks import CANCEL_ORDER, CHECK_TRIGGERS, CLOSE_ORDER, EXECUTE_ORDER, RESET_ACCOUNT, SWEEP_STUCK_ORDERS
 
 log = logging.getLogger(__name__)
 
@@ -79,54 +81,159 @@ def _reject(order: Order, reason: RejectReason) -> None:
     order.closed_at = utcnow()
 
 
-def _fill(balance: Balance, order: Order, quote: Quote) -> None:
+@dataclass(frozen=True)
+class Priced:
+    price: int
+    fills: list[dict]
+    model: FillModel
+
+
+def _book(asset: str) -> Book | None:
+    return BookStore(redis_client).read(asset, current_app.config["PRICE_MAX_AGE_S"])
+
+
+def _price(
+    quantity: int, buying: bool, book: Book | None, quote: Quote, limit: int | None = None, forced: bool = False
+) -> Priced | None:
+    """What `quantity` fills at: the book walked level by level (within `limit`, if any), or the top
+    of book for any size when there is no fresh depth book. None: the book cannot fill it (a forced
+    close takes the rest at the worst visible level instead)."""
+    if book is not None:
+        levels = book.asks if buying else book.bids
+        if limit is not None:
+            levels = tuple(lv for lv in levels if (lv.price <= limit if buying else lv.price >= limit))
+        execution = (walk_or_worst if forced else walk)(levels, quantity, buying)
+        if execution is None:
+            return None
+        fills = [{"price": fill.price, "quantity": fill.quantity} for fill in execution.fills]
+        return Priced(execution.price, fills, FillModel.DEPTH)
+    price = quote.ask if buying else quote.bid
+    if limit is not None and (price > limit if buying else price < limit):
+        return None
+    return Priced(price, [{"price": price, "quantity": quantity}], FillModel.TOP_OF_BOOK)
+
+
+def _taker_fee(price: int, quantity: int, asset: str) -> int:
+    return fee(notional(price, quantity, ASSETS[asset].decimals), current_app.config["TAKER_FEE_BPS"])
+
+
+def _open(balance: Balance, order: Order, priced: Priced, quantity: int, open_fee: int, reserve: bool) -> None:
     decimals = ASSETS[order.asset].decimals
-    fill = rules.open_fill(order.side, quote.bid, quote.ask)
-    qty = rules.quantity(order.margin, order.leverage, fill, decimals) if fill > 0 else 0
+    order.status = OrderStatus.OPEN
+    order.open_price, order.quantity = priced.price, quantity
+    order.fills, order.fill_model, order.open_fee = priced.fills, priced.model, open_fee
+    order.liquidation_price = rules.liquidation_price(
+        order.side, priced.price, quantity, order.margin, current_app.config["LIQUIDATION_RATIO"], decimals
+    )
+    order.opened_at = utcnow()
+    if reserve:
+        post_entry(balance, LedgerKind.OPEN, -order.margin, order.margin, order)
+    if open_fee:
+        post_entry(balance, LedgerKind.FEE, -open_fee, 0, order)
+    log.info(
+        "opened order %s: %s %s x%d margin %d at %d (%s)",
+        order.id,
+        order.asset,
+        order.side,
+        order.leverage,
+        order.margin,
+        priced.price,
+        priced.model,
+    )
+
+
+def _fill(balance: Balance, order: Order, quote: Quote, book: Book | None) -> None:
+    """A market order: its quantity from the reference price, filled against the book now."""
+    decimals = ASSETS[order.asset].decimals
+    buying = order.side == Side.LONG
+    reference = order.requested_price or rules.open_fill(order.side, quote.bid, quote.ask)
+    qty = rules.quantity(order.margin, order.leverage, reference, decimals)
     # The account's own limit first: it holds whatever the price does, so it is the useful answer.
     if balance.usd < order.margin:
         _reject(order, RejectReason.INSUFFICIENT_BALANCE)
-    elif not rules.slippage_ok(order.side, order.requested_price, fill, order.slippage_bps):
+    elif not 0 < qty <= MAX_QUANTITY:
+        _reject(order, RejectReason.INVALID_QUANTITY)
+    elif (priced := _price(qty, buying, book, quote)) is None:
+        _reject(order, RejectReason.INSUFFICIENT_LIQUIDITY)
+    elif not rules.slippage_ok(order.side, reference, priced.price, order.slippage_bps):
         _reject(order, RejectReason.SLIPPAGE_EXCEEDED)
-    elif not rules.stops_valid(order.side, fill, order.stop_loss, order.take_profit):
+    elif not rules.stops_valid(order.side, priced.price, order.stop_loss, order.take_profit):
         _reject(order, RejectReason.INVALID_STOPS)
+    elif balance.usd < order.margin + (open_fee := _taker_fee(priced.price, qty, order.asset)):
+        _reject(order, RejectReason.INSUFFICIENT_BALANCE)
+    else:
+        _open(balance, order, priced, qty, open_fee, reserve=True)
+
+
+def _place(balance: Balance, order: Order, quote: Quote | None, book: Book | None) -> None:
+    """A limit or stop order: its quantity from its own price, its margin reserved, then working
+    (or filled at once when the book already crosses it)."""
+    trigger = order.limit_price if order.order_type == OrderType.LIMIT else order.stop_price
+    qty = rules.quantity(order.margin, order.leverage, trigger, ASSETS[order.asset].decimals)
+    if balance.usd < order.margin:
+        _reject(order, RejectReason.INSUFFICIENT_BALANCE)
     elif not 0 < qty <= MAX_QUANTITY:
         _reject(order, RejectReason.INVALID_QUANTITY)
     else:
-        order.status = OrderStatus.OPEN
-        order.open_price = fill
-        order.quantity = qty
-        order.liquidation_price = rules.liquidation_price(
-            order.side, fill, qty, order.margin, current_app.config["LIQUIDATION_RATIO"], decimals
-        )
-        order.opened_at = utcnow()
+        order.status, order.quantity = OrderStatus.WORKING, qty
         post_entry(balance, LedgerKind.OPEN, -order.margin, order.margin, order)
-        log.info(
-            "opened order %s: %s %s x%d margin %d at %d",
-            order.id,
-            order.asset,
-            order.side,
-            order.leverage,
-            order.margin,
-            fill,
-        )
+        if quote is not None:
+            _fill_working(balance, order, quote, book)
 
 
-def _settle(balance: Balance, order: Order, quote: Quote, reason: CloseReason) -> None:
-    closing = rules.close_at(
-        order.side, order.open_price, order.quantity, order.margin, ASSETS[order.asset].decimals, quote.bid, quote.ask
-    )
+def _crossed(order: Order, quote: Quote) -> bool:
+    buying = order.side == Side.LONG
+    if order.order_type == OrderType.LIMIT:
+        return quote.ask <= order.limit_price if buying else quote.bid >= order.limit_price
+    return quote.ask >= order.stop_price if buying else quote.bid <= order.stop_price
+
+
+def _fill_working(balance: Balance, order: Order, quote: Quote, book: Book | None) -> bool:
+    """Fill a working order the book has crossed: a limit all at once and never worse than its
+    limit, a stop as a market order. True when it filled; otherwise it keeps working."""
+    if not _crossed(order, quote):
+        return False
+    buying = order.side == Side.LONG
+    limit = order.limit_price if order.order_type == OrderType.LIMIT else None
+    priced = _price(order.quantity, buying, book, quote, limit=limit)
+    if priced is None:
+        return False
+    if not rules.stops_valid(order.side, priced.price, order.stop_loss, order.take_profit):
+        _release(balance, order, OrderStatus.REJECTED, RejectReason.INVALID_STOPS)
+        return True
+    open_fee = min(_taker_fee(priced.price, order.quantity, order.asset), balance.usd)  # never below zero
+    _open(balance, order, priced, order.quantity, open_fee, reserve=False)
+    return True
+
+
+def _release(balance: Balance, order: Order, status: OrderStatus, reason: RejectReason | None = None) -> None:
+    """End a working order without a fill: its reserved margin back to free USD."""
+    order.status, order.reject_reason, order.closed_at = status, reason, utcnow()
+    post_entry(balance, LedgerKind.RELEASE, order.margin, -order.margin, order)
+
+
+def _settle(balance: Balance, order: Order, quote: Quote, book: Book | None, reason: CloseReason) -> bool:
+    """Close at the book; False when a user's close cannot fill (engine-triggered closes always do)."""
+    buying = order.side == Side.SHORT  # a short buys back; a long sells
+    priced = _price(order.quantity, buying, book, quote, forced=reason != CloseReason.USER)
+    if priced is None:
+        return False
+    profit = rules.pnl(order.side, order.open_price, priced.price, order.quantity, ASSETS[order.asset].decimals)
+    credit = rules.settlement(order.margin, profit)
+    close_fee = min(_taker_fee(priced.price, order.quantity, order.asset), credit)  # never below zero
     order.status = OrderStatus.CLOSED
-    order.close_price = closing.price
-    order.pnl = closing.pnl
+    order.close_price, order.pnl, order.close_fee = priced.price, credit - order.margin, close_fee
     order.close_reason = reason
     order.closed_at = utcnow()
-    post_entry(balance, LedgerKind.CLOSE, closing.credit, -order.margin, order)
-    log.info("closed order %s (%s) at %d: pnl %d", order.id, reason, closing.price, closing.pnl)
+    post_entry(balance, LedgerKind.CLOSE, credit, -order.margin, order)
+    if close_fee:
+        post_entry(balance, LedgerKind.FEE, -close_fee, 0, order)
+    log.info("closed order %s (%s) at %d: pnl %d", order.id, reason, priced.price, order.pnl)
+    return True
 
 
 def open_position(order_id) -> None:
-    """Fill a pending order at the current price, or reject it with a reason."""
+    """Execute a pending order: fill a market order now, place a limit or stop order, or reject it."""
     balance, order = _lock_order(order_id)
     if order is None or order.status != OrderStatus.PENDING:
         db.session.rollback()
@@ -134,29 +241,52 @@ def open_position(order_id) -> None:
     quote = _fresh_quote(order.asset)
     if utcnow() - order.created_at > timedelta(seconds=current_app.config["ORDER_MAX_DELAY_S"]):
         _reject(order, RejectReason.EXPIRED)  # an engine outage must not fill it late at today's price
+    elif order.order_type != OrderType.MARKET:
+        _place(balance, order, quote, _book(order.asset) if quote else None)
     elif quote is None:
         _reject(order, RejectReason.PRICE_UNAVAILABLE)
     else:
-        _fill(balance, order, quote)
+        _fill(balance, order, quote, _book(order.asset))
     event = order_event(order, order_id)
     db.session.commit()
     publish_order_event(event)
 
 
 def close_position(order_id) -> RejectReason | None:
-    """Close an open position at the current price; returns why it could not, if it could not."""
+    """Close an open position at the book; returns why it could not, if it could not."""
     balance, order = _lock_order(order_id)
     if order is None or order.status != OrderStatus.OPEN:
         db.session.rollback()
         return None
     quote = _fresh_quote(order.asset)
-    if quote is None:
+    if quote is None or not _settle(balance, order, quote, _book(order.asset), CloseReason.USER):
+        reason = RejectReason.PRICE_UNAVAILABLE if quote is None else RejectReason.INSUFFICIENT_LIQUIDITY
+        db.session.rollback()
+        balance, order = _lock_order(order_id)
         order.close_requested_at = None  # the requester is told it failed; nothing retries it
-        event = order_event(order, order_id, error=RejectReason.PRICE_UNAVAILABLE)
+        event = order_event(order, order_id, error=reason)
         db.session.commit()
         publish_order_event(event)
-        return RejectReason.PRICE_UNAVAILABLE
-    _settle(balance, order, quote, CloseReason.USER)
+        return reason
+    event = order_event(order, order_id)
+    db.session.commit()
+    publish_order_event(event)
+    return None
+
+
+def cancel_working(order_id, expired: bool = False) -> str | None:
+    """Cancel a working order (or expire it past its expiresAt): its margin back, once."""
+    balance, order = _lock_order(order_id)
+    if order is None or order.status != OrderStatus.WORKING:
+        user_id = order.user_id if order is not None else None
+        db.session.rollback()
+        if user_id is not None and not expired:
+            publish_order_event({"userId": user_id, "orderId": str(order_id), "error": "not_working"})
+        return "not_working"
+    if expired:
+        _release(balance, order, OrderStatus.REJECTED, RejectReason.EXPIRED)
+    else:
+        _release(balance, order, OrderStatus.CANCELLED)
     event = order_event(order, order_id)
     db.session.commit()
     publish_order_event(event)
@@ -189,24 +319,52 @@ def _trigger_reason(order: Order | None, quote: Quote) -> CloseReason | None:
     return rules.close_trigger(position, quote.bid, quote.ask)
 
 
+def crossed_working_ids(asset: str, quote: Quote) -> list[uuid.UUID]:
+    """Working limit and stop orders on `asset` that the quote reaches (partial index on working orders)."""
+    long, short = Order.side == Side.LONG, Order.side == Side.SHORT
+    limit, stop = Order.order_type == OrderType.LIMIT, Order.order_type == OrderType.STOP
+    reached = or_(
+        and_(limit, long, Order.limit_price >= quote.ask),
+        and_(limit, short, Order.limit_price <= quote.bid),
+        and_(stop, long, Order.stop_price <= quote.ask),
+        and_(stop, short, Order.stop_price >= quote.bid),
+    )
+    rows = db.session.execute(
+        select(Order.id).where(Order.status == OrderStatus.WORKING, Order.asset == asset, reached)
+    )
+    return list(rows.scalars())
+
+
 def close_crossed_positions(asset: str) -> int:
-    """Close every position the latest price has crossed, each in its own short transaction."""
+    """Close every position the latest price has crossed and fill every working order it reached,
+    each in its own short transaction."""
     quote = _fresh_quote(asset)
     if quote is None:
         return 0
-    closed = 0
+    book = _book(asset)
+    changed = 0
     for order_id in crossed_order_ids(asset, quote):
         balance, order = _lock_order(order_id)
         reason = _trigger_reason(order, quote)
         if reason is None:  # closed meanwhile, or no longer crossed once locked
             db.session.rollback()
             continue
-        _settle(balance, order, quote, reason)
-        event = order_event(order, order_id)
-        db.session.commit()
-        publish_order_event(event)
-        closed += 1
-    return closed
+        _settle(balance, order, quote, book, reason)
+        changed += _commit_and_publish(order, order_id)
+    for order_id in crossed_working_ids(asset, quote):
+        balance, order = _lock_order(order_id)
+        if order is None or order.status != OrderStatus.WORKING or not _fill_working(balance, order, quote, book):
+            db.session.rollback()  # cancelled meanwhile, or the book within its limit is too thin: keeps working
+            continue
+        changed += _commit_and_publish(order, order_id)
+    return changed
+
+
+def _commit_and_publish(order: Order, order_id) -> int:
+    event = order_event(order, order_id)
+    db.session.commit()
+    publish_order_event(event)
+    return 1
 
 
 def reset_account(reset_id) -> ResetStatus | None:
@@ -221,16 +379,17 @@ def reset_account(reset_id) -> ResetStatus | None:
         db.session.rollback()
         return None
     user_id = balance.user_id
-    positions = (
+    orders = (
         db.session.execute(
             select(Order)
-            .where(Order.user_id == user_id, Order.status == OrderStatus.OPEN)
+            .where(Order.user_id == user_id, Order.status.in_([OrderStatus.OPEN, OrderStatus.WORKING]))
             .order_by(Order.id)
             .with_for_update()
         )
         .scalars()
         .all()
     )
+    positions = [order for order in orders if order.status == OrderStatus.OPEN]
     quotes = {asset: _fresh_quote(asset) for asset in {order.asset for order in positions}}
     reset.done_at = utcnow()
     if None in quotes.values():
@@ -246,8 +405,11 @@ def reset_account(reset_id) -> ResetStatus | None:
         )
         return ResetStatus.FAILED
     events = []
-    for order in positions:
-        _settle(balance, order, quotes[order.asset], CloseReason.RESET)
+    for order in orders:
+        if order.status == OrderStatus.WORKING:
+            _release(balance, order, OrderStatus.CANCELLED)
+        else:
+            _settle(balance, order, quotes[order.asset], _book(order.asset), CloseReason.RESET)
         events.append(order_event(order, order.id))
     post_entry(balance, LedgerKind.RESET, current_app.config["STARTING_BALANCE"] - balance.usd, 0)
     db.session.add(
@@ -280,6 +442,11 @@ def stuck_order_ids(older_than: timedelta) -> tuple[list, list]:
     return list(pending), list(closing)
 
 
+def expired_working_ids() -> list[uuid.UUID]:
+    query = select(Order.id).where(Order.status == OrderStatus.WORKING, Order.expires_at < utcnow())
+    return list(db.session.execute(query.limit(SWEEP_BATCH)).scalars())
+
+
 # A database or Redis outage mid-task: retry with backoff (the sweep is the backstop after that).
 RETRY_ON_OUTAGE = dict(
     autoretry_for=(OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError),
@@ -298,6 +465,11 @@ def execute_order(order_id: str) -> None:
 def close_order(order_id: str) -> str | None:
     """Returns why the close failed, if it did (shown in Flower); the waiting request was told."""
     return close_position(uuid.UUID(order_id))
+
+
+@shared_task(name=CANCEL_ORDER, **RETRY_ON_OUTAGE)
+def cancel_order(order_id: str, expired: bool = False) -> str | None:
+    return cancel_working(uuid.UUID(order_id), expired=expired)
 
 
 @shared_task(name=RESET_ACCOUNT, **RETRY_ON_OUTAGE)
@@ -324,7 +496,10 @@ def sweep_stuck_orders() -> dict:
             .limit(SWEEP_BATCH)
         ).scalars()
     )
+    expired = expired_working_ids()
     db.session.rollback()
+    for order_id in expired:
+        cancel_order.delay(str(order_id), expired=True)
     for order_id in pending:
         execute_order.delay(str(order_id))
     for order_id in closing:

@@ -1,9 +1,9 @@
 from flask.views import MethodView
 
 from app.blueprint import Blueprint
-from app.errors import ErrorCode, documents
+from app.errors import ErrorCode, abort, documents
 from app.prices import service
-from app.prices.schemas import CandleQuerySchema, CandlesSchema, PricesSchema
+from app.prices.schemas import BookQuerySchema, BookSchema, CandleQuerySchema, CandlesSchema, PricesSchema
 from core.assets import ASSETS
 
 blp = Blueprint("prices", __name__, description="Latest Backpack best bid/ask and candles per asset")
@@ -16,6 +16,19 @@ class Prices(MethodView):
     def get(self):
         """Latest quotes from Redis; an asset with no quote yet is absent."""
         return service.latest_quotes()
+
+
+@blp.route("/book")
+class OrderBook(MethodView):
+    @blp.arguments(BookQuerySchema, location="query")
+    @blp.response(200, BookSchema)
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.PRICE_UNAVAILABLE, ErrorCode.UNAVAILABLE)
+    def get(self, query):
+        """The live depth book's best levels a side, as fills walk it (503 without a fresh book)."""
+        book = service.book_levels(query["asset"], query["levels"])
+        if book is None:
+            abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh depth book for {query['asset']}")
+        return book
 
 
 @blp.route("/candles")

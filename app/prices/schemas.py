@@ -21,6 +21,25 @@ class PriceSchema(Schema):
 PricesSchema = Schema.from_dict({symbol: fields.Nested(PriceSchema) for symbol in ASSETS}, name="Prices")
 
 
+class BookQuerySchema(Schema):
+    asset = fields.String(required=True, validate=validate.OneOf(list(ASSETS)))
+    levels = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
+
+
+class BookLevelSchema(Schema):
+    price = fields.Integer(required=True)
+    quantity = fields.Integer(required=True)
+
+
+class BookSchema(Schema):
+    asset = fields.String(required=True)
+    decimals = fields.Integer(required=True)
+    quantityDecimals = fields.Integer(required=True)
+    bids = fields.List(fields.Nested(BookLevelSchema), required=True, metadata={"description": "best first"})
+    asks = fields.List(fields.Nested(BookLevelSchema), required=True, metadata={"description": "best first"})
+    updateId = fields.Integer(required=True)
+
+
 class CandleQuerySchema(Schema):
     asset = fields.String(required=True, validate=validate.OneOf(list(ASSETS)))
     interval = fields.String(load_default="1m", validate=validate.OneOf(list(INTERVALS_S)))

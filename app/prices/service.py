@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from app.extensions import db, redis_client
 from app.models import Candle
-from core.assets import ASSETS
+from core.assets import ASSETS, QUANTITY_DECIMALS
+from core.book import BookStore
 from core.candles import INTERVALS_S
 from core.money import to_units
 from core.prices import PriceStore
@@ -97,3 +98,18 @@ def backfill(asset: str, days: int, chunk_minutes: int = 1000, pause_s: float = 
         if pause_s:
             time.sleep(pause_s)  # Backpack allows 30 historical-data requests a minute
     return inserted
+
+
+def book_levels(asset: str, levels: int) -> dict | None:
+    """The live depth book's best `levels` a side, or None without a fresh one."""
+    book = BookStore(redis_client).read(asset, current_app.config["PRICE_MAX_AGE_S"])
+    if book is None:
+        return None
+    return {
+        "asset": asset,
+        "decimals": ASSETS[asset].decimals,
+        "quantityDecimals": QUANTITY_DECIMALS,
+        "bids": [{"price": lv.price, "quantity": lv.quantity} for lv in book.bids[:levels]],
+        "asks": [{"price": lv.price, "quantity": lv.quantity} for lv in book.asks[:levels]],
+        "updateId": book.update_id,
+    }

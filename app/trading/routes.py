@@ -43,6 +43,7 @@ class CreateTrade(MethodView):
         ErrorCode.SLIPPAGE_EXCEEDED,
         ErrorCode.IDEMPOTENCY_MISMATCH,
         ErrorCode.EXPIRED,
+        ErrorCode.INSUFFICIENT_LIQUIDITY,
         ErrorCode.PRICE_UNAVAILABLE,
     )
     def post(self, body):
@@ -66,6 +67,7 @@ class CloseTrade(MethodView):
         ErrorCode.NOT_FOUND,
         ErrorCode.ALREADY_CLOSED,
         ErrorCode.NOT_OPEN,
+        ErrorCode.INSUFFICIENT_LIQUIDITY,
         ErrorCode.PRICE_UNAVAILABLE,
     )
     def post(self, body):
@@ -76,13 +78,28 @@ class CloseTrade(MethodView):
         return order
 
 
+@blp.route("/trade/cancel")
+class CancelTrade(MethodView):
+    @jwt_required()
+    @blp.arguments(CloseTradeSchema)
+    @blp.response(200, OrderSchema, description="Cancelled; its margin is back in free USD")
+    @blp.alt_response(202, schema=PendingOrderSchema, description="Cancel accepted; not executed yet")
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED, ErrorCode.NOT_FOUND, ErrorCode.NOT_WORKING)
+    def post(self, body):
+        """Cancel a working limit or stop order (exactly one of a cancel and a fill wins)."""
+        order = service.cancel(current_user_id(), body["orderId"])
+        if order.status == OrderStatus.WORKING:
+            return _accepted(order, "cancelling")
+        return order
+
+
 @blp.route("/trade/preview")
 class TradePreview(MethodView):
     @blp.arguments(PreviewQuerySchema, location="query")
     @blp.response(200, PreviewSchema)
-    @documents(blp, ErrorCode.VALIDATION, ErrorCode.PRICE_UNAVAILABLE)
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.INSUFFICIENT_LIQUIDITY, ErrorCode.PRICE_UNAVAILABLE)
     def get(self, query):
-        """Quantity, notional and liquidation price a market order would get now (what the ticket shows)."""
+        """Expected fill, quantity, notional, fee and liquidation price of a market order now (the ticket's preview)."""
         return service.preview(query["asset"], query["type"], query["margin"], query["leverage"])
 
 

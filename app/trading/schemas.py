@@ -2,7 +2,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.fields import StrictInteger
 from core.assets import ASSETS, QUANTITY_DECIMALS
-from core.enums import CloseReason, OrderStatus, OrderType, RejectReason, Side
+from core.book import slippage_bps
+from core.enums import CloseReason, FillModel, OrderStatus, OrderType, RejectReason, Side
 
 MAX_AMOUNT = 10**15  # far above any real balance or price, and far below BIGINT's range
 
@@ -36,6 +37,29 @@ class CreateTradeSchema(Schema):
     )
     stopLoss = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=MAX_AMOUNT))
     takeProfit = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=MAX_AMOUNT))
+    orderType = fields.String(load_default=OrderType.MARKET.value, validate=one_of(OrderType))
+    limitPrice = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "limit orders: never filled worse; the quantity comes from it"},
+    )
+    stopPrice = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "stop orders: a market order once the book reaches it; the quantity comes from it"},
+    )
+    expiresAt = fields.AwareDateTime(metadata={"description": "limit and stop orders: ends them as expired"})
+
+    @validates_schema
+    def prices_fit_the_order_type(self, data, **_):
+        kind = data.get("orderType")
+        needs = {OrderType.LIMIT: "limitPrice", OrderType.STOP: "stopPrice"}.get(kind)
+        for field in ("limitPrice", "stopPrice"):
+            if field == needs and data.get(field) is None:
+                raise ValidationError(f"a {kind} order needs {field}", field)
+            if field != needs and data.get(field) is not None:
+                owner = "limit" if field == "limitPrice" else "stop"
+                raise ValidationError(f"only a {owner} order takes {field}", field)
+        if data.get("expiresAt") is not None and kind == OrderType.MARKET:
+            raise ValidationError("expiresAt is for limit and stop orders (a market order fills or fails)", "expiresAt")
 
     @validates_schema
     def stops_on_the_right_sides(self, data, **_):
@@ -50,6 +74,21 @@ class CreateTradeSchema(Schema):
 
 class CloseTradeSchema(Schema):
     orderId = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class FillSchema(Schema):
+    price = fields.Integer(required=True)
+    quantity = fields.Integer(required=True)
+
+
+def _slippage_bps(order) -> int | None:
+    if order.open_price is None or not order.requested_price:
+        return None
+    return slippage_bps(order.requested_price, order.open_price, buying=order.side == Side.LONG)
+
+
+def _fees(order) -> int:
+    return (order.open_fee or 0) + (order.close_fee or 0)
 
 
 class TradeListQuerySchema(Schema):
@@ -93,6 +132,21 @@ class OrderSchema(Schema):
     liquidationPrice = fields.Integer(attribute="liquidation_price", allow_none=True)
     stopLoss = fields.Integer(attribute="stop_loss", allow_none=True)
     takeProfit = fields.Integer(attribute="take_profit", allow_none=True)
+    limitPrice = fields.Integer(attribute="limit_price", allow_none=True)
+    stopPrice = fields.Integer(attribute="stop_price", allow_none=True)
+    expiresAt = fields.DateTime(attribute="expires_at", allow_none=True)
+    fills = fields.List(fields.Nested(FillSchema), allow_none=True, metadata={"description": "the open's fills"})
+    avgPrice = fields.Function(lambda order: order.open_price, allow_none=True, metadata={"description": "= openPrice"})
+    slippageBps = fields.Function(
+        _slippage_bps, allow_none=True, metadata={"description": "fill vs requestedPrice, positive = worse"}
+    )
+    fillModel = fields.String(attribute="fill_model", allow_none=True, metadata=enum_metadata(FillModel))
+    fees = fields.Function(_fees, metadata={"description": "taker fees of the open and the close, USD units"})
+    netPnl = fields.Function(
+        lambda order: None if order.pnl is None else order.pnl - _fees(order),
+        allow_none=True,
+        metadata={"description": "pnl - fees"},
+    )
     closeReason = fields.String(attribute="close_reason", allow_none=True, metadata=enum_metadata(CloseReason))
     rejectReason = fields.String(attribute="reject_reason", allow_none=True, metadata=enum_metadata(RejectReason))
     decimals = fields.Function(lambda order: ASSETS[order.asset].decimals, dump_only=True)
@@ -102,7 +156,7 @@ class OrderSchema(Schema):
 
 class PendingOrderSchema(Schema):
     orderId = fields.String(required=True)
-    status = fields.String(required=True, metadata={"enum": [OrderStatus.PENDING.value, "closing"]})
+    status = fields.String(required=True, metadata={"enum": [OrderStatus.PENDING.value, "closing", "cancelling"]})
 
 
 class PreviewQuerySchema(Schema):
@@ -113,7 +167,9 @@ class PreviewQuerySchema(Schema):
 
 
 class PreviewSchema(Schema):
-    price = fields.Integer(required=True, metadata={"description": "the fill at the current top of book"})
+    price = fields.Integer(required=True, metadata={"description": "the expected average fill, from the live book"})
+    fillModel = fields.String(required=True, metadata=enum_metadata(FillModel))
+    fee = fields.Integer(required=True, metadata={"description": "TAKER_FEE_BPS of the notional, USD units"})
     decimals = fields.Integer(required=True)
     quantity = fields.Integer(required=True)
     quantityDecimals = fields.Integer(required=True)

@@ -20,10 +20,11 @@ from app.models import IdempotencyKey, Order, utcnow
 from app.tasks import enqueue
 from core import rules
 from core.assets import ASSETS, QUANTITY_DECIMALS, USD_DECIMALS
-from core.enums import CloseReason, OrderStatus, RejectReason
+from core.book import BookStore, fee, notional, walk
+from core.enums import CloseReason, FillModel, OrderStatus, RejectReason, Side
 from core.money import format_units
 from core.prices import PriceStore, Quote
-from core.tasks import CLOSE_ORDER, EXECUTE_ORDER
+from core.tasks import CANCEL_ORDER, CLOSE_ORDER, EXECUTE_ORDER
 
 # How the engine's reject reasons reach the client.
 REJECTIONS = {
@@ -33,6 +34,7 @@ REJECTIONS = {
     RejectReason.INVALID_STOPS: (ErrorCode.VALIDATION, "stopLoss/takeProfit are on the wrong side of the fill price"),
     RejectReason.INVALID_QUANTITY: (ErrorCode.VALIDATION, "margin x leverage / price gives no tradable quantity"),
     RejectReason.EXPIRED: (ErrorCode.EXPIRED, "Not executed within ORDER_MAX_DELAY_S; nothing was traded"),
+    RejectReason.INSUFFICIENT_LIQUIDITY: (ErrorCode.INSUFFICIENT_LIQUIDITY, "The visible book cannot fill this size"),
 }
 
 
@@ -49,24 +51,36 @@ def _require_fresh_price(asset: str) -> Quote:
 
 
 def _request_hash(body: dict) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def preview(asset: str, side: str, margin: int, leverage: int) -> dict:
-    """What a market order would get at the current top of book, by the engine's own rules."""
-    quote = PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"])
+    """What a market order would get now, by the engine's own rules: its quantity from the top of
+    book, filled against the live depth book (or the top of book without one), and the fee."""
+    max_age = current_app.config["PRICE_MAX_AGE_S"]
+    quote = PriceStore(redis_client).read_fresh(asset, max_age)
     if quote is None:
         abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh price for {asset}")
     decimals = ASSETS[asset].decimals
-    price = rules.open_fill(side, quote.bid, quote.ask)
-    quantity = rules.quantity(margin, leverage, price, decimals)
+    reference = rules.open_fill(side, quote.bid, quote.ask)
+    quantity = rules.quantity(margin, leverage, reference, decimals)
+    book = BookStore(redis_client).read(asset, max_age)
+    buying = side == Side.LONG
+    if book is None:
+        price, model = reference, FillModel.TOP_OF_BOOK
+    elif (execution := walk(book.asks if buying else book.bids, quantity, buying)) is None:
+        abort(ErrorCode.INSUFFICIENT_LIQUIDITY, "The visible book cannot fill this size")
+    else:
+        price, model = execution.price, FillModel.DEPTH
     ratio = current_app.config["LIQUIDATION_RATIO"]
     return {
         "price": price,
+        "fillModel": model,
         "decimals": decimals,
         "quantity": quantity,
         "quantityDecimals": QUANTITY_DECIMALS,
         "notional": margin * leverage,
+        "fee": fee(notional(price, quantity, decimals), current_app.config["TAKER_FEE_BPS"]),
         "liquidationPrice": rules.liquidation_price(side, price, quantity, margin, ratio, decimals),
     }
 
@@ -190,6 +204,10 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
         slippage_bps=body["slippage"],
         # the price the client saw, or else the top of book now: slippage is always checked against one
         requested_price=body.get("price") or rules.open_fill(body["type"], quote.bid, quote.ask),
+        order_type=body["orderType"],
+        limit_price=body.get("limitPrice"),
+        stop_price=body.get("stopPrice"),
+        expires_at=body.get("expiresAt"),
         stop_loss=body.get("stopLoss"),
         take_profit=body.get("takeProfit"),
         status=OrderStatus.PENDING,
@@ -229,6 +247,20 @@ def close(user_id: int, order_id: str) -> Order:
         _error_for(error)
     if order.status == OrderStatus.CLOSED and order.close_reason != CloseReason.USER:
         abort(ErrorCode.ALREADY_CLOSED, f"The position was closed by {order.close_reason} first")
+    return order
+
+
+def cancel(user_id: int, order_id: str) -> Order:
+    """Cancel a working order through the engine (so it cannot race the order's fill)."""
+    order = get_order(user_id, order_id)
+    if order.status != OrderStatus.WORKING:
+        abort(ErrorCode.NOT_WORKING, f"The order is {order.status}, not working")
+    order_id = order.id
+    db.session.rollback()
+    enqueue(CANCEL_ORDER, str(order_id))
+    order, error = _wait(user_id, order_id, lambda o: o.status != OrderStatus.WORKING)
+    if error == ErrorCode.NOT_WORKING or order.status not in (OrderStatus.WORKING, OrderStatus.CANCELLED):
+        abort(ErrorCode.NOT_WORKING, f"The order is {order.status}: it filled or ended first")
     return order
 
 

@@ -161,28 +161,46 @@ def test_insufficient_balance_is_explained(page):
     shot(page, "07-insufficient-balance")
 
 
+def test_a_limit_order_works_beside_the_depth_ladder_and_cancels(page):
+    page.get_by_role("tab", name=re.compile("BTC")).click()
+    eventually(lambda: page.locator("#ladder-asks tr").count() == 8 and page.locator("#ladder-bids tr").count() == 8)
+    page.get_by_role("button", name="Limit", exact=True).click()
+    page.get_by_label("Limit price (USD)").fill("50000.0")
+    page.get_by_label("Margin (USD)").fill("100.00")
+    page.get_by_role("button", name="Place long limit").click()
+    page.get_by_text(re.compile(r"Placed BTC long limit at 50,000.0000 USD: working")).wait_for()
+    row = page.locator("#working-body tr").first
+    row.wait_for()
+    assert "limit" in row.inner_text() and "50,000.0000" in row.inner_text()
+    shot(page, "08-working-limit-and-ladder")
+    page.get_by_role("button", name="Cancel BTC long limit").click()
+    page.get_by_text("Cancelled the BTC limit order; its margin is back.").wait_for()
+    eventually(lambda: page.locator("#working-body tr").count() == 0)
+    page.get_by_role("button", name="Market", exact=True).click()
+
+
 def test_a_liquidation_is_announced(page, simulator):
     open_from_ticket(page, "ETH", "100.00", 100)
     page.locator("#positions-body tr").first.click()  # selected: its price lines are on the chart
-    shot(page, "08-selected-position")
+    shot(page, "09-selected-position")
     eth = simulator.markets["ETH_USDC"].mid
     simulator.set_quote("ETH_USDC", str(eth / 2), str(eth / 2))
     notice = page.locator(".notice.alert").filter(has_text="Liquidated: ETH long 100×")
     notice.wait_for(timeout=30_000)
-    shot(page, "09-liquidation-notice")
+    shot(page, "10-liquidation-notice")
     eventually(lambda: page.locator("#positions-body tr").count() == 0, timeout=10)
 
 
 def test_the_page_recovers_after_the_web_process_restarts(page, stack):
     stack.stop()
     page.locator("#connection.down").wait_for(timeout=20_000)
-    shot(page, "10-web-down")
+    shot(page, "11-web-down")
     stack.start()
     page.locator("#connection.live").wait_for(timeout=30_000)
     bid = page.locator(".asset-tab[data-asset='BTC'] .bid")
     before = bid.inner_text()
     eventually(lambda: bid.inner_text() != before, timeout=15)  # live prices flow again
-    shot(page, "11-web-back")
+    shot(page, "12-web-back")
     assert page.errors == []
 
 
@@ -201,12 +219,12 @@ def test_account_tab_equity_activity_csv_and_reset(app, page):
     assert lines[0] == "id,time,type,usd,locked_margin,order_id" and lines[-1].split(",")[3] == "5000.00"
     page.get_by_role("button", name="Reset account…").click()
     page.get_by_role("alertdialog").wait_for()
-    shot(page, "12-account-reset-confirm")
+    shot(page, "13-account-reset-confirm")
     page.get_by_role("button", name="Yes, reset").click()
     page.get_by_text(re.compile(r"Account reset: \d+ position\(s\) closed; free USD is 5,000.00")).wait_for()
     eventually(lambda: page.locator("#free-usd").inner_text() == "5,000.00", timeout=10)
     eventually(lambda: "Account reset" in page.locator("#activities-body").inner_text(), timeout=10)
-    shot(page, "13-account-after-reset")
+    shot(page, "14-account-after-reset")
     page.get_by_role("tab", name=re.compile("Open positions")).click()
     assert page.errors == []
 

@@ -34,15 +34,25 @@ def documented_errors(operation) -> set[str]:
                 "slippage_exceeded",
                 "idempotency_mismatch",
                 "expired",
+                "insufficient_liquidity",
                 "price_unavailable",
             },
         ),
         (
             "/api/v1/trade/close",
             "post",
-            {"validation", "unauthorized", "not_found", "already_closed", "not_open", "price_unavailable"},
+            {
+                "validation",
+                "unauthorized",
+                "not_found",
+                "already_closed",
+                "not_open",
+                "insufficient_liquidity",
+                "price_unavailable",
+            },
         ),
         ("/api/v1/trade/{order_id}", "get", {"unauthorized", "not_found"}),
+        ("/api/v1/trade/cancel", "post", {"validation", "unauthorized", "not_found", "not_working"}),
         ("/api/v1/signup", "post", {"validation", "rate_limited"}),
         ("/api/v1/signin/post", "get", {"validation", "unauthorized"}),
         ("/api/v1/balance/usd", "get", {"unauthorized"}),
@@ -73,5 +83,5 @@ def test_model_constraints_are_built_from_the_enums():
     def check(table, name) -> str:
         return next(str(c.sqltext) for c in table.__table__.constraints if c.name == name)
 
-    assert check(Order, "status_known") == "status IN ('pending', 'open', 'closed', 'rejected')"
+    assert check(Order, "status_known") == f"status IN ({', '.join(repr(s.value) for s in OrderStatus)})"
     assert check(LedgerEntry, "kind_known") == f"kind IN ({', '.join(repr(k.value) for k in LedgerKind)})"

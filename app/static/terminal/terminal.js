@@ -15,7 +15,7 @@
 
   const decimals = Object.fromEntries($$(".asset-tab").map((tab) => [tab.dataset.asset, Number(tab.dataset.decimals)]));
   const state = {
-    asset: "BTC", interval: "1m", side: "long", positions: [], selected: null, preview: null,
+    asset: "BTC", interval: "1m", side: "long", orderType: "market", positions: [], selected: null, preview: null,
     balance: null, streams: {}, live: { prices: false, orders: false }, lastCandle: null,
   };
 
@@ -309,16 +309,56 @@
     $("#history-empty").hidden = orders.length > 0;
   }
 
+  function renderWorking(orders) {
+    const body = $("#working-body");
+    body.replaceChildren();
+    for (const order of orders) {
+      const row = document.createElement("tr");
+      const price = order.orderType === "limit" ? order.limitPrice : order.stopPrice;
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.className = "close-position";
+      cancel.textContent = "Cancel";
+      cancel.setAttribute("aria-label", `Cancel ${order.asset} ${order.type} ${order.orderType}`);
+      cancel.addEventListener("click", () => cancelOrder(order, cancel));
+      const actions = document.createElement("td");
+      actions.append(cancel);
+      row.append(
+        cell(order.asset), cell(`${order.type} ${order.leverage}×`, order.type), cell(order.orderType),
+        cell(Money.format(price, order.decimals), "num"), cell(Money.format(order.quantity, QUANTITY), "num"),
+        cell(Money.format(order.margin, USD), "num"), actions,
+      );
+      body.append(row);
+    }
+    $("#working-empty").hidden = orders.length > 0;
+  }
+
+  async function cancelOrder(order, button) {
+    button.disabled = true;
+    try {
+      const { status } = await Api.post("/api/v1/trade/cancel", { orderId: order.orderId });
+      notify(status === 202 ? "Cancel accepted; the engine is executing it." :
+        `Cancelled the ${order.asset} ${order.orderType} order; its margin is back.`, "success");
+    } catch (error) {
+      if (error.code === "unauthorized") return showSignIn(error.message);
+      notify(error.code === "not_working" ? "Too late: the order already filled or ended." : error.message, "error");
+    } finally {
+      refreshOrders();
+    }
+  }
+
   async function refreshOrders() {
     try {
-      const [open, closed, balance] = await Promise.all([
+      const [open, working, closed, balance] = await Promise.all([
         Api.get("/api/v1/trades?status=open&page_size=100"),
+        Api.get("/api/v1/trades?status=working&page_size=100"),
         Api.get("/api/v1/trades?status=closed&page_size=50"),
         Api.get("/api/v1/balance/"),
       ]);
       state.positions = open.data;
       if (!state.positions.some((p) => p.orderId === state.selected)) state.selected = null;
       renderPositions();
+      renderWorking(working.data);
       renderHistory(closed.data);
       showBalance(balance.data);
       drawPriceLines();
@@ -332,6 +372,10 @@
   }
 
   function onOrder(order) {
+    if (order.status === "open" && order.orderType !== "market") {
+      const at = Money.format(order.openPrice, order.decimals);
+      notify(`Your ${order.asset} ${order.orderType} order filled at ${at}.`, "success", 15);
+    }
     if (order.status === "closed" && ENGINE_CLOSES.includes(order.closeReason)) {
       const what = `${order.asset} ${order.type} ${order.leverage}×`;
       const at = Money.format(order.closePrice, order.decimals);
@@ -448,10 +492,17 @@
   function setSide(side) {
     state.side = side;
     $$(".side").forEach((button) => button.setAttribute("aria-pressed", String(button.dataset.side === side)));
-    const submit = $("#submit-order");
-    submit.textContent = `Open ${side}`;
-    submit.className = `primary ${side}`;
+    $("#submit-order").className = `primary ${side}`;
+    setOrderType(state.orderType);
     schedulePreview(0);
+  }
+
+  function setOrderType(kind) {
+    state.orderType = kind;
+    $$(".order-type").forEach((button) => button.setAttribute("aria-pressed", String(button.dataset.type === kind)));
+    $("#trigger-field").hidden = kind === "market";
+    $("#trigger-label").textContent = kind === "stop" ? "Stop price (USD)" : "Limit price (USD)";
+    $("#submit-order").textContent = `${kind === "market" ? "Open" : "Place"} ${state.side}${kind === "market" ? "" : ` ${kind}`}`;
   }
 
   function setLeverage(value) {
@@ -487,16 +538,18 @@
       const { data } = await Api.get(`/api/v1/trade/preview?asset=${asset}&type=${side}&margin=${margin}&leverage=${leverage}`);
       if (asset !== state.asset || side !== state.side) return;
       state.preview = { ...data, asset, side };
+      const book = data.fillModel === "depth" ? "" : " (top of book)";
       show({
-        price: `${Money.format(data.price, data.decimals)} USD`,
+        price: `${Money.format(data.price, data.decimals)} USD${book}`,
         quantity: `${Money.format(data.quantity, data.quantityDecimals)} ${asset}`,
         notional: `${Money.format(data.notional, USD)} USD`,
         liquidationPrice: `${Money.format(data.liquidationPrice, data.decimals)} USD`,
-        fee: "none",
+        fee: data.fee ? `${Money.format(data.fee, USD)} USD` : "none",
       });
     } catch (error) {
       state.preview = null;
-      show({ price: error.code === "price_unavailable" ? "no fresh price" : "–", fee: "none" });
+      const why = { price_unavailable: "no fresh price", insufficient_liquidity: "book too thin for this size" };
+      show({ price: why[error.code] || "–" });
     }
   }
 
@@ -504,7 +557,12 @@
     const asset = state.asset;
     const margin = Money.parse($("#margin").value, USD);
     if (margin === null || margin < 100) throw new Error("Enter a margin of at least 1.00 USD, e.g. 100.00.");
-    const body = { asset, type: state.side, margin, leverage: Number($("#leverage").value) };
+    const body = { asset, type: state.side, margin, leverage: Number($("#leverage").value), orderType: state.orderType };
+    if (state.orderType !== "market") {
+      const trigger = Money.parse($("#trigger-price").value, decimals[asset]);
+      if (trigger === null || trigger <= 0) throw new Error(`Enter the ${state.orderType} price in USD.`);
+      body[state.orderType === "limit" ? "limitPrice" : "stopPrice"] = trigger;
+    }
     const slippage = Money.percentToBps($("#slippage").value);
     if (slippage === null || slippage < 1 || slippage > 10000) throw new Error("Slippage is a percentage from 0.01 to 100.");
     body.slippage = slippage;
@@ -520,6 +578,7 @@
   }
 
   $$(".side").forEach((button) => button.addEventListener("click", () => setSide(button.dataset.side)));
+  $$(".order-type").forEach((button) => button.addEventListener("click", () => setOrderType(button.dataset.type)));
   $("#leverage").addEventListener("input", (event) => setLeverage(event.target.value));
   $("#leverage-number").addEventListener("change", (event) => setLeverage(event.target.value));
   $("#margin").addEventListener("input", () => schedulePreview(250));
@@ -540,6 +599,9 @@
       const { status, data } = await Api.post("/api/v1/trade/create", body);
       if (status === 202) {
         say(message, "Accepted; the engine is executing it.", "success");
+      } else if (data.status === "working") {
+        const at = Money.format(data.orderType === "limit" ? data.limitPrice : data.stopPrice, data.decimals);
+        say(message, `Placed ${data.asset} ${data.type} ${data.orderType} at ${at} USD: working, margin reserved.`, "success");
       } else {
         const at = Money.format(data.openPrice, data.decimals);
         say(message, `Opened ${data.asset} ${data.type} ${data.leverage}× at ${at} USD.`, "success");
@@ -555,6 +617,30 @@
     }
   });
 
+  // ---- the depth ladder: the live book's best levels, as fills walk it ---------------------
+  function ladderRows(levels, places) {
+    return levels.map((level) => {
+      const row = document.createElement("tr");
+      row.append(cell(Money.format(level.price, places)), cell(Money.format(level.quantity, QUANTITY).slice(0, -4)));
+      return row;
+    });
+  }
+
+  async function refreshLadder() {
+    const asset = state.asset;
+    try {
+      const { data } = await Api.get(`/api/v1/book?asset=${asset}&levels=8`);
+      if (asset !== state.asset) return;
+      $("#ladder-asks").replaceChildren(...ladderRows([...data.asks].reverse(), data.decimals));
+      $("#ladder-bids").replaceChildren(...ladderRows(data.bids, data.decimals));
+      $("#ladder-empty").hidden = true;
+    } catch (error) {
+      $("#ladder-asks").replaceChildren();
+      $("#ladder-bids").replaceChildren();
+      $("#ladder-empty").hidden = false;
+    }
+  }
+
   // ---- start ------------------------------------------------------------------------------
   function startTerminal() {
     $("#signin").hidden = true;
@@ -562,6 +648,8 @@
     $(`.interval[data-interval="${state.interval}"]`).setAttribute("aria-pressed", "true");
     selectAsset(state.asset);
     setSide(state.side);
+    refreshLadder();
+    setInterval(() => { if (!document.hidden) refreshLadder(); }, 1000);
     state.streams.prices = openStream("prices", "/api/v1/stream/prices", {
       snapshot: (quotes) => Object.entries(quotes).forEach(([asset, quote]) => showQuote(asset, quote)),
       price: onPrice,
