@@ -372,6 +372,55 @@ def bench_poller(redis_url: str) -> dict:
     }
 
 
+def bench_depth(redis_url: str) -> dict:
+    """Depth frames/s a poller applies to its books and writes to Redis (one round trip a frame)
+    vs. plain redis-py SETs of the same book JSON on the same server."""
+    from poller.feed import Poller
+    from poller.simulator import Simulator, frame
+
+    simulator = Simulator(interval_s=3600).start()  # no ticks of its own: only the frames below
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    markets = ["SOL_USDC", "BTC_USDC", "ETH_USDC"]
+    poller = Poller(simulator.url, markets, conn, silence_s=60, rest_url=f"http://127.0.0.1:{simulator.port}")
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    while poller.resyncs < len(markets) or not simulator.connections:
+        time.sleep(0.01)
+    time.sleep(1)  # the snapshots are fetched; every delta below follows on from them
+    frames = []
+    for i in range(POLLER_FRAMES):
+        market = simulator.markets[markets[i % len(markets)]]
+        frames.append(frame(f"depth.{market.symbol}", simulator.book_frames(market)[0]))
+    progress = Progress("poller depth frames", POLLER_FRAMES)
+    began = time.perf_counter()
+    simulator.broadcast_raw(*frames)
+    seen = 0
+    while poller.depth_frames < POLLER_FRAMES:
+        time.sleep(0.05)
+        progress.tick(poller.depth_frames - seen)
+        seen = poller.depth_frames
+    elapsed = time.perf_counter() - began
+    progress.tick(POLLER_FRAMES - seen)
+    live = all(book.live for book in poller.books.values())
+    payload = next(iter(poller.books.values())).serialized()
+    poller.stop()
+    thread.join(5)
+    simulator.stop()
+    began = time.perf_counter()
+    for i in range(POLLER_FRAMES):
+        conn.set(f"bench:book:{i % 3}", payload)
+    raw_elapsed = time.perf_counter() - began
+    conn.delete("bench:book:0", "bench:book:1", "bench:book:2")
+    rate, raw_rate = POLLER_FRAMES / elapsed, POLLER_FRAMES / raw_elapsed
+    return {
+        "frames": POLLER_FRAMES,
+        "books_live": live,
+        "depth_frames_per_s": round(rate, 1),
+        "redis_py_set_per_s": round(raw_rate, 1),
+        "ratio": round(rate / raw_rate, 3),
+    }
+
+
 def main() -> int:
     env = os.environ.copy()
     env.update(APP_ENV=env.get("APP_ENV", "development"), PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
@@ -428,6 +477,7 @@ def main() -> int:
         streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
         noop = bench_noop(app.config["REDIS_URL"])
         poller = bench_poller(app.config["REDIS_URL"])
+        depth = bench_depth(app.config["REDIS_URL"])
         stop_prices.set()  # the snapshot phase writes every asset's quote itself
         snapshots = [
             bench_snapshots(app, SNAPSHOT_ACCOUNTS // 10, SNAPSHOT_POSITIONS // 10),
@@ -447,6 +497,7 @@ def main() -> int:
         "celery_noop": noop,
         "engine_efficiency": round(trades["orders_per_s"] / noop["round_trips_per_s"], 3),
         "poller": poller,
+        "depth": depth,
         "equity_snapshots": snapshots,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -471,6 +522,9 @@ def main() -> int:
         ("poller frames/s into Redis", poller["poller_frames_per_s"]),
         ("redis-py HSET/s alone", poller["redis_py_hset_per_s"]),
         ("poller / redis-py", poller["ratio"]),
+        ("poller depth frames/s into Redis (books live)", f"{depth['depth_frames_per_s']} ({depth['books_live']})"),
+        ("redis-py SET of the book JSON/s alone", depth["redis_py_set_per_s"]),
+        ("poller depth / redis-py", depth["ratio"]),
         *[
             (f"snapshot round, {r['accounts']} accounts / {r['open_positions']} open (s)", r["seconds"])
             for r in snapshots

@@ -33,11 +33,9 @@ class BookStore:
         self.client = client
 
     def write(self, asset: str, book_json: str) -> None:
-        """The book and its market's liveness, in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(BOOK_KEY.format(asset=asset), book_json)
-        pipe.hset(FEED_STATUS_KEY, f"{FEED_LAST_MESSAGE_FIELD}{asset}", now_micros())
-        pipe.execute()
+        """One round trip a frame; the market's liveness is kept by its quotes and the poller's
+        socket (`FeedStatus.mark_alive`), not written again with every book."""
+        self.client.set(BOOK_KEY.format(asset=asset), book_json)
 
     def delete(self, *assets: str) -> None:
         if assets:

@@ -39,6 +39,8 @@ def main() -> None:
         on_quote=on_quote,
         silence_s=config.FEED_SILENCE_S,
         rest_url=config.BACKPACK_REST_URL,
+        # working orders are crossed by the book, not only by its top: check them on every book change
+        on_book=lambda asset: request_trigger_check(client, sender, asset),
     )
     recorder = threading.Thread(target=candles.run, args=(poller.stop_event,), name="candles", daemon=True)
     recorder.start()

@@ -9,7 +9,7 @@ rounded down, asks up, as quotes are) and sizes integers in 8 decimals (rounded 
 liquidity than shown).
 """
 
-import json
+import bisect
 import logging
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
@@ -47,6 +47,10 @@ class DepthBook:
         self.asset = asset
         self.bids: dict[int, int] = {}
         self.asks: dict[int, int] = {}
+        self._bid_prices: list[int] = []  # ascending, kept in step with the dicts (no sort per frame)
+        self._ask_prices: list[int] = []
+        self._bid_json: dict[int, str] = {}  # "[price,size]" of each level, made once per change
+        self._ask_json: dict[int, str] = {}
         self.last_u: int | None = None  # None while syncing
         self.buffer: list[dict] = []
         self.snapshot: dict | None = None  # fetched, waiting for the socket to catch up with it
@@ -57,19 +61,28 @@ class DepthBook:
         return self.last_u is not None
 
     def reset(self) -> None:
-        self.bids, self.asks, self.last_u, self.buffer, self.snapshot = {}, {}, None, [], None
+        self.last_u, self.buffer, self.snapshot = None, [], None
+        self.reset_levels()
 
-    def _apply(self, side: dict[int, int], levels, rounding: str) -> None:
+    def reset_levels(self) -> None:
+        self.bids, self.asks, self._bid_prices, self._ask_prices = {}, {}, [], []
+        self._bid_json, self._ask_json = {}, {}
+
+    def _apply(self, side: dict[int, int], prices: list[int], texts: dict[int, str], levels, rounding: str) -> None:
         for price, size in levels:
             key, amount = _price(price, self.asset.decimals, rounding), _size(size)
             if amount == 0:
-                side.pop(key, None)
+                if side.pop(key, None) is not None:
+                    del prices[bisect.bisect_left(prices, key)]
             else:
+                if key not in side:
+                    bisect.insort(prices, key)
                 side[key] = amount
+                texts[key] = f"[{key},{amount}]"
 
     def _apply_delta(self, delta: dict) -> None:
-        self._apply(self.bids, delta.get("b") or [], ROUND_FLOOR)
-        self._apply(self.asks, delta.get("a") or [], ROUND_CEILING)
+        self._apply(self.bids, self._bid_prices, self._bid_json, delta.get("b") or [], ROUND_FLOOR)
+        self._apply(self.asks, self._ask_prices, self._ask_json, delta.get("a") or [], ROUND_CEILING)
         self.last_u = int(delta["u"])
         self.time_us = int(delta.get("E") or self.time_us)
 
@@ -101,9 +114,9 @@ class DepthBook:
         if not int(kept[0]["U"]) <= last + 1 <= int(kept[0]["u"]):
             self.buffer, self.snapshot = [], None
             raise BookGap(f"{self.asset.symbol}: snapshot {last} does not meet delta {kept[0]['U']}")
-        self.bids, self.asks = {}, {}
-        self._apply(self.bids, snapshot.get("bids") or [], ROUND_FLOOR)
-        self._apply(self.asks, snapshot.get("asks") or [], ROUND_CEILING)
+        self.reset_levels()
+        self._apply(self.bids, self._bid_prices, self._bid_json, snapshot.get("bids") or [], ROUND_FLOOR)
+        self._apply(self.asks, self._ask_prices, self._ask_json, snapshot.get("asks") or [], ROUND_CEILING)
         self.last_u, self.buffer, self.snapshot = last, [], None
         for delta in kept:
             if int(delta["U"]) > self.last_u + 1:
@@ -115,11 +128,14 @@ class DepthBook:
     def top(self, levels: int = TOP_LEVELS) -> dict:
         """The best `levels` a side: bids highest first, asks lowest first, as [price, size] pairs."""
         return {
-            "bids": [[p, self.bids[p]] for p in sorted(self.bids, reverse=True)[:levels]],
-            "asks": [[p, self.asks[p]] for p in sorted(self.asks)[:levels]],
+            "bids": [[p, self.bids[p]] for p in reversed(self._bid_prices[-levels:])],
+            "asks": [[p, self.asks[p]] for p in self._ask_prices[:levels]],
             "u": self.last_u,
             "time": self.time_us,
         }
 
-    def serialized(self) -> str:
-        return json.dumps(self.top(), separators=(",", ":"))
+    def serialized(self, levels: int = TOP_LEVELS) -> str:
+        """`top()` as compact JSON, assembled from each level's cached text (this runs every frame)."""
+        bids = ",".join(self._bid_json[p] for p in reversed(self._bid_prices[-levels:]))
+        asks = ",".join(self._ask_json[p] for p in self._ask_prices[:levels])
+        return f'{{"bids":[{bids}],"asks":[{asks}],"u":{self.last_u},"time":{self.time_us}}}'

@@ -48,6 +48,7 @@ class Poller:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
         rest_url: str | None = None,
+        on_book=None,
     ):
         self.url = url
         self.rest_url = rest_url
@@ -55,6 +56,7 @@ class Poller:
         self.books = {m: DepthBook(ASSET_BY_MARKET[m]) for m in markets if rest_url and m in ASSET_BY_MARKET}
         self.streams += [f"depth.{market}" for market in self.books]
         self.book_store = BookStore(redis_client)
+        self.on_book = on_book  # called with the asset after each change of its live book
         self.depth_frames = 0
         self.resyncs = 0
         self._books_lock = threading.Lock()
@@ -117,6 +119,8 @@ class Poller:
                 self.book_store.write(asset.symbol, book.serialized())
         self._got_data = True
         self.depth_frames += 1
+        if changed and self.on_book is not None:
+            self.on_book(asset.symbol)
 
     def _resync(self, market: str, why: str) -> None:
         """Forget the market's book (in Redis too) and align it again from a fresh snapshot."""

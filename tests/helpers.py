@@ -313,6 +313,7 @@ class LiveFeed:
             on_quote=on_quote,
             silence_s=2,
             rest_url=f"http://127.0.0.1:{simulator.port}",
+            on_book=lambda asset: request_trigger_check(conn, sender, asset),
         )
         self.threads = [
             threading.Thread(target=self.poller.run, daemon=True),

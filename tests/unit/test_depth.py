@@ -1,5 +1,7 @@
 """The depth book's alignment with the REST snapshot, by hand-made deltas (backpack-protocol.md §2.4)."""
 
+import json
+
 import pytest
 
 from core.assets import ASSETS
@@ -35,6 +37,7 @@ def test_deltas_up_to_the_snapshot_are_dropped_and_the_first_kept_one_straddles_
     assert top["asks"] == [[178_440_000, 400_000_000]] and top["u"] == 11  # the zero size deleted its level
     assert book.on_delta(delta(12, 12, bids=[("178.42", "0.5")])) is True
     assert book.top()["bids"][0] == [178_420_000, 50_000_000]
+    assert json.loads(book.serialized()) == book.top()  # the per-frame JSON, assembled from cached levels
     with pytest.raises(BookGap):
         book.on_delta(delta(14, 14))  # 13 never came
 
