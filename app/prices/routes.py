@@ -1,7 +1,7 @@
 from flask.views import MethodView
 
 from app.blueprint import Blueprint
-from app.errors import ErrorCode, abort, documents
+from app.errors import ErrorCode, documents
 from app.prices import service
 from app.prices.schemas import BookQuerySchema, BookSchema, CandleQuerySchema, CandlesSchema, PricesSchema
 from core.assets import ASSETS
@@ -22,13 +22,11 @@ class Prices(MethodView):
 class OrderBook(MethodView):
     @blp.arguments(BookQuerySchema, location="query")
     @blp.response(200, BookSchema)
-    @documents(blp, ErrorCode.VALIDATION, ErrorCode.PRICE_UNAVAILABLE, ErrorCode.UNAVAILABLE)
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAVAILABLE)
     def get(self, query):
-        """The live depth book's best levels a side, as fills walk it (503 without a fresh book)."""
-        book = service.book_levels(query["asset"], query["levels"])
-        if book is None:
-            abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh depth book for {query['asset']}")
-        return book
+        """The live depth book's best levels a side, as fills walk it; `live: false` and empty without one
+        (fills then use the top of book)."""
+        return service.book_levels(query["asset"], query["levels"])
 
 
 @blp.route("/candles")

@@ -33,11 +33,12 @@ class BookLevelSchema(Schema):
 
 class BookSchema(Schema):
     asset = fields.String(required=True)
+    live = fields.Boolean(required=True, metadata={"description": "false: no fresh depth book; fills use the top"})
     decimals = fields.Integer(required=True)
     quantityDecimals = fields.Integer(required=True)
     bids = fields.List(fields.Nested(BookLevelSchema), required=True, metadata={"description": "best first"})
     asks = fields.List(fields.Nested(BookLevelSchema), required=True, metadata={"description": "best first"})
-    updateId = fields.Integer(required=True)
+    updateId = fields.Integer(required=True, allow_none=True)
 
 
 class CandleQuerySchema(Schema):

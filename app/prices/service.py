@@ -100,16 +100,15 @@ def backfill(asset: str, days: int, chunk_minutes: int = 1000, pause_s: float = 
     return inserted
 
 
-def book_levels(asset: str, levels: int) -> dict | None:
-    """The live depth book's best `levels` a side, or None without a fresh one."""
+def book_levels(asset: str, levels: int) -> dict:
+    """The live depth book's best `levels` a side; empty and not `live` without a fresh one."""
     book = BookStore(redis_client).read(asset, current_app.config["PRICE_MAX_AGE_S"])
-    if book is None:
-        return None
     return {
         "asset": asset,
+        "live": book is not None,
         "decimals": ASSETS[asset].decimals,
         "quantityDecimals": QUANTITY_DECIMALS,
-        "bids": [{"price": lv.price, "quantity": lv.quantity} for lv in book.bids[:levels]],
-        "asks": [{"price": lv.price, "quantity": lv.quantity} for lv in book.asks[:levels]],
-        "updateId": book.update_id,
+        "bids": [{"price": lv.price, "quantity": lv.quantity} for lv in book.bids[:levels]] if book else [],
+        "asks": [{"price": lv.price, "quantity": lv.quantity} for lv in book.asks[:levels]] if book else [],
+        "updateId": book.update_id if book else None,
     }

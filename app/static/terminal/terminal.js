@@ -631,6 +631,7 @@
     try {
       const { data } = await Api.get(`/api/v1/book?asset=${asset}&levels=8`);
       if (asset !== state.asset) return;
+      if (!data.live) throw new Error("no depth book");
       $("#ladder-asks").replaceChildren(...ladderRows([...data.asks].reverse(), data.decimals));
       $("#ladder-bids").replaceChildren(...ladderRows(data.bids, data.decimals));
       $("#ladder-empty").hidden = true;
