@@ -395,13 +395,14 @@ def bench_depth(redis_url: str) -> dict:
     began = time.perf_counter()
     simulator.broadcast_raw(*frames)
     seen = 0
-    while poller.depth_frames < POLLER_FRAMES:
-        time.sleep(0.05)
+    while poller.depth_frames < POLLER_FRAMES or not poller.book_writer.idle():  # applied, and in Redis
+        time.sleep(0.01)
         progress.tick(poller.depth_frames - seen)
         seen = poller.depth_frames
     elapsed = time.perf_counter() - began
     progress.tick(POLLER_FRAMES - seen)
     live = all(book.live for book in poller.books.values())
+    writes = poller.book_writer.writes
     payload = next(iter(poller.books.values())).serialized()
     poller.stop()
     thread.join(5)
@@ -415,6 +416,7 @@ def bench_depth(redis_url: str) -> dict:
     return {
         "frames": POLLER_FRAMES,
         "books_live": live,
+        "redis_writes": writes,  # one round trip each, every waiting market's latest book at once
         "depth_frames_per_s": round(rate, 1),
         "redis_py_set_per_s": round(raw_rate, 1),
         "ratio": round(rate / raw_rate, 3),

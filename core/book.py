@@ -37,6 +37,10 @@ class BookStore:
         socket (`FeedStatus.mark_alive`), not written again with every book."""
         self.client.set(BOOK_KEY.format(asset=asset), book_json)
 
+    def write_many(self, books: dict[str, str]) -> None:
+        """Several markets' books in one round trip."""
+        self.client.mset({BOOK_KEY.format(asset=asset): book_json for asset, book_json in books.items()})
+
     def delete(self, *assets: str) -> None:
         if assets:
             self.client.delete(*(BOOK_KEY.format(asset=asset) for asset in assets))

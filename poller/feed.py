@@ -37,6 +37,61 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     return rng.uniform(0, min(cap, base * 2**attempt))
 
 
+class BookWriter:
+    """Writes each market's latest book to Redis on a thread of its own, so the socket thread never
+    waits on Redis: while one write is in flight, newer books replace older ones (latest wins), and
+    the next round trip writes every waiting market at once."""
+
+    def __init__(self, store: BookStore, on_written=None):
+        self.store, self.on_written = store, on_written
+        self.pending: dict[str, str] = {}
+        self.ready = threading.Condition()
+        self.writing = threading.Lock()  # a drop waits for the write in flight: no stale book after it
+        self.busy = False
+        self.writes = 0
+
+    def put(self, asset: str, book_json: str) -> None:
+        with self.ready:
+            self.pending[asset] = book_json
+            self.ready.notify()
+
+    def drop(self, *assets: str) -> None:
+        with self.ready:
+            for asset in assets:
+                self.pending.pop(asset, None)
+        with self.writing:
+            self.store.delete(*assets)
+
+    def idle(self) -> bool:
+        with self.ready:
+            return not self.pending and not self.busy
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            with self.ready:
+                while not self.pending and not stop.is_set():
+                    self.ready.wait(0.5)
+                batch, self.pending, self.busy = self.pending, {}, bool(self.pending)
+            if not batch:
+                continue
+            try:
+                with self.writing:
+                    self.store.write_many(batch)
+                self.writes += 1
+            except Exception:  # Redis away: keep the books that nothing newer replaced, retry
+                log.exception("could not write %d books", len(batch))
+                with self.ready:
+                    self.pending = {**batch, **self.pending}
+                stop.wait(0.5)
+                continue
+            finally:
+                with self.ready:
+                    self.busy = False
+            if self.on_written is not None:
+                for asset in batch:
+                    self.on_written(asset)
+
+
 class Poller:
     def __init__(
         self,
@@ -56,7 +111,8 @@ class Poller:
         self.books = {m: DepthBook(ASSET_BY_MARKET[m]) for m in markets if rest_url and m in ASSET_BY_MARKET}
         self.streams += [f"depth.{market}" for market in self.books]
         self.book_store = BookStore(redis_client)
-        self.on_book = on_book  # called with the asset after each change of its live book
+        # on_book is called with the asset once a change of its live book is in Redis
+        self.book_writer = BookWriter(self.book_store, on_written=on_book)
         self.depth_frames = 0
         self.resyncs = 0
         self._books_lock = threading.Lock()
@@ -116,17 +172,15 @@ class Poller:
                 self._resync(market, str(exc))
                 return
             if changed:
-                self.book_store.write(asset.symbol, book.serialized())
+                self.book_writer.put(asset.symbol, book.serialized())
         self._got_data = True
         self.depth_frames += 1
-        if changed and self.on_book is not None:
-            self.on_book(asset.symbol)
 
     def _resync(self, market: str, why: str) -> None:
         """Forget the market's book (in Redis too) and align it again from a fresh snapshot."""
         book = self.books[market]
         book.reset()
-        self.book_store.delete(book.asset.symbol)
+        self.book_writer.drop(book.asset.symbol)
         self.resyncs += 1
         log.info("resyncing the %s book: %s", market, why)
         threading.Thread(target=self._fetch_snapshot, args=(market,), name=f"snapshot-{market}", daemon=True).start()
@@ -142,7 +196,7 @@ class Poller:
                 with self._books_lock:
                     book = self.books[market]
                     if book.live or book.on_snapshot(snapshot):
-                        self.book_store.write(book.asset.symbol, book.serialized())
+                        self.book_writer.put(book.asset.symbol, book.serialized())
                 return  # live, or the socket's next deltas complete the alignment
             except BookGap as gap:
                 log.info("%s; fetching the snapshot again", gap)
@@ -199,6 +253,8 @@ class Poller:
 
     def run(self) -> None:
         attempt = 0
+        if self.books:
+            threading.Thread(target=self.book_writer.run, args=(self.stop_event,), name="books", daemon=True).start()
         while not self.stop_event.is_set():
             self._got_data = False
             try:
@@ -223,7 +279,7 @@ class Poller:
 
     def _record_disconnect(self) -> None:
         try:
-            self.book_store.delete(*(book.asset.symbol for book in self.books.values()))
+            self.book_writer.drop(*(book.asset.symbol for book in self.books.values()))
             self.status.set_state("disconnected")
             self.status.count_reconnect()
         except Exception:
