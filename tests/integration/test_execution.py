@@ -57,6 +57,15 @@ def test_a_long_walks_the_asks_and_a_close_walks_the_bids(client, make_user, set
     assert closed["closePrice"] == sold and closed["fees"] == 0 and closed["netPnl"] == closed["pnl"]
 
 
+def test_a_short_walks_the_bids_rounded_down(client, make_user, set_book):
+    _, headers = make_user()
+    set_book(bids=[(BTC_BID, 2_000_000), (999_500_000, Q)], asks=[(BTC_ASK, Q)])
+    body = open_trade(client, headers, type="short", margin=100_000, leverage=10).json
+    assert body["quantity"] == 10_000_000  # from the reference bid 100000.0000: 0.1 BTC
+    assert body["openPrice"] == (BTC_BID * 2_000_000 + 999_500_000 * 8_000_000) // 10_000_000  # against a seller
+    assert body["slippageBps"] == (BTC_BID - body["openPrice"]) * 10_000 // BTC_BID > 0
+
+
 def test_without_a_depth_book_fills_use_the_top_of_book(client, make_user, set_price):
     _, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
