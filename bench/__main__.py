@@ -70,6 +70,42 @@ def start(command: list[str], env: dict, log_name: str) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def start_engine(env: dict, log_name: str) -> subprocess.Popen:
+    """The Procfile's engine (concurrency 1, prefetch 1) with the bench's no-op task loaded, ready."""
+    from celery import Celery
+
+    from config import Config
+
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_app",
+        "worker",
+        "-Q",
+        "engine",
+        "--concurrency",
+        "1",
+        "--prefetch-multiplier",
+        "1",
+        "-n",
+        f"{log_name}@bench",
+        "-I",
+        "bench.tasks",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "WARNING",
+    ]
+    process = start(command, env, log_name)
+    pinger = Celery("bench-ping")
+    pinger.config_from_object(Config.from_env(env).CELERY)
+    while not pinger.control.ping(destination=[f"{log_name}@bench"], timeout=0.5):
+        time.sleep(0.2)
+    return process
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -297,6 +333,71 @@ def bench_snapshots(app, accounts: int, positions: int) -> dict:
     return {"accounts": accounts, "open_positions": positions, "snapshots": taken, "seconds": round(seconds, 3)}
 
 
+CASCADE_FIXTURE = """
+TRUNCATE users, balances, orders, ledger_entries, idempotency_keys, login_tokens, mail_outbox, equity_snapshots,
+         account_resets RESTART IDENTITY CASCADE;
+INSERT INTO users (id, email, created_at)
+  SELECT g, 'cascade-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
+INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 500000 - 1000 * :per, 1000 * :per
+  FROM generate_series(1, :accounts) g;
+INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity, open_price,
+                    liquidation_price, stop_loss, take_profit, created_at, opened_at, open_fee, close_fee)
+  SELECT gen_random_uuid(), (g - 1) / :per + 1, 'BTC', 'long', 'market', 'open', 1000, 100, 100, 100000, 1000100000,
+         CASE WHEN g % 3 = 0 THEN 991000000 ELSE 1 END, CASE WHEN g % 3 = 1 THEN 995000000 END,
+         CASE WHEN g % 3 = 2 THEN 980000000 END, now(), now(), 0, 0
+  FROM generate_series(1, :accounts * :per) g;
+INSERT INTO ledger_entries (user_id, order_id, kind, usd_delta, locked_delta, created_at)
+  SELECT user_id, id, 'open', -1000, 1000, now() FROM orders;
+INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+  SELECT g, 'deposit', 500000, 0, now() FROM generate_series(1, :accounts) g
+"""
+
+
+def bench_cascade(app, env: dict, batch: int, accounts: int = 1000, per_account: int = 10) -> dict:
+    """One tick crosses `accounts` x `per_account` positions (a mix of liquidation, stop-loss and
+    take-profit); seconds from the tick until the engine (cascade batches of `batch`) closed all."""
+    from sqlalchemy import text
+
+    from app.balances.service import ledger_mismatches
+    from app.extensions import db, redis_client
+    from core.prices import PriceStore, Quote, now_micros
+
+    total = accounts * per_account
+    with app.app_context():
+        for statement in CASCADE_FIXTURE.strip().split(";\n"):
+            db.session.execute(text(statement), {"accounts": accounts, "per": per_account})
+        db.session.commit()
+        db.session.execute(text("ANALYZE orders"))
+    engine = start_engine({**env, "ENGINE_CASCADE_BATCH": str(batch)}, f"engine-cascade-{batch}")
+    progress = Progress(f"cascade, batches of {batch}", total)
+    try:
+        with app.app_context():
+            now = now_micros()
+            # a take-profit at 98000.0000 is crossed by a bid above it; the others by one below theirs
+            PriceStore(redis_client).write(Quote("BTC", 985_000_000, 985_100_000, now, now))
+            began = time.perf_counter()
+            app.extensions["celery"].send_task("engine.check_triggers", args=["BTC"])
+            closed = 0
+            while closed < total:
+                time.sleep(0.1)
+                done = db.session.execute(text("SELECT count(*) FROM orders WHERE status = 'closed'")).scalar_one()
+                db.session.rollback()
+                progress.tick(done - closed)
+                closed = done
+            seconds = time.perf_counter() - began
+            balanced = ledger_mismatches() == []
+    finally:
+        stop(engine)
+    return {
+        "positions": total,
+        "accounts": accounts,
+        "batch": batch,
+        "seconds": round(seconds, 2),
+        "closes_per_s": round(total / seconds, 1),
+        "ledger_balanced": balanced,
+    }
+
+
 def bench_noop(redis_url: str) -> dict:
     from bench.tasks import NOOP_CHANNEL, noop
 
@@ -441,39 +542,11 @@ def main() -> int:
         env,
         "web",
     )
-    engine = start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "celery_app",
-            "worker",
-            "-Q",
-            "engine",
-            "--concurrency",
-            "1",
-            "--prefetch-multiplier",
-            "1",
-            "-n",
-            "engine@bench",
-            "-I",
-            "bench.tasks",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        env,
-        "engine",
-    )
+    engine = start_engine(env, "engine")
     stop_prices = threading.Event()
     threading.Thread(target=keep_prices_fresh, args=(app, stop_prices), daemon=True).start()
     try:
         wait_for_http(f"{base_url}/api/v1/supportedAssets")
-        celery = app.extensions["celery"]
-        while not celery.control.ping(destination=["engine@bench"], timeout=0.5):
-            time.sleep(0.2)
         users = make_users(app, max(CLIENTS, STREAM_CLIENTS // 2))
         trades = bench_trades(base_url, users[:CLIENTS])
         streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
@@ -485,6 +558,8 @@ def main() -> int:
             bench_snapshots(app, SNAPSHOT_ACCOUNTS // 10, SNAPSHOT_POSITIONS // 10),
             bench_snapshots(app, SNAPSHOT_ACCOUNTS, SNAPSHOT_POSITIONS),
         ]
+        stop(engine)  # the cascade runs on engines of its own: one transaction per order, then batches
+        cascades = [bench_cascade(app, env, batch=1), bench_cascade(app, env, batch=500)]
     finally:
         stop_prices.set()
         stop(web)
@@ -501,6 +576,7 @@ def main() -> int:
         "poller": poller,
         "depth": depth,
         "equity_snapshots": snapshots,
+        "cascade": cascades,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{results['when'].replace(':', '')}.json"
@@ -530,6 +606,13 @@ def main() -> int:
         *[
             (f"snapshot round, {r['accounts']} accounts / {r['open_positions']} open (s)", r["seconds"])
             for r in snapshots
+        ],
+        *[
+            (
+                f"cascade of {c['positions']} closes, batches of {c['batch']} (s, balanced)",
+                f"{c['seconds']} ({c['ledger_balanced']})",
+            )
+            for c in cascades
         ],
     ]
     for name, value in rows:

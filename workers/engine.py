@@ -336,21 +336,16 @@ def crossed_working_ids(asset: str, quote: Quote) -> list[uuid.UUID]:
 
 
 def close_crossed_positions(asset: str) -> int:
-    """Close every position the latest price has crossed and fill every working order it reached,
-    each in its own short transaction."""
+    """Close every position the latest price has crossed, in bounded batches (one transaction
+    each), all at the quote that crossed them; then fill every working order it reached."""
     quote = _fresh_quote(asset)
     if quote is None:
         return 0
     book = _book(asset)
-    changed = 0
-    for order_id in crossed_order_ids(asset, quote):
-        balance, order = _lock_order(order_id)
-        reason = _trigger_reason(order, quote)
-        if reason is None:  # closed meanwhile, or no longer crossed once locked
-            db.session.rollback()
-            continue
-        _settle(balance, order, quote, book, reason)
-        changed += _commit_and_publish(order, order_id)
+    crossed = crossed_order_ids(asset, quote)
+    size = current_app.config["ENGINE_CASCADE_BATCH"]
+    batches = (crossed[i : i + size] for i in range(0, len(crossed), size))
+    changed = sum(_close_batch(batch, quote, book) for batch in batches)
     for order_id in crossed_working_ids(asset, quote):
         balance, order = _lock_order(order_id)
         if order is None or order.status != OrderStatus.WORKING or not _fill_working(balance, order, quote, book):
@@ -358,6 +353,30 @@ def close_crossed_positions(asset: str) -> int:
             continue
         changed += _commit_and_publish(order, order_id)
     return changed
+
+
+def _close_batch(order_ids: list[uuid.UUID], quote: Quote, book: Book | None) -> int:
+    """Lock a batch of crossed positions with their balances in one statement, in one fixed order
+    (account, then order: two engines or a retry can never wait on each other in a cycle), close
+    each that is still crossed, and commit them together: one WAL flush for the batch."""
+    rows = db.session.execute(
+        select(Order, Balance)
+        .join(Balance, Balance.user_id == Order.user_id)
+        .where(Order.id.in_(order_ids))
+        .order_by(Order.user_id, Order.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    events = []
+    for order, balance in rows:
+        reason = _trigger_reason(order, quote)
+        if reason is not None:  # else closed meanwhile, or no longer crossed once locked
+            _settle(balance, order, quote, book, reason)
+            events.append(order_event(order, order.id))
+    db.session.commit()
+    for event in events:
+        publish_order_event(event)
+    return len(events)
 
 
 def _commit_and_publish(order: Order, order_id) -> int:

@@ -1,0 +1,79 @@
+"""A liquidation cascade: one tick crosses a thousand positions over a hundred accounts; the engine
+closes them in bounded batches, each exactly once, all at the quote that crossed them."""
+
+import uuid
+from collections import Counter
+
+import pytest
+
+from app.extensions import db
+from app.models import Balance, LedgerEntry, Order, utcnow
+from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, eventually
+
+pytestmark = pytest.mark.usefixtures("engine_worker")
+ACCOUNTS, PER_ACCOUNT, MARGIN = 100, 10, 1_000
+
+
+def open_positions(app, user_ids: list[int]) -> list[uuid.UUID]:
+    """Open long positions as the engine would have: rows, ledger entries and balances together.
+    A third have a stop-loss and a third a take-profit above the tick below (kept open by it)."""
+    ids = []
+    with app.app_context():
+        for user_id in user_ids:
+            for n in range(PER_ACCOUNT):
+                order = Order(
+                    id=uuid.uuid4(),
+                    user_id=user_id,
+                    asset="BTC",
+                    side="long",
+                    status="open",
+                    margin=MARGIN,
+                    leverage=100,
+                    slippage_bps=100,
+                    quantity=100_000,
+                    open_price=BTC_ASK,
+                    liquidation_price=991_000_000,
+                    stop_loss=995_000_000 if n % 3 == 1 else None,
+                    opened_at=utcnow(),
+                )
+                db.session.add(order)
+                db.session.flush()  # the order row before its ledger entry (no ORM relationship orders them)
+                db.session.add(
+                    LedgerEntry(user_id=user_id, order_id=order.id, kind="open", usd_delta=-MARGIN, locked_delta=MARGIN)
+                )
+                ids.append(order.id)
+            balance = db.session.get(Balance, user_id)
+            balance.usd -= MARGIN * PER_ACCOUNT
+            balance.locked_margin += MARGIN * PER_ACCOUNT
+        db.session.commit()
+    return ids
+
+
+def test_one_tick_closes_every_crossed_position_once_at_its_price(app, make_user, set_price):
+    from workers.engine import check_triggers
+
+    set_price("BTC", BTC_BID, BTC_ASK)
+    ids = open_positions(app, [make_user()[0] for _ in range(ACCOUNTS)])
+    set_price("BTC", 990_000_000, 990_100_000)  # below every liquidation price and stop-loss
+    check_triggers.delay("BTC")
+
+    def all_closed():
+        with app.app_context():
+            return (
+                db.session.execute(
+                    db.select(db.func.count()).select_from(Order).where(Order.status == "open")
+                ).scalar_one()
+                == 0
+            )
+
+    eventually(all_closed, timeout=60, interval=0.2)
+    with app.app_context():
+        orders = db.session.execute(db.select(Order).where(Order.id.in_(ids))).scalars().all()
+        closes = Counter(
+            e.order_id for e in db.session.execute(db.select(LedgerEntry).where(LedgerEntry.kind == "close")).scalars()
+        )
+    assert len(orders) == ACCOUNTS * PER_ACCOUNT and set(closes.values()) == {1}
+    assert {o.close_price for o in orders} == {990_000_000}  # the bid of the tick that crossed them
+    reasons = Counter(o.close_reason for o in orders)
+    assert reasons == {"liquidation": ACCOUNTS * PER_ACCOUNT}  # liquidation first when both are crossed
+    assert_ledger_balances(app)
