@@ -161,6 +161,7 @@ class Config:
     ORDER_MAX_DELAY_S: float
     TAKER_FEE_BPS: int
     ENGINE_CASCADE_BATCH: int
+    ENGINE_ORDER_BATCH: int
     MAIL_SWEEP_AFTER_S: int
     FEED_SILENCE_S: float
     AUTH_RATE_LIMIT_IP: str
@@ -225,6 +226,7 @@ class Config:
             ORDER_MAX_DELAY_S=env.float("ORDER_MAX_DELAY_S", 30, minimum=1),
             TAKER_FEE_BPS=env.int("TAKER_FEE_BPS", 0),
             ENGINE_CASCADE_BATCH=env.int("ENGINE_CASCADE_BATCH", 500, minimum=1),
+            ENGINE_ORDER_BATCH=env.int("ENGINE_ORDER_BATCH", 100, minimum=1),
             MAIL_SWEEP_AFTER_S=env.int("MAIL_SWEEP_AFTER_S", 30, minimum=1),
             FEED_SILENCE_S=env.float("FEED_SILENCE_S", 20, minimum=0.1),
             AUTH_RATE_LIMIT_IP=env.str("AUTH_RATE_LIMIT_IP", "30/minute"),
