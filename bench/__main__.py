@@ -274,21 +274,26 @@ def bench_streams(port: int, base_url: str, traders: list[dict], watchers: list[
     return result, trades
 
 
+BENCH_TABLES_RESET = """
+TRUNCATE users, balances, orders, ledger_entries, idempotency_keys, login_tokens, mail_outbox, equity_snapshots,
+         account_resets, candles RESTART IDENTITY CASCADE
+"""
 SNAPSHOT_FIXTURE = """
 TRUNCATE users, balances, orders, ledger_entries, idempotency_keys, login_tokens, mail_outbox, equity_snapshots,
          account_resets RESTART IDENTITY CASCADE;
 INSERT INTO users (id, email, created_at)
   SELECT g, 'snap-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
+SELECT setval('users_id_seq', :accounts);
 INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 490000, CASE WHEN g <= :positions THEN 10000 ELSE 0 END
   FROM generate_series(1, :accounts) g;
 INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
   SELECT g, 'deposit', 500000, 0, now() - interval '1 day' FROM generate_series(1, :accounts) g;
 INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity, open_price,
-                    liquidation_price, created_at, opened_at)
+                    liquidation_price, created_at, opened_at, open_fee, close_fee)
   SELECT gen_random_uuid(), g, (ARRAY['BTC', 'ETH', 'SOL'])[g % 3 + 1], (ARRAY['long', 'short'])[g % 2 + 1], 'market',
          'open', 10000, 10, 100,
          (ARRAY[999900, 33333333, 56179775])[g % 3 + 1], (ARRAY[1000100000, 3000000000, 178000000])[g % 3 + 1],
-         CASE WHEN g % 2 = 0 THEN 1 ELSE 2000000000000 END, now(), now()
+         CASE WHEN g % 2 = 0 THEN 1 ELSE 2000000000000 END, now(), now(), 0, 0
   FROM generate_series(1, :positions) g;
 """
 
@@ -338,6 +343,7 @@ TRUNCATE users, balances, orders, ledger_entries, idempotency_keys, login_tokens
          account_resets RESTART IDENTITY CASCADE;
 INSERT INTO users (id, email, created_at)
   SELECT g, 'cascade-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
+SELECT setval('users_id_seq', :accounts);
 INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 500000 - 1000 * :per, 1000 * :per
   FROM generate_series(1, :accounts) g;
 INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity, open_price,
@@ -535,6 +541,15 @@ def main() -> int:
     app = create_app()
     with app.app_context():
         upgrade()
+        from sqlalchemy import text
+
+        from app.extensions import db, redis_client
+
+        db.session.execute(text(BENCH_TABLES_RESET))  # the bench's own database: every run starts empty
+        db.session.commit()
+        for pattern in ("price:*", "book:*", "feed:*", "engine:*"):  # and its own Redis database
+            for key in redis_client.scan_iter(pattern):
+                redis_client.delete(key)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     web = start(  # the Procfile's web process: 2 gevent workers

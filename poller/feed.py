@@ -269,7 +269,15 @@ class Poller:
             delay = backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s, self._rng)
             log.info("reconnecting in %.2fs", delay)
             self.stop_event.wait(delay)
-        self.status.set_state("stopped")
+        self._record_stop()
+
+    def _record_stop(self) -> None:
+        """Books nobody maintains any more must not be traded against."""
+        try:
+            self.book_writer.drop(*(book.asset.symbol for book in self.books.values()))
+            self.status.set_state("stopped")
+        except Exception:
+            log.exception("could not record the stop in Redis")
 
     def _mark_books_alive(self) -> None:
         with self._books_lock:

@@ -35,7 +35,10 @@ def create_user(email: str) -> User:
     """The account for `email` with the starting balance credited through the ledger (the
     existing account, unchanged, if there is one), in the caller's transaction."""
     user_id = db.session.execute(
-        insert(User).values(email=email, created_at=utcnow()).on_conflict_do_nothing().returning(User.id)
+        insert(User)
+        .values(email=email, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["email"])  # the address only: any other conflict is an error
+        .returning(User.id)
     ).scalar_one_or_none()
     if user_id is None:
         return db.session.execute(select(User).where(User.email == email)).scalar_one()

@@ -237,3 +237,16 @@ def test_books_are_dropped_when_the_socket_goes(depth_poller, simulator, redis_c
     eventually(lambda: store.read("SOL", 5) is None, timeout=15)
     simulator.silent = False
     eventually(lambda: store.read("SOL", 5), timeout=15)
+
+
+def test_a_stopped_poller_leaves_no_book_behind(simulator, redis_conn):
+    from core.book import BookStore
+
+    poller = Poller(simulator.url, MARKETS, redis_conn, silence_s=5, rest_url=f"http://127.0.0.1:{simulator.port}")
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    store = BookStore(redis_conn)
+    eventually(lambda: store.read("BTC", 5), timeout=15)
+    poller.stop()
+    thread.join(5)
+    assert redis_conn.get("book:BTC") is None  # nobody maintains it any more
