@@ -278,9 +278,20 @@ BENCH_TABLES_RESET = """
 TRUNCATE users, balances, orders, ledger_entries, idempotency_keys, login_tokens, mail_outbox, equity_snapshots,
          account_resets, candles RESTART IDENTITY CASCADE
 """
+
+
+def run_fixture(script: str, params: dict) -> None:
+    """Empty the bench's tables, then run `script` (statements ending in `;` + newline), committed."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    for statement in [BENCH_TABLES_RESET, *filter(None, script.strip().split(";\n"))]:
+        db.session.execute(text(statement), params)
+    db.session.commit()
+
+
 SNAPSHOT_FIXTURE = """
-TRUNCATE users, balances, orders, ledger_entries, idempotency_keys, login_tokens, mail_outbox, equity_snapshots,
-         account_resets RESTART IDENTITY CASCADE;
 INSERT INTO users (id, email, created_at)
   SELECT g, 'snap-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
 SELECT setval('users_id_seq', :accounts);
@@ -309,9 +320,7 @@ def bench_snapshots(app, accounts: int, positions: int) -> dict:
 
     progress = Progress(f"snapshots {accounts // 1000}k", 3)
     with app.app_context():
-        for statement in SNAPSHOT_FIXTURE.strip().split(";\n"):
-            db.session.execute(text(statement), {"accounts": accounts, "positions": positions})
-        db.session.commit()
+        run_fixture(SNAPSHOT_FIXTURE, {"accounts": accounts, "positions": positions})
         db.session.execute(text("ANALYZE"))
         progress.tick()
         store = PriceStore(redis_client)
@@ -339,8 +348,6 @@ def bench_snapshots(app, accounts: int, positions: int) -> dict:
 
 
 CASCADE_FIXTURE = """
-TRUNCATE users, balances, orders, ledger_entries, idempotency_keys, login_tokens, mail_outbox, equity_snapshots,
-         account_resets RESTART IDENTITY CASCADE;
 INSERT INTO users (id, email, created_at)
   SELECT g, 'cascade-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
 SELECT setval('users_id_seq', :accounts);
@@ -370,9 +377,7 @@ def bench_cascade(app, env: dict, batch: int, accounts: int = 1000, per_account:
 
     total = accounts * per_account
     with app.app_context():
-        for statement in CASCADE_FIXTURE.strip().split(";\n"):
-            db.session.execute(text(statement), {"accounts": accounts, "per": per_account})
-        db.session.commit()
+        run_fixture(CASCADE_FIXTURE, {"accounts": accounts, "per": per_account})
         db.session.execute(text("ANALYZE orders"))
     engine = start_engine({**env, "ENGINE_CASCADE_BATCH": str(batch)}, f"engine-cascade-{batch}")
     progress = Progress(f"cascade, batches of {batch}", total)
@@ -541,12 +546,10 @@ def main() -> int:
     app = create_app()
     with app.app_context():
         upgrade()
-        from sqlalchemy import text
 
-        from app.extensions import db, redis_client
+        from app.extensions import redis_client
 
-        db.session.execute(text(BENCH_TABLES_RESET))  # the bench's own database: every run starts empty
-        db.session.commit()
+        run_fixture("", {})  # the bench's own database: every run starts empty
         for pattern in ("price:*", "book:*", "feed:*", "engine:*"):  # and its own Redis database
             for key in redis_client.scan_iter(pattern):
                 redis_client.delete(key)
