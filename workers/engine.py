@@ -283,19 +283,15 @@ def close_position(order_id) -> RejectReason | None:
         db.session.rollback()
         return None
     quote = _fresh_quote(order.asset)
-    if quote is None or not _settle(balance, order, quote, _book(order.asset), CloseReason.USER):
-        reason = RejectReason.PRICE_UNAVAILABLE if quote is None else RejectReason.INSUFFICIENT_LIQUIDITY
-        db.session.rollback()
-        balance, order = _lock_order(order_id)
+    error = None
+    if quote is None:
+        error = RejectReason.PRICE_UNAVAILABLE
+    elif not _settle(balance, order, quote, _book(order.asset), CloseReason.USER):  # it changed nothing
+        error = RejectReason.INSUFFICIENT_LIQUIDITY
+    if error:
         order.close_requested_at = None  # the requester is told it failed; nothing retries it
-        event = order_event(order, order_id, error=reason)
-        db.session.commit()
-        publish_order_event(event)
-        return reason
-    event = order_event(order, order_id)
-    db.session.commit()
-    publish_order_event(event)
-    return None
+    _commit_and_publish(order, order_id, error)
+    return error
 
 
 def cancel_working(order_id, expired: bool = False) -> str | None:
@@ -311,9 +307,7 @@ def cancel_working(order_id, expired: bool = False) -> str | None:
         _release(balance, order, OrderStatus.REJECTED, RejectReason.EXPIRED)
     else:
         _release(balance, order, OrderStatus.CANCELLED)
-    event = order_event(order, order_id)
-    db.session.commit()
-    publish_order_event(event)
+    _commit_and_publish(order, order_id)
     return None
 
 
@@ -403,8 +397,9 @@ def _close_batch(order_ids: list[uuid.UUID], quote: Quote, book: Book | None) ->
     return len(events)
 
 
-def _commit_and_publish(order: Order, order_id) -> int:
-    event = order_event(order, order_id)
+def _commit_and_publish(order: Order, order_id, error: str | None = None) -> int:
+    """Commit, then tell the account's listeners (the event is built first: no reload after the commit)."""
+    event = order_event(order, order_id, error)
     db.session.commit()
     publish_order_event(event)
     return 1

@@ -57,14 +57,11 @@ def _request_hash(body: dict) -> str:
 def preview(asset: str, side: str, margin: int, leverage: int) -> dict:
     """What a market order would get now, by the engine's own rules: its quantity from the top of
     book, filled against the live depth book (or the top of book without one), and the fee."""
-    max_age = current_app.config["PRICE_MAX_AGE_S"]
-    quote = PriceStore(redis_client).read_fresh(asset, max_age)
-    if quote is None:
-        abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh price for {asset}")
+    quote = _require_fresh_price(asset)
     decimals = ASSETS[asset].decimals
     reference = rules.open_fill(side, quote.bid, quote.ask)
     quantity = rules.quantity(margin, leverage, reference, decimals)
-    book = BookStore(redis_client).read(asset, max_age)
+    book = BookStore(redis_client).read(asset, current_app.config["PRICE_MAX_AGE_S"])
     buying = side == Side.LONG
     if book is None:
         price, model = reference, FillModel.TOP_OF_BOOK

@@ -157,31 +157,22 @@ def test_snapshot_round_arithmetic_matches_hand_computed_accounts(app, client, m
     assert snapshots(app, long_id)[-1] == (400_000, 100_000, loss) and loss == -50_094
 
 
+def add_snapshot(user_id: int, taken_at, cash: int, locked: int = 0, unrealized: int = 0) -> None:
+    """A snapshot as a round writes it (in the caller's app context and transaction)."""
+    db.session.add(
+        EquitySnapshot(user_id=user_id, taken_at=taken_at, cash=cash, locked_margin=locked, unrealized_pnl=unrealized)
+    )
+
+
 def test_old_minute_snapshots_are_compacted_to_hourly(app, make_user):
     user_id, _ = make_user()
     now = utcnow().replace(minute=30, second=0, microsecond=0)
     old = now - timedelta(days=3)
     with app.app_context():
         for minute in range(0, 30, 10):  # 3 points in one old hour, 2 in a recent one
-            db.session.add(
-                EquitySnapshot(
-                    user_id=user_id,
-                    taken_at=old + timedelta(minutes=minute),
-                    cash=minute,
-                    locked_margin=0,
-                    unrealized_pnl=0,
-                )
-            )
+            add_snapshot(user_id, old + timedelta(minutes=minute), cash=minute)
         for minute in (1, 2):
-            db.session.add(
-                EquitySnapshot(
-                    user_id=user_id,
-                    taken_at=now - timedelta(minutes=minute),
-                    cash=minute,
-                    locked_margin=0,
-                    unrealized_pnl=0,
-                )
-            )
+            add_snapshot(user_id, now - timedelta(minutes=minute), cash=minute)
         db.session.commit()
         snapshot_round(now)
     assert [cash for cash, _, _ in snapshots(app, user_id)][:3] == [20, 2, 1]  # the old hour's last, then all
@@ -193,15 +184,7 @@ def test_portfolio_history_bins_snapshots_and_ends_with_a_live_point(app, client
     now = utcnow().replace(second=0, microsecond=0)
     with app.app_context():
         for minutes_ago, cash in ((125, 1), (70, 2), (65, 3)):
-            db.session.add(
-                EquitySnapshot(
-                    user_id=user_id,
-                    taken_at=now - timedelta(minutes=minutes_ago),
-                    cash=cash,
-                    locked_margin=10,
-                    unrealized_pnl=5,
-                )
-            )
+            add_snapshot(user_id, now - timedelta(minutes=minutes_ago), cash=cash, locked=10, unrealized=5)
         db.session.commit()
     history = client.get("/api/v1/portfolio/history?period=1D&timeframe=1h", headers=headers).json
     points = history["points"]
