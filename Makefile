@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 FEED ?= live
+ENGINES ?= 1
 PYTEST_ARGS ?=
 STACK_TEST := $(PY) devstack.py exec --database trading_test --redis-db 1 --
 
@@ -22,9 +23,9 @@ $(INSTALLED): requirements.txt
 ## Create the virtualenv and install the requirements
 venv: $(INSTALLED)
 
-## Start and supervise web, engine, beat, mailer, poller and Flower (FEED=sim: the offline simulator)
+## Start and supervise web, engine, beat, mailer, poller and Flower (FEED=sim: the offline simulator; ENGINES=2: two engine processes)
 run: venv
-	$(PY) devstack.py run --feed $(FEED)
+	$(PY) devstack.py run --feed $(FEED) --engines $(ENGINES)
 
 ## Run every test against real PostgreSQL, Redis, Celery workers and a headless Chromium
 test: venv chromium

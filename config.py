@@ -6,6 +6,7 @@ and every value is parsed strictly: a malformed one stops the process with the v
 """
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from core.tasks import DEFAULT_QUEUE, SNAPSHOT_EQUITY, SWEEP_MAIL_OUTBOX, SWEEP_STUCK_ORDERS, TASK_ROUTES
+from core.shards import parse_shard_set, process_shards
+from core.tasks import DEFAULT_QUEUE, MAIL_ROUTES, SNAPSHOT_EQUITY, SWEEP_MAIL_OUTBOX, SWEEP_STUCK_ORDERS, EngineRouter
 
 ROOT = Path(__file__).resolve().parent
 MAX_REQUEST_BYTES = 64 * 1024
@@ -106,6 +108,20 @@ class Env:
 
         return self._parse(name, default, parse, f"a boolean ({'/'.join(self.TRUE + self.FALSE)})")
 
+    def engine_shards(self, shards: int) -> tuple[int, frozenset[int]]:
+        """This engine process's index and shard set: ENGINE_SHARD_SET when given, else its share as
+        process ENGINE_INDEX (or the platform's dyno number, DYNO=engine.<n>) of ENGINE_PROCESSES."""
+        dyno = re.fullmatch(r"engine\.(\d+)", self.str("DYNO", ""))
+        index = self.int("ENGINE_INDEX", int(dyno.group(1)) - 1 if dyno else 0)
+        processes = self.int("ENGINE_PROCESSES", 1, minimum=1)
+        explicit = self.str("ENGINE_SHARD_SET")
+        try:
+            if explicit is not None:
+                return index, parse_shard_set(explicit, shards)
+            return index, process_shards(index, processes, shards)
+        except ValueError as error:
+            raise ConfigError(f"ENGINE_SHARD_SET/ENGINE_INDEX/ENGINE_PROCESSES: {error}") from None
+
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self.str(name, default)
         if value not in choices:
@@ -113,14 +129,18 @@ class Env:
         return value
 
 
-def celery_settings(redis_url: str, visibility_timeout_s: int, sweep_every_s: float, directory: Path) -> dict:
+def celery_settings(
+    redis_url: str, visibility_timeout_s: int, sweep_every_s: float, directory: Path, shards: int
+) -> dict:
     """Celery's configuration (Flask's `CELERY` key, as in Flask's Celery guide)."""
+    sweep = {"task": SWEEP_STUCK_ORDERS, "schedule": sweep_every_s}
+    sweeps = {f"sweep-stuck-orders-{shard}": {**sweep, "kwargs": {"shard": shard}} for shard in range(shards)}
     return dict(
         broker_url=redis_url,
         broker_connection_retry_on_startup=True,
         # Redelivers tasks of a killed worker once this many seconds passed without an ack.
         broker_transport_options={"visibility_timeout": visibility_timeout_s},
-        task_routes=TASK_ROUTES,
+        task_routes=(EngineRouter(shards), MAIL_ROUTES),
         task_default_queue=DEFAULT_QUEUE,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -131,7 +151,7 @@ def celery_settings(redis_url: str, visibility_timeout_s: int, sweep_every_s: fl
         worker_send_task_events=True,
         task_send_sent_event=True,
         beat_schedule={
-            "sweep-stuck-orders": {"task": SWEEP_STUCK_ORDERS, "schedule": sweep_every_s},
+            **sweeps,
             "sweep-mail-outbox": {"task": SWEEP_MAIL_OUTBOX, "schedule": 10.0},
             "snapshot-equity": {"task": SNAPSHOT_EQUITY, "schedule": 60.0},
         },
@@ -162,6 +182,9 @@ class Config:
     TAKER_FEE_BPS: int
     ENGINE_CASCADE_BATCH: int
     ENGINE_ORDER_BATCH: int
+    ENGINE_SHARDS: int
+    ENGINE_INDEX: int
+    ENGINE_SHARD_SET: frozenset[int]
     MAIL_SWEEP_AFTER_S: int
     FEED_SILENCE_S: float
     AUTH_RATE_LIMIT_IP: str
@@ -205,6 +228,8 @@ class Config:
             )
         port = env.int("PORT", 8000, minimum=1)
         markets = env.str("BACKPACK_MARKETS", "SOL_USDC,BTC_USDC,ETH_USDC")
+        shards = env.int("ENGINE_SHARDS", 16, minimum=1)
+        engine_index, shard_set = env.engine_shards(shards)
         settings = dict(
             APP_ENV=app_env,
             DATA_DIR=directory,
@@ -227,6 +252,9 @@ class Config:
             TAKER_FEE_BPS=env.int("TAKER_FEE_BPS", 0),
             ENGINE_CASCADE_BATCH=env.int("ENGINE_CASCADE_BATCH", 500, minimum=1),
             ENGINE_ORDER_BATCH=env.int("ENGINE_ORDER_BATCH", 100, minimum=1),
+            ENGINE_SHARDS=shards,
+            ENGINE_INDEX=engine_index,
+            ENGINE_SHARD_SET=shard_set,
             MAIL_SWEEP_AFTER_S=env.int("MAIL_SWEEP_AFTER_S", 30, minimum=1),
             FEED_SILENCE_S=env.float("FEED_SILENCE_S", 20, minimum=0.1),
             AUTH_RATE_LIMIT_IP=env.str("AUTH_RATE_LIMIT_IP", "30/minute"),
@@ -239,6 +267,7 @@ class Config:
                 visibility_timeout_s=env.int("BROKER_VISIBILITY_TIMEOUT_S", 60, minimum=1),
                 sweep_every_s=5.0,
                 directory=directory,
+                shards=shards,
             ),
         )
         settings.update(overrides)

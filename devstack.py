@@ -241,14 +241,29 @@ class Supervisor:
             self._signal_group(child, signal.SIGKILL)
 
 
-def run(feed: str) -> int:
+def scale_engines(processes: dict[str, str], engines: int) -> dict[str, str]:
+    """The Procfile's engine as `engines` processes, each told its dyno number as a platform would
+    (DYNO=engine.<n>), so each consumes its own share of the shard queues."""
+    if engines == 1:
+        return processes
+    scaled = {}
+    for name, command in processes.items():
+        if name != "engine":
+            scaled[name] = command
+            continue
+        for number in range(1, engines + 1):
+            scaled[f"engine.{number}"] = f"env DYNO=engine.{number} ENGINE_PROCESSES={engines} {command}"
+    return scaled
+
+
+def run(feed: str, engines: int = 1) -> int:
     env = stack_env()
     env.setdefault("PORT", "8000")
     env.setdefault("FLOWER_PORT", "5555")
     env.setdefault("HOST", "127.0.0.1")  # development servers stay on this machine unless told otherwise
     if not env.get("FLOWER_BASIC_AUTH"):
         env["FLOWER_BASIC_AUTH"] = f"admin:{development_secret(DATA_DIR, 'flower_password')}"
-    processes = read_procfile()
+    processes = scale_engines(read_procfile(), engines)
     subprocess.run(processes.pop("release"), shell=True, check=True, env=env, cwd=ROOT)
     if feed == "sim":
         sim_port = free_port()
@@ -290,13 +305,14 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="migrate, then start and supervise every Procfile process")
     run_parser.add_argument("--feed", choices=["live", "sim"], default="live")
+    run_parser.add_argument("--engines", type=int, default=1, help="engine processes sharing the shards")
     exec_parser = sub.add_parser("exec", help="run a command with the stack's environment")
     exec_parser.add_argument("--database", default="trading", help="embedded PostgreSQL database")
     exec_parser.add_argument("--redis-db", type=int, default=0, help="embedded Redis database number")
     exec_parser.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if args.command == "run":
-        return run(args.feed)
+        return run(args.feed, args.engines)
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
         parser.error("exec needs a command")

@@ -32,10 +32,11 @@ def celery() -> Celery:
     return current_app.extensions["celery"]
 
 
-def enqueue(name: str, *args, argsrepr: str | None = None) -> bool:
-    """Send task `name`; False (logged) when the broker is down, for callers whose sweep retries."""
+def enqueue(name: str, *args, argsrepr: str | None = None, **kwargs) -> bool:
+    """Send task `name` (an engine task names its `account_id`: it routes the task to the account's
+    shard); False (logged) when the broker is down, for callers whose sweep retries."""
     try:
-        celery().send_task(name, args=list(args), argsrepr=argsrepr)
+        celery().send_task(name, args=list(args), kwargs=kwargs, argsrepr=argsrepr)
     except Exception:  # broker down: the caller's sweep picks the work up once it is back
         log.exception("could not enqueue %s%r; its sweep will retry", name, args)
         return False

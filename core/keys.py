@@ -9,4 +9,4 @@ BOOK_KEY = "book:{asset}"  # JSON {"bids", "asks": [[price, size]...] best first
 # changes an order (and so the account's balance): wakes the request waiting on the order and
 # feeds the account's order stream.
 ACCOUNT_EVENTS_CHANNEL = "account-events:{user_id}"
-TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}"  # coalesces trigger checks per asset
+TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}:{shard}"  # coalesces trigger checks per asset and shard

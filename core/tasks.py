@@ -1,17 +1,18 @@
 """Queues, task names and routes: how the web app and the poller enqueue work by name.
 
 Neither imports the code that runs a task; they send its name through a Celery client, so the
-engine's code is loaded only by the engine.
+engine's code is loaded only by the engine. Engine tasks go to their account's shard queue
+(`core.shards`): the sender names the account (`account_id=`) or the shard (`shard=`).
 """
 
 from typing import Any, Protocol
 
 from core.keys import TRIGGER_CHECK_FLAG
+from core.shards import shard_of, shard_queue
 
-ENGINE_QUEUE = "engine"  # one worker, concurrency 1: trades execute one at a time
 EMAIL_QUEUE = "email"
 DEFAULT_QUEUE = "default"  # anything unrouted: consumed by the mailer, never queued behind trades
-ENGINE_WORKER_PREFIX = "engine@"
+ENGINE_WORKER_PREFIX = "engine"  # engine worker names: engine<index>@<host>
 
 EXECUTE_ORDER = "engine.execute_order"
 CLOSE_ORDER = "engine.close_order"
@@ -23,8 +24,28 @@ SNAPSHOT_EQUITY = "analytics.snapshot_equity"  # set-based, read-mostly: not the
 SEND_SIGN_IN_LINK = "mail.send_sign_in_link"
 SWEEP_MAIL_OUTBOX = "mail.sweep_outbox"
 
-TASK_ROUTES = {"engine.*": {"queue": ENGINE_QUEUE}, "mail.*": {"queue": EMAIL_QUEUE}}
+ENGINE_TASK_PREFIX = "engine."
+MAIL_ROUTES = {"mail.*": {"queue": EMAIL_QUEUE}}
 TRIGGER_CHECK_FLAG_TTL_S = 10
+
+
+class EngineRouter:
+    """Celery router: an engine task goes to the queue of its account's shard, or of the shard it
+    names (trigger checks and sweeps work shard by shard). An engine task naming neither is a bug:
+    refused at the sender, never left to whichever worker reads the default queue."""
+
+    def __init__(self, shards: int):
+        self.shards = shards
+
+    def __call__(self, name: str, args: Any, kwargs: Any, options: Any, *_: Any, **__: Any) -> dict[str, str] | None:
+        if not name.startswith(ENGINE_TASK_PREFIX):
+            return None
+        kwargs = kwargs or {}
+        if kwargs.get("account_id") is not None:
+            return {"queue": shard_queue(shard_of(int(kwargs["account_id"]), self.shards))}
+        if kwargs.get("shard") is not None:
+            return {"queue": shard_queue(int(kwargs["shard"]))}
+        raise ValueError(f"{name} needs account_id= or shard= to reach its engine")
 
 
 class TaskSender(Protocol):
@@ -32,12 +53,17 @@ class TaskSender(Protocol):
 
 
 class FlagStore(Protocol):
-    def set(self, name: str, value: Any, ex: Any = ..., nx: bool = ...) -> Any: ...
+    def pipeline(self, transaction: bool = ...) -> Any: ...
 
 
-def request_trigger_check(flags: FlagStore, sender: TaskSender, asset: str) -> bool:
-    """Enqueue a trigger check for `asset` unless one is already pending (coalesces price moves)."""
-    if flags.set(TRIGGER_CHECK_FLAG.format(asset=asset), 1, nx=True, ex=TRIGGER_CHECK_FLAG_TTL_S):
-        sender.send_task(CHECK_TRIGGERS, args=[asset])
-        return True
-    return False
+def request_trigger_check(flags: FlagStore, sender: TaskSender, asset: str, shards: int) -> int:
+    """Enqueue a trigger check of `asset` for each shard that has none pending (coalesces price
+    moves); returns how many were enqueued."""
+    with flags.pipeline(transaction=False) as pipe:
+        for shard in range(shards):
+            pipe.set(TRIGGER_CHECK_FLAG.format(asset=asset, shard=shard), 1, nx=True, ex=TRIGGER_CHECK_FLAG_TTL_S)
+        pending = pipe.execute()
+    enqueued = [shard for shard, flagged in enumerate(pending) if flagged]
+    for shard in enqueued:
+        sender.send_task(CHECK_TRIGGERS, args=[asset], kwargs={"shard": shard})
+    return len(enqueued)

@@ -30,7 +30,7 @@ def main() -> None:
 
     def on_quote(quote: Quote) -> None:
         candles.add(quote)
-        request_trigger_check(client, sender, quote.asset)
+        request_trigger_check(client, sender, quote.asset, config.ENGINE_SHARDS)
 
     poller = Poller(
         config.BACKPACK_WS_URL,
@@ -40,7 +40,7 @@ def main() -> None:
         silence_s=config.FEED_SILENCE_S,
         rest_url=config.BACKPACK_REST_URL,
         # working orders are crossed by the book, not only by its top: check them on every book change
-        on_book=lambda asset: request_trigger_check(client, sender, asset),
+        on_book=lambda asset: request_trigger_check(client, sender, asset, config.ENGINE_SHARDS),
     )
     recorder = threading.Thread(target=candles.run, args=(poller.stop_event,), name="candles", daemon=True)
     recorder.start()

@@ -50,6 +50,24 @@ def eventually(check, timeout: float = 10.0, interval: float = 0.02):
     raise AssertionError("condition not met in time")
 
 
+def request_trigger_checks(app, asset: str = "BTC") -> int:
+    """What the poller does when `asset` moves: a trigger check for each shard with none pending."""
+    from app.extensions import redis_client
+    from core.tasks import request_trigger_check
+
+    return request_trigger_check(redis_client, app.extensions["celery"], asset, app.config["ENGINE_SHARDS"])
+
+
+def user_on_engine(make_user, app, engine_index: int, processes: int = 2):
+    """A new user whose shard belongs to engine process `engine_index` of `processes`."""
+    from core.shards import shard_of
+
+    while True:
+        user_id, headers = make_user()
+        if shard_of(user_id, app.config["ENGINE_SHARDS"]) % processes == engine_index:
+            return user_id, headers
+
+
 def open_trade(client, headers, **overrides):
     body = {"asset": "BTC", "type": "long", "margin": 100_000, "leverage": 10, **overrides}
     return client.post("/api/v1/trade/create", json=body, headers=headers)
@@ -146,21 +164,27 @@ class WorkerProcess:
             "INFO",
         ]
 
+    def environment(self) -> dict[str, str]:
+        return os.environ.copy()
+
     def start(self) -> "WorkerProcess":
-        self.process = subprocess.Popen(
-            self.command(),
-            cwd=ROOT,
-            env=os.environ.copy(),
-            stdout=log_file(f"worker-{self.name}"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.launch()
         try:
             self.wait_ready()
         except BaseException:
             self.kill()
             raise
         return self
+
+    def launch(self) -> None:
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=ROOT,
+            env=self.environment(),
+            stdout=log_file(f"worker-{self.name}"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 60) -> None:
         from celery import Celery
@@ -193,6 +217,50 @@ class WorkerProcess:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class EngineProcess(WorkerProcess):
+    """One engine process as the Procfile starts it (`python -m workers.run_engine`): process
+    `index` of `processes`, consuming its share of the shard queues."""
+
+    def __init__(self, index: int = 0, processes: int = 1, env: dict[str, str] | None = None):
+        super().__init__(f"engine{index}", "")
+        self.index, self.processes, self.extra_env = index, processes, env or {}
+
+    def environment(self) -> dict[str, str]:
+        engine = {"ENGINE_INDEX": str(self.index), "ENGINE_PROCESSES": str(self.processes)}
+        return {**os.environ, **engine, **self.extra_env}
+
+    def command(self) -> list[str]:
+        options = ["-n", f"{self.name}@test", "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
+        return [sys.executable, "-m", "workers.run_engine", *options]
+
+
+class EngineFleet:
+    """Engine processes splitting the shards between them, started, killed and stopped together."""
+
+    def __init__(self, processes: int = 2, env: dict[str, str] | None = None):
+        self.engines = [EngineProcess(index, processes, env) for index in range(processes)]
+
+    def start(self) -> "EngineFleet":
+        for engine in self.engines:
+            engine.launch()
+        try:
+            for engine in self.engines:
+                engine.wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def kill(self) -> None:
+        for engine in self.engines:
+            if engine.process is not None and engine.process.poll() is None:
+                engine.kill()
+
+    def stop(self) -> None:
+        for engine in self.engines:
+            engine.stop()
 
 
 class BeatProcess(WorkerProcess):
@@ -299,12 +367,12 @@ class LiveFeed:
         from poller.feed import Poller
 
         conn = redis.Redis.from_url(app.config["REDIS_URL"], decode_responses=True)
-        sender = app.extensions["celery"]
+        sender, shards = app.extensions["celery"], app.config["ENGINE_SHARDS"]
         self.candles = CandleRecorder(app.config["DATABASE_URL"], flush_every_s=0.5)
 
         def on_quote(quote):
             self.candles.add(quote)
-            request_trigger_check(conn, sender, quote.asset)
+            request_trigger_check(conn, sender, quote.asset, shards)
 
         self.poller = Poller(
             simulator.url,
@@ -313,7 +381,7 @@ class LiveFeed:
             on_quote=on_quote,
             silence_s=2,
             rest_url=f"http://127.0.0.1:{simulator.port}",
-            on_book=lambda asset: request_trigger_check(conn, sender, asset),
+            on_book=lambda asset: request_trigger_check(conn, sender, asset, shards),
         )
         self.threads = [
             threading.Thread(target=self.poller.run, daemon=True),

@@ -1,7 +1,9 @@
 """Engine tasks: each is one short transaction around the pure rules in `core.rules`.
 
-Tasks take only an order id (or an asset), lock the order together with its owner's balance
-row, and re-check the order's state first, so a redelivered or duplicated task is a no-op.
+Tasks take an order id (their `account_id` only routes them to the account's shard queue), lock
+the order together with its owner's balance row, and re-check the order's state first, so a
+redelivered or duplicated task is a no-op. This process is the one writer of the accounts of its
+shards (ENGINE_SHARD_SET): batches, trigger checks and sweeps stay within them.
 """
 
 import json
@@ -13,7 +15,7 @@ from datetime import timedelta
 import redis
 from celery import shared_task
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import BigInteger, Integer, and_, cast, literal, or_, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.balances.service import post_entry
@@ -25,6 +27,7 @@ from core.book import Book, BookStore, fee, notional, walk, walk_or_worst
 from core.enums import CloseReason, FillModel, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
 from core.keys import ACCOUNT_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
 from core.prices import PriceStore, Quote
+from core.shards import HASH_BITS, HASH_MULTIPLIER
 from core.tasks import CANCEL_ORDER, CHECK_TRIGGERS, CLOSE_ORDER, EXECUTE_ORDER, RESET_ACCOUNT, SWEEP_STUCK_ORDERS
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,16 @@ def order_event(order: Order, order_id, error: str | None = None) -> dict:
     if error:
         event["error"] = str(error)
     return event
+
+
+def account_shard(account_id_column):
+    """`core.shards.shard_of` in SQL, so a query can keep to this process's shards."""
+    hashed = cast(account_id_column, BigInteger) * HASH_MULTIPLIER % (1 << HASH_BITS)
+    return (hashed * current_app.config["ENGINE_SHARDS"]).op(">>")(literal(HASH_BITS, Integer))
+
+
+def in_own_shards(account_id_column, *also: int):
+    return account_shard(account_id_column).in_(sorted(current_app.config["ENGINE_SHARD_SET"].union(also)))
 
 
 def _fresh_quote(asset: str) -> Quote | None:
@@ -233,11 +246,14 @@ def _settle(balance: Balance, order: Order, quote: Quote, book: Book | None, rea
 
 
 def open_position(order_id) -> int:
-    """Execute this pending order and the others waiting (oldest first, up to ENGINE_ORDER_BATCH)
-    in one transaction: one commit, one WAL flush, for all of them (group commit). The tasks of
-    orders a batch already executed find nothing pending: a cheap no-op. Returns how many ran."""
+    """Execute this pending order and the others waiting in this process's shards (oldest first,
+    up to ENGINE_ORDER_BATCH) in one transaction: one commit, one WAL flush, for all of them (group
+    commit). The tasks of orders a batch already executed find nothing pending: a cheap no-op.
+    Returns how many ran."""
     batch = current_app.config["ENGINE_ORDER_BATCH"]
-    waiting = select(Order.id).where(Order.status == OrderStatus.PENDING, Order.id != order_id)
+    waiting = select(Order.id).where(
+        Order.status == OrderStatus.PENDING, Order.id != order_id, in_own_shards(Order.user_id)
+    )
     ids = [order_id, *db.session.execute(waiting.order_by(Order.created_at).limit(batch - 1)).scalars()]
     rows = db.session.execute(
         select(Order, Balance)
@@ -311,8 +327,8 @@ def cancel_working(order_id, expired: bool = False) -> str | None:
     return None
 
 
-def crossed_order_ids(asset: str, quote: Quote) -> list[uuid.UUID]:
-    """Open orders on `asset` whose liquidation, stop-loss or take-profit the quote has crossed.
+def crossed_order_ids(asset: str, quote: Quote, shards: list[int]) -> list[uuid.UUID]:
+    """Open orders on `asset` in `shards` whose liquidation, stop-loss or take-profit the quote has crossed.
 
     Each branch matches one partial index on (asset, side, <trigger price>) WHERE status = 'open'.
     """
@@ -325,7 +341,12 @@ def crossed_order_ids(asset: str, quote: Quote) -> list[uuid.UUID]:
         or_(Order.liquidation_price <= quote.ask, Order.stop_loss <= quote.ask, Order.take_profit >= quote.ask),
     )
     rows = db.session.execute(
-        select(Order.id).where(Order.status == OrderStatus.OPEN, Order.asset == asset, or_(long_crossed, short_crossed))
+        select(Order.id).where(
+            Order.status == OrderStatus.OPEN,
+            Order.asset == asset,
+            or_(long_crossed, short_crossed),
+            account_shard(Order.user_id).in_(shards),
+        )
     )
     return list(rows.scalars())
 
@@ -337,7 +358,7 @@ def _trigger_reason(order: Order | None, quote: Quote) -> CloseReason | None:
     return rules.close_trigger(position, quote.bid, quote.ask)
 
 
-def crossed_working_ids(asset: str, quote: Quote) -> list[uuid.UUID]:
+def crossed_working_ids(asset: str, quote: Quote, shards: list[int]) -> list[uuid.UUID]:
     """Working limit and stop orders on `asset` that the quote reaches (partial index on working orders)."""
     long, short = Order.side == Side.LONG, Order.side == Side.SHORT
     limit, stop = Order.order_type == OrderType.LIMIT, Order.order_type == OrderType.STOP
@@ -348,28 +369,44 @@ def crossed_working_ids(asset: str, quote: Quote) -> list[uuid.UUID]:
         and_(stop, short, Order.stop_price >= quote.bid),
     )
     rows = db.session.execute(
-        select(Order.id).where(Order.status == OrderStatus.WORKING, Order.asset == asset, reached)
+        select(Order.id).where(
+            Order.status == OrderStatus.WORKING, Order.asset == asset, reached, account_shard(Order.user_id).in_(shards)
+        )
     )
     return list(rows.scalars())
 
 
-def close_crossed_positions(asset: str) -> int:
+# (asset, shard) -> the price (quote time, book update) this process last checked that shard at
+_checked_at: dict[tuple[str, int], tuple] = {}
+
+
+def close_crossed_positions(asset: str, shard: int) -> int:
     """Close every position the latest price has crossed, in bounded batches (one transaction
-    each), all at the quote that crossed them; then fill every working order it reached."""
+    each), all at the quote that crossed them; then fill every working order it reached.
+
+    A price move asks each shard for a check, but one check covers every shard of this process
+    that has not been checked at this very price: the checks its siblings asked for then find
+    their shard done and return at once (one query per move, however many shards it owns)."""
     quote = _fresh_quote(asset)
     if quote is None:
         return 0
     book = _book(asset)
-    crossed = crossed_order_ids(asset, quote)
+    price = (quote.time_us, quote.update_id, book.update_id if book else None)
+    owned = sorted({shard, *current_app.config["ENGINE_SHARD_SET"]})
+    shards = [s for s in owned if _checked_at.get((asset, s)) != price]
+    if shard not in shards:
+        return 0
+    crossed = crossed_order_ids(asset, quote, shards)
     size = current_app.config["ENGINE_CASCADE_BATCH"]
     batches = (crossed[i : i + size] for i in range(0, len(crossed), size))
     changed = sum(_close_batch(batch, quote, book) for batch in batches)
-    for order_id in crossed_working_ids(asset, quote):
+    for order_id in crossed_working_ids(asset, quote, shards):
         balance, order = _lock_order(order_id)
         if order is None or order.status != OrderStatus.WORKING or not _fill_working(balance, order, quote, book):
             db.session.rollback()  # cancelled meanwhile, or the book within its limit is too thin: keeps working
             continue
         changed += _commit_and_publish(order, order_id)
+    _checked_at.update(((asset, s), price) for s in shards)
     return changed
 
 
@@ -468,21 +505,23 @@ def reset_account(reset_id) -> ResetStatus | None:
     return ResetStatus.DONE
 
 
-def stuck_order_ids(older_than: timedelta) -> tuple[list, list]:
-    """Accepted work with no result yet: pending opens and requested closes older than the bound."""
+def _ids_in_shard(model, shard: int, *where) -> list[tuple]:
+    query = select(model.id, model.user_id).where(*where, account_shard(model.user_id) == shard)
+    return [tuple(row) for row in db.session.execute(query.limit(SWEEP_BATCH))]
+
+
+def stuck_work(shard: int, older_than: timedelta) -> dict[str, list[tuple]]:
+    """Accepted work of a shard with no result yet, as (id, account) pairs: pending opens,
+    requested closes and resets older than the bound, and working orders past their expiry."""
     cutoff = utcnow() - older_than
-    pending = db.session.execute(
-        select(Order.id).where(Order.status == OrderStatus.PENDING, Order.created_at < cutoff).limit(SWEEP_BATCH)
-    ).scalars()
-    closing = db.session.execute(
-        select(Order.id).where(Order.status == OrderStatus.OPEN, Order.close_requested_at < cutoff).limit(SWEEP_BATCH)
-    ).scalars()
-    return list(pending), list(closing)
-
-
-def expired_working_ids() -> list[uuid.UUID]:
-    query = select(Order.id).where(Order.status == OrderStatus.WORKING, Order.expires_at < utcnow())
-    return list(db.session.execute(query.limit(SWEEP_BATCH)).scalars())
+    return {
+        "opens": _ids_in_shard(Order, shard, Order.status == OrderStatus.PENDING, Order.created_at < cutoff),
+        "closes": _ids_in_shard(Order, shard, Order.status == OrderStatus.OPEN, Order.close_requested_at < cutoff),
+        "resets": _ids_in_shard(
+            AccountReset, shard, AccountReset.status == ResetStatus.PENDING, AccountReset.created_at < cutoff
+        ),
+        "expired": _ids_in_shard(Order, shard, Order.status == OrderStatus.WORKING, Order.expires_at < utcnow()),
+    }
 
 
 # A database or Redis outage mid-task: retry with backoff (the sweep is the backstop after that).
@@ -495,55 +534,48 @@ RETRY_ON_OUTAGE = dict(
 
 
 @shared_task(name=EXECUTE_ORDER, **RETRY_ON_OUTAGE)
-def execute_order(order_id: str) -> None:
+def execute_order(order_id: str, account_id: int | None = None) -> None:
     open_position(uuid.UUID(order_id))
 
 
 @shared_task(name=CLOSE_ORDER, **RETRY_ON_OUTAGE)
-def close_order(order_id: str) -> str | None:
+def close_order(order_id: str, account_id: int | None = None) -> str | None:
     """Returns why the close failed, if it did (shown in Flower); the waiting request was told."""
     return close_position(uuid.UUID(order_id))
 
 
 @shared_task(name=CANCEL_ORDER, **RETRY_ON_OUTAGE)
-def cancel_order(order_id: str, expired: bool = False) -> str | None:
+def cancel_order(order_id: str, expired: bool = False, account_id: int | None = None) -> str | None:
     return cancel_working(uuid.UUID(order_id), expired=expired)
 
 
 @shared_task(name=RESET_ACCOUNT, **RETRY_ON_OUTAGE)
-def reset_account_task(reset_id: str) -> str | None:
+def reset_account_task(reset_id: str, account_id: int | None = None) -> str | None:
     return reset_account(uuid.UUID(reset_id))
 
 
 @shared_task(name=CHECK_TRIGGERS)
-def check_triggers(asset: str) -> int:
+def check_triggers(asset: str, shard: int) -> int:
     """Runs after price moves; clearing the flag first lets the next move schedule another check."""
-    redis_client.delete(TRIGGER_CHECK_FLAG.format(asset=asset))
-    return close_crossed_positions(asset)
+    redis_client.delete(TRIGGER_CHECK_FLAG.format(asset=asset, shard=shard))
+    return close_crossed_positions(asset, shard)
 
 
 @shared_task(name=SWEEP_STUCK_ORDERS)
-def sweep_stuck_orders() -> dict:
-    """Re-enqueue accepted work that never got a result (lost message, crash before enqueue)."""
-    older_than = timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"])
-    pending, closing = stuck_order_ids(older_than)
-    resets = list(
-        db.session.execute(
-            select(AccountReset.id)
-            .where(AccountReset.status == ResetStatus.PENDING, AccountReset.created_at < utcnow() - older_than)
-            .limit(SWEEP_BATCH)
-        ).scalars()
-    )
-    expired = expired_working_ids()
+def sweep_stuck_orders(shard: int) -> dict:
+    """Re-enqueue the shard's accepted work that never got a result (lost message, crash before
+    enqueue), and expire its working orders past their expiresAt."""
+    work = stuck_work(shard, timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"]))
     db.session.rollback()
-    for order_id in expired:
-        cancel_order.delay(str(order_id), expired=True)
-    for order_id in pending:
-        execute_order.delay(str(order_id))
-    for order_id in closing:
-        close_order.delay(str(order_id))
-    for reset_id in resets:
-        reset_account_task.delay(str(reset_id))
-    if pending or closing or resets:
-        log.warning("sweep re-enqueued %d opens, %d closes, %d resets", len(pending), len(closing), len(resets))
-    return {"opens": len(pending), "closes": len(closing), "resets": len(resets)}
+    for order_id, account_id in work["expired"]:
+        cancel_order.delay(str(order_id), expired=True, account_id=account_id)
+    for order_id, account_id in work["opens"]:
+        execute_order.delay(str(order_id), account_id=account_id)
+    for order_id, account_id in work["closes"]:
+        close_order.delay(str(order_id), account_id=account_id)
+    for reset_id, account_id in work["resets"]:
+        reset_account_task.delay(str(reset_id), account_id=account_id)
+    counts = {kind: len(ids) for kind, ids in work.items()}
+    if counts["opens"] or counts["closes"] or counts["resets"]:
+        log.warning("sweep of shard %d re-enqueued %s", shard, counts)
+    return counts

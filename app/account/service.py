@@ -207,7 +207,7 @@ def reset(user_id: int, idempotency_key: str | None) -> AccountReset:
             )
         ).scalar_one()
     db.session.commit()
-    enqueue(RESET_ACCOUNT, str(reset_id))  # again for a retried key: the engine does a reset once
+    enqueue(RESET_ACCOUNT, str(reset_id), account_id=user_id)  # again for a retried key: the engine does a reset once
 
     def reload() -> AccountReset:
         query = select(AccountReset).where(AccountReset.id == reset_id).execution_options(populate_existing=True)

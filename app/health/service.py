@@ -6,6 +6,7 @@ from sqlalchemy import text
 from app.extensions import db, redis_client
 from core.assets import ASSETS
 from core.prices import FeedStatus, PriceStore
+from core.shards import format_shard_set, shard_queue
 from core.tasks import ENGINE_WORKER_PREFIX
 
 ENGINE_PING_TIMEOUT_S = 1.0
@@ -25,15 +26,25 @@ def _ping_database():
 
 
 def _ping_engine():
+    """Every shard queue has an engine consuming it; a shard without one would leave its accounts'
+    trades waiting."""
     celery = current_app.extensions["celery"]
     # A connection of its own: a pooled one may be dead after a Redis restart, and a broadcast
     # (unlike publishing a task) is not retried, so the engine would look down when it is not.
     with celery.connection_for_write() as connection:
-        replies = celery.control.ping(timeout=ENGINE_PING_TIMEOUT_S, connection=connection)
-    engines = [name for reply in replies for name in reply if name.startswith(ENGINE_WORKER_PREFIX)]
+        replies = celery.control.inspect(timeout=ENGINE_PING_TIMEOUT_S, connection=connection).active_queues()
+    engines = {
+        name: {queue["name"] for queue in queues}
+        for name, queues in (replies or {}).items()
+        if name.startswith(ENGINE_WORKER_PREFIX)
+    }
     if not engines:
         raise RuntimeError("no engine worker answered the ping")
-    return ", ".join(engines)
+    consumed = set().union(*engines.values())
+    orphans = [shard for shard in range(current_app.config["ENGINE_SHARDS"]) if shard_queue(shard) not in consumed]
+    if orphans:
+        raise RuntimeError(f"no engine consumes shards {format_shard_set(orphans)}")
+    return ", ".join(sorted(engines))
 
 
 def _prices() -> dict:

@@ -224,7 +224,7 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
             db.session.rollback()
             return wait_for_open(user_id, _existing_for_key(user_id, idempotency_key, request_hash).id)
     db.session.commit()
-    enqueue(EXECUTE_ORDER, str(order_id))
+    enqueue(EXECUTE_ORDER, str(order_id), account_id=user_id)
     return wait_for_open(user_id, order_id)
 
 
@@ -238,7 +238,7 @@ def close(user_id: int, order_id: str) -> Order:
     order_id = order.id
     order.close_requested_at = utcnow()
     db.session.commit()
-    enqueue(CLOSE_ORDER, str(order_id))
+    enqueue(CLOSE_ORDER, str(order_id), account_id=user_id)
     order, error = _wait(user_id, order_id, lambda o: o.status == OrderStatus.CLOSED)
     if error:
         _error_for(error)
@@ -254,7 +254,7 @@ def cancel(user_id: int, order_id: str) -> Order:
         abort(ErrorCode.NOT_WORKING, f"The order is {order.status}, not working")
     order_id = order.id
     db.session.rollback()
-    enqueue(CANCEL_ORDER, str(order_id))
+    enqueue(CANCEL_ORDER, str(order_id), account_id=user_id)
     order, error = _wait(user_id, order_id, lambda o: o.status != OrderStatus.WORKING)
     if error == ErrorCode.NOT_WORKING or order.status not in (OrderStatus.WORKING, OrderStatus.CANCELLED):
         abort(ErrorCode.NOT_WORKING, f"The order is {order.status}: it filled or ended first")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BeatProcess, WorkerProcess, reset_state
+from tests.helpers import BeatProcess, EngineFleet, WorkerProcess, reset_state
 
 TEST_SETTINGS = dict(
     APP_ENV="test",
@@ -83,7 +83,8 @@ def client(app):
 
 @pytest.fixture(scope="session")
 def engine_worker(app, beat):
-    worker = WorkerProcess("engine", "engine").start()
+    """Two engine processes, each the one writer of half the shards, as `make run ENGINES=2` runs them."""
+    worker = EngineFleet(2).start()
     yield worker
     worker.stop()
 

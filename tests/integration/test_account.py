@@ -14,7 +14,7 @@ from app.account.service import snapshot_round
 from app.extensions import db
 from app.models import EquitySnapshot, LedgerEntry, Order, utcnow
 from core.money import format_units
-from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, open_trade, wait_for_status
+from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, open_trade, request_trigger_checks, wait_for_status
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 ETH_BID, ETH_ASK = 3_000_000_000, 3_000_500_000
@@ -145,9 +145,7 @@ def test_snapshot_round_arithmetic_matches_hand_computed_accounts(app, client, m
     assert len(snapshots(app, idle_id)) == 1
 
     set_price("BTC", 950_000_000, 950_100_000)  # -5%: the 100x long is liquidated, the 10x one is not
-    from workers.engine import check_triggers
-
-    check_triggers.delay("BTC")
+    request_trigger_checks(app, "BTC")
     wait_for_status(app, doomed["orderId"], "closed")
     with app.app_context():
         snapshot_round()

@@ -8,7 +8,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Balance, LedgerEntry, Order, utcnow
-from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, eventually
+from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, eventually, request_trigger_checks
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 ACCOUNTS, PER_ACCOUNT, MARGIN = 100, 10, 1_000
@@ -50,12 +50,10 @@ def open_positions(app, user_ids: list[int]) -> list[uuid.UUID]:
 
 
 def test_one_tick_closes_every_crossed_position_once_at_its_price(app, make_user, set_price):
-    from workers.engine import check_triggers
-
     set_price("BTC", BTC_BID, BTC_ASK)
     ids = open_positions(app, [make_user()[0] for _ in range(ACCOUNTS)])
     set_price("BTC", 990_000_000, 990_100_000)  # below every liquidation price and stop-loss
-    check_triggers.delay("BTC")
+    request_trigger_checks(app, "BTC")
 
     def all_closed():
         with app.app_context():

@@ -20,14 +20,15 @@ STARTED = re.compile(r"system +\| started (\S+) \(pid (\d+)\)")
 
 
 class Stack:
-    """`python devstack.py run --feed sim`, its output collected line by line."""
+    """`python devstack.py run --feed sim --engines 2` (`make run FEED=sim ENGINES=2`), its output
+    collected line by line."""
 
     def __init__(self):
         self.port, self.flower_port = free_port(), free_port()
         env = {**os.environ, "PORT": str(self.port), "FLOWER_PORT": str(self.flower_port)}
         env.pop("FLOWER_BASIC_AUTH", None)
         self.process = subprocess.Popen(
-            [sys.executable, "devstack.py", "run", "--feed", "sim"],
+            [sys.executable, "devstack.py", "run", "--feed", "sim", "--engines", "2"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -102,12 +103,19 @@ def test_make_run_restarts_dead_processes_and_ctrl_c_stops_everything(stack):
     eventually(lambda: len(stack.pids("poller")) == 2, timeout=20)
     assert stack.said("poller exited with code -9; restarting in 1s")
 
-    engine = stack.pids("engine")[-1]
+    engine = stack.pids("engine.2")[-1]
     pool = eventually(lambda: children(engine), timeout=30)
     os.kill(engine, signal.SIGKILL)  # the main process only: its pool child is orphaned
-    eventually(lambda: len(stack.pids("engine")) == 2, timeout=20)
+    eventually(lambda: len(stack.pids("engine.2")) == 2, timeout=20)
     assert not any(alive(pid) for pid in pool), "the dead engine's pool child was left running"
     eventually(lambda: (stack.health() or {}).get("feed", {}).get("state") == "connected", timeout=30)
+
+    def both_engines_answer():  # (the test suite's own engines, on this Redis too, are @test)
+        engine = (stack.health() or {}).get("engine", {})
+        names = [name.split("@")[0] for name in engine.get("detail", "").split(", ") if not name.endswith("@test")]
+        return engine.get("ok") and names == ["engine0", "engine1"]
+
+    eventually(both_engines_answer, timeout=30, interval=0.5)
 
     everything = stack.all_pids()
     stack.process.send_signal(signal.SIGINT)

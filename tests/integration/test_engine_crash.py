@@ -1,4 +1,4 @@
-"""SIGKILL the engine worker mid-run: every accepted order still ends in one state, once."""
+"""SIGKILL engine processes mid-batch: every accepted order still ends in one state, once."""
 
 import threading
 import time
@@ -10,7 +10,7 @@ from app.balances.service import ledger_mismatches
 from app.extensions import db
 from app.models import LedgerEntry, Order
 from tests.helpers import count_orders as count
-from tests.helpers import eventually
+from tests.helpers import eventually, user_on_engine
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 
@@ -19,8 +19,10 @@ def wait_until_executed(app, at_least: int) -> None:
     eventually(lambda: count(app, Order.status != "pending") >= at_least, timeout=30, interval=0.01)
 
 
-def test_worker_killed_mid_run_loses_and_doubles_nothing(app, engine_worker, make_user, set_price):
-    users = [make_user() for _ in range(4)]
+@pytest.mark.parametrize("victims", ["every engine", "one of two engines"])
+def test_engines_killed_mid_batch_lose_and_double_nothing(app, engine_worker, make_user, set_price, victims):
+    users = [user_on_engine(make_user, app, index % 2) for index in range(4)]  # two on each engine
+    killed = engine_worker.engines if victims == "every engine" else engine_worker.engines[:1]
     set_price("BTC", 1_000_000_000, 1_000_100_000)
     accepted, unexpected = [], []
     done = threading.Event()
@@ -47,9 +49,11 @@ def test_worker_killed_mid_run_loses_and_doubles_nothing(app, engine_worker, mak
         thread.start()
     wait_until_executed(app, at_least=10)
     in_flight_at_kill = count(app, Order.status == "pending")
-    engine_worker.kill()
+    for engine in killed:
+        engine.kill()
     time.sleep(0.5)
-    engine_worker.start()
+    for engine in killed:
+        engine.start()
     for thread in threads:
         thread.join(120)
     assert unexpected == []

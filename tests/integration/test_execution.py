@@ -1,7 +1,6 @@
 """Execution against the book: fills that walk it, thin books, fees, limit and stop orders, cancel."""
 
 import json
-import os
 import threading
 from datetime import timedelta
 
@@ -10,7 +9,15 @@ import pytest
 from app.extensions import db, redis_client
 from app.models import LedgerEntry, Order, utcnow
 from core.book import BookStore
-from tests.helpers import BTC_ASK, BTC_BID, WorkerProcess, assert_ledger_balances, eventually, open_trade
+from tests.helpers import (
+    BTC_ASK,
+    BTC_BID,
+    EngineFleet,
+    assert_ledger_balances,
+    eventually,
+    open_trade,
+    request_trigger_checks,
+)
 from tests.helpers import usd_balance as balance
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
@@ -27,12 +34,6 @@ def set_book(app, set_price):
             BookStore(redis_client).write("BTC", json.dumps({"bids": bids, "asks": asks, "u": 1, "time": 1}))
 
     return set_
-
-
-def trigger_check(asset="BTC"):
-    from workers.engine import check_triggers
-
-    check_triggers.delay(asset)
 
 
 def order(app, order_id):
@@ -89,7 +90,7 @@ def test_a_book_too_thin_refuses_the_open_and_the_users_close_but_not_a_liquidat
     assert stuck.status_code == 409 and stuck.json["error"] == "insufficient_liquidity"
     assert order(app, position["orderId"]).status == "open"
     set_book(bids=[(990_000_000, 1_000), (980_000_000, 1_000)], asks=[(990_100_000, Q)])  # -1%: liquidated
-    trigger_check()
+    request_trigger_checks(app)
     closed = eventually(lambda: (o := order(app, position["orderId"])).status == "closed" and o, timeout=15)
     rest = position["quantity"] - 1_000
     assert closed.close_reason == "liquidation"
@@ -101,11 +102,9 @@ def test_a_book_too_thin_refuses_the_open_and_the_users_close_but_not_a_liquidat
 def engine_with_fees(engine_worker):
     """The engine restarted with TAKER_FEE_BPS=10 for one test, then as it was."""
     engine_worker.stop()
-    os.environ["TAKER_FEE_BPS"] = "10"
-    worker = WorkerProcess("engine-fees", "engine").start()
+    worker = EngineFleet(2, env={"TAKER_FEE_BPS": "10"}).start()
     yield
     worker.stop()
-    del os.environ["TAKER_FEE_BPS"]
     engine_worker.start()
 
 
@@ -144,9 +143,9 @@ def test_a_limit_order_works_with_its_margin_reserved_and_fills_no_worse_than_it
     assert placed.json["quantity"] == 10_000 * 10 * 10**10 // limit  # from the limit price
     assert balance(client, headers) == 490_000  # reserved at placement
     set_book(bids=[(989_000_000, Q)], asks=[(991_000_000, Q)])  # not yet: stays working
-    trigger_check()
+    request_trigger_checks(app)
     set_book(bids=[(985_000_000, Q)], asks=[(986_000_000, 1_000), (989_000_000, Q)])  # crossed
-    trigger_check()
+    request_trigger_checks(app)
     filled = eventually(lambda: (o := order(app, placed.json["orderId"])).status == "open" and o, timeout=15)
     assert filled.open_price <= limit and filled.fill_model == "depth"
     assert balance(client, headers) == 490_000  # the margin was already reserved
@@ -173,7 +172,7 @@ def test_a_stop_order_becomes_a_market_order_when_reached(app, client, make_user
     body = open_trade(client, headers, margin=10_000, orderType="stop", stopPrice=1_010_000_000).json
     assert body["status"] == "working"
     set_book(bids=[(1_011_000_000, Q)], asks=[(1_011_100_000, Q)])
-    trigger_check()
+    request_trigger_checks(app)
     filled = eventually(lambda: (o := order(app, body["orderId"])).status == "open" and o, timeout=15)
     assert filled.open_price == 1_011_100_000
 
@@ -205,7 +204,7 @@ def test_cancel_racing_a_fill_exactly_one_wins(app, client, make_user, set_book)
 
         canceller = threading.Thread(target=cancel)
         canceller.start()
-        trigger_check()
+        request_trigger_checks(app)
         canceller.join(30)
         final = eventually(lambda b=body: (o := order(app, b["orderId"])).status in ("open", "cancelled") and o)
         won_cancel = answers[0].get("status") == "cancelled"

@@ -199,7 +199,7 @@ def test_health_sees_the_engine_right_after_a_redis_restart(app, client):
 
     def engine_answers_on_a_new_connection():
         with celery.connection_for_write() as connection:
-            return celery.control.ping(destination=["engine@test"], timeout=0.5, connection=connection)
+            return celery.control.ping(destination=["engine0@test", "engine1@test"], timeout=0.5, connection=connection)
 
     wait_until(engine_answers_on_a_new_connection, timeout=60)
     # the engine is back: the very next health check must say so, not trip on a dead pooled socket

@@ -167,22 +167,22 @@ class RecordingSender:
         self.sent = []
 
     def send_task(self, name, args=(), **options):
-        self.sent.append((name, *args))
+        self.sent.append((name, *args, options["kwargs"]["shard"]))
 
 
-def test_price_moves_coalesce_into_one_pending_check_per_asset(app_ctx):
+def test_price_moves_coalesce_into_one_pending_check_per_asset_and_shard(app_ctx):
     from app.extensions import redis_client
     from core.keys import TRIGGER_CHECK_FLAG
     from core.tasks import request_trigger_check
 
     sender = RecordingSender()
     for _ in range(50):
-        request_trigger_check(redis_client, sender, "SOL")
-    request_trigger_check(redis_client, sender, "BTC")
-    assert sender.sent == [("engine.check_triggers", "SOL"), ("engine.check_triggers", "BTC")]
-    redis_client.delete(TRIGGER_CHECK_FLAG.format(asset="SOL"))  # what the check task does first
-    request_trigger_check(redis_client, sender, "SOL")
-    assert sender.sent[-1] == ("engine.check_triggers", "SOL") and len(sender.sent) == 3
+        assert request_trigger_check(redis_client, sender, "SOL", 4) in (0, 4)
+    request_trigger_check(redis_client, sender, "BTC", 4)
+    assert sender.sent == [("engine.check_triggers", asset, shard) for asset in ("SOL", "BTC") for shard in range(4)]
+    redis_client.delete(TRIGGER_CHECK_FLAG.format(asset="SOL", shard=2))  # what shard 2's check does first
+    assert request_trigger_check(redis_client, sender, "SOL", 4) == 1
+    assert sender.sent[-1] == ("engine.check_triggers", "SOL", 2) and len(sender.sent) == 9
 
 
 @pytest.fixture

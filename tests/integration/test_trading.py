@@ -8,7 +8,15 @@ import pytest
 
 from app.extensions import db
 from app.models import Balance, LedgerEntry, Order, utcnow
-from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, eventually, open_trade, wait_for_status
+from tests.helpers import (
+    BTC_ASK,
+    BTC_BID,
+    assert_ledger_balances,
+    eventually,
+    open_trade,
+    request_trigger_checks,
+    wait_for_status,
+)
 from tests.helpers import usd_balance as balance
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
@@ -176,8 +184,6 @@ def test_trades_list_newest_first_and_filtered(client, make_user, set_price):
 
 
 def test_price_moves_trigger_liquidation_stop_loss_and_take_profit(app, client, make_user, set_price):
-    from workers.engine import check_triggers
-
     _, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     doomed = open_trade(client, headers, margin=10_000, leverage=100).json
@@ -187,7 +193,7 @@ def test_price_moves_trigger_liquidation_stop_loss_and_take_profit(app, client, 
     assert doomed["liquidationPrice"] > 990_000_000  # 100x: a 0.9% drop liquidates
 
     set_price("BTC", 985_000_000, 985_100_000)
-    check_triggers.delay("BTC")
+    request_trigger_checks(app, "BTC")
     for order, reason in ((doomed, "liquidation"), (stopped, "stop_loss"), (lucky, "take_profit")):
         closed = wait_for_status(app, order["orderId"], "closed")
         assert closed.close_reason == reason
@@ -284,16 +290,16 @@ def test_overlong_idempotency_key_is_422(client, make_user):
 def test_duplicate_deliveries_of_engine_tasks_change_nothing(app, client, make_user, set_price):
     from workers.engine import close_order, execute_order
 
-    _, headers = make_user()
+    user_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     order_id = open_trade(client, headers, margin=10_000).json["orderId"]
     for _ in range(3):
-        execute_order.delay(order_id)
+        execute_order.delay(order_id, account_id=user_id)
     closed = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers).json
     for _ in range(3):
-        close_order.delay(order_id)
-        execute_order.delay(order_id)
-    # one engine worker takes its queue in order: once a later trade is executed, so are the duplicates
+        close_order.delay(order_id, account_id=user_id)
+        execute_order.delay(order_id, account_id=user_id)
+    # one engine takes the account's shard queue in order: once a later trade ran, so did the duplicates
     barrier = open_trade(client, headers, margin=10_000)
     assert barrier.status_code == 200
     with app.app_context():

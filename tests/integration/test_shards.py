@@ -1,0 +1,51 @@
+"""Two engine processes, each the one writer of half the shards: an account's work reaches only
+its shard's engine, a batch never takes another shard's order, and health names a shard nobody
+consumes."""
+
+import pytest
+
+from app.extensions import db
+from app.models import Order
+from core.shards import shard_of
+from tests.helpers import BTC_ASK, BTC_BID, eventually, open_trade, user_on_engine
+from workers.engine import account_shard
+
+pytestmark = pytest.mark.usefixtures("engine_worker")
+
+
+def test_the_engines_sql_computes_the_same_shard_as_the_core(app_ctx, app):
+    ids = [*range(1, 5001, 7), 2**31 - 1]
+    rows = db.session.execute(
+        db.select(db.literal_column("id"), account_shard(db.literal_column("id"))).select_from(
+            db.func.unnest(ids).alias("id")
+        )
+    ).all()
+    assert {row[0]: row[1] for row in rows} == {i: shard_of(i, app.config["ENGINE_SHARDS"]) for i in ids}
+
+
+def test_an_accounts_orders_wait_for_their_own_shards_engine(app, client, make_user, set_price, engine_worker):
+    set_price("BTC", BTC_BID, BTC_ASK)
+    _, odd_headers = user_on_engine(make_user, app, 1)
+    _, even_headers = user_on_engine(make_user, app, 0)
+    engine_worker.engines[1].stop()
+    try:
+        app.config["TRADE_WAIT_S"] = 1
+        waiting = open_trade(client, odd_headers, margin=10_000)
+        assert waiting.status_code == 202
+        app.config["TRADE_WAIT_S"] = 15
+        # the even engine executes its own account's order, and its batch leaves the odd one pending
+        assert open_trade(client, even_headers, margin=10_000).status_code == 200
+        with app.app_context():
+            assert db.session.get(Order, waiting.json["orderId"]).status == "pending"
+        engine = client.get("/api/v1/health").json["engine"]
+        assert not engine["ok"] and "no engine consumes shards 1,3,5,7,9,11,13,15" in engine["detail"]
+    finally:
+        app.config["TRADE_WAIT_S"] = 15
+        engine_worker.engines[1].start()
+
+    def executed():
+        with app.app_context():
+            return db.session.get(Order, waiting.json["orderId"]).status == "open"
+
+    eventually(executed, timeout=20)
+    assert client.get("/api/v1/health").json["engine"]["detail"] == "engine0@test, engine1@test"
