@@ -75,3 +75,32 @@ def test_one_tick_closes_every_crossed_position_once_at_its_price(app, make_user
     reasons = Counter(o.close_reason for o in orders)
     assert reasons == {"liquidation": ACCOUNTS * PER_ACCOUNT}  # liquidation first when both are crossed
     assert_ledger_balances(app)
+
+
+def test_one_check_covers_every_shard_of_its_engine_at_a_price(app, make_user, set_price):
+    """A move asks each of the 16 shards for a check; the first check an engine runs closes the
+    crossed positions of all its shards, and its siblings at the same price return without a query."""
+    from sqlalchemy import event
+
+    from workers.engine import close_crossed_positions
+
+    set_price("BTC", BTC_BID, BTC_ASK)
+    accounts = [make_user()[0] for _ in range(20)]
+    open_positions(app, accounts)
+    set_price("BTC", 990_000_000, 990_100_000)
+    statements = []
+
+    def count(*_):
+        statements.append(1)
+
+    with app.app_context():  # this process owns every shard (no ENGINE_SHARD_SET): one engine
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            closed = close_crossed_positions("BTC", 0)
+            queries = len(statements)
+            assert [close_crossed_positions("BTC", shard) for shard in range(16)] == [0] * 16
+            assert len(statements) == queries
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    assert closed == len(accounts) * PER_ACCOUNT
+    assert_ledger_balances(app)
