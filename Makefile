@@ -70,6 +70,10 @@ clean-data:
 	sleep 1
 	rm -rf .data
 
+$(VENV)/.bench-installed: $(INSTALLED) bench/requirements.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
 ## Benchmarks (see bench/README.md)
-bench: venv
+bench: venv $(VENV)/.bench-installed
 	$(PY) devstack.py exec --database trading_bench --redis-db 2 -- $(PY) -m bench

@@ -12,6 +12,7 @@ before Flask sees them, with an HTML page; the contract wants JSON errors everyw
 error writer is replaced by one that writes the API's error body and security headers.
 """
 
+import gc
 import json
 import os
 from http import HTTPStatus
@@ -47,3 +48,10 @@ def write_json_error(sock, status_int, reason, mesg):
 
 
 gunicorn.util.write_error = write_json_error
+
+
+def post_worker_init(worker):
+    """Move everything the app loaded into the collector's permanent generation: full collections
+    then scan only what requests allocate, not the hundreds of thousands of objects of Flask,
+    SQLAlchemy and marshmallow, which cost a request tens of milliseconds whenever one ran."""
+    gc.freeze()

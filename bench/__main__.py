@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +33,9 @@ NOOPS = int(os.environ.get("BENCH_NOOPS", "600"))
 POLLER_FRAMES = int(os.environ.get("BENCH_POLLER_FRAMES", "20000"))
 STREAM_CLIENTS = int(os.environ.get("BENCH_STREAM_CLIENTS", "500"))
 SNAPSHOT_ACCOUNTS = int(os.environ.get("BENCH_SNAPSHOT_ACCOUNTS", "100000"))
+DRAIN_ORDERS = int(os.environ.get("BENCH_DRAIN_ORDERS", "5000"))
+OPEN_LOOP_S = float(os.environ.get("BENCH_OPEN_LOOP_S", "30"))
+OPEN_LOOP_WARMUP_S = 3
 SNAPSHOT_POSITIONS = int(
     os.environ.get("BENCH_SNAPSHOT_POSITIONS", "20000")
 )  # half price streams, half account streams
@@ -43,10 +48,11 @@ class Progress:
 
     def tick(self, n: int = 1) -> None:
         with self.lock:
-            before = int(30 * self.done / self.total)
+            was_done, before = self.done, int(30 * self.done / self.total)
             self.done += n
             filled = int(30 * self.done / self.total)
-            if filled == before and self.done < self.total:
+            finishing = was_done < self.total <= self.done
+            if was_done >= self.total or (filled == before and not finishing):
                 return
             sys.stderr.write(f"\r{self.label:<22} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
             if self.done >= self.total:
@@ -65,45 +71,67 @@ def percentiles(samples: list[float]) -> dict:
     }
 
 
+ROLES = (("gunicorn", "web"), ("workers.run_engine", "engine"), ("-Q engine.", "engine"))
+ROLES += (("postgres", "postgres"), ("redis-server", "redis"))
+
+
+def cpu_seconds_by_role() -> Counter:
+    """CPU seconds used so far by this machine's processes, by role: web, engine, postgres, redis,
+    and the bench itself (its clients)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: Counter = Counter()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.parent.name) == os.getpid():
+            role = "bench clients"
+        else:
+            role = next((name for marker, name in ROLES if marker in command), None)
+        if role:
+            used[role] += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return used
+
+
+class CpuProfile:
+    """Cores each role kept busy during a phase (CPU seconds / wall seconds): what bounds it."""
+
+    def __enter__(self) -> "CpuProfile":
+        self.before, self.began = cpu_seconds_by_role(), time.perf_counter()
+        return self
+
+    def __exit__(self, *_) -> None:
+        after, wall = cpu_seconds_by_role(), time.perf_counter() - self.began
+        self.cores = {role: round((after[role] - self.before[role]) / wall, 2) for role in sorted(after)}
+        self.cores["total"] = round(sum(self.cores.values()), 2)
+
+
 def start(command: list[str], env: dict, log_name: str) -> subprocess.Popen:
     log = open(ROOT / ".data" / f"bench-{log_name}.log", "ab")
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def start_engine(env: dict, log_name: str) -> subprocess.Popen:
-    """The Procfile's engine (concurrency 1, prefetch 1) with the bench's no-op task loaded, ready."""
+def start_engines(env: dict, log_name: str, processes: int = 1) -> list[subprocess.Popen]:
+    """The Procfile's engine (`workers.run_engine`: concurrency 1, prefetch 1) as `processes`
+    processes sharing the shards, with the bench's no-op task loaded; returns once all answer."""
     from celery import Celery
 
     from config import Config
 
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "celery_app",
-        "worker",
-        "-Q",
-        "engine",
-        "--concurrency",
-        "1",
-        "--prefetch-multiplier",
-        "1",
-        "-n",
-        f"{log_name}@bench",
-        "-I",
-        "bench.tasks",
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel",
-        "WARNING",
-    ]
-    process = start(command, env, log_name)
+    names = [f"{log_name}-{index}@bench" for index in range(processes)]
+    engines = []
+    for index, name in enumerate(names):
+        command = [sys.executable, "-m", "workers.run_engine", "-n", name, "-I", "bench.tasks"]
+        command += ["--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
+        engine_env = {**env, "ENGINE_INDEX": str(index), "ENGINE_PROCESSES": str(processes)}
+        engines.append(start(command, engine_env, f"{log_name}-{index}"))
     pinger = Celery("bench-ping")
     pinger.config_from_object(Config.from_env(env).CELERY)
-    while not pinger.control.ping(destination=[f"{log_name}@bench"], timeout=0.5):
+    while len(pinger.control.ping(destination=names, timeout=0.5)) < processes:
         time.sleep(0.2)
-    return process
+    return engines
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -374,12 +402,13 @@ def bench_cascade(app, env: dict, batch: int, accounts: int = 1000, per_account:
     from app.balances.service import ledger_mismatches
     from app.extensions import db, redis_client
     from core.prices import PriceStore, Quote, now_micros
+    from core.tasks import request_trigger_check
 
     total = accounts * per_account
     with app.app_context():
         run_fixture(CASCADE_FIXTURE, {"accounts": accounts, "per": per_account})
         db.session.execute(text("ANALYZE orders"))
-    engine = start_engine({**env, "ENGINE_CASCADE_BATCH": str(batch)}, f"engine-cascade-{batch}")
+    (engine,) = start_engines({**env, "ENGINE_CASCADE_BATCH": str(batch)}, f"engine-cascade-{batch}")
     progress = Progress(f"cascade, batches of {batch}", total)
     try:
         with app.app_context():
@@ -387,9 +416,11 @@ def bench_cascade(app, env: dict, batch: int, accounts: int = 1000, per_account:
             # a take-profit at 98000.0000 is crossed by a bid above it; the others by one below theirs
             PriceStore(redis_client).write(Quote("BTC", 985_000_000, 985_100_000, now, now))
             began = time.perf_counter()
-            app.extensions["celery"].send_task("engine.check_triggers", args=["BTC"])
+            request_trigger_check(redis_client, app.extensions["celery"], "BTC", app.config["ENGINE_SHARDS"])
             closed = 0
             while closed < total:
+                if time.perf_counter() - began > 300:
+                    raise RuntimeError(f"cascade stalled: {closed} of {total} closed after 300 s")
                 time.sleep(0.1)
                 done = db.session.execute(text("SELECT count(*) FROM orders WHERE status = 'closed'")).scalar_one()
                 db.session.rollback()
@@ -409,8 +440,179 @@ def bench_cascade(app, env: dict, batch: int, accounts: int = 1000, per_account:
     }
 
 
+DRAIN_FIXTURE = """
+INSERT INTO users (id, email, created_at)
+  SELECT g, 'drain-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
+SELECT setval('users_id_seq', :accounts);
+INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 500000, 0 FROM generate_series(1, :accounts) g;
+INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+  SELECT g, 'deposit', 500000, 0, now() FROM generate_series(1, :accounts) g;
+INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, created_at,
+                    open_fee, close_fee)
+  SELECT gen_random_uuid(), (g - 1) % :accounts + 1, 'BTC', 'long', 'market', 'pending', 1000, 5, 100, now(), 0, 0
+  FROM generate_series(1, :orders) g
+"""
+
+
+def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, accounts: int = 1000) -> dict:
+    """`orders` accepted orders and their tasks already queued (as after an engine outage), then
+    `processes` engine processes sharing the shards drain them: orders/s from the first order they
+    executed until every order is executed and every task consumed (the tasks of orders a batch
+    already executed included)."""
+    from sqlalchemy import text
+
+    from app.balances.service import ledger_mismatches
+    from app.extensions import db, redis_client
+    from core.shards import shard_queues
+    from core.tasks import EXECUTE_ORDER
+
+    queues = shard_queues(range(app.config["ENGINE_SHARDS"]))
+
+    def tasks_left() -> int:  # queued, or delivered and not yet acknowledged (kombu's `unacked` hash)
+        with redis_client.pipeline() as pipe:
+            for queue in queues:
+                pipe.llen(queue)
+            pipe.hlen("unacked")
+            return sum(pipe.execute())
+
+    progress = Progress(f"drain, {processes} engine{'s' if processes > 1 else ''}", orders)
+    with app.app_context():
+        run_fixture(DRAIN_FIXTURE, {"accounts": accounts, "orders": orders})
+        celery = app.extensions["celery"]
+        for order_id, account_id in db.session.execute(text("SELECT id, user_id FROM orders ORDER BY created_at")):
+            celery.send_task(EXECUTE_ORDER, args=[str(order_id)], kwargs={"account_id": account_id})
+        db.session.rollback()
+    engines = start_engines({**env, "ORDER_MAX_DELAY_S": "600"}, f"engine-drain-{processes}", processes)
+    try:
+        with app.app_context(), CpuProfile() as profile:
+            done = 0
+            while done < orders or tasks_left():
+                time.sleep(0.01)
+                executed = db.session.execute(text("SELECT count(*) FROM orders WHERE status <> 'pending'")).scalar()
+                db.session.rollback()
+                progress.tick(executed - done)
+                done = executed
+            drained_at = time.time()
+            first, opened = db.session.execute(
+                text("SELECT extract(epoch FROM min(opened_at)), count(*) FROM orders WHERE status = 'open'")
+            ).one()
+            balanced = ledger_mismatches() == []
+    finally:
+        for engine in engines:
+            stop(engine)
+    seconds = drained_at - float(first)
+    return {
+        "engines": processes,
+        "orders": orders,
+        "opened": opened,
+        "seconds": round(seconds, 3),
+        "orders_per_s": round(orders / seconds, 1),
+        "ledger_balanced": balanced,
+        "cores": profile.cores,
+    }
+
+
+def bench_noop_drain(app, env: dict, tasks: int = DRAIN_ORDERS) -> dict:
+    """The drain's framework limit: `tasks` no-op tasks queued over the shard queues, then one
+    engine process consumes them; tasks/s from the first answer to the last."""
+    from app.extensions import redis_client
+    from bench.tasks import NOOP_CHANNEL, noop
+    from core.shards import shard_queue
+
+    progress = Progress("drain of no-op tasks", tasks)
+    listener = redis_client.pubsub(ignore_subscribe_messages=True)
+    listener.psubscribe(NOOP_CHANNEL.format(token="*"))
+    shards = app.config["ENGINE_SHARDS"]
+    with app.app_context():
+        for index in range(tasks):
+            noop.apply_async((str(index),), queue=shard_queue(index % shards))
+    engines = start_engines(env, "engine-noop-drain")
+    try:
+        first = last = None
+        for _ in range(tasks):
+            while listener.get_message(timeout=30) is None:
+                pass
+            last = time.perf_counter()
+            first = first or last
+            progress.tick()
+    finally:
+        listener.close()
+        for engine in engines:
+            stop(engine)
+    return {"tasks": tasks, "seconds": round(last - first, 3), "tasks_per_s": round((tasks - 1) / (last - first), 1)}
+
+
+def bench_open_loop(base_url: str, users: list[dict], rate: float, seconds: float = OPEN_LOOP_S) -> dict:
+    """Orders arriving at a fixed rate, whatever the answers do (an open loop: a slow answer does not
+    hold the next arrival back), each timed from its scheduled arrival to its executed answer. The
+    first OPEN_LOOP_WARMUP_S at that rate are not counted (new connections, cold caches)."""
+    warmup = int(rate * OPEN_LOOP_WARMUP_S)
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    failures: list[str] = []
+    progress = Progress(f"open loop at {rate:.0f}/s", total)
+    local = threading.local()
+
+    def arrive(index: int, scheduled: float) -> None:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        response = local.session.post(
+            f"{base_url}/api/v1/trade/create",
+            headers=users[index % len(users)],
+            timeout=30,
+            json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 5},
+        )
+        if index < warmup:
+            return
+        latencies.append(time.perf_counter() - scheduled)
+        if response.status_code != 200:
+            failures.append(f"{response.status_code} {response.text[:100]}")
+        progress.tick()
+
+    with ThreadPoolExecutor(max_workers=64) as pool, CpuProfile() as profile:
+        began = time.perf_counter()
+        for index in range(warmup + total):
+            scheduled = began + index / rate
+            time.sleep(max(0.0, scheduled - time.perf_counter()))
+            pool.submit(arrive, index, scheduled)
+    return {
+        "rate_per_s": round(rate, 1),
+        "seconds": seconds,
+        "orders": len(latencies),
+        "failures": len(failures),
+        "failure_examples": failures[:3],
+        **percentiles(latencies),
+        "max_ms": round(max(latencies) * 1000, 2),
+        "cores": profile.cores,
+        "latencies_ms": [round(latency * 1000, 3) for latency in latencies],
+    }
+
+
+def latency_histogram(open_loop: dict, path: Path) -> None:
+    """A histogram of the open loop's latencies with its percentiles marked, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    latencies = open_loop["latencies_ms"]
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
+    axes.hist(latencies, bins=80, color="#4a7bd0")
+    for key, color in (("p50_ms", "#2a9d5b"), ("p95_ms", "#d08a2a"), ("p99_ms", "#c0392b")):
+        axes.axvline(open_loop[key], color=color, linestyle="--", label=f"{key[:3]} {open_loop[key]:.1f} ms")
+    axes.set_xlabel("request -> executed (ms)")
+    axes.set_ylabel("orders")
+    rate, seconds = open_loop["rate_per_s"], open_loop["seconds"]
+    axes.set_title(f"Open loop: {rate} orders/s for {seconds:.0f} s ({len(latencies)} orders)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def bench_noop(redis_url: str) -> dict:
     from bench.tasks import NOOP_CHANNEL, noop
+    from core.shards import shard_queue
 
     latencies: list[float] = []
     progress = Progress("celery no-op", NOOPS)
@@ -422,7 +624,7 @@ def bench_noop(redis_url: str) -> dict:
             pubsub = conn.pubsub(ignore_subscribe_messages=True)
             began = time.perf_counter()
             pubsub.subscribe(NOOP_CHANNEL.format(token=token))
-            noop.delay(token)
+            noop.apply_async((token,), queue=shard_queue(0))
             while pubsub.get_message(timeout=30) is None:
                 pass
             latencies.append(time.perf_counter() - began)
@@ -560,15 +762,20 @@ def main() -> int:
         env,
         "web",
     )
-    engine = start_engine(env, "engine")
-    stop_prices = threading.Event()
+    engines = start_engines(env, "engine")
+    stop_prices, stop_drain_prices = threading.Event(), threading.Event()
     threading.Thread(target=keep_prices_fresh, args=(app, stop_prices), daemon=True).start()
     try:
         wait_for_http(f"{base_url}/api/v1/supportedAssets")
         users = make_users(app, max(CLIENTS, STREAM_CLIENTS // 2))
-        trades = bench_trades(base_url, users[:CLIENTS])
+        with CpuProfile() as trades_profile:
+            trades = bench_trades(base_url, users[:CLIENTS])
+        trades["cores"] = trades_profile.cores
         streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
-        noop = bench_noop(app.config["REDIS_URL"])
+        with CpuProfile() as noop_profile:
+            noop = bench_noop(app.config["REDIS_URL"])
+        noop["cores"] = noop_profile.cores
+        open_loop = bench_open_loop(base_url, users[:CLIENTS], rate=trades["orders_per_s"] / 2)
         poller = bench_poller(app.config["REDIS_URL"])
         depth = bench_depth(app.config["REDIS_URL"])
         stop_prices.set()  # the snapshot phase writes every asset's quote itself
@@ -576,12 +783,20 @@ def main() -> int:
             bench_snapshots(app, SNAPSHOT_ACCOUNTS // 10, SNAPSHOT_POSITIONS // 10),
             bench_snapshots(app, SNAPSHOT_ACCOUNTS, SNAPSHOT_POSITIONS),
         ]
-        stop(engine)  # the cascade runs on engines of its own: one transaction per order, then batches
+        for engine in engines:  # the drains and cascades start engines of their own
+            stop(engine)
+        stop(web)
+        threading.Thread(target=keep_prices_fresh, args=(app, stop_drain_prices), daemon=True).start()
+        drains = [bench_drain(app, env, processes=1), bench_drain(app, env, processes=2)]
+        noop_drain = bench_noop_drain(app, env)
+        stop_drain_prices.set()
         cascades = [bench_cascade(app, env, batch=1), bench_cascade(app, env, batch=500)]
     finally:
         stop_prices.set()
+        stop_drain_prices.set()
         stop(web)
-        stop(engine)
+        for engine in engines:
+            stop(engine)
     results = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -591,6 +806,11 @@ def main() -> int:
         "trades_with_streams": trades_with_streams,
         "celery_noop": noop,
         "engine_efficiency": round(trades["orders_per_s"] / noop["round_trips_per_s"], 3),
+        "open_loop": {key: value for key, value in open_loop.items() if key != "latencies_ms"},
+        "drain": drains,
+        "drain_speedup": round(drains[1]["orders_per_s"] / drains[0]["orders_per_s"], 2),
+        "noop_drain": noop_drain,
+        "engine_efficiency_drain": round(drains[0]["orders_per_s"] / noop_drain["tasks_per_s"], 3),
         "poller": poller,
         "depth": depth,
         "equity_snapshots": snapshots,
@@ -599,6 +819,8 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{results['when'].replace(':', '')}.json"
     out.write_text(json.dumps(results, indent=2))
+    histogram = out.with_name(f"{out.stem}-latency.png")
+    latency_histogram(open_loop, histogram)
     print(f"\n{'measure':<54}{'value':>14}")
     rows = [
         ("trade orders/s (HTTP -> engine -> HTTP)", trades["orders_per_s"]),
@@ -615,6 +837,21 @@ def main() -> int:
         ("celery no-op round trips/s", noop["round_trips_per_s"]),
         ("  latency p50 / p95 / p99 ms", f"{noop['p50_ms']} / {noop['p95_ms']} / {noop['p99_ms']}"),
         ("engine efficiency (trades / no-op)", results["engine_efficiency"]),
+        ("  cores busy in trades: " + cores_line(trades["cores"]), ""),
+        (f"open loop {open_loop['rate_per_s']}/s for {open_loop['seconds']:.0f} s: orders", open_loop["orders"]),
+        (
+            "  latency p50 / p95 / p99 / max ms",
+            f"{open_loop['p50_ms']} / {open_loop['p95_ms']} / {open_loop['p99_ms']} / {open_loop['max_ms']}",
+        ),
+        ("  failed requests", open_loop["failures"]),
+        *[
+            (f"drain of {d['orders']} queued orders, {d['engines']} engine(s) (orders/s)", d["orders_per_s"])
+            for d in drains
+        ],
+        ("  2 engines / 1 engine", results["drain_speedup"]),
+        (f"drain of {noop_drain['tasks']} queued no-op tasks, 1 engine (tasks/s)", noop_drain["tasks_per_s"]),
+        ("engine efficiency in the drain (orders / no-op tasks)", results["engine_efficiency_drain"]),
+        *[(f"  cores busy, {d['engines']} engine(s): " + cores_line(d["cores"]), "") for d in drains],
         ("poller frames/s into Redis", poller["poller_frames_per_s"]),
         ("redis-py HSET/s alone", poller["redis_py_hset_per_s"]),
         ("poller / redis-py", poller["ratio"]),
@@ -635,8 +872,13 @@ def main() -> int:
     ]
     for name, value in rows:
         print(f"{name:<54}{value!s:>14}")
-    print(f"\nresults: {out.relative_to(ROOT)}")
-    return 1 if trades["failures"] or trades_with_streams["failures"] or streams["failed"] else 0
+    print(f"\nresults: {out.relative_to(ROOT)}, latency histogram: {histogram.relative_to(ROOT)}")
+    failed = trades["failures"] or trades_with_streams["failures"] or streams["failed"] or open_loop["failures"]
+    return 1 if failed else 0
+
+
+def cores_line(cores: dict) -> str:
+    return ", ".join(f"{role} {value}" for role, value in cores.items() if value >= 0.01)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from app.extensions import redis_client
 NOOP_CHANNEL = "bench-noop:{token}"
 
 
-@shared_task(name="engine.bench_noop")
+@shared_task(name="bench.noop")  # sent to an engine shard queue by name of queue
 def noop(token: str) -> None:
     """Answer on the same kind of channel the API waits on, and do nothing else."""
     redis_client.publish(NOOP_CHANNEL.format(token=token), json.dumps({"token": token}))

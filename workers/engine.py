@@ -9,6 +9,7 @@ shards (ENGINE_SHARD_SET): batches, trigger checks and sweeps stay within them.
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,16 +35,24 @@ log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 MAX_QUANTITY = 2**63 - 1
+EXECUTED_MEMORY = 100_000
+
+# Orders this process's batches executed (committed), newest last. This process is the one writer of
+# its shards, so the tasks of those orders, still queued behind the batch, return without a query.
+_executed_here: OrderedDict[uuid.UUID, None] = OrderedDict()
 
 
-def publish_order_event(event: dict) -> None:
-    """Tell the account's listeners (the request waiting on the order, its order streams) that
-    the order changed: after the commit, never before.
+def publish_order_events(*events: dict) -> None:
+    """Tell the accounts' listeners (the request waiting on each order, their order streams) that
+    the orders changed: after the commit, never before, in one round trip for a whole batch.
 
-    Callers build the event before committing: reading the order after the commit would reload
+    Callers build the events before committing: reading an order after the commit would reload
     the expired row, one more database round trip per trade.
     """
-    redis_client.publish(ACCOUNT_EVENTS_CHANNEL.format(user_id=event["userId"]), json.dumps(event))
+    with redis_client.pipeline(transaction=False) as pipe:
+        for event in events:
+            pipe.publish(ACCOUNT_EVENTS_CHANNEL.format(user_id=event["userId"]), json.dumps(event))
+        pipe.execute()
 
 
 def order_event(order: Order, order_id, error: str | None = None) -> dict:
@@ -250,6 +259,8 @@ def open_position(order_id) -> int:
     up to ENGINE_ORDER_BATCH) in one transaction: one commit, one WAL flush, for all of them (group
     commit). The tasks of orders a batch already executed find nothing pending: a cheap no-op.
     Returns how many ran."""
+    if order_id in _executed_here:
+        return 0
     batch = current_app.config["ENGINE_ORDER_BATCH"]
     waiting = select(Order.id).where(
         Order.status == OrderStatus.PENDING, Order.id != order_id, in_own_shards(Order.user_id)
@@ -275,8 +286,11 @@ def open_position(order_id) -> int:
         _execute_pending(balance, order, *quotes[order.asset])
         events.append(order_event(order, order.id))
     db.session.commit()
-    for event in events:
-        publish_order_event(event)
+    for order, _ in rows:
+        _executed_here[order.id] = None
+    while len(_executed_here) > EXECUTED_MEMORY:
+        _executed_here.popitem(last=False)
+    publish_order_events(*events)
     return len(events)
 
 
@@ -317,7 +331,7 @@ def cancel_working(order_id, expired: bool = False) -> str | None:
         user_id = order.user_id if order is not None else None
         db.session.rollback()
         if user_id is not None and not expired:
-            publish_order_event({"userId": user_id, "orderId": str(order_id), "error": "not_working"})
+            publish_order_events({"userId": user_id, "orderId": str(order_id), "error": "not_working"})
         return "not_working"
     if expired:
         _release(balance, order, OrderStatus.REJECTED, RejectReason.EXPIRED)
@@ -429,8 +443,7 @@ def _close_batch(order_ids: list[uuid.UUID], quote: Quote, book: Book | None) ->
             _settle(balance, order, quote, book, reason)
             events.append(order_event(order, order.id))
     db.session.commit()
-    for event in events:
-        publish_order_event(event)
+    publish_order_events(*events)
     return len(events)
 
 
@@ -438,7 +451,7 @@ def _commit_and_publish(order: Order, order_id, error: str | None = None) -> int
     """Commit, then tell the account's listeners (the event is built first: no reload after the commit)."""
     event = order_event(order, order_id, error)
     db.session.commit()
-    publish_order_event(event)
+    publish_order_events(event)
     return 1
 
 
@@ -470,7 +483,7 @@ def reset_account(reset_id) -> ResetStatus | None:
     if None in quotes.values():
         reset.status = ResetStatus.FAILED
         db.session.commit()
-        publish_order_event(
+        publish_order_events(
             {
                 "userId": user_id,
                 "resetId": str(reset_id),
@@ -498,9 +511,7 @@ def reset_account(reset_id) -> ResetStatus | None:
     )
     reset.status, reset.closed_positions = ResetStatus.DONE, len(positions)
     db.session.commit()
-    for event in events:
-        publish_order_event(event)
-    publish_order_event({"userId": user_id, "resetId": str(reset_id), "status": str(ResetStatus.DONE)})
+    publish_order_events(*events, {"userId": user_id, "resetId": str(reset_id), "status": str(ResetStatus.DONE)})
     log.info("reset account %d: %d positions closed", user_id, len(positions))
     return ResetStatus.DONE
 

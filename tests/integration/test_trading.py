@@ -344,3 +344,27 @@ def test_an_order_the_engine_reaches_too_late_expires_instead_of_filling(app, cl
     assert fresh.status == "open"  # within the bound: executed as usual
     assert balance(client, headers) == 500_000 - fresh.margin
     assert_ledger_balances(app)
+
+
+def test_the_tasks_of_orders_a_batch_executed_return_without_a_query(app, make_user, make_order, set_price):
+    from sqlalchemy import event
+
+    from workers.engine import open_position
+
+    user_id, _ = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    first, *others = [make_order(user_id, margin=1_000) for _ in range(5)]
+    statements = []
+
+    def count(*_):
+        statements.append(1)
+
+    with app.app_context():  # this process owns every shard: it runs the batch as an engine would
+        assert open_position(first) == 5
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert [open_position(order_id) for order_id in [first, *others]] == [0] * 5
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    assert statements == []
+    assert_ledger_balances(app)
