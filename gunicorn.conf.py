@@ -4,7 +4,7 @@ Worker model: gevent. Every Server-Sent Events client holds its request open for
 page is open; with threads, each would hold a thread (gthread 2 x 8 starves at 16 clients). A
 gevent worker serves each request on a greenlet, so one process holds hundreds of streams while
 trade requests keep their latency; streams share one Redis subscription per process
-(`app.streams.hub`). gunicorn monkey-patches each worker before loading the app, so this file
+(`app.hub`). gunicorn monkey-patches each worker before loading the app, so this file
 imports nothing of the app.
 
 gunicorn answers requests it cannot parse (URL or headers too large, bad request line) itself,

@@ -1,27 +1,16 @@
-import threading
-
-from flask import Response, current_app, stream_with_context
+from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
 
 from app.blueprint import Blueprint
 from app.errors import ErrorCode, documents
+from app.hub import process_hub
 from app.identity import current_user_id
-from app.streams.hub import Hub
 from app.streams.service import order_events, price_events
 
 blp = Blueprint("streams", __name__, description="Server-Sent Events: live prices, your orders and balance")
-_hub_lock = threading.Lock()
 
 EVENT_STREAM = {"text/event-stream": {"schema": {"type": "string"}}}
-
-
-def hub() -> Hub:
-    """This process's hub, made on first use (after gunicorn forked the worker)."""
-    with _hub_lock:
-        if "stream_hub" not in current_app.extensions:
-            current_app.extensions["stream_hub"] = Hub(current_app.config["REDIS_URL"])
-        return current_app.extensions["stream_hub"]
 
 
 def event_stream(events) -> Response:
@@ -36,7 +25,7 @@ class PriceStream(MethodView):
     @blp.doc(responses={"200": {"description": "`snapshot` then `price` events", "content": EVENT_STREAM}})
     def get(self):
         """Every asset's bid/ask: one `snapshot` event, then a `price` event per change (at most 10/s per asset)."""
-        return event_stream(price_events(hub()))
+        return event_stream(price_events(process_hub()))
 
 
 @blp.route("/stream/orders")
@@ -46,4 +35,4 @@ class OrderStream(MethodView):
     @documents(blp, ErrorCode.UNAUTHORIZED)
     def get(self):
         """Your account: `order` on every state change, `balance` after every ledger change, `pnl` as prices move."""
-        return event_stream(order_events(hub(), current_user_id()))
+        return event_stream(order_events(process_hub(), current_user_id()))

@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from app.balances.service import balances_view
 from app.extensions import db
+from app.hub import CLOSED, Hub
 from app.models import Order
 from app.prices.service import latest_quotes
-from app.streams.hub import CLOSED, Hub
 from app.trading.schemas import OrderSchema
 from app.trading.service import with_unrealized_pnl
 from core import rules

@@ -2,12 +2,13 @@
 
 import time
 
-from app.streams.hub import CLOSED, LISTENER_BACKLOG, PRICE_EVENTS_PER_S, Hub, Listener
+from app.hub import CLOSED, LISTENER_BACKLOG, PRICE_EVENTS_PER_S, Hub, Listener
 
 
 def hub_with(*listeners: Listener) -> Hub:
     hub = Hub("redis://127.0.0.1:9/0")  # never started: events are dispatched by hand
-    hub.listeners.update(listeners)
+    for listener in listeners:
+        hub._register(listener)
     return hub
 
 
@@ -24,6 +25,19 @@ def test_account_events_reach_only_that_accounts_listeners():
     hub._dispatch("account-events:7", {"orderId": "o1", "status": "open"})
     assert [e.data["orderId"] for e in drain(mine)] == ["o1"]
     assert drain(theirs) == [] and drain(anonymous) == []
+
+
+def test_a_request_waiting_for_the_engine_gets_its_accounts_events_and_no_prices():
+    waiter, stream = Listener(account=7, prices=False), Listener(account=7)
+    hub = hub_with(waiter, stream)
+    hub._dispatch("prices:BTC", {"asset": "BTC", "bid": 1, "ask": 2, "time": 1})
+    hub._flush_prices()
+    hub._dispatch("account-events:7", {"orderId": "o1", "status": "open"})
+    assert [e.kind for e in drain(waiter)] == ["account"]
+    assert [e.kind for e in drain(stream)] == ["price", "account"]
+    hub.leave(waiter)
+    hub._dispatch("account-events:7", {"orderId": "o2", "status": "open"})
+    assert drain(waiter) == [] and [e.data["orderId"] for e in drain(stream)] == ["o2"]
 
 
 def test_prices_are_coalesced_per_asset_and_sent_at_most_ten_times_a_second():
@@ -48,5 +62,5 @@ def test_a_client_too_far_behind_is_dropped_and_its_stream_ends():
     hub = hub_with(slow)
     for n in range(LISTENER_BACKLOG + 1):
         hub._dispatch("account-events:1", {"orderId": str(n)})
-    assert slow not in hub.listeners
+    assert slow not in hub.listeners and 1 not in hub.by_account
     assert slow.get(timeout=0) is CLOSED

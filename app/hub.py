@@ -1,9 +1,11 @@
-"""One Redis subscription per web process, fanned out to every event stream that process serves.
+"""One Redis subscription per web process, fanned out to every event stream that process serves
+and every request waiting for the engine.
 
-The hub pattern-subscribes once to every price channel and every account's event channel, so a
-stream never opens a Redis connection of its own: 500 browsers cost one subscription per web
-process. Prices are coalesced per asset (latest wins) and sent at most `PRICE_EVENTS_PER_S` times a
-second. Plain threads and queues: under gunicorn's gevent worker they are greenlets.
+The hub pattern-subscribes once to every price channel and every account's event channel, so
+neither a stream nor a trade request opens a Redis connection of its own: 500 browsers and every
+waiting trade cost one subscription per web process. Prices are coalesced per asset (latest wins)
+and sent at most `PRICE_EVENTS_PER_S` times a second. Plain threads and queues: under gunicorn's
+gevent worker they are greenlets.
 """
 
 import json
@@ -14,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 import redis
+from flask import current_app
 
 from core.keys import ACCOUNT_EVENTS_CHANNEL, PRICE_CHANNEL
 
@@ -21,6 +24,7 @@ log = logging.getLogger(__name__)
 
 PRICE_EVENTS_PER_S = 10
 LISTENER_BACKLOG = 1000  # a client this far behind is dropped; it reconnects and refetches
+FIRST_SUBSCRIBE_WAIT_S = 1.0
 PRICE_PATTERN = PRICE_CHANNEL.format(asset="*")
 ACCOUNT_PATTERN = ACCOUNT_EVENTS_CHANNEL.format(user_id="*")
 ACCOUNT_PREFIX = ACCOUNT_EVENTS_CHANNEL.format(user_id="")
@@ -38,6 +42,7 @@ CLOSED = Event("closed", {})
 @dataclass(eq=False)
 class Listener:
     account: int | None = None  # also receives this account's order events
+    prices: bool = True  # receives price events
     events: queue.Queue = field(default_factory=lambda: queue.Queue(LISTENER_BACKLOG))
     dropped: bool = False  # too far behind: its stream ends, and the client reconnects
 
@@ -55,24 +60,41 @@ class Hub:
     def __init__(self, redis_url: str):
         self.redis_url = redis_url
         self.listeners: set[Listener] = set()
+        self.by_account: dict[int, set[Listener]] = {}
+        self.subscribed = threading.Event()
         self.latest_prices: dict[str, dict] = {}
         self._unsent: dict[str, dict] = {}
         self._sent_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def listen(self, account: int | None = None) -> Listener:
-        listener = Listener(account)
+    def listen(self, account: int | None = None, prices: bool = True) -> Listener:
+        """A listener for price events and, given an account, that account's events. The first one
+        starts the hub and waits (briefly) for its subscription, so no event after this is missed."""
+        listener = Listener(account, prices)
         with self._lock:
-            self.listeners.add(listener)
-            if self._thread is None:
+            self._register(listener)
+            starting = self._thread is None
+            if starting:
                 self._thread = threading.Thread(target=self._run, name="stream-hub", daemon=True)
                 self._thread.start()
+        if starting:
+            self.subscribed.wait(FIRST_SUBSCRIBE_WAIT_S)
         return listener
+
+    def _register(self, listener: Listener) -> None:
+        self.listeners.add(listener)
+        if listener.account is not None:
+            self.by_account.setdefault(listener.account, set()).add(listener)
 
     def leave(self, listener: Listener) -> None:
         with self._lock:
             self.listeners.discard(listener)
+            followers = self.by_account.get(listener.account)
+            if followers is not None:
+                followers.discard(listener)
+                if not followers:
+                    del self.by_account[listener.account]
 
     def _deliver(self, event: Event, to) -> None:
         for listener in to:
@@ -90,12 +112,15 @@ class Hub:
                 client = redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=30)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(PRICE_PATTERN, ACCOUNT_PATTERN)
+                pubsub.get_message(timeout=FIRST_SUBSCRIBE_WAIT_S)  # the confirmation: subscribed from here on
+                self.subscribed.set()
                 while True:
                     message = pubsub.get_message(timeout=1 / PRICE_EVENTS_PER_S)
                     if message is not None:
                         self._dispatch(message["channel"], json.loads(message["data"]))
                     self._flush_prices()
             except (redis.RedisError, OSError) as exc:
+                self.subscribed.clear()
                 log.warning("stream hub lost Redis (%s); resubscribing", exc)
                 time.sleep(1)
 
@@ -103,7 +128,7 @@ class Hub:
         if channel.startswith(ACCOUNT_PREFIX):
             user_id = int(channel.removeprefix(ACCOUNT_PREFIX))
             with self._lock:
-                to = [listener for listener in self.listeners if listener.account == user_id]
+                to = list(self.by_account.get(user_id, ()))
             self._deliver(Event("account", data), to)
         else:
             with self._lock:
@@ -117,6 +142,17 @@ class Hub:
             prices = [self._unsent.pop(asset) for asset in due]
             for asset in due:
                 self._sent_at[asset] = now
-            to = list(self.listeners)
+            to = [listener for listener in self.listeners if listener.prices] if prices else []
         for price in prices:
             self._deliver(Event("price", price), to)
+
+
+_process_hub_lock = threading.Lock()
+
+
+def process_hub() -> Hub:
+    """This process's hub, made on first use (after gunicorn forked the worker)."""
+    with _process_hub_lock:
+        if "hub" not in current_app.extensions:
+            current_app.extensions["hub"] = Hub(current_app.config["REDIS_URL"])
+        return current_app.extensions["hub"]
