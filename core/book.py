@@ -69,6 +69,14 @@ class Execution:
     price: int  # the volume-weighted average, rounded against the trader
 
 
+def levels_within(book: Book, buying: bool, limit: int | None = None) -> tuple[Level, ...]:
+    """The levels a buy takes (the asks) or a sell (the bids), only those at or better than `limit`."""
+    levels = book.asks if buying else book.bids
+    if limit is None:
+        return levels
+    return tuple(level for level in levels if (level.price <= limit if buying else level.price >= limit))
+
+
 def walk(levels: Sequence[Level], quantity: int, buying: bool) -> Execution | None:
     """Fill `quantity` from `levels` (best first): the VWAP over the levels consumed, rounded up
     when buying and down when selling. None when the visible book is too thin for all of it."""

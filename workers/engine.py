@@ -24,7 +24,7 @@ from app.extensions import db, redis_client
 from app.models import AccountReset, Balance, EquitySnapshot, Order, utcnow
 from core import rules
 from core.assets import ASSETS
-from core.book import Book, BookStore, fee, notional, walk, walk_or_worst
+from core.book import Book, BookStore, fee, levels_within, notional, walk, walk_or_worst
 from core.enums import CloseReason, FillModel, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
 from core.keys import ACCOUNT_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
 from core.prices import PriceStore, Quote
@@ -121,10 +121,7 @@ def _price(
     of book for any size when there is no fresh depth book. None: the book cannot fill it (a forced
     close takes the rest at the worst visible level instead)."""
     if book is not None:
-        levels = book.asks if buying else book.bids
-        if limit is not None:
-            levels = tuple(lv for lv in levels if (lv.price <= limit if buying else lv.price >= limit))
-        execution = (walk_or_worst if forced else walk)(levels, quantity, buying)
+        execution = (walk_or_worst if forced else walk)(levels_within(book, buying, limit), quantity, buying)
         if execution is None:
             return None
         fills = [{"price": fill.price, "quantity": fill.quantity} for fill in execution.fills]
@@ -203,17 +200,11 @@ def _place(balance: Balance, order: Order, quote: Quote | None, book: Book | Non
             _fill_working(balance, order, quote, book)
 
 
-def _crossed(order: Order, quote: Quote) -> bool:
-    buying = order.side == Side.LONG
-    if order.order_type == OrderType.LIMIT:
-        return quote.ask <= order.limit_price if buying else quote.bid >= order.limit_price
-    return quote.ask >= order.stop_price if buying else quote.bid <= order.stop_price
-
-
 def _fill_working(balance: Balance, order: Order, quote: Quote, book: Book | None) -> bool:
     """Fill a working order the book has crossed: a limit all at once and never worse than its
     limit, a stop as a market order. True when it filled; otherwise it keeps working."""
-    if not _crossed(order, quote):
+    trigger = order.limit_price if order.order_type == OrderType.LIMIT else order.stop_price
+    if not rules.reached(order.order_type, order.side, trigger, quote.bid, quote.ask):
         return False
     buying = order.side == Side.LONG
     limit = order.limit_price if order.order_type == OrderType.LIMIT else None

@@ -99,8 +99,11 @@ class TradePreview(MethodView):
     @blp.response(200, PreviewSchema)
     @documents(blp, ErrorCode.VALIDATION, ErrorCode.INSUFFICIENT_LIQUIDITY, ErrorCode.PRICE_UNAVAILABLE)
     def get(self, query):
-        """Expected fill, quantity, notional, fee and liquidation price of a market order now (the ticket's preview)."""
-        return service.preview(query["asset"], query["type"], query["margin"], query["leverage"])
+        """Expected fill, quantity, notional, fee and liquidation price of an order now (the ticket's preview)."""
+        trigger = query.get("limitPrice") or query.get("stopPrice")
+        return service.preview(
+            query["asset"], query["type"], query["margin"], query["leverage"], query["orderType"], trigger
+        )
 
 
 @blp.route("/trade/<uuid:order_id>")

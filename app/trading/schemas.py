@@ -19,6 +19,18 @@ def enum_metadata(enum, description: str | None = None) -> dict:
     return metadata
 
 
+def check_trigger_price(data: dict) -> None:
+    """A limit order names its limitPrice, a stop order its stopPrice, and a market order neither."""
+    kind = data.get("orderType")
+    needs = {OrderType.LIMIT: "limitPrice", OrderType.STOP: "stopPrice"}.get(kind)
+    for field in ("limitPrice", "stopPrice"):
+        if field == needs and data.get(field) is None:
+            raise ValidationError(f"a {kind} order needs {field}", field)
+        if field != needs and data.get(field) is not None:
+            owner = "limit" if field == "limitPrice" else "stop"
+            raise ValidationError(f"only a {owner} order takes {field}", field)
+
+
 class CreateTradeSchema(Schema):
     asset = fields.String(required=True, validate=validate.OneOf(tuple(ASSETS)))
     type = fields.String(required=True, validate=one_of(Side))
@@ -51,13 +63,7 @@ class CreateTradeSchema(Schema):
     @validates_schema
     def prices_fit_the_order_type(self, data, **_):
         kind = data.get("orderType")
-        needs = {OrderType.LIMIT: "limitPrice", OrderType.STOP: "stopPrice"}.get(kind)
-        for field in ("limitPrice", "stopPrice"):
-            if field == needs and data.get(field) is None:
-                raise ValidationError(f"a {kind} order needs {field}", field)
-            if field != needs and data.get(field) is not None:
-                owner = "limit" if field == "limitPrice" else "stop"
-                raise ValidationError(f"only a {owner} order takes {field}", field)
+        check_trigger_price(data)
         if data.get("expiresAt") is not None and kind == OrderType.MARKET:
             raise ValidationError("expiresAt is for limit and stop orders (a market order fills or fails)", "expiresAt")
 
@@ -164,10 +170,24 @@ class PreviewQuerySchema(Schema):
     type = fields.String(required=True, validate=one_of(Side))
     margin = fields.Integer(required=True, validate=validate.Range(min=100, max=MAX_AMOUNT))
     leverage = fields.Integer(required=True, validate=validate.Range(min=1, max=100))
+    orderType = fields.String(load_default=OrderType.MARKET.value, validate=one_of(OrderType))
+    limitPrice = fields.Integer(validate=validate.Range(min=1, max=MAX_AMOUNT), metadata={"description": "a limit's"})
+    stopPrice = fields.Integer(validate=validate.Range(min=1, max=MAX_AMOUNT), metadata={"description": "a stop's"})
+
+    @validates_schema
+    def prices_fit_the_order_type(self, data, **_):
+        check_trigger_price(data)
 
 
 class PreviewSchema(Schema):
-    price = fields.Integer(required=True, metadata={"description": "the expected average fill, from the live book"})
+    price = fields.Integer(
+        required=True,
+        metadata={"description": "the expected average fill, from the live book (a working order's: its own price)"},
+    )
+    working = fields.Boolean(
+        required=True,
+        metadata={"description": "a limit or stop order the book does not reach now: it would rest, working"},
+    )
     fillModel = fields.String(required=True, metadata=enum_metadata(FillModel))
     fee = fields.Integer(required=True, metadata={"description": "TAKER_FEE_BPS of the notional, USD units"})
     decimals = fields.Integer(required=True)

@@ -20,8 +20,8 @@ from app.models import IdempotencyKey, Order, utcnow
 from app.tasks import enqueue
 from core import rules
 from core.assets import ASSETS, QUANTITY_DECIMALS, USD_DECIMALS
-from core.book import BookStore, fee, notional, walk
-from core.enums import CloseReason, FillModel, OrderStatus, RejectReason, Side
+from core.book import Book, BookStore, fee, levels_within, notional, walk
+from core.enums import CloseReason, FillModel, OrderStatus, OrderType, RejectReason, Side
 from core.money import format_units
 from core.prices import PriceStore, Quote
 from core.tasks import CANCEL_ORDER, CLOSE_ORDER, EXECUTE_ORDER
@@ -54,25 +54,35 @@ def _request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def preview(asset: str, side: str, margin: int, leverage: int) -> dict:
-    """What a market order would get now, by the engine's own rules: its quantity from the top of
-    book, filled against the live depth book (or the top of book without one), and the fee."""
+def preview(
+    asset: str, side: str, margin: int, leverage: int, order_type: str = OrderType.MARKET, trigger: int | None = None
+) -> dict:
+    """What an order would get now, by the engine's own rules. A market order: its quantity from
+    the top of book, filled against the live depth book (or the top of book without one). A limit
+    or stop order (`trigger`: its limit or stop price): its quantity from that price, filled at once
+    when the book already reaches it (a limit never worse than its limit), else `working` at it."""
     quote = _require_fresh_price(asset)
     decimals = ASSETS[asset].decimals
-    reference = rules.open_fill(side, quote.bid, quote.ask)
-    quantity = rules.quantity(margin, leverage, reference, decimals)
     book = BookStore(redis_client).read(asset, current_app.config["PRICE_MAX_AGE_S"])
-    buying = side == Side.LONG
-    if book is None:
-        price, model = reference, FillModel.TOP_OF_BOOK
-    elif (execution := walk(book.asks if buying else book.bids, quantity, buying)) is None:
-        abort(ErrorCode.INSUFFICIENT_LIQUIDITY, "The visible book cannot fill this size")
+    buying, working = side == Side.LONG, False
+    if order_type == OrderType.MARKET:
+        quantity = rules.quantity(margin, leverage, rules.open_fill(side, quote.bid, quote.ask), decimals)
+        if (fill := _expected_fill(book, quote, quantity, buying)) is None:
+            abort(ErrorCode.INSUFFICIENT_LIQUIDITY, "The visible book cannot fill this size")
     else:
-        price, model = execution.price, FillModel.DEPTH
+        quantity = rules.quantity(margin, leverage, trigger, decimals)
+        limit = trigger if order_type == OrderType.LIMIT else None
+        fill = None
+        if rules.reached(order_type, side, trigger, quote.bid, quote.ask):
+            fill = _expected_fill(book, quote, quantity, buying, limit)
+        if fill is None:  # rests until the book reaches it (or, reached, fills it within the limit)
+            fill, working = (trigger, FillModel.DEPTH if book else FillModel.TOP_OF_BOOK), True
+    price, model = fill
     ratio = current_app.config["LIQUIDATION_RATIO"]
     return {
         "price": price,
         "fillModel": model,
+        "working": working,
         "decimals": decimals,
         "quantity": quantity,
         "quantityDecimals": QUANTITY_DECIMALS,
@@ -80,6 +90,20 @@ def preview(asset: str, side: str, margin: int, leverage: int) -> dict:
         "fee": fee(notional(price, quantity, decimals), current_app.config["TAKER_FEE_BPS"]),
         "liquidationPrice": rules.liquidation_price(side, price, quantity, margin, ratio, decimals),
     }
+
+
+def _expected_fill(
+    book: Book | None, quote: Quote, quantity: int, buying: bool, limit: int | None = None
+) -> tuple[int, FillModel] | None:
+    """The average price `quantity` fills at now, as the engine walks the book (within `limit`);
+    the top of book without a fresh book. None: the book cannot fill it."""
+    if book is not None:
+        execution = walk(levels_within(book, buying, limit), quantity, buying)
+        return None if execution is None else (execution.price, FillModel.DEPTH)
+    price = quote.ask if buying else quote.bid
+    if limit is not None and (price > limit if buying else price < limit):
+        return None
+    return price, FillModel.TOP_OF_BOOK
 
 
 def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:

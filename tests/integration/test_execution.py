@@ -240,3 +240,26 @@ def test_order_type_fields_are_validated(client, make_user, extra):
     _, headers = make_user()
     response = open_trade(client, headers, **extra)
     assert response.status_code == 422 and response.json["error"] == "validation"
+
+
+def test_the_preview_of_a_limit_or_stop_is_at_its_own_price_until_the_book_reaches_it(client, make_user, set_book):
+    from core import rules
+
+    _, headers = make_user()
+    set_book(bids=[(BTC_BID, Q)], asks=[(BTC_ASK, Q)])
+
+    def preview(**query):
+        query = {"asset": "BTC", "type": "long", "margin": 100_000, "leverage": 10, **query}
+        return client.get("/api/v1/trade/preview", query_string=query, headers=headers)
+
+    resting = preview(orderType="limit", limitPrice=990_000_000).json
+    assert resting["working"] and resting["price"] == 990_000_000
+    assert resting["quantity"] == rules.quantity(100_000, 10, 990_000_000, 4)  # from its limit, as the engine does
+    marketable = preview(orderType="limit", limitPrice=1_010_000_000).json
+    assert not marketable["working"] and marketable["price"] == BTC_ASK  # fills now, at the book
+    stop = preview(orderType="stop", stopPrice=1_010_000_000).json
+    assert stop["working"] and stop["price"] == 1_010_000_000
+    market = preview().json
+    assert not market["working"] and market["price"] == BTC_ASK
+    assert preview(orderType="limit").status_code == 422
+    assert preview(stopPrice=990_000_000).status_code == 422

@@ -167,6 +167,11 @@ def test_a_limit_order_works_beside_the_depth_ladder_and_cancels(page):
     page.get_by_role("button", name="Limit", exact=True).click()
     page.get_by_label("Limit price (USD)").fill("50000.0")
     page.get_by_label("Margin (USD)").fill("100.00")
+    page.get_by_label("Leverage (number)").fill("10")
+    page.get_by_label("Leverage (number)").press("Tab")
+    # the preview is the limit's own: filled at 50,000 once the book gets there, its quantity from that price
+    page.locator("#preview [data-field='price']").filter(has_text="50,000.0000 USD (works until the book").wait_for()
+    page.locator("#preview [data-field='quantity']").filter(has_text="0.02000000 BTC").wait_for()
     page.get_by_role("button", name="Place long limit").click()
     page.get_by_text(re.compile(r"Placed BTC long limit at 50,000.0000 USD: working")).wait_for()
     row = page.locator("#working-body tr").first

@@ -503,6 +503,7 @@
     $("#trigger-field").hidden = kind === "market";
     $("#trigger-label").textContent = kind === "stop" ? "Stop price (USD)" : "Limit price (USD)";
     $("#submit-order").textContent = `${kind === "market" ? "Open" : "Place"} ${state.side}${kind === "market" ? "" : ` ${kind}`}`;
+    schedulePreview(0);
   }
 
   function setLeverage(value) {
@@ -532,15 +533,25 @@
       show({ fee: "none" });
       return;
     }
-    const { asset, side } = state;
+    const { asset, side, orderType } = state;
     const leverage = Number($("#leverage").value);
+    let query = `asset=${asset}&type=${side}&margin=${margin}&leverage=${leverage}&orderType=${orderType}`;
+    if (orderType !== "market") {  // the quantity comes from the order's own price: no price, no preview
+      const trigger = Money.parse($("#trigger-price").value, decimals[asset]);
+      if (trigger === null || trigger <= 0) {
+        state.preview = null;
+        show({ price: `enter the ${orderType} price` });
+        return;
+      }
+      query += `&${orderType === "limit" ? "limitPrice" : "stopPrice"}=${trigger}`;
+    }
     try {
-      const { data } = await Api.get(`/api/v1/trade/preview?asset=${asset}&type=${side}&margin=${margin}&leverage=${leverage}`);
-      if (asset !== state.asset || side !== state.side) return;
-      state.preview = { ...data, asset, side };
-      const book = data.fillModel === "depth" ? "" : " (top of book)";
+      const { data } = await Api.get(`/api/v1/trade/preview?${query}`);
+      if (asset !== state.asset || side !== state.side || orderType !== state.orderType) return;
+      state.preview = { ...data, asset, side, orderType };
+      const how = data.working ? " (works until the book reaches it)" : data.fillModel === "depth" ? "" : " (top of book)";
       show({
-        price: `${Money.format(data.price, data.decimals)} USD${book}`,
+        price: `${Money.format(data.price, data.decimals)} USD${how}`,
         quantity: `${Money.format(data.quantity, data.quantityDecimals)} ${asset}`,
         notional: `${Money.format(data.notional, USD)} USD`,
         liquidationPrice: `${Money.format(data.liquidationPrice, data.decimals)} USD`,
@@ -573,7 +584,10 @@
       if (price === null || price <= 0) throw new Error(`Enter the ${field === "stopLoss" ? "stop-loss" : "take-profit"} as a price in USD.`);
       body[field] = price;
     }
-    if (state.preview && state.preview.asset === asset && state.preview.side === state.side) body.price = state.preview.price;
+    const preview = state.preview;
+    if (state.orderType === "market" && preview && preview.asset === asset && preview.side === state.side && preview.orderType === "market") {
+      body.price = preview.price;
+    }
     return body;
   }
 
@@ -582,6 +596,7 @@
   $("#leverage").addEventListener("input", (event) => setLeverage(event.target.value));
   $("#leverage-number").addEventListener("change", (event) => setLeverage(event.target.value));
   $("#margin").addEventListener("input", () => schedulePreview(250));
+  $("#trigger-price").addEventListener("input", () => schedulePreview(250));
 
   $("#ticket").addEventListener("submit", async (event) => {
     event.preventDefault();
