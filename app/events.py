@@ -2,9 +2,10 @@
 the engine publishes after its commit (`core.keys.ACCOUNT_EVENTS_CHANNEL`), up to TRADE_WAIT_S.
 
 The event arrives through the process's hub (`app.hub`: one Redis subscription for every waiting
-request and stream), so a trade opens no Redis connection of its own. It listens before reading
-the row, so a result committed in between is never missed; and it reads the row again every
-RECHECK_S without an event, so a hub still (re)subscribing after a Redis outage only slows it.
+request and stream), so a trade opens no Redis connection of its own. It listens before it sends
+the work (or reads the row), so a result committed in between is never missed; and it reads the
+row again every RECHECK_S without an event, so a hub still (re)subscribing after a Redis outage
+only slows it.
 """
 
 import time
@@ -21,14 +22,26 @@ Row = TypeVar("Row")
 
 
 def wait_for_engine(
-    user_id: int, field: str, value: str, reload: Callable[[], Row], done: Callable[[Row], bool]
+    user_id: int,
+    field: str,
+    value: str,
+    reload: Callable[[], Row],
+    done: Callable[[Row], bool],
+    send: Callable[[], object] | None = None,
 ) -> tuple[Row, str | None]:
-    """The row once `done(row)`, or when TRADE_WAIT_S ran out, with the engine's error if it sent one
-    in an event whose `field` is `value`."""
+    """`send()` the work (if given), then the row once `done(row)`, or when TRADE_WAIT_S ran out,
+    with the engine's error if it sent one in an event whose `field` is `value`. Work just sent
+    cannot be done yet: the row is first read when its event (or RECHECK_S) comes."""
     deadline = time.monotonic() + current_app.config["TRADE_WAIT_S"]
     hub = process_hub()
     listener = hub.listen(account=user_id, prices=False)
     try:
+        if send is not None:
+            send()
+            event = _next_event(listener, field, value, deadline)
+            if event and event.get("error"):
+                db.session.rollback()
+                return reload(), event["error"]
         while True:
             db.session.rollback()  # end the snapshot: see what the engine committed
             row = reload()

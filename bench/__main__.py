@@ -182,10 +182,12 @@ def make_users(app, count: int) -> list[dict]:
     return headers
 
 
-def bench_trades(base_url: str, users: list[dict], label: str = "trades (open+close)") -> dict:
+def bench_trades(
+    base_url: str, users: list[dict], label: str = "trades (open+close)", round_trips: int = ROUND_TRIPS
+) -> dict:
     latencies: list[float] = []
     failures: list[str] = []
-    progress = Progress(label, ROUND_TRIPS)
+    progress = Progress(label, round_trips)
 
     def client(index: int, count: int) -> None:
         session = requests.Session()
@@ -215,7 +217,7 @@ def bench_trades(base_url: str, users: list[dict], label: str = "trades (open+cl
                 failures.append(f"close {closed.status_code} {closed.text[:100]}")
             progress.tick()
 
-    elapsed = run_clients(client, ROUND_TRIPS)
+    elapsed = run_clients(client, round_trips)
     return {
         "executed_orders": len(latencies) - len(failures),
         "failures": len(failures),
@@ -768,6 +770,7 @@ def main() -> int:
     try:
         wait_for_http(f"{base_url}/api/v1/supportedAssets")
         users = make_users(app, max(CLIENTS, STREAM_CLIENTS // 2))
+        bench_trades(base_url, users[:CLIENTS], "trades, warm-up", round_trips=4 * CLIENTS)  # not counted
         with CpuProfile() as trades_profile:
             trades = bench_trades(base_url, users[:CLIENTS])
         trades["cores"] = trades_profile.cores

@@ -248,8 +248,7 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
             db.session.rollback()
             return wait_for_open(user_id, _existing_for_key(user_id, idempotency_key, request_hash).id)
     db.session.commit()
-    enqueue(EXECUTE_ORDER, str(order_id), account_id=user_id)
-    return wait_for_open(user_id, order_id)
+    return wait_for_open(user_id, order_id, task=EXECUTE_ORDER)
 
 
 def close(user_id: int, order_id: str) -> Order:
@@ -262,8 +261,7 @@ def close(user_id: int, order_id: str) -> Order:
     order_id = order.id
     order.close_requested_at = utcnow()
     db.session.commit()
-    enqueue(CLOSE_ORDER, str(order_id), account_id=user_id)
-    order, error = _wait(user_id, order_id, lambda o: o.status == OrderStatus.CLOSED)
+    order, error = _wait(user_id, order_id, lambda o: o.status == OrderStatus.CLOSED, task=CLOSE_ORDER)
     if error:
         _error_for(error)
     if order.status == OrderStatus.CLOSED and order.close_reason != CloseReason.USER:
@@ -278,26 +276,29 @@ def cancel(user_id: int, order_id: str) -> Order:
         abort(ErrorCode.NOT_WORKING, f"The order is {order.status}, not working")
     order_id = order.id
     db.session.rollback()
-    enqueue(CANCEL_ORDER, str(order_id), account_id=user_id)
-    order, error = _wait(user_id, order_id, lambda o: o.status != OrderStatus.WORKING)
+    order, error = _wait(user_id, order_id, lambda o: o.status != OrderStatus.WORKING, task=CANCEL_ORDER)
     if error == ErrorCode.NOT_WORKING or order.status not in (OrderStatus.WORKING, OrderStatus.CANCELLED):
         abort(ErrorCode.NOT_WORKING, f"The order is {order.status}: it filled or ended first")
     return order
 
 
-def wait_for_open(user_id: int, order_id: uuid.UUID) -> Order:
+def wait_for_open(user_id: int, order_id: uuid.UUID, task: str | None = None) -> Order:
     """The order once the engine executed it (raising the contract's error for a rejection)."""
-    order, _ = _wait(user_id, order_id, lambda o: o.status != OrderStatus.PENDING)
+    order, _ = _wait(user_id, order_id, lambda o: o.status != OrderStatus.PENDING, task)
     if order.status == OrderStatus.REJECTED:
         _error_for(order.reject_reason)
     return order
 
 
-def _wait(user_id: int, order_id, done) -> tuple[Order, str | None]:
-    """Wait up to TRADE_WAIT_S for `done(order)` or an engine error published for the order."""
+def _wait(user_id: int, order_id, done, task: str | None = None) -> tuple[Order, str | None]:
+    """Send the engine `task` for the order, if given, then wait up to TRADE_WAIT_S for
+    `done(order)` or an engine error published for the order."""
 
     def reload() -> Order:
         query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
         return db.session.execute(query).scalar_one()
 
-    return wait_for_engine(user_id, "orderId", str(order_id), reload, done)
+    def send() -> None:
+        enqueue(task, str(order_id), account_id=user_id)
+
+    return wait_for_engine(user_id, "orderId", str(order_id), reload, done, send if task else None)

@@ -197,11 +197,12 @@ def test_health_sees_the_engine_right_after_a_redis_restart(app, client):
     redis.Redis.from_url(app.config["REDIS_URL"]).shutdown(nosave=True)
     ensure_redis(1)
 
-    def engine_answers_on_a_new_connection():
+    def engines_answer_on_a_new_connection():
         with celery.connection_for_write() as connection:
-            return celery.control.ping(destination=["engine0@test", "engine1@test"], timeout=0.5, connection=connection)
+            engines = ["engine0@test", "engine1@test"]
+            return len(celery.control.ping(destination=engines, timeout=1, connection=connection)) == len(engines)
 
-    wait_until(engine_answers_on_a_new_connection, timeout=60)
-    # the engine is back: the very next health check must say so, not trip on a dead pooled socket
+    wait_until(engines_answer_on_a_new_connection, timeout=60)
+    # the engines are back: the very next health check must say so, not trip on a dead pooled socket
     engine = client.get("/api/v1/health").json["engine"]
     assert engine["ok"], engine
