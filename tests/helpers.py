@@ -258,6 +258,12 @@ class EngineFleet:
             if engine.process is not None and engine.process.poll() is None:
                 engine.kill()
 
+    def revive(self) -> None:
+        """Start again any engine a test stopped or killed and did not bring back."""
+        for engine in self.engines:
+            if engine.process is None or engine.process.poll() is not None:
+                engine.start()
+
     def stop(self) -> None:
         for engine in self.engines:
             engine.stop()

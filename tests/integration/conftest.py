@@ -89,6 +89,14 @@ def engine_worker(app, beat):
     worker.stop()
 
 
+@pytest.fixture(autouse=True)
+def engines_alive(request):
+    """A test that stopped or killed an engine and failed before restarting it does not take the
+    tests after it down too."""
+    if "engine_worker" in request.fixturenames:
+        request.getfixturevalue("engine_worker").revive()
+
+
 @pytest.fixture(scope="session")
 def beat(app):
     process = BeatProcess().start()

@@ -24,11 +24,11 @@ def test_the_engines_sql_computes_the_same_shard_as_the_core(app_ctx, app):
 
 
 def test_an_accounts_orders_wait_for_their_own_shards_engine(app, client, make_user, set_price, engine_worker):
-    set_price("BTC", BTC_BID, BTC_ASK)
     _, odd_headers = user_on_engine(make_user, app, 1)
     _, even_headers = user_on_engine(make_user, app, 0)
-    engine_worker.engines[1].stop()
     try:
+        engine_worker.engines[1].stop()
+        set_price("BTC", BTC_BID, BTC_ASK)  # fresh after however long the engine took to stop
         app.config["TRADE_WAIT_S"] = 1
         waiting = open_trade(client, odd_headers, margin=10_000)
         assert waiting.status_code == 202
