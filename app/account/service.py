@@ -150,9 +150,11 @@ def portfolio_history(user_id: int, period: str, timeframe: str) -> dict:
         HISTORY, {"step": TIMEFRAMES[timeframe], "user_id": user_id, "start": start, "limit": MAX_POINTS}
     ).all()
     now_s = int(now.timestamp())
-    points = [_point(bin_, cash, locked, pnl) for bin_, cash, locked, pnl in reversed(rows) if bin_ < now_s]
+    points = [_point(bin_, cash, locked, pnl) for bin_, cash, locked, pnl in reversed(rows) if bin_ <= now_s]
     live = live_equity(user_id)
-    points.append(_point(now_s, live["cash"], live["lockedMargin"], live["unrealizedPnl"]))
+    # after the last bin, even one that starts this very second (a chart's times must increase)
+    live_s = max(now_s, points[-1]["time"] + 1) if points else now_s
+    points.append(_point(live_s, live["cash"], live["lockedMargin"], live["unrealizedPnl"]))
     resets = db.session.execute(
         select(AccountReset.done_at).where(
             AccountReset.user_id == user_id, AccountReset.status == ResetStatus.DONE, AccountReset.done_at >= start

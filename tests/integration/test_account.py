@@ -179,10 +179,12 @@ def test_old_minute_snapshots_are_compacted_to_hourly(app, make_user):
 def test_portfolio_history_bins_snapshots_and_ends_with_a_live_point(app, client, make_user, set_price):
     user_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
-    now = utcnow().replace(second=0, microsecond=0)
+    now = utcnow()
+    # half past an hour already gone: the points below fall in two hours whatever the clock says
+    anchor = now.replace(minute=30, second=0, microsecond=0) - timedelta(hours=1 if now.minute < 30 else 0)
     with app.app_context():
         for minutes_ago, cash in ((125, 1), (70, 2), (65, 3)):
-            add_snapshot(user_id, now - timedelta(minutes=minutes_ago), cash=cash, locked=10, unrealized=5)
+            add_snapshot(user_id, anchor - timedelta(minutes=minutes_ago), cash=cash, locked=10, unrealized=5)
         db.session.commit()
     history = client.get("/api/v1/portfolio/history?period=1D&timeframe=1h", headers=headers).json
     points = history["points"]
