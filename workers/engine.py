@@ -269,7 +269,7 @@ def open_position(order_id) -> int:
         db.session.rollback()
         return 0
     quotes: dict = {}
-    events = []
+    events, executed = [], [order.id for order, _ in rows]  # ids read now: after the commit, a reload each
     for order, balance in rows:
         if order.asset not in quotes:
             quote = _fresh_quote(order.asset)
@@ -277,8 +277,7 @@ def open_position(order_id) -> int:
         _execute_pending(balance, order, *quotes[order.asset])
         events.append(order_event(order, order.id))
     db.session.commit()
-    for order, _ in rows:
-        _executed_here[order.id] = None
+    _executed_here.update(dict.fromkeys(executed))
     while len(_executed_here) > EXECUTED_MEMORY:
         _executed_here.popitem(last=False)
     publish_order_events(*events)
