@@ -108,25 +108,26 @@ class Env:
 
         return self._parse(name, default, parse, f"a boolean ({'/'.join(self.TRUE + self.FALSE)})")
 
-    def engine_shards(self, shards: int) -> tuple[int, frozenset[int]]:
-        """This engine process's index and shard set: ENGINE_SHARD_SET when given, else its share as
-        process ENGINE_INDEX (or the platform's dyno number, DYNO=engine.<n>) of ENGINE_PROCESSES."""
-        dyno = re.fullmatch(r"engine\.(\d+)", self.str("DYNO", ""))
-        index = self.int("ENGINE_INDEX", int(dyno.group(1)) - 1 if dyno else 0)
-        processes = self.int("ENGINE_PROCESSES", 1, minimum=1)
-        explicit = self.str("ENGINE_SHARD_SET")
-        try:
-            if explicit is not None:
-                return index, parse_shard_set(explicit, shards)
-            return index, process_shards(index, processes, shards)
-        except ValueError as error:
-            raise ConfigError(f"ENGINE_SHARD_SET/ENGINE_INDEX/ENGINE_PROCESSES: {error}") from None
-
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self.str(name, default)
         if value not in choices:
             raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
         return value
+
+
+def engine_shards(env: Env, shards: int) -> tuple[int, frozenset[int]]:
+    """This engine process's index and shard set: ENGINE_SHARD_SET when given, else its share as
+    process ENGINE_INDEX (or the platform's dyno number, DYNO=engine.<n>) of ENGINE_PROCESSES."""
+    dyno = re.fullmatch(r"engine\.(\d+)", env.str("DYNO", ""))
+    index = env.int("ENGINE_INDEX", int(dyno.group(1)) - 1 if dyno else 0)
+    processes = env.int("ENGINE_PROCESSES", 1, minimum=1)
+    explicit = env.str("ENGINE_SHARD_SET")
+    try:
+        if explicit is not None:
+            return index, parse_shard_set(explicit, shards)
+        return index, process_shards(index, processes, shards)
+    except ValueError as error:
+        raise ConfigError(f"ENGINE_SHARD_SET/ENGINE_INDEX/ENGINE_PROCESSES: {error}") from None
 
 
 def celery_settings(
@@ -229,7 +230,7 @@ class Config:
         port = env.int("PORT", 8000, minimum=1)
         markets = env.str("BACKPACK_MARKETS", "SOL_USDC,BTC_USDC,ETH_USDC")
         shards = env.int("ENGINE_SHARDS", 16, minimum=1)
-        engine_index, shard_set = env.engine_shards(shards)
+        engine_index, shard_set = engine_shards(env, shards)
         settings = dict(
             APP_ENV=app_env,
             DATA_DIR=directory,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.enums import FillModel
 from core.keys import BOOK_KEY, FEED_LAST_MESSAGE_FIELD, FEED_STATUS_KEY
 from core.money import BPS, ceil_div, scale
 from core.prices import now_micros
@@ -105,6 +106,21 @@ def walk_or_worst(levels: Sequence[Level], quantity: int, buying: bool) -> Execu
     worst = levels[-1]
     extended = [*levels[:-1], Level(worst.price, worst.quantity + quantity - visible)]
     return walk(extended, quantity, buying)
+
+
+def expected_fill(
+    book: Book | None, bid: int, ask: int, quantity: int, buying: bool, limit: int | None = None, forced: bool = False
+) -> tuple[Execution, FillModel] | None:
+    """What `quantity` fills at now: the book walked level by level (within `limit`, if any), or the
+    top of book for any size without a fresh depth book. None: it cannot fill (a `forced` fill
+    takes what a thin book lacks at its worst visible level instead)."""
+    if book is not None:
+        execution = (walk_or_worst if forced else walk)(levels_within(book, buying, limit), quantity, buying)
+        return None if execution is None else (execution, FillModel.DEPTH)
+    price = ask if buying else bid
+    if limit is not None and (price > limit if buying else price < limit):
+        return None
+    return Execution((Level(price, quantity),), quantity, price), FillModel.TOP_OF_BOOK
 
 
 def notional(price: int, quantity: int, price_decimals: int) -> int:

@@ -24,7 +24,7 @@ from app.extensions import db, redis_client
 from app.models import AccountReset, Balance, EquitySnapshot, Order, utcnow
 from core import rules
 from core.assets import ASSETS
-from core.book import Book, BookStore, fee, levels_within, notional, walk, walk_or_worst
+from core.book import Book, BookStore, expected_fill, fee, notional
 from core.enums import CloseReason, FillModel, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
 from core.keys import ACCOUNT_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
 from core.prices import PriceStore, Quote
@@ -68,8 +68,8 @@ def account_shard(account_id_column):
     return (hashed * current_app.config["ENGINE_SHARDS"]).op(">>")(literal(HASH_BITS, Integer))
 
 
-def in_own_shards(account_id_column, *also: int):
-    return account_shard(account_id_column).in_(sorted(current_app.config["ENGINE_SHARD_SET"].union(also)))
+def in_own_shards(account_id_column):
+    return account_shard(account_id_column).in_(sorted(current_app.config["ENGINE_SHARD_SET"]))
 
 
 def _fresh_quote(asset: str) -> Quote | None:
@@ -120,16 +120,11 @@ def _price(
     """What `quantity` fills at: the book walked level by level (within `limit`, if any), or the top
     of book for any size when there is no fresh depth book. None: the book cannot fill it (a forced
     close takes the rest at the worst visible level instead)."""
-    if book is not None:
-        execution = (walk_or_worst if forced else walk)(levels_within(book, buying, limit), quantity, buying)
-        if execution is None:
-            return None
-        fills = [{"price": fill.price, "quantity": fill.quantity} for fill in execution.fills]
-        return Priced(execution.price, fills, FillModel.DEPTH)
-    price = quote.ask if buying else quote.bid
-    if limit is not None and (price > limit if buying else price < limit):
+    fill = expected_fill(book, quote.bid, quote.ask, quantity, buying, limit, forced)
+    if fill is None:
         return None
-    return Priced(price, [{"price": price, "quantity": quantity}], FillModel.TOP_OF_BOOK)
+    execution, model = fill
+    return Priced(execution.price, [{"price": f.price, "quantity": f.quantity} for f in execution.fills], model)
 
 
 def _taker_fee(price: int, quantity: int, asset: str) -> int:
@@ -184,11 +179,15 @@ def _fill(balance: Balance, order: Order, quote: Quote, book: Book | None) -> No
         _open(balance, order, priced, qty, open_fee, reserve=True)
 
 
+def _trigger_price(order: Order) -> int:
+    """A working order's own price: a limit's limit, a stop's stop."""
+    return order.limit_price if order.order_type == OrderType.LIMIT else order.stop_price
+
+
 def _place(balance: Balance, order: Order, quote: Quote | None, book: Book | None) -> None:
     """A limit or stop order: its quantity from its own price, its margin reserved, then working
     (or filled at once when the book already crosses it)."""
-    trigger = order.limit_price if order.order_type == OrderType.LIMIT else order.stop_price
-    qty = rules.quantity(order.margin, order.leverage, trigger, ASSETS[order.asset].decimals)
+    qty = rules.quantity(order.margin, order.leverage, _trigger_price(order), ASSETS[order.asset].decimals)
     if balance.usd < order.margin:
         _reject(order, RejectReason.INSUFFICIENT_BALANCE)
     elif not 0 < qty <= MAX_QUANTITY:
@@ -203,8 +202,7 @@ def _place(balance: Balance, order: Order, quote: Quote | None, book: Book | Non
 def _fill_working(balance: Balance, order: Order, quote: Quote, book: Book | None) -> bool:
     """Fill a working order the book has crossed: a limit all at once and never worse than its
     limit, a stop as a market order. True when it filled; otherwise it keeps working."""
-    trigger = order.limit_price if order.order_type == OrderType.LIMIT else order.stop_price
-    if not rules.reached(order.order_type, order.side, trigger, quote.bid, quote.ask):
+    if not rules.reached(order.order_type, order.side, _trigger_price(order), quote.bid, quote.ask):
         return False
     buying = order.side == Side.LONG
     limit = order.limit_price if order.order_type == OrderType.LIMIT else None

@@ -20,7 +20,7 @@ from app.models import IdempotencyKey, Order, utcnow
 from app.tasks import enqueue
 from core import rules
 from core.assets import ASSETS, QUANTITY_DECIMALS, USD_DECIMALS
-from core.book import Book, BookStore, fee, levels_within, notional, walk
+from core.book import BookStore, expected_fill, fee, notional
 from core.enums import CloseReason, FillModel, OrderStatus, OrderType, RejectReason, Side
 from core.money import format_units
 from core.prices import PriceStore, Quote
@@ -64,20 +64,23 @@ def preview(
     quote = _require_fresh_price(asset)
     decimals = ASSETS[asset].decimals
     book = BookStore(redis_client).read(asset, current_app.config["PRICE_MAX_AGE_S"])
-    buying, working = side == Side.LONG, False
+    buying = side == Side.LONG
     if order_type == OrderType.MARKET:
         quantity = rules.quantity(margin, leverage, rules.open_fill(side, quote.bid, quote.ask), decimals)
-        if (fill := _expected_fill(book, quote, quantity, buying)) is None:
+        fill = expected_fill(book, quote.bid, quote.ask, quantity, buying)
+        if fill is None:
             abort(ErrorCode.INSUFFICIENT_LIQUIDITY, "The visible book cannot fill this size")
     else:
         quantity = rules.quantity(margin, leverage, trigger, decimals)
         limit = trigger if order_type == OrderType.LIMIT else None
-        fill = None
-        if rules.reached(order_type, side, trigger, quote.bid, quote.ask):
-            fill = _expected_fill(book, quote, quantity, buying, limit)
-        if fill is None:  # rests until the book reaches it (or, reached, fills it within the limit)
-            fill, working = (trigger, FillModel.DEPTH if book else FillModel.TOP_OF_BOOK), True
-    price, model = fill
+        reached = rules.reached(order_type, side, trigger, quote.bid, quote.ask)
+        # not reached, or reached but too thin within its limit: it rests, working at its price
+        fill = expected_fill(book, quote.bid, quote.ask, quantity, buying, limit) if reached else None
+    working = fill is None
+    if working:
+        price, model = trigger, FillModel.DEPTH if book else FillModel.TOP_OF_BOOK
+    else:
+        price, model = fill[0].price, fill[1]
     ratio = current_app.config["LIQUIDATION_RATIO"]
     return {
         "price": price,
@@ -90,20 +93,6 @@ def preview(
         "fee": fee(notional(price, quantity, decimals), current_app.config["TAKER_FEE_BPS"]),
         "liquidationPrice": rules.liquidation_price(side, price, quantity, margin, ratio, decimals),
     }
-
-
-def _expected_fill(
-    book: Book | None, quote: Quote, quantity: int, buying: bool, limit: int | None = None
-) -> tuple[int, FillModel] | None:
-    """The average price `quantity` fills at now, as the engine walks the book (within `limit`);
-    the top of book without a fresh book. None: the book cannot fill it."""
-    if book is not None:
-        execution = walk(levels_within(book, buying, limit), quantity, buying)
-        return None if execution is None else (execution.price, FillModel.DEPTH)
-    price = quote.ask if buying else quote.bid
-    if limit is not None and (price > limit if buying else price < limit):
-        return None
-    return price, FillModel.TOP_OF_BOOK
 
 
 def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:

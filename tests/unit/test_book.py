@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.book import Level, fee, notional, slippage_bps, walk, walk_or_worst
+from core.book import Book, Level, expected_fill, fee, notional, slippage_bps, walk, walk_or_worst
+from core.enums import FillModel
 from core.money import BPS
 
 ASKS = (Level(1000, 50), Level(1001, 30), Level(1005, 100))  # best (lowest) first
@@ -86,3 +87,18 @@ def test_a_fee_is_the_exact_share_rounded_up_never_more_than_a_unit_over(amount,
 @pytest.mark.parametrize("quantity", [0, -1])
 def test_nothing_to_fill_is_no_fill(quantity):
     assert walk(ASKS, quantity, buying=True) is None
+
+
+def test_without_a_book_the_top_of_book_fills_any_size_but_never_beyond_a_limit():
+    execution, model = expected_fill(None, bid=100, ask=101, quantity=10**12, buying=True)
+    assert (execution.price, execution.fills, model) == (101, (Level(101, 10**12),), FillModel.TOP_OF_BOOK)
+    assert expected_fill(None, bid=100, ask=101, quantity=5, buying=True, limit=100) is None
+    assert expected_fill(None, bid=100, ask=101, quantity=5, buying=False, limit=100)[0].price == 100
+
+
+def test_with_a_book_a_fill_walks_only_the_levels_within_its_limit():
+    book = Book("BTC", bids=(Level(100, 5),), asks=(Level(101, 5), Level(103, 5)), update_id=1)
+    execution, model = expected_fill(book, 100, 101, quantity=8, buying=True)
+    assert model == FillModel.DEPTH and execution.price == (101 * 5 + 103 * 3 + 7) // 8
+    assert expected_fill(book, 100, 101, quantity=8, buying=True, limit=102) is None
+    assert expected_fill(book, 100, 101, quantity=8, buying=True, limit=102, forced=True)[0].price == 101
