@@ -217,7 +217,8 @@ def test_account_tab_equity_activity_csv_and_reset(app, page):
     page.get_by_role("tab", name="Account").click()
     row = page.locator("#activities-body tr").first
     row.wait_for()
-    assert "Position closed" in page.locator("#activities-body").inner_text()
+    activities = page.locator("#activities-body").inner_text()
+    assert "Position closed" in activities and "Margin released" in activities  # the cancelled limit's margin
     with page.expect_download() as download:
         page.get_by_role("link", name="Activity CSV").click()
     lines = open(download.value.path()).read().splitlines()

@@ -412,7 +412,10 @@
   }));
 
   // ---- account: equity curve, activities, reset ------------------------------------------
-  const ACTIVITY = { deposit: "Deposit", open: "Margin locked", close: "Position closed", reset: "Account reset" };
+  const ACTIVITY = {
+    deposit: "Deposit", open: "Margin locked", close: "Position closed", fee: "Fee", release: "Margin released",
+    reset: "Account reset",
+  };
   let equityChart = null;
   let equitySeries = null;
 
