@@ -61,7 +61,7 @@ class Hub:
         self.redis_url = redis_url
         self.listeners: set[Listener] = set()
         self.by_account: dict[int, set[Listener]] = {}
-        self.subscribed = threading.Event()
+        self.ready = threading.Event()  # set at the first subscription, for good
         self.latest_prices: dict[str, dict] = {}
         self._unsent: dict[str, dict] = {}
         self._sent_at: dict[str, float] = {}
@@ -70,16 +70,15 @@ class Hub:
 
     def listen(self, account: int | None = None, prices: bool = True) -> Listener:
         """A listener for price events and, given an account, that account's events. The first one
-        starts the hub and waits (briefly) for its subscription, so no event after this is missed."""
+        starts the hub; until its first subscription, listeners wait (briefly) for it, so no event
+        after this is missed."""
         listener = Listener(account, prices)
         with self._lock:
             self._register(listener)
-            starting = self._thread is None
-            if starting:
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="stream-hub", daemon=True)
                 self._thread.start()
-        if starting:
-            self.subscribed.wait(FIRST_SUBSCRIBE_WAIT_S)
+        self.ready.wait(FIRST_SUBSCRIBE_WAIT_S)
         return listener
 
     def _register(self, listener: Listener) -> None:
@@ -113,14 +112,13 @@ class Hub:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(PRICE_PATTERN, ACCOUNT_PATTERN)
                 pubsub.get_message(timeout=FIRST_SUBSCRIBE_WAIT_S)  # the confirmation: subscribed from here on
-                self.subscribed.set()
+                self.ready.set()
                 while True:
                     message = pubsub.get_message(timeout=1 / PRICE_EVENTS_PER_S)
                     if message is not None:
                         self._dispatch(message["channel"], json.loads(message["data"]))
                     self._flush_prices()
             except (redis.RedisError, OSError) as exc:
-                self.subscribed.clear()
                 log.warning("stream hub lost Redis (%s); resubscribing", exc)
                 time.sleep(1)
 
