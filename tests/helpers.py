@@ -187,6 +187,7 @@ class WorkerProcess:
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
+        import redis
         from celery import Celery
 
         from config import Config
@@ -199,7 +200,7 @@ class WorkerProcess:
                 raise RuntimeError(f"worker {self.name} exited; see {LOG_DIR}")
             try:
                 return pinger.control.ping(destination=[f"{self.name}@test"], timeout=0.5)
-            except (ConnectionError, OSError):  # a broker connection that died in a restart: retried
+            except (ConnectionError, OSError, redis.RedisError):  # a broker connection that died: retried
                 return None
 
         eventually(answered, timeout)
