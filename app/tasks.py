@@ -4,10 +4,16 @@
 app context; the web process only ever sends task names (`core.tasks`), never imports a task.
 """
 
+import contextlib
 import logging
 
+import redis
 from celery import Celery, Task
 from flask import Flask, current_app
+
+from app.extensions import redis_client
+from core.shards import shard_of
+from core.tasks import claim_wake_up, release_wake_up
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +47,18 @@ def enqueue(name: str, *args, argsrepr: str | None = None, **kwargs) -> bool:
         log.exception("could not enqueue %s%r; its sweep will retry", name, args)
         return False
     return True
+
+
+def wake_engine(name: str, order_id: str, account_id: int) -> None:
+    """Send the engine task `name` for an order just committed, unless a wake-up of the account's
+    shard is already on its way: the batch it starts executes this order too (coalesced wake-ups:
+    under load, one task per batch rather than per order)."""
+    shard = shard_of(account_id, current_app.config["ENGINE_SHARDS"])
+    try:
+        if not claim_wake_up(redis_client, shard):
+            return
+    except redis.RedisError:
+        log.warning("could not claim the wake-up of shard %d; sending one anyway", shard)
+    if not enqueue(name, order_id, account_id=account_id):  # the sweep re-sends the order itself
+        with contextlib.suppress(redis.RedisError):  # else the flag expires after WAKE_FLAG_TTL_S
+            release_wake_up(redis_client, shard)

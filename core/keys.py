@@ -10,3 +10,5 @@ BOOK_KEY = "book:{asset}"  # JSON {"bids", "asks": [[price, size]...] best first
 # feeds the account's order stream.
 ACCOUNT_EVENTS_CHANNEL = "account-events:{user_id}"
 TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}:{shard}"  # coalesces trigger checks per asset and shard
+# set while a wake-up task for the shard's engine is on its way: the orders accepted meanwhile send none
+ENGINE_WAKE_FLAG = "engine:wake-pending:{shard}"

@@ -5,9 +5,10 @@ engine's code is loaded only by the engine. Engine tasks go to their account's s
 (`core.shards`): the sender names the account (`account_id=`) or the shard (`shard=`).
 """
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
-from core.keys import TRIGGER_CHECK_FLAG
+from core.keys import ENGINE_WAKE_FLAG, TRIGGER_CHECK_FLAG
 from core.shards import shard_of, shard_queue
 
 EMAIL_QUEUE = "email"
@@ -27,6 +28,7 @@ SWEEP_MAIL_OUTBOX = "mail.sweep_outbox"
 ENGINE_TASK_PREFIX = "engine."
 MAIL_ROUTES = {"mail.*": {"queue": EMAIL_QUEUE}}
 TRIGGER_CHECK_FLAG_TTL_S = 10
+WAKE_FLAG_TTL_S = 2  # a lost wake-up delays its shard's orders this long, or until the sweep
 
 
 class EngineRouter:
@@ -55,6 +57,10 @@ class TaskSender(Protocol):
 class FlagStore(Protocol):
     def pipeline(self, transaction: bool = ...) -> Any: ...
 
+    def set(self, name: str, value: Any, nx: bool = ..., ex: Any = ...) -> Any: ...
+
+    def delete(self, *names: str) -> Any: ...
+
 
 def request_trigger_check(flags: FlagStore, sender: TaskSender, asset: str, shards: int) -> int:
     """Enqueue a trigger check of `asset` for each shard that has none pending (coalesces price
@@ -67,3 +73,21 @@ def request_trigger_check(flags: FlagStore, sender: TaskSender, asset: str, shar
     for shard in enqueued:
         sender.send_task(CHECK_TRIGGERS, args=[asset], kwargs={"shard": shard})
     return len(enqueued)
+
+
+def claim_wake_up(flags: FlagStore, shard: int) -> bool:
+    """True when the caller must send the shard's engine a wake-up task for the work it just
+    committed; False when one is already on its way (the engine has not yet started the batch
+    that clears the flag, so that batch reads the caller's work too)."""
+    return bool(flags.set(ENGINE_WAKE_FLAG.format(shard=shard), 1, nx=True, ex=WAKE_FLAG_TTL_S))
+
+
+def release_wake_up(flags: FlagStore, shard: int) -> None:
+    """The wake-up could not be sent: let the next order of the shard send its own."""
+    flags.delete(ENGINE_WAKE_FLAG.format(shard=shard))
+
+
+def clear_wake_ups(flags: FlagStore, shards: Iterable[int]) -> None:
+    """An engine about to read the pending work of `shards`: work committed after this point
+    claims a new wake-up, work committed before it is in the read. Both, never neither."""
+    flags.delete(*(ENGINE_WAKE_FLAG.format(shard=shard) for shard in shards))

@@ -1,22 +1,23 @@
-"""Engine tasks: each is one short transaction around the pure rules in `core.rules`.
+"""Engine tasks: short transactions around the pure rules in `core.rules`.
 
-Tasks take an order id (their `account_id` only routes them to the account's shard queue), lock
-the order together with its owner's balance row, and re-check the order's state first, so a
-redelivered or duplicated task is a no-op. This process is the one writer of the accounts of its
-shards (ENGINE_SHARD_SET): batches, trigger checks and sweeps stay within them.
+A new order or close request wakes the engine (coalesced: `core.tasks.claim_wake_up`), and the
+wake-up executes every pending order and close request of the process's shards in batches. Each
+transaction locks its orders together with their owners' balance rows and re-checks their state
+first, so a redelivered or duplicated task changes nothing. A task's `account_id` (or `shard`)
+only routes it to its shard's queue. This process is the one writer of the accounts of its shards
+(ENGINE_SHARD_SET): batches, trigger checks and sweeps stay within them.
 """
 
 import json
 import logging
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
 from celery import shared_task
 from flask import current_app
-from sqlalchemy import BigInteger, Integer, and_, cast, literal, or_, select
+from sqlalchemy import BigInteger, Integer, and_, cast, literal, or_, select, union_all
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.balances.service import post_entry
@@ -29,17 +30,20 @@ from core.enums import CloseReason, FillModel, LedgerKind, OrderStatus, OrderTyp
 from core.keys import ACCOUNT_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
 from core.prices import PriceStore, Quote
 from core.shards import HASH_BITS, HASH_MULTIPLIER
-from core.tasks import CANCEL_ORDER, CHECK_TRIGGERS, CLOSE_ORDER, EXECUTE_ORDER, RESET_ACCOUNT, SWEEP_STUCK_ORDERS
+from core.tasks import (
+    CANCEL_ORDER,
+    CHECK_TRIGGERS,
+    CLOSE_ORDER,
+    EXECUTE_ORDER,
+    RESET_ACCOUNT,
+    SWEEP_STUCK_ORDERS,
+    clear_wake_ups,
+)
 
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 MAX_QUANTITY = 2**63 - 1
-EXECUTED_MEMORY = 100_000
-
-# Orders this process's batches executed (committed), newest last. This process is the one writer of
-# its shards, so the tasks of those orders, still queued behind the batch, return without a query.
-_executed_here: OrderedDict[uuid.UUID, None] = OrderedDict()
 
 
 def publish_order_events(*events: dict) -> None:
@@ -243,43 +247,58 @@ def _settle(balance: Balance, order: Order, quote: Quote, book: Book | None, rea
     return True
 
 
-def open_position(order_id) -> int:
-    """Execute this pending order and the others waiting in this process's shards (oldest first,
-    up to ENGINE_ORDER_BATCH) in one transaction: one commit, one WAL flush, for all of them (group
-    commit). The tasks of orders a batch already executed find nothing pending: a cheap no-op.
-    Returns how many ran."""
-    if order_id in _executed_here:
-        return 0
-    batch = current_app.config["ENGINE_ORDER_BATCH"]
-    waiting = select(Order.id).where(
-        Order.status == OrderStatus.PENDING, Order.id != order_id, in_own_shards(Order.user_id)
+def execute_pending() -> tuple[int, dict[uuid.UUID, RejectReason]]:
+    """A wake-up: execute every pending order and requested close of this process's shards,
+    oldest first, in batches of up to ENGINE_ORDER_BATCH, each one transaction (group commit: one
+    WAL flush per batch). The shards' wake-up flags are cleared before the first read
+    (`core.tasks.clear_wake_ups`): work committed after that sends a new wake-up, work committed
+    before it is in the read. Returns how many ran, and the closes that could not fill."""
+    clear_wake_ups(redis_client, current_app.config["ENGINE_SHARD_SET"])
+    size, executed, failed = current_app.config["ENGINE_ORDER_BATCH"], 0, {}
+    while True:
+        read, events = _execute_batch(size)
+        executed += len(events)
+        failed.update((uuid.UUID(e["orderId"]), RejectReason(e["error"])) for e in events if "error" in e)
+        if read < size:
+            return executed, failed
+
+
+def _execute_batch(size: int) -> tuple[int, list[dict]]:
+    """Lock up to `size` of the oldest pending orders and close requests of this process's shards
+    with their balances, in one fixed order (account, then order), execute them and commit them
+    together. Returns how many it read, and the events it published."""
+    own = in_own_shards(Order.user_id)
+    opens = select(Order.id, Order.created_at.label("requested_at")).where(Order.status == OrderStatus.PENDING, own)
+    closes = select(Order.id, Order.close_requested_at.label("requested_at")).where(
+        Order.status == OrderStatus.OPEN, Order.close_requested_at.is_not(None), own
     )
-    ids = [order_id, *db.session.execute(waiting.order_by(Order.created_at).limit(batch - 1)).scalars()]
+    ids = list(db.session.execute(union_all(opens, closes).order_by("requested_at").limit(size)).scalars())
+    if not ids:
+        db.session.rollback()
+        return 0, []
     rows = db.session.execute(
         select(Order, Balance)
         .join(Balance, Balance.user_id == Order.user_id)
-        .where(Order.id.in_(ids), Order.status == OrderStatus.PENDING)
-        .order_by(Order.user_id, Order.created_at, Order.id)  # one fixed lock order; an account's in its own order
+        .where(Order.id.in_(ids))
+        .order_by(Order.user_id, Order.created_at, Order.id)  # an account's orders in their own order
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
-    if not rows:
-        db.session.rollback()
-        return 0
     quotes: dict = {}
-    events, executed = [], [order.id for order, _ in rows]  # ids read now: after the commit, a reload each
+    events = []
     for order, balance in rows:
         if order.asset not in quotes:
             quote = _fresh_quote(order.asset)
             quotes[order.asset] = (quote, _book(order.asset) if quote else None)
-        _execute_pending(balance, order, *quotes[order.asset])
-        events.append(order_event(order, order.id))
+        if order.status == OrderStatus.PENDING:
+            _execute_pending(balance, order, *quotes[order.asset])
+            events.append(order_event(order, order.id))
+        elif order.status == OrderStatus.OPEN and order.close_requested_at is not None:
+            error = _close_requested(balance, order, *quotes[order.asset])
+            events.append(order_event(order, order.id, error))
     db.session.commit()
-    _executed_here.update(dict.fromkeys(executed))
-    while len(_executed_here) > EXECUTED_MEMORY:
-        _executed_here.popitem(last=False)
     publish_order_events(*events)
-    return len(events)
+    return len(ids), events
 
 
 def _execute_pending(balance: Balance, order: Order, quote: Quote | None, book: Book | None) -> None:
@@ -294,21 +313,15 @@ def _execute_pending(balance: Balance, order: Order, quote: Quote | None, book: 
         _fill(balance, order, quote, book)
 
 
-def close_position(order_id) -> RejectReason | None:
-    """Close an open position at the book; returns why it could not, if it could not."""
-    balance, order = _lock_order(order_id)
-    if order is None or order.status != OrderStatus.OPEN:
-        db.session.rollback()
-        return None
-    quote = _fresh_quote(order.asset)
-    error = None
+def _close_requested(balance: Balance, order: Order, quote: Quote | None, book: Book | None) -> RejectReason | None:
+    """Close a position its owner asked to close, at the book; why it could not, if it could not."""
     if quote is None:
         error = RejectReason.PRICE_UNAVAILABLE
-    elif not _settle(balance, order, quote, _book(order.asset), CloseReason.USER):  # it changed nothing
+    elif not _settle(balance, order, quote, book, CloseReason.USER):  # it changed nothing
         error = RejectReason.INSUFFICIENT_LIQUIDITY
-    if error:
-        order.close_requested_at = None  # the requester is told it failed; nothing retries it
-    _commit_and_publish(order, order_id, error)
+    else:
+        return None
+    order.close_requested_at = None  # the requester is told it failed; nothing retries it
     return error
 
 
@@ -533,14 +546,20 @@ RETRY_ON_OUTAGE = dict(
 
 
 @shared_task(name=EXECUTE_ORDER, **RETRY_ON_OUTAGE)
-def execute_order(order_id: str, account_id: int | None = None) -> None:
-    open_position(uuid.UUID(order_id))
+def execute_order(order_id: str, account_id: int | None = None) -> int:
+    """The wake-up sent for a new order (or re-sent by the sweep): runs it and whatever else is
+    pending in this process's shards. Returns how many ran (shown in Flower)."""
+    executed, _ = execute_pending()
+    return executed
 
 
 @shared_task(name=CLOSE_ORDER, **RETRY_ON_OUTAGE)
 def close_order(order_id: str, account_id: int | None = None) -> str | None:
-    """Returns why the close failed, if it did (shown in Flower); the waiting request was told."""
-    return close_position(uuid.UUID(order_id))
+    """The wake-up sent for a close request. Returns why this close failed, if this task ran it
+    and it did (shown in Flower); the waiting request was told by the order's event."""
+    _, failed = execute_pending()
+    error = failed.get(uuid.UUID(order_id))
+    return str(error) if error else None
 
 
 @shared_task(name=CANCEL_ORDER, **RETRY_ON_OUTAGE)
@@ -568,10 +587,9 @@ def sweep_stuck_orders(shard: int) -> dict:
     db.session.rollback()
     for order_id, account_id in work["expired"]:
         cancel_order.delay(str(order_id), expired=True, account_id=account_id)
-    for order_id, account_id in work["opens"]:
+    if stuck := work["opens"] + work["closes"]:  # one wake-up runs the shard's whole backlog
+        order_id, account_id = stuck[0]
         execute_order.delay(str(order_id), account_id=account_id)
-    for order_id, account_id in work["closes"]:
-        close_order.delay(str(order_id), account_id=account_id)
     for reset_id, account_id in work["resets"]:
         reset_account_task.delay(str(reset_id), account_id=account_id)
     counts = {kind: len(ids) for kind, ids in work.items()}

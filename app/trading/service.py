@@ -8,6 +8,7 @@ re-enqueues anything whose message got lost, so an accepted trade is never dropp
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 
 from flask import current_app
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import db, redis_client
 from app.models import IdempotencyKey, Order, utcnow
-from app.tasks import enqueue
+from app.tasks import enqueue, wake_engine
 from core import rules
 from core.assets import ASSETS, QUANTITY_DECIMALS, USD_DECIMALS
 from core.book import BookStore, expected_fill, fee, notional
@@ -236,8 +237,7 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
         if claimed is None:  # a concurrent request with the same key won the race
             db.session.rollback()
             return wait_for_open(user_id, _existing_for_key(user_id, idempotency_key, request_hash).id)
-    db.session.commit()
-    return wait_for_open(user_id, order_id, task=EXECUTE_ORDER)
+    return wait_for_open(user_id, order_id, send=_commit_and_wake(EXECUTE_ORDER, order_id, user_id))
 
 
 def close(user_id: int, order_id: str) -> Order:
@@ -249,8 +249,8 @@ def close(user_id: int, order_id: str) -> Order:
     _require_fresh_price(order.asset)
     order_id = order.id
     order.close_requested_at = utcnow()
-    db.session.commit()
-    order, error = _wait(user_id, order_id, lambda o: o.status == OrderStatus.CLOSED, task=CLOSE_ORDER)
+    closed = lambda o: o.status == OrderStatus.CLOSED  # noqa: E731
+    order, error = _wait(user_id, order_id, closed, send=_commit_and_wake(CLOSE_ORDER, order_id, user_id))
     if error:
         _error_for(error)
     if order.status == OrderStatus.CLOSED and order.close_reason != CloseReason.USER:
@@ -265,29 +265,41 @@ def cancel(user_id: int, order_id: str) -> Order:
         abort(ErrorCode.NOT_WORKING, f"The order is {order.status}, not working")
     order_id = order.id
     db.session.rollback()
-    order, error = _wait(user_id, order_id, lambda o: o.status != OrderStatus.WORKING, task=CANCEL_ORDER)
+    ended = lambda o: o.status != OrderStatus.WORKING  # noqa: E731
+    # not a wake-up: a cancel is the engine's answer about this one order
+    order, error = _wait(
+        user_id, order_id, ended, send=lambda: enqueue(CANCEL_ORDER, str(order_id), account_id=user_id)
+    )
     if error == ErrorCode.NOT_WORKING or order.status not in (OrderStatus.WORKING, OrderStatus.CANCELLED):
         abort(ErrorCode.NOT_WORKING, f"The order is {order.status}: it filled or ended first")
     return order
 
 
-def wait_for_open(user_id: int, order_id: uuid.UUID, task: str | None = None) -> Order:
+def _commit_and_wake(task: str, order_id: uuid.UUID, user_id: int) -> Callable[[], None]:
+    """Commit the work, then wake the engine: sent while the request already listens, since a
+    batch the engine is about to start executes the work as soon as it is committed."""
+
+    def send() -> None:
+        db.session.commit()
+        wake_engine(task, str(order_id), user_id)
+
+    return send
+
+
+def wait_for_open(user_id: int, order_id: uuid.UUID, send: Callable[[], object] | None = None) -> Order:
     """The order once the engine executed it (raising the contract's error for a rejection)."""
-    order, _ = _wait(user_id, order_id, lambda o: o.status != OrderStatus.PENDING, task)
+    order, _ = _wait(user_id, order_id, lambda o: o.status != OrderStatus.PENDING, send)
     if order.status == OrderStatus.REJECTED:
         _error_for(order.reject_reason)
     return order
 
 
-def _wait(user_id: int, order_id, done, task: str | None = None) -> tuple[Order, str | None]:
-    """Send the engine `task` for the order, if given, then wait up to TRADE_WAIT_S for
+def _wait(user_id: int, order_id, done, send: Callable[[], object] | None = None) -> tuple[Order, str | None]:
+    """`send()` the order's work to the engine, if given, then wait up to TRADE_WAIT_S for
     `done(order)` or an engine error published for the order."""
 
     def reload() -> Order:
         query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
         return db.session.execute(query).scalar_one()
 
-    def send() -> None:
-        enqueue(task, str(order_id), account_id=user_id)
-
-    return wait_for_engine(user_id, "orderId", str(order_id), reload, done, send if task else None)
+    return wait_for_engine(user_id, "orderId", str(order_id), reload, done, send)

@@ -4,9 +4,10 @@ consumes."""
 
 import pytest
 
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.models import Order
-from core.shards import shard_of
+from core.shards import shard_of, shard_queue
+from core.tasks import EXECUTE_ORDER
 from tests.helpers import BTC_ASK, BTC_BID, eventually, open_trade, user_on_engine
 from workers.engine import account_shard
 
@@ -49,3 +50,33 @@ def test_an_accounts_orders_wait_for_their_own_shards_engine(app, client, make_u
 
     eventually(executed, timeout=20)
     assert client.get("/api/v1/health").json["engine"]["detail"] == "engine0@test, engine1@test"
+
+
+def queued_messages(shard: int) -> int:
+    return sum(redis_client.llen(key) for key in redis_client.keys(f"{shard_queue(shard)}*"))
+
+
+def test_orders_accepted_while_a_wake_up_is_pending_send_no_task_of_their_own(
+    app, make_user, make_order, set_price, engine_worker
+):
+    from app.tasks import wake_engine
+
+    user_id, _ = user_on_engine(make_user, app, 1)
+    shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+    try:
+        engine_worker.engines[1].stop()
+        set_price("BTC", BTC_BID, BTC_ASK)
+        ids = [make_order(user_id, margin=1_000) for _ in range(4)]
+        before = queued_messages(shard)
+        with app.app_context():
+            for order_id in ids:  # what the API does after committing each
+                wake_engine(EXECUTE_ORDER, str(order_id), user_id)
+        assert queued_messages(shard) - before == 1
+    finally:
+        engine_worker.engines[1].start()
+
+    def executed():
+        with app.app_context():
+            return {db.session.get(Order, order_id).status for order_id in ids} == {"open"}
+
+    eventually(executed, timeout=20)  # the one wake-up ran all four

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.models import Balance, LedgerEntry, Order, utcnow
+from core.shards import shard_of
 from tests.helpers import (
     BTC_ASK,
     BTC_BID,
@@ -346,25 +347,28 @@ def test_an_order_the_engine_reaches_too_late_expires_instead_of_filling(app, cl
     assert_ledger_balances(app)
 
 
-def test_the_tasks_of_orders_a_batch_executed_return_without_a_query(app, make_user, make_order, set_price):
-    from sqlalchemy import event
-
-    from workers.engine import open_position
+def test_one_wake_up_runs_the_shards_whole_backlog_in_batches(app, make_user, make_order, set_price):
+    from core.tasks import claim_wake_up
+    from workers.engine import execute_pending
 
     user_id, _ = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
-    first, *others = [make_order(user_id, margin=1_000) for _ in range(5)]
-    statements = []
-
-    def count(*_):
-        statements.append(1)
-
-    with app.app_context():  # this process owns every shard: it runs the batch as an engine would
-        assert open_position(first) == 5
-        event.listen(db.engine, "before_cursor_execute", count)
-        try:
-            assert [open_position(order_id) for order_id in [first, *others]] == [0] * 5
-        finally:
-            event.remove(db.engine, "before_cursor_execute", count)
-    assert statements == []
+    ids = [make_order(user_id, margin=1_000) for _ in range(5)]
+    batch = app.config["ENGINE_ORDER_BATCH"]
+    app.config["ENGINE_ORDER_BATCH"] = 2
+    try:
+        with app.app_context():  # this process owns every shard: it runs the wake-up as an engine would
+            shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+            claim_wake_up(redis_client, shard)
+            executed, failed = execute_pending()
+            assert (executed, failed) == (5, {})  # three batches of at most 2
+            assert claim_wake_up(redis_client, shard)  # the wake-up's flag was cleared: the next order sends one
+            assert {db.session.get(Order, i).status for i in ids} == {"open"}
+            for order_id in ids[:3]:  # close requests ride the same batches
+                db.session.get(Order, order_id).close_requested_at = utcnow()
+            db.session.commit()
+            assert execute_pending() == (3, {})
+            assert [db.session.get(Order, i).close_reason for i in ids] == ["user"] * 3 + [None] * 2
+    finally:
+        app.config["ENGINE_ORDER_BATCH"] = batch
     assert_ledger_balances(app)
