@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -150,7 +150,7 @@ def celery_settings(
         task_serializer="json",
         accept_content=["json"],
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        task_send_sent_event=False,  # Flower learns of a task from its worker's events; one publish fewer per send
         beat_schedule={
             **sweeps,
             "sweep-mail-outbox": {"task": SWEEP_MAIL_OUTBOX, "schedule": 10.0},
@@ -194,7 +194,7 @@ class Config:
     JWT_ACCESS_TOKEN_EXPIRES: timedelta
     TRUSTED_PROXIES: int
     CELERY: dict
-    SQLALCHEMY_ENGINE_OPTIONS: dict = field(default_factory=lambda: {"pool_pre_ping": True})
+    SQLALCHEMY_ENGINE_OPTIONS: dict
     MAX_CONTENT_LENGTH: int = MAX_REQUEST_BYTES
     JWT_TOKEN_LOCATION: tuple[str, ...] = ("headers", "cookies")
     JWT_COOKIE_CSRF_PROTECT: bool = True
@@ -236,6 +236,12 @@ class Config:
             DATA_DIR=directory,
             DATABASE_URL=libpq_url(database_url),
             SQLALCHEMY_DATABASE_URI=sqlalchemy_url(database_url),
+            # A gevent web worker serves many requests at once: below its concurrent trades, the
+            # pool (default 5) opened and closed a connection for each request beyond it.
+            SQLALCHEMY_ENGINE_OPTIONS={
+                "pool_pre_ping": True,
+                "pool_size": env.int("DATABASE_POOL_SIZE", 10, minimum=1),
+            },
             REDIS_URL=redis_url,
             JWT_SECRET_KEY=jwt_secret,
             BACKPACK_WS_URL=env.str("BACKPACK_WS_URL", "wss://ws.backpack.exchange"),
