@@ -457,16 +457,16 @@ INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, levera
 
 
 def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, accounts: int = 1000) -> dict:
-    """`orders` accepted orders and their tasks already queued (as after an engine outage), then
-    `processes` engine processes sharing the shards drain them: orders/s from the first order they
-    executed until every order is executed and every task consumed (the tasks of orders a batch
-    already executed included)."""
+    """`orders` accepted orders and their wake-ups queued as the API sends them (one per shard
+    while none is on its way: as after an engine outage), then `processes` engine processes
+    sharing the shards drain them: orders/s from the first order they executed until every order
+    is executed and every task consumed."""
     from sqlalchemy import text
 
     from app.balances.service import ledger_mismatches
     from app.extensions import db, redis_client
-    from core.shards import shard_queues
-    from core.tasks import EXECUTE_ORDER
+    from core.shards import shard_of, shard_queues
+    from core.tasks import EXECUTE_ORDER, claim_wake_up, clear_wake_ups
 
     queues = shard_queues(range(app.config["ENGINE_SHARDS"]))
 
@@ -480,9 +480,11 @@ def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, acco
     progress = Progress(f"drain, {processes} engine{'s' if processes > 1 else ''}", orders)
     with app.app_context():
         run_fixture(DRAIN_FIXTURE, {"accounts": accounts, "orders": orders})
-        celery = app.extensions["celery"]
+        celery, shards = app.extensions["celery"], app.config["ENGINE_SHARDS"]
+        clear_wake_ups(redis_client, range(shards))  # none left over from an earlier phase
         for order_id, account_id in db.session.execute(text("SELECT id, user_id FROM orders ORDER BY created_at")):
-            celery.send_task(EXECUTE_ORDER, args=[str(order_id)], kwargs={"account_id": account_id})
+            if claim_wake_up(redis_client, shard_of(account_id, shards)):
+                celery.send_task(EXECUTE_ORDER, args=[str(order_id)], kwargs={"account_id": account_id})
         db.session.rollback()
     engines = start_engines({**env, "ORDER_MAX_DELAY_S": "600"}, f"engine-drain-{processes}", processes)
     try:
