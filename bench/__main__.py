@@ -5,6 +5,7 @@ writes bench/results/<time>.json.
 """
 
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -58,6 +59,14 @@ class Progress:
             if self.done >= self.total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def quiet_heap() -> None:
+    """Collect, then freeze, everything the bench holds so far (the app, fixtures, earlier
+    phases' results): a full collection over it paused every client thread for tens of
+    milliseconds, which a timed phase would count as the system's latency."""
+    gc.collect()
+    gc.freeze()
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -185,6 +194,7 @@ def make_users(app, count: int) -> list[dict]:
 def bench_trades(
     base_url: str, users: list[dict], label: str = "trades (open+close)", round_trips: int = ROUND_TRIPS
 ) -> dict:
+    quiet_heap()
     latencies: list[float] = []
     failures: list[str] = []
     progress = Progress(label, round_trips)
@@ -550,6 +560,7 @@ def bench_open_loop(base_url: str, users: list[dict], rate: float, seconds: floa
     """Orders arriving at a fixed rate, whatever the answers do (an open loop: a slow answer does not
     hold the next arrival back), each timed from its scheduled arrival to its executed answer. The
     first OPEN_LOOP_WARMUP_S at that rate are not counted (new connections, cold caches)."""
+    quiet_heap()
     warmup = int(rate * OPEN_LOOP_WARMUP_S)
     total = int(rate * seconds)
     latencies: list[float] = []
@@ -615,6 +626,7 @@ def latency_histogram(open_loop: dict, path: Path) -> None:
 
 
 def bench_noop(redis_url: str) -> dict:
+    quiet_heap()
     from bench.tasks import NOOP_CHANNEL, noop
     from core.shards import shard_queue
 
