@@ -84,36 +84,39 @@ ROLES = (("gunicorn", "web"), ("workers.run_engine", "engine"), ("-Q engine.", "
 ROLES += (("postgres", "postgres"), ("redis-server", "redis"))
 
 
-def cpu_seconds_by_role() -> Counter:
-    """CPU seconds used so far by this machine's processes, by role: web, engine, postgres, redis,
-    and the bench itself (its clients)."""
+def cpu_seconds_by_process() -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by each of this machine's processes that has a role: web, engine,
+    postgres, redis, and the bench itself (its clients)."""
     tick = os.sysconf("SC_CLK_TCK")
-    used: Counter = Counter()
+    used = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if int(stat.parent.name) == os.getpid():
-            role = "bench clients"
-        else:
-            role = next((name for marker, name in ROLES if marker in command), None)
+        pid = int(stat.parent.name)
+        role = "bench clients" if pid == os.getpid() else next((n for marker, n in ROLES if marker in command), None)
         if role:
-            used[role] += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            used[pid] = (role, (int(fields[11]) + int(fields[12])) / tick)  # utime + stime
     return used
 
 
 class CpuProfile:
-    """Cores each role kept busy during a phase (CPU seconds / wall seconds): what bounds it."""
+    """Cores each role kept busy during a phase (CPU seconds / wall seconds): what bounds it.
+    Processes are compared with themselves: one that ended during the phase (a database
+    connection closed) drops out rather than taking its whole past off its role."""
 
     def __enter__(self) -> "CpuProfile":
-        self.before, self.began = cpu_seconds_by_role(), time.perf_counter()
+        self.before, self.began = cpu_seconds_by_process(), time.perf_counter()
         return self
 
     def __exit__(self, *_) -> None:
-        after, wall = cpu_seconds_by_role(), time.perf_counter() - self.began
-        self.cores = {role: round((after[role] - self.before[role]) / wall, 2) for role in sorted(after)}
+        after, wall = cpu_seconds_by_process(), time.perf_counter() - self.began
+        used: Counter = Counter()
+        for pid, (role, seconds) in after.items():
+            used[role] += seconds - self.before.get(pid, (role, 0.0))[1]
+        self.cores = {role: round(used[role] / wall, 2) for role in sorted(used)}
         self.cores["total"] = round(sum(self.cores.values()), 2)
 
 
