@@ -372,3 +372,30 @@ def test_one_wake_up_runs_the_shards_whole_backlog_in_batches(app, make_user, ma
     finally:
         app.config["ENGINE_ORDER_BATCH"] = batch
     assert_ledger_balances(app)
+
+
+def test_a_trade_request_listens_for_the_engine_before_it_commits(app, client, make_user, set_price, monkeypatch):
+    """A wake-up already running executes work the moment it is committed: a request that began
+    listening only after its commit would miss its own event and wait for the recheck."""
+    import psycopg
+
+    from app.hub import Hub
+
+    user_id, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    committed_at_listen = []
+    listen = Hub.listen
+
+    def spying_listen(self, *args, **kwargs):
+        with psycopg.connect(app.config["DATABASE_URL"]) as other:  # sees only what is committed
+            committed_at_listen.append(
+                other.execute(
+                    "SELECT count(*), count(close_requested_at) FROM orders WHERE user_id = %s", (user_id,)
+                ).fetchone()
+            )
+        return listen(self, *args, **kwargs)
+
+    monkeypatch.setattr(Hub, "listen", spying_listen)
+    order = open_trade(client, headers, margin=10_000).json
+    assert client.post("/api/v1/trade/close", json={"orderId": order["orderId"]}, headers=headers).status_code == 200
+    assert committed_at_listen == [(0, 0), (1, 0)]  # neither the order nor its close request yet
