@@ -791,11 +791,11 @@ def main() -> int:
         with CpuProfile() as trades_profile:
             trades = bench_trades(base_url, users[:CLIENTS])
         trades["cores"] = trades_profile.cores
-        open_loop = bench_open_loop(base_url, users[:CLIENTS], rate=trades["orders_per_s"] / 2)
-        streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
-        with CpuProfile() as noop_profile:
+        with CpuProfile() as noop_profile:  # right after the trades: their efficiency compares like with like
             noop = bench_noop(app.config["REDIS_URL"])
         noop["cores"] = noop_profile.cores
+        open_loop = bench_open_loop(base_url, users[:CLIENTS], rate=trades["orders_per_s"] / 2)
+        streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
         poller = bench_poller(app.config["REDIS_URL"])
         depth = bench_depth(app.config["REDIS_URL"])
         stop_prices.set()  # the snapshot phase writes every asset's quote itself
