@@ -13,7 +13,7 @@ from flask import Flask, current_app
 
 from app.extensions import redis_client
 from core.shards import shard_of
-from core.tasks import claim_wake_up, release_wake_up
+from core.tasks import claim_wake_up, clear_wake_up
 
 log = logging.getLogger(__name__)
 
@@ -61,4 +61,4 @@ def wake_engine(name: str, order_id: str, account_id: int) -> None:
         log.warning("could not claim the wake-up of shard %d; sending one anyway", shard)
     if not enqueue(name, order_id, account_id=account_id):  # the sweep re-sends the order itself
         with contextlib.suppress(redis.RedisError):  # else the flag expires after WAKE_FLAG_TTL_S
-            release_wake_up(redis_client, shard)
+            clear_wake_up(redis_client, shard)

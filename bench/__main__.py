@@ -479,7 +479,7 @@ def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, acco
     from app.balances.service import ledger_mismatches
     from app.extensions import db, redis_client
     from core.shards import shard_of, shard_queues
-    from core.tasks import EXECUTE_ORDER, claim_wake_up, clear_wake_ups
+    from core.tasks import EXECUTE_ORDER, claim_wake_up, clear_wake_up
 
     queues = shard_queues(range(app.config["ENGINE_SHARDS"]))
 
@@ -494,7 +494,8 @@ def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, acco
     with app.app_context():
         run_fixture(DRAIN_FIXTURE, {"accounts": accounts, "orders": orders})
         celery, shards = app.extensions["celery"], app.config["ENGINE_SHARDS"]
-        clear_wake_ups(redis_client, range(shards))  # none left over from an earlier phase
+        for shard in range(shards):  # none left over from an earlier phase
+            clear_wake_up(redis_client, shard)
         for order_id, account_id in db.session.execute(text("SELECT id, user_id FROM orders ORDER BY created_at")):
             if claim_wake_up(redis_client, shard_of(account_id, shards)):
                 celery.send_task(EXECUTE_ORDER, args=[str(order_id)], kwargs={"account_id": account_id})

@@ -5,7 +5,6 @@ engine's code is loaded only by the engine. Engine tasks go to their account's s
 (`core.shards`): the sender names the account (`account_id=`) or the shard (`shard=`).
 """
 
-from collections.abc import Iterable
 from typing import Any, Protocol
 
 from core.keys import ENGINE_WAKE_FLAG, TRIGGER_CHECK_FLAG
@@ -82,12 +81,10 @@ def claim_wake_up(flags: FlagStore, shard: int) -> bool:
     return bool(flags.set(ENGINE_WAKE_FLAG.format(shard=shard), 1, nx=True, ex=WAKE_FLAG_TTL_S))
 
 
-def release_wake_up(flags: FlagStore, shard: int) -> None:
-    """The wake-up could not be sent: let the next order of the shard send its own."""
+def clear_wake_up(flags: FlagStore, shard: int) -> None:
+    """The engine, as its wake-up for the shard starts and before it reads the shard's pending
+    work: work committed after this claims a new wake-up, work committed before it is in the read
+    (both, never neither). The sender, when the wake-up could not be sent: the shard's next order
+    sends its own. Only the shard's own flag: another shard's flag stays with its queued wake-up,
+    so there is never more than one queued per shard."""
     flags.delete(ENGINE_WAKE_FLAG.format(shard=shard))
-
-
-def clear_wake_ups(flags: FlagStore, shards: Iterable[int]) -> None:
-    """An engine about to read the pending work of `shards`: work committed after this point
-    claims a new wake-up, work committed before it is in the read. Both, never neither."""
-    flags.delete(*(ENGINE_WAKE_FLAG.format(shard=shard) for shard in shards))

@@ -29,7 +29,7 @@ from core.book import Book, BookStore, expected_fill, fee, notional
 from core.enums import CloseReason, FillModel, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
 from core.keys import ACCOUNT_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
 from core.prices import PriceStore, Quote
-from core.shards import HASH_BITS, HASH_MULTIPLIER
+from core.shards import HASH_BITS, HASH_MULTIPLIER, shard_of
 from core.tasks import (
     CANCEL_ORDER,
     CHECK_TRIGGERS,
@@ -37,7 +37,7 @@ from core.tasks import (
     EXECUTE_ORDER,
     RESET_ACCOUNT,
     SWEEP_STUCK_ORDERS,
-    clear_wake_ups,
+    clear_wake_up,
 )
 
 log = logging.getLogger(__name__)
@@ -247,13 +247,12 @@ def _settle(balance: Balance, order: Order, quote: Quote, book: Book | None, rea
     return True
 
 
-def execute_pending() -> tuple[int, dict[uuid.UUID, RejectReason]]:
-    """A wake-up: execute every pending order and requested close of this process's shards,
-    oldest first, in batches of up to ENGINE_ORDER_BATCH, each one transaction (group commit: one
-    WAL flush per batch). The shards' wake-up flags are cleared before the first read
-    (`core.tasks.clear_wake_ups`): work committed after that sends a new wake-up, work committed
-    before it is in the read. Returns how many ran, and the closes that could not fill."""
-    clear_wake_ups(redis_client, current_app.config["ENGINE_SHARD_SET"])
+def execute_pending(shard: int) -> tuple[int, dict[uuid.UUID, RejectReason]]:
+    """A wake-up of `shard`: execute every pending order and requested close of this process's
+    shards, oldest first, in batches of up to ENGINE_ORDER_BATCH, each one transaction (group
+    commit: one WAL flush per batch). The shard's wake-up flag is cleared before the first read
+    (`core.tasks.clear_wake_up`). Returns how many ran, and the closes that could not fill."""
+    clear_wake_up(redis_client, shard)
     size, executed, failed = current_app.config["ENGINE_ORDER_BATCH"], 0, {}
     while True:
         read, events = _execute_batch(size)
@@ -546,18 +545,18 @@ RETRY_ON_OUTAGE = dict(
 
 
 @shared_task(name=EXECUTE_ORDER, **RETRY_ON_OUTAGE)
-def execute_order(order_id: str, account_id: int | None = None) -> int:
+def execute_order(order_id: str, account_id: int) -> int:
     """The wake-up sent for a new order (or re-sent by the sweep): runs it and whatever else is
     pending in this process's shards. Returns how many ran (shown in Flower)."""
-    executed, _ = execute_pending()
+    executed, _ = execute_pending(shard_of(account_id, current_app.config["ENGINE_SHARDS"]))
     return executed
 
 
 @shared_task(name=CLOSE_ORDER, **RETRY_ON_OUTAGE)
-def close_order(order_id: str, account_id: int | None = None) -> str | None:
+def close_order(order_id: str, account_id: int) -> str | None:
     """The wake-up sent for a close request. Returns why this close failed, if this task ran it
     and it did (shown in Flower); the waiting request was told by the order's event."""
-    _, failed = execute_pending()
+    _, failed = execute_pending(shard_of(account_id, current_app.config["ENGINE_SHARDS"]))
     error = failed.get(uuid.UUID(order_id))
     return str(error) if error else None
 

@@ -360,14 +360,14 @@ def test_one_wake_up_runs_the_shards_whole_backlog_in_batches(app, make_user, ma
         with app.app_context():  # this process owns every shard: it runs the wake-up as an engine would
             shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
             claim_wake_up(redis_client, shard)
-            executed, failed = execute_pending()
+            executed, failed = execute_pending(shard)
             assert (executed, failed) == (5, {})  # three batches of at most 2
             assert claim_wake_up(redis_client, shard)  # the wake-up's flag was cleared: the next order sends one
             assert {db.session.get(Order, i).status for i in ids} == {"open"}
             for order_id in ids[:3]:  # close requests ride the same batches
                 db.session.get(Order, order_id).close_requested_at = utcnow()
             db.session.commit()
-            assert execute_pending() == (3, {})
+            assert execute_pending(shard) == (3, {})
             assert [db.session.get(Order, i).close_reason for i in ids] == ["user"] * 3 + [None] * 2
     finally:
         app.config["ENGINE_ORDER_BATCH"] = batch
