@@ -1,5 +1,6 @@
 """Execution against the book: fills that walk it, thin books, fees, limit and stop orders, cancel."""
 
+import itertools
 import json
 import threading
 from datetime import timedelta
@@ -26,12 +27,16 @@ Q = 10**8  # one BTC in quantity units
 
 @pytest.fixture
 def set_book(app, set_price):
-    """A fresh depth book for BTC (best first), with its top as the quote, as the poller keeps them."""
+    """A fresh depth book for BTC (best first), with its top as the quote, as the poller keeps them:
+    each with a newer update id (an engine that checked the triggers at one quote and book update
+    skips the same pair again, so a changed book under an unchanged id would go unseen)."""
+    updates = itertools.count(1)
 
     def set_(bids: list[tuple[int, int]], asks: list[tuple[int, int]]):
         set_price("BTC", bids[0][0], asks[0][0])
+        book = {"bids": bids, "asks": asks, "u": next(updates), "time": 1}
         with app.app_context():
-            BookStore(redis_client).write("BTC", json.dumps({"bids": bids, "asks": asks, "u": 1, "time": 1}))
+            BookStore(redis_client).write("BTC", json.dumps(book))
 
     return set_
 
