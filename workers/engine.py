@@ -264,25 +264,25 @@ def execute_pending(shard: int) -> tuple[int, dict[uuid.UUID, RejectReason]]:
 
 def _execute_batch(size: int) -> tuple[int, list[dict]]:
     """Lock up to `size` of the oldest pending orders and close requests of this process's shards
-    with their balances, in one fixed order (account, then order), execute them and commit them
-    together. Returns how many it read, and the events it published."""
+    with their balances (one statement), in one fixed order (account, then order), execute them
+    and commit them together. Returns how many it took, and the events it published."""
     own = in_own_shards(Order.user_id)
     opens = select(Order.id, Order.created_at.label("requested_at")).where(Order.status == OrderStatus.PENDING, own)
     closes = select(Order.id, Order.close_requested_at.label("requested_at")).where(
         Order.status == OrderStatus.OPEN, Order.close_requested_at.is_not(None), own
     )
-    ids = list(db.session.execute(union_all(opens, closes).order_by("requested_at").limit(size)).scalars())
-    if not ids:
-        db.session.rollback()
-        return 0, []
+    oldest = union_all(opens, closes).order_by("requested_at").limit(size).subquery()
     rows = db.session.execute(
         select(Order, Balance)
         .join(Balance, Balance.user_id == Order.user_id)
-        .where(Order.id.in_(ids))
+        .where(Order.id.in_(select(oldest.c.id)))
         .order_by(Order.user_id, Order.created_at, Order.id)  # an account's orders in their own order
-        .with_for_update()
+        .with_for_update(of=[Order, Balance])
         .execution_options(populate_existing=True)
     ).all()
+    if not rows:
+        db.session.rollback()
+        return 0, []
     quotes: dict = {}
     events = []
     for order, balance in rows:
@@ -297,7 +297,7 @@ def _execute_batch(size: int) -> tuple[int, list[dict]]:
             events.append(order_event(order, order.id, error))
     db.session.commit()
     publish_order_events(*events)
-    return len(ids), events
+    return len(rows), events
 
 
 def _execute_pending(balance: Balance, order: Order, quote: Quote | None, book: Book | None) -> None:
