@@ -74,6 +74,11 @@ def request_trigger_check(flags: FlagStore, sender: TaskSender, asset: str, shar
     return len(enqueued)
 
 
+def clear_trigger_check(flags: FlagStore, asset: str, shard: int) -> None:
+    """A trigger check starting: the next price move may schedule another."""
+    flags.delete(TRIGGER_CHECK_FLAG.format(asset=asset, shard=shard))
+
+
 def claim_wake_up(flags: FlagStore, shard: int) -> bool:
     """True when the caller must send the shard's engine a wake-up task for the work it just
     committed; False when one is already on its way (the engine has not yet started the batch

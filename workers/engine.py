@@ -27,7 +27,7 @@ from core import rules
 from core.assets import ASSETS
 from core.book import Book, BookStore, expected_fill, fee, notional
 from core.enums import CloseReason, FillModel, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
-from core.keys import ACCOUNT_EVENTS_CHANNEL, TRIGGER_CHECK_FLAG
+from core.keys import ACCOUNT_EVENTS_CHANNEL
 from core.prices import PriceStore, Quote
 from core.shards import HASH_BITS, HASH_MULTIPLIER, shard_of
 from core.tasks import (
@@ -37,6 +37,7 @@ from core.tasks import (
     EXECUTE_ORDER,
     RESET_ACCOUNT,
     SWEEP_STUCK_ORDERS,
+    clear_trigger_check,
     clear_wake_up,
 )
 
@@ -247,17 +248,18 @@ def _settle(balance: Balance, order: Order, quote: Quote, book: Book | None, rea
     return True
 
 
-def execute_pending(shard: int) -> tuple[int, dict[uuid.UUID, RejectReason]]:
+def execute_pending(shard: int) -> tuple[int, dict[str, str]]:
     """A wake-up of `shard`: execute every pending order and requested close of this process's
     shards, oldest first, in batches of up to ENGINE_ORDER_BATCH, each one transaction (group
     commit: one WAL flush per batch). The shard's wake-up flag is cleared before the first read
-    (`core.tasks.clear_wake_up`). Returns how many ran, and the closes that could not fill."""
+    (`core.tasks.clear_wake_up`). Returns how many ran, and why each close that could not fill
+    did not, by order id (as its event says)."""
     clear_wake_up(redis_client, shard)
     size, executed, failed = current_app.config["ENGINE_ORDER_BATCH"], 0, {}
     while True:
         read, events = _execute_batch(size)
         executed += len(events)
-        failed.update((uuid.UUID(e["orderId"]), RejectReason(e["error"])) for e in events if "error" in e)
+        failed.update((event["orderId"], event["error"]) for event in events if "error" in event)
         if read < size:
             return executed, failed
 
@@ -557,8 +559,7 @@ def close_order(order_id: str, account_id: int) -> str | None:
     """The wake-up sent for a close request. Returns why this close failed, if this task ran it
     and it did (shown in Flower); the waiting request was told by the order's event."""
     _, failed = execute_pending(shard_of(account_id, current_app.config["ENGINE_SHARDS"]))
-    error = failed.get(uuid.UUID(order_id))
-    return str(error) if error else None
+    return failed.get(order_id)
 
 
 @shared_task(name=CANCEL_ORDER, **RETRY_ON_OUTAGE)
@@ -574,7 +575,7 @@ def reset_account_task(reset_id: str, account_id: int | None = None) -> str | No
 @shared_task(name=CHECK_TRIGGERS)
 def check_triggers(asset: str, shard: int) -> int:
     """Runs after price moves; clearing the flag first lets the next move schedule another check."""
-    redis_client.delete(TRIGGER_CHECK_FLAG.format(asset=asset, shard=shard))
+    clear_trigger_check(redis_client, asset, shard)
     return close_crossed_positions(asset, shard)
 
 

@@ -172,15 +172,14 @@ class RecordingSender:
 
 def test_price_moves_coalesce_into_one_pending_check_per_asset_and_shard(app_ctx):
     from app.extensions import redis_client
-    from core.keys import TRIGGER_CHECK_FLAG
-    from core.tasks import request_trigger_check
+    from core.tasks import clear_trigger_check, request_trigger_check
 
     sender = RecordingSender()
     for _ in range(50):
         assert request_trigger_check(redis_client, sender, "SOL", 4) in (0, 4)
     request_trigger_check(redis_client, sender, "BTC", 4)
     assert sender.sent == [("engine.check_triggers", asset, shard) for asset in ("SOL", "BTC") for shard in range(4)]
-    redis_client.delete(TRIGGER_CHECK_FLAG.format(asset="SOL", shard=2))  # what shard 2's check does first
+    clear_trigger_check(redis_client, "SOL", 2)  # what shard 2's check does first
     assert request_trigger_check(redis_client, sender, "SOL", 4) == 1
     assert sender.sent[-1] == ("engine.check_triggers", "SOL", 2) and len(sender.sent) == 9
 
