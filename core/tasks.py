@@ -5,6 +5,7 @@ engine's code is loaded only by the engine. Engine tasks go to their account's s
 (`core.shards`): the sender names the account (`account_id=`) or the shard (`shard=`).
 """
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from core.keys import ENGINE_WAKE_FLAG, TRIGGER_CHECK_FLAG
@@ -81,15 +82,39 @@ def clear_trigger_check(flags: FlagStore, asset: str, shard: int) -> None:
 
 def claim_wake_up(flags: FlagStore, shard: int) -> bool:
     """True when the caller must send the shard's engine a wake-up task for the work it just
-    committed; False when one is already on its way (the engine has not yet started the batch
-    that clears the flag, so that batch reads the caller's work too)."""
+    committed; False when one is already on its way or the engine is running (it holds the flag:
+    `hold_wake_ups`), and so reads the caller's work before it lets the flag go."""
     return bool(flags.set(ENGINE_WAKE_FLAG.format(shard=shard), 1, nx=True, ex=WAKE_FLAG_TTL_S))
 
 
 def clear_wake_up(flags: FlagStore, shard: int) -> None:
-    """The engine, as its wake-up for the shard starts and before it reads the shard's pending
-    work: work committed after this claims a new wake-up, work committed before it is in the read
-    (both, never neither). The sender, when the wake-up could not be sent: the shard's next order
-    sends its own. Only the shard's own flag: another shard's flag stays with its queued wake-up,
-    so there is never more than one queued per shard."""
+    """The sender, when the wake-up it claimed could not be sent: the shard's next order sends its
+    own."""
     flags.delete(ENGINE_WAKE_FLAG.format(shard=shard))
+
+
+def hold_wake_ups(flags: FlagStore, shards: Iterable[int], woken: int | None = None) -> list[int]:
+    """The engine, as it starts (or resumes) executing the pending work of its process's `shards`:
+    hold their wake-up flags, so work committed while it runs claims none and sends no task of its
+    own (the engine's next read takes it). The flag of the shard whose wake-up is running
+    (`woken`) is this wake-up's; a flag already set on another shard belongs to that shard's
+    queued wake-up and stays with it, so there is never more than one queued per shard. Returns
+    the shards this call holds, for `release_wake_ups`."""
+    others = sorted(set(shards) - {woken})
+    with flags.pipeline(transaction=False) as pipe:
+        if woken is not None:
+            pipe.set(ENGINE_WAKE_FLAG.format(shard=woken), 1, ex=WAKE_FLAG_TTL_S)
+        for shard in others:
+            pipe.set(ENGINE_WAKE_FLAG.format(shard=shard), 1, nx=True, ex=WAKE_FLAG_TTL_S)
+        held = pipe.execute()
+    if woken is not None:
+        return [woken, *(shard for shard, claimed in zip(others, held[1:], strict=True) if claimed)]
+    return [shard for shard, claimed in zip(others, held, strict=True) if claimed]
+
+
+def release_wake_ups(flags: FlagStore, shards: list[int]) -> None:
+    """The engine, once a read found no more work, before it reads once more: work committed
+    before this is in that read, work committed after it claims a new wake-up (both, never
+    neither)."""
+    if shards:
+        flags.delete(*(ENGINE_WAKE_FLAG.format(shard=shard) for shard in shards))

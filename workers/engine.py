@@ -38,7 +38,8 @@ from core.tasks import (
     RESET_ACCOUNT,
     SWEEP_STUCK_ORDERS,
     clear_trigger_check,
-    clear_wake_up,
+    hold_wake_ups,
+    release_wake_ups,
 )
 
 log = logging.getLogger(__name__)
@@ -251,16 +252,26 @@ def _settle(balance: Balance, order: Order, quote: Quote, book: Book | None, rea
 def execute_pending(shard: int) -> tuple[int, dict[str, str]]:
     """A wake-up of `shard`: execute every pending order and requested close of this process's
     shards, oldest first, in batches of up to ENGINE_ORDER_BATCH, each one transaction (group
-    commit: one WAL flush per batch). The shard's wake-up flag is cleared before the first read
-    (`core.tasks.clear_wake_up`). Returns how many ran, and why each close that could not fill
-    did not, by order id (as its event says)."""
-    clear_wake_up(redis_client, shard)
+    commit: one WAL flush per batch). While it runs it holds the shards' wake-up flags
+    (`core.tasks.hold_wake_ups`): work committed meanwhile sends no task, its next read takes it.
+    Once a read comes back short it lets the flags go and reads once more, so nothing committed
+    before the release is left behind. Returns how many ran, and why each close that could not
+    fill did not, by order id (as its event says)."""
+    shards = current_app.config["ENGINE_SHARD_SET"]
     size, executed, failed = current_app.config["ENGINE_ORDER_BATCH"], 0, {}
+    held = hold_wake_ups(redis_client, shards, woken=shard)
     while True:
         read, events = _execute_batch(size)
         executed += len(events)
         failed.update((event["orderId"], event["error"]) for event in events if "error" in event)
-        if read < size:
+        if read == size:
+            continue
+        if held:
+            release_wake_ups(redis_client, held)
+            held = []
+        elif read:  # work committed around the release: hold again for it
+            held = hold_wake_ups(redis_client, shards)
+        else:
             return executed, failed
 
 

@@ -80,3 +80,23 @@ def test_orders_accepted_while_a_wake_up_is_pending_send_no_task_of_their_own(
             return {db.session.get(Order, order_id).status for order_id in ids} == {"open"}
 
     eventually(executed, timeout=20)  # the one wake-up ran all four
+
+
+def test_a_running_wake_up_holds_its_shards_free_flags_and_lets_go_only_those(app):
+    from core.keys import ENGINE_WAKE_FLAG
+    from core.tasks import claim_wake_up, hold_wake_ups, release_wake_ups
+
+    flags = [ENGINE_WAKE_FLAG.format(shard=shard) for shard in (100, 101, 102)]
+    woken, free, queued = 100, 101, 102  # shards of no engine here: only their flags are in play
+    redis_client.delete(*flags)
+    assert claim_wake_up(redis_client, woken)  # the wake-up now running was sent for this one
+    assert claim_wake_up(redis_client, queued)  # another shard's wake-up, still queued
+
+    held = hold_wake_ups(redis_client, [woken, free, queued], woken=woken)
+    assert sorted(held) == [woken, free]  # the queued wake-up's flag stays with it
+    assert not any(claim_wake_up(redis_client, shard) for shard in (woken, free, queued))
+
+    release_wake_ups(redis_client, held)
+    assert claim_wake_up(redis_client, woken) and claim_wake_up(redis_client, free)
+    assert not claim_wake_up(redis_client, queued)  # still one queued wake-up for it, never two
+    redis_client.delete(*flags)

@@ -379,6 +379,46 @@ def test_one_wake_up_runs_the_shards_whole_backlog_in_batches(app, make_user, ma
     assert_ledger_balances(app)
 
 
+def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it(
+    app, make_user, make_order, set_price, engine_worker, monkeypatch
+):
+    import workers.engine as engine
+    from core.tasks import claim_wake_up
+
+    shards = app.config["ENGINE_SHARDS"]
+    user_id, _ = user_on_engine(make_user, app, 0)
+    while True:  # a second account on another shard of the same engine
+        other_id, _ = user_on_engine(make_user, app, 0)
+        if shard_of(other_id, shards) != shard_of(user_id, shards):
+            break
+    engine_worker.engines[0].stop()  # a wake-up some earlier test left queued must not take these orders
+    set_price("BTC", BTC_BID, BTC_ASK)
+    first = make_order(user_id, margin=1_000)
+    arrivals, claims = [], []
+    run_batch = engine._execute_batch
+
+    def batch_with_an_arrival(size):
+        taken = run_batch(size)
+        if not arrivals:  # accepted while the first batch ran: committed, then its wake-up claimed
+            arrivals.append(make_order(other_id, margin=1_000))
+            claims.append(claim_wake_up(redis_client, shard_of(other_id, shards)))
+        return taken
+
+    monkeypatch.setattr(engine, "_execute_batch", batch_with_an_arrival)
+    try:
+        with app.app_context():  # this process owns every shard: it runs the wake-up as an engine would
+            claim_wake_up(redis_client, shard_of(user_id, shards))
+            assert engine.execute_pending(shard_of(user_id, shards)) == (2, {})
+            assert claims == [False]  # the running wake-up held the flag: no task of its own
+            assert {db.session.get(Order, i).status for i in (first, *arrivals)} == {"open"}
+            # both flags were let go: the next order of either shard sends its own wake-up
+            assert claim_wake_up(redis_client, shard_of(user_id, shards))
+            assert claim_wake_up(redis_client, shard_of(other_id, shards))
+    finally:
+        engine_worker.engines[0].start()
+    assert_ledger_balances(app)
+
+
 def test_a_trade_request_listens_for_the_engine_before_it_commits(app, client, make_user, set_price, monkeypatch):
     """A wake-up already running executes work the moment it is committed: a request that began
     listening only after its commit would miss its own event and wait for the recheck."""
