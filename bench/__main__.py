@@ -470,10 +470,11 @@ INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, levera
 
 
 def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, accounts: int = 1000) -> dict:
-    """`orders` accepted orders and their wake-ups queued as the API sends them (one per shard
-    while none is on its way: as after an engine outage), then `processes` engine processes
-    sharing the shards drain them: orders/s from the first order they executed until every order
-    is executed and every task consumed."""
+    """`orders` accepted orders landing at once (as after an engine outage) in front of `processes`
+    engine processes that share the shards and are all up: one wake-up per shard, as the API sends
+    them, then orders/s from the first order executed until every order is executed and every
+    task consumed. The engines start first: a backlog queued before them would be half drained by
+    the first process up before the second one answered."""
     from sqlalchemy import text
 
     from app.balances.service import ledger_mismatches
@@ -491,25 +492,30 @@ def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, acco
             return sum(pipe.execute())
 
     progress = Progress(f"drain, {processes} engine{'s' if processes > 1 else ''}", orders)
-    with app.app_context():
-        run_fixture(DRAIN_FIXTURE, {"accounts": accounts, "orders": orders})
-        celery, shards = app.extensions["celery"], app.config["ENGINE_SHARDS"]
-        for shard in range(shards):  # none left over from an earlier phase
-            clear_wake_up(redis_client, shard)
-        for order_id, account_id in db.session.execute(text("SELECT id, user_id FROM orders ORDER BY created_at")):
-            if claim_wake_up(redis_client, shard_of(account_id, shards)):
-                celery.send_task(EXECUTE_ORDER, args=[str(order_id)], kwargs={"account_id": account_id})
-        db.session.rollback()
     engines = start_engines({**env, "ORDER_MAX_DELAY_S": "600"}, f"engine-drain-{processes}", processes)
     try:
-        with app.app_context(), CpuProfile() as profile:
-            done = 0
-            while done < orders or tasks_left():
-                time.sleep(0.01)
-                executed = db.session.execute(text("SELECT count(*) FROM orders WHERE status <> 'pending'")).scalar()
-                db.session.rollback()
-                progress.tick(executed - done)
-                done = executed
+        with app.app_context():
+            run_fixture(DRAIN_FIXTURE, {"accounts": accounts, "orders": orders})
+            celery, shards = app.extensions["celery"], app.config["ENGINE_SHARDS"]
+            for shard in range(shards):  # none left over from an earlier phase
+                clear_wake_up(redis_client, shard)
+            first_of_shard = {}
+            for order_id, account_id in db.session.execute(text("SELECT id, user_id FROM orders ORDER BY created_at")):
+                first_of_shard.setdefault(shard_of(account_id, shards), (order_id, account_id))
+            db.session.rollback()
+            with CpuProfile() as profile:
+                for shard, (order_id, account_id) in first_of_shard.items():
+                    if claim_wake_up(redis_client, shard):
+                        celery.send_task(EXECUTE_ORDER, args=[str(order_id)], kwargs={"account_id": account_id})
+                done = 0
+                while done < orders or tasks_left():
+                    time.sleep(0.01)
+                    executed = db.session.execute(
+                        text("SELECT count(*) FROM orders WHERE status <> 'pending'")
+                    ).scalar()
+                    db.session.rollback()
+                    progress.tick(executed - done)
+                    done = executed
             drained_at = time.time()
             first, opened = db.session.execute(
                 text("SELECT extract(epoch FROM min(opened_at)), count(*) FROM orders WHERE status = 'open'")
