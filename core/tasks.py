@@ -61,6 +61,8 @@ class FlagStore(Protocol):
 
     def delete(self, *names: str) -> Any: ...
 
+    def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any: ...
+
 
 def request_trigger_check(flags: FlagStore, sender: TaskSender, asset: str, shards: int) -> int:
     """Enqueue a trigger check of `asset` for each shard that has none pending (coalesces price
@@ -80,41 +82,76 @@ def clear_trigger_check(flags: FlagStore, asset: str, shard: int) -> None:
     flags.delete(TRIGGER_CHECK_FLAG.format(asset=asset, shard=shard))
 
 
+# INCR rather than SET NX: a refused claim leaves its mark on the flag, so the engine letting go
+# of a flag it held knows whether work came in meanwhile (`release_wake_ups`).
+_CLAIM_WAKE_UP = """
+local claims = redis.call('INCR', KEYS[1])
+if claims == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return claims
+"""
+
+
+def _wake_flag(shard: int) -> str:
+    return ENGINE_WAKE_FLAG.format(shard=shard)
+
+
 def claim_wake_up(flags: FlagStore, shard: int) -> bool:
     """True when the caller must send the shard's engine a wake-up task for the work it just
     committed; False when one is already on its way or the engine is running (it holds the flag:
-    `hold_wake_ups`), and so reads the caller's work before it lets the flag go."""
-    return bool(flags.set(ENGINE_WAKE_FLAG.format(shard=shard), 1, nx=True, ex=WAKE_FLAG_TTL_S))
+    `hold_wake_ups`), and so reads the caller's work before it is done."""
+    return bool(flags.eval(_CLAIM_WAKE_UP, 1, _wake_flag(shard), WAKE_FLAG_TTL_S * 1000) == 1)
 
 
 def clear_wake_up(flags: FlagStore, shard: int) -> None:
     """The sender, when the wake-up it claimed could not be sent: the shard's next order sends its
     own."""
-    flags.delete(ENGINE_WAKE_FLAG.format(shard=shard))
+    flags.delete(_wake_flag(shard))
+
+
+# KEYS: the shards' flags, the running wake-up's own first when ARGV[2] is 1. Returns the
+# 1-based positions of the flags it now holds.
+_HOLD_WAKE_UPS = """
+local held = {}
+for i, key in ipairs(KEYS) do
+    if i == 1 and ARGV[2] == '1' then
+        redis.call('SET', key, 1, 'PX', ARGV[1])
+        held[#held + 1] = i
+    elseif redis.call('SET', key, 1, 'NX', 'PX', ARGV[1]) then
+        held[#held + 1] = i
+    end
+end
+return held
+"""
+
+# Deletes the flags; 1 if any was claimed while held (counted past 1) or had run out.
+_RELEASE_WAKE_UPS = """
+local claimed = 0
+for _, key in ipairs(KEYS) do
+    local claims = redis.call('GET', key)
+    if not claims or tonumber(claims) > 1 then claimed = 1 end
+end
+redis.call('DEL', unpack(KEYS))
+return claimed
+"""
 
 
 def hold_wake_ups(flags: FlagStore, shards: Iterable[int], woken: int | None = None) -> list[int]:
     """The engine, as it starts (or resumes) executing the pending work of its process's `shards`:
     hold their wake-up flags, so work committed while it runs claims none and sends no task of its
-    own (the engine's next read takes it). The flag of the shard whose wake-up is running
-    (`woken`) is this wake-up's; a flag already set on another shard belongs to that shard's
-    queued wake-up and stays with it, so there is never more than one queued per shard. Returns
-    the shards this call holds, for `release_wake_ups`."""
-    others = sorted(set(shards) - {woken})
-    with flags.pipeline(transaction=False) as pipe:
-        if woken is not None:
-            pipe.set(ENGINE_WAKE_FLAG.format(shard=woken), 1, ex=WAKE_FLAG_TTL_S)
-        for shard in others:
-            pipe.set(ENGINE_WAKE_FLAG.format(shard=shard), 1, nx=True, ex=WAKE_FLAG_TTL_S)
-        held = pipe.execute()
-    if woken is not None:
-        return [woken, *(shard for shard, claimed in zip(others, held[1:], strict=True) if claimed)]
-    return [shard for shard, claimed in zip(others, held, strict=True) if claimed]
+    own. The flag of the shard whose wake-up is running (`woken`) is this wake-up's; a flag already
+    set on another shard belongs to that shard's queued wake-up and stays with it, so there is
+    never more than one queued per shard. Returns the shards this call holds."""
+    order = [*([woken] if woken is not None else []), *sorted(set(shards) - {woken})]
+    keys = [_wake_flag(shard) for shard in order]
+    held = flags.eval(_HOLD_WAKE_UPS, len(keys), *keys, WAKE_FLAG_TTL_S * 1000, int(woken is not None))
+    return [order[position - 1] for position in held]
 
 
-def release_wake_ups(flags: FlagStore, shards: list[int]) -> None:
-    """The engine, once a read found no more work, before it reads once more: work committed
-    before this is in that read, work committed after it claims a new wake-up (both, never
-    neither)."""
-    if shards:
-        flags.delete(*(ENGINE_WAKE_FLAG.format(shard=shard) for shard in shards))
+def release_wake_ups(flags: FlagStore, shards: list[int]) -> bool:
+    """The engine, once a read came back short: let go of the flags it held. True when a claim was
+    refused meanwhile (or a flag ran out), so work may have been committed that its reads did not
+    see: the engine reads once more. Work committed after this claims a new wake-up."""
+    if not shards:
+        return False
+    keys = [_wake_flag(shard) for shard in shards]
+    return bool(flags.eval(_RELEASE_WAKE_UPS, len(keys), *keys) == 1)

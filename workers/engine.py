@@ -254,9 +254,9 @@ def execute_pending(shard: int) -> tuple[int, dict[str, str]]:
     shards, oldest first, in batches of up to ENGINE_ORDER_BATCH, each one transaction (group
     commit: one WAL flush per batch). While it runs it holds the shards' wake-up flags
     (`core.tasks.hold_wake_ups`): work committed meanwhile sends no task, its next read takes it.
-    Once a read comes back short it lets the flags go and reads once more, so nothing committed
-    before the release is left behind. Returns how many ran, and why each close that could not
-    fill did not, by order id (as its event says)."""
+    Once a read comes back short it lets the flags go, and reads once more if a claim was refused
+    meanwhile, so nothing committed before the release is left behind. Returns how many ran, and
+    why each close that could not fill did not, by order id (as its event says)."""
     shards = current_app.config["ENGINE_SHARD_SET"]
     size, executed, failed = current_app.config["ENGINE_ORDER_BATCH"], 0, {}
     held = hold_wake_ups(redis_client, shards, woken=shard)
@@ -267,12 +267,14 @@ def execute_pending(shard: int) -> tuple[int, dict[str, str]]:
         if read == size:
             continue
         if held:
-            release_wake_ups(redis_client, held)
+            claimed_meanwhile = release_wake_ups(redis_client, held)
             held = []
-        elif read:  # work committed around the release: hold again for it
-            held = hold_wake_ups(redis_client, shards)
-        else:
+            if claimed_meanwhile:  # read once more: work committed before the release
+                continue
             return executed, failed
+        if not read:
+            return executed, failed
+        held = hold_wake_ups(redis_client, shards)  # work committed around the release: hold again
 
 
 def _execute_batch(size: int) -> tuple[int, list[dict]]:

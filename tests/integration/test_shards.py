@@ -94,9 +94,11 @@ def test_a_running_wake_up_holds_its_shards_free_flags_and_lets_go_only_those(ap
 
     held = hold_wake_ups(redis_client, [woken, free, queued], woken=woken)
     assert sorted(held) == [woken, free]  # the queued wake-up's flag stays with it
+    assert not release_wake_ups(redis_client, held)  # nobody came while they were held
+    assert hold_wake_ups(redis_client, [woken, free, queued], woken=woken) == held
     assert not any(claim_wake_up(redis_client, shard) for shard in (woken, free, queued))
 
-    release_wake_ups(redis_client, held)
+    assert release_wake_ups(redis_client, held)  # claims were refused: the engine must read once more
     assert claim_wake_up(redis_client, woken) and claim_wake_up(redis_client, free)
     assert not claim_wake_up(redis_client, queued)  # still one queued wake-up for it, never two
     redis_client.delete(*flags)
