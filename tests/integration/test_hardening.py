@@ -42,6 +42,39 @@ def test_validly_signed_tokens_naming_no_account_are_401(app, client, subject):
     assert response.status_code == 401 and response.json["error"] == "unauthorized"
 
 
+def test_a_validly_signed_token_for_an_account_that_does_not_exist_is_401(app, client):
+    token = pyjwt.encode(
+        {"sub": "123456789012", "type": "access", "fresh": False, "jti": "j", "nbf": 0, "exp": 2**40},
+        app.config["JWT_SECRET_KEY"],
+        algorithm="HS256",
+    )
+    response = client.get("/api/v1/balance/usd", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and response.json["message"] == "This account does not exist"
+
+
+def test_a_process_reads_an_account_once_for_all_its_tokens(app, client, make_user):
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    _, headers = make_user()
+    account_reads = []
+
+    def count(_conn, _cursor, statement, *_):
+        if "FROM users" in statement:
+            account_reads.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(3):
+            assert client.get("/api/v1/balance/usd", headers=headers).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(account_reads) <= 1  # accounts are never deleted: once found, remembered
+
+
 def test_a_validly_signed_token_without_exp_is_401(app, client, make_user):
     user_id, _ = make_user()
     token = pyjwt.encode(
