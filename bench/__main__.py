@@ -30,8 +30,8 @@ from devstack import free_port, wait_for_http
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
-ROUND_TRIPS = int(os.environ.get("BENCH_ROUND_TRIPS", "300"))  # open + close per round trip
-NOOPS = int(os.environ.get("BENCH_NOOPS", "600"))
+ROUND_TRIPS = int(os.environ.get("BENCH_ROUND_TRIPS", "600"))  # open + close per round trip
+NOOPS = int(os.environ.get("BENCH_NOOPS", "1200"))
 POLLER_FRAMES = int(os.environ.get("BENCH_POLLER_FRAMES", "20000"))
 TRADE = {"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 5}  # what every bench order opens
 STREAM_CLIENTS = int(os.environ.get("BENCH_STREAM_CLIENTS", "500"))

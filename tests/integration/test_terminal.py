@@ -91,6 +91,18 @@ def open_from_ticket(page, asset: str, margin: str, leverage: int) -> None:
     page.get_by_text(re.compile(rf"Opened {asset} long {leverage}×")).wait_for()
 
 
+def in_view(page, selector: str, panel: str) -> bool:
+    """Whether the element is wholly visible: inside its scrolling panel and the window."""
+    return page.evaluate(
+        """([selector, panel]) => {
+            const box = document.querySelector(selector).getBoundingClientRect();
+            const frame = document.querySelector(panel).getBoundingClientRect();
+            return box.top >= frame.top && box.bottom <= frame.bottom && box.bottom <= window.innerHeight;
+        }""",
+        [selector, panel],
+    )
+
+
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
@@ -174,6 +186,7 @@ def test_a_limit_order_works_beside_the_depth_ladder_and_cancels(page):
     page.locator("#preview [data-field='quantity']").filter(has_text="0.02000000 BTC").wait_for()
     page.get_by_role("button", name="Place long limit").click()
     page.get_by_text(re.compile(r"Placed BTC long limit at 50,000.0000 USD: working")).wait_for()
+    assert in_view(page, "#ticket-message", ".ticket")  # below the fold of the panel on an 800 px window
     row = page.locator("#working-body tr").first
     row.wait_for()
     assert "limit" in row.inner_text() and "50,000.0000" in row.inner_text()

@@ -39,6 +39,8 @@
   function say(element, text, kind = "") {
     element.textContent = text;
     element.className = `message ${kind}`;
+    // the answer sits under the form: on a short window it would stay below the panel's fold
+    if (text) element.scrollIntoView({ block: "nearest" });
   }
 
   // ---- sign-in ----------------------------------------------------------------------------
