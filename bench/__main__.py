@@ -191,9 +191,18 @@ class ApiClient:
         self.connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
 
     def post(self, path: str, headers: dict, body: dict) -> tuple[int, dict]:
-        self.connection.request("POST", path, json.dumps(body), {**headers, "Content-Type": "application/json"})
-        response = self.connection.getresponse()
-        return response.status, json.loads(response.read())
+        """Status and JSON answer; an idle connection the server closed meanwhile is reopened once
+        (the request never reached it), as `requests` would."""
+        for attempt in range(2):
+            try:
+                self.connection.request("POST", path, json.dumps(body), {**headers, "Content-Type": "application/json"})
+                response = self.connection.getresponse()
+                return response.status, json.loads(response.read())
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.connection.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def make_users(app, count: int) -> list[dict]:
@@ -587,7 +596,10 @@ def bench_open_loop(base_url: str, users: list[dict], rate: float, seconds: floa
     def arrive(index: int, scheduled: float) -> None:
         if not hasattr(local, "api"):
             local.api = ApiClient(base_url)
-        status, answer = local.api.post("/api/v1/trade/create", users[index % len(users)], TRADE)
+        try:
+            status, answer = local.api.post("/api/v1/trade/create", users[index % len(users)], TRADE)
+        except (OSError, http.client.HTTPException, ValueError) as error:  # counted, never lost in the pool
+            status, answer = 0, {"error": repr(error)}
         if index < warmup:
             return
         latencies.append(time.perf_counter() - scheduled)
