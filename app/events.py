@@ -28,10 +28,12 @@ def wait_for_engine(
     reload: Callable[[], Row],
     done: Callable[[Row], bool],
     send: Callable[[], object] | None = None,
+    from_event: Callable[[dict], Row | None] = lambda _event: None,
 ) -> tuple[Row, str | None]:
     """`send()` the work (if given), then the row once `done(row)`, or when TRADE_WAIT_S ran out,
     with the engine's error if it sent one in an event whose `field` is `value`. Work just sent
-    cannot be done yet: the row is first read when its event (or RECHECK_S) comes."""
+    cannot be done yet: the row is first read when its event (or RECHECK_S) comes, unless the
+    event itself carries the row as committed (`from_event`)."""
     deadline = time.monotonic() + current_app.config["TRADE_WAIT_S"]
     hub = process_hub()
     listener = hub.listen(account=user_id, prices=False)
@@ -42,6 +44,8 @@ def wait_for_engine(
             if event and event.get("error"):
                 db.session.rollback()
                 return reload(), event["error"]
+            if event and (row := from_event(event)) is not None and done(row):
+                return row, None
         while True:
             db.session.rollback()  # end the snapshot: see what the engine committed
             row = reload()

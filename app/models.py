@@ -161,6 +161,28 @@ class Order(db.Model):
     closed_at: Mapped[Timestamp | None]
 
 
+def order_state(order: Order) -> dict:
+    """The order's columns as JSON values: the state the engine publishes with an order it just
+    executed, so the request waiting on it answers without reading the row again."""
+    state = {}
+    for column in Order.__mapper__.column_attrs:
+        value = getattr(order, column.key)
+        state[column.key] = str(value) if isinstance(value, uuid.UUID) else value
+        if isinstance(value, datetime):
+            state[column.key] = value.isoformat()
+    return state
+
+
+def order_from_state(state: dict) -> Order:
+    """The order `order_state` described, as a transient row (never added to a session)."""
+    values = dict(state)
+    values["id"] = uuid.UUID(values["id"])
+    for column in Order.__table__.columns:
+        if isinstance(column.type, DateTime) and values[column.key] is not None:
+            values[column.key] = datetime.fromisoformat(values[column.key])
+    return Order(**values)
+
+
 class IdempotencyKey(db.Model):
     """`Idempotency-Key` of a trade request: the same key and body return the same order."""
 

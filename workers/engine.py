@@ -23,7 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.balances.service import post_entry
 from app.extensions import db, redis_client
-from app.models import AccountReset, Balance, EquitySnapshot, Order, utcnow
+from app.models import AccountReset, Balance, EquitySnapshot, Order, order_state, utcnow
 from core import rules
 from core.assets import ASSETS
 from core.book import Book, BookStore, expected_fill, fee, notional
@@ -313,10 +313,10 @@ def _execute_batch(size: int) -> tuple[int, list[dict]]:
             quotes[order.asset] = (quote, _book(order.asset) if quote else None)
         if order.status == OrderStatus.PENDING:
             _execute_pending(balance, order, *quotes[order.asset])
-            events.append(order_event(order, order.id))
+            events.append({**order_event(order, order.id), "order": order_state(order)})
         elif order.status == OrderStatus.OPEN and order.close_requested_at is not None:
             error = _close_requested(balance, order, *quotes[order.asset])
-            events.append(order_event(order, order.id, error))
+            events.append({**order_event(order, order.id, error), "order": order_state(order)})
     db.session.commit()
     publish_order_events(*events)
     return len(rows), events

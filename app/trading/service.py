@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import db, redis_client
-from app.models import IdempotencyKey, Order, utcnow
+from app.models import IdempotencyKey, Order, order_from_state, utcnow
 from app.tasks import enqueue, wake_engine
 from core import rules
 from core.assets import ASSETS, QUANTITY_DECIMALS, USD_DECIMALS
@@ -306,4 +306,7 @@ def _wait(user_id: int, order_id, done, send: Callable[[], object] | None = None
     def reload() -> Order:
         return db.session.execute(ORDER_BY_ID, {"order_id": order_id}).scalar_one()
 
-    return wait_for_engine(user_id, "orderId", str(order_id), reload, done, send)
+    def from_event(event: dict) -> Order | None:
+        return order_from_state(event["order"]) if "order" in event else None
+
+    return wait_for_engine(user_id, "orderId", str(order_id), reload, done, send, from_event)

@@ -53,6 +53,39 @@ def test_open_and_close_long_settles_pnl_through_the_ledger(app, client, make_us
     assert_ledger_balances(app)
 
 
+def test_a_trade_answers_from_the_engines_event_with_the_order_as_committed(app, client, make_user, set_price):
+    """The waiting request answers from the state the engine published with its commit, without
+    reading the row again; the answer is the row as a later read shows it."""
+    from sqlalchemy import event
+
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    order_reads = []
+
+    def count(_conn, _cursor, statement, *_):
+        if "FROM orders" in statement:
+            order_reads.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        opened = open_trade(client, headers, stopLoss=900_000_000, takeProfit=1_100_000_000)
+        working = open_trade(client, headers, margin=10_000, orderType="limit", limitPrice=500_000_000)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert (opened.status_code, working.status_code) == (200, 200)
+    assert order_reads == []  # a create inserts its order, then answers from the event
+    closed = client.post("/api/v1/trade/close", json={"orderId": opened.json["orderId"]}, headers=headers)
+    assert closed.status_code == 200 and closed.json["status"] == "closed"
+    for answer in (working.json, closed.json):
+        assert client.get(f"/api/v1/trade/{answer['orderId']}", headers=headers).json == answer
+    shown = client.get(f"/api/v1/trade/{opened.json['orderId']}", headers=headers).json
+    assert opened.json.keys() == shown.keys()
+    for field in ("openPrice", "quantity", "liquidationPrice", "stopLoss", "takeProfit", "fills", "fillModel"):
+        assert opened.json[field] == closed.json[field], field  # the open's answer is the row as it stays
+
+
 def test_short_opens_at_bid_and_loses_when_price_rises(client, make_user, set_price):
     _, headers = make_user()
     set_price("ETH", 3_000_000_000, 3_000_500_000)
