@@ -262,7 +262,7 @@ def test_ledger_is_append_only(app, make_user):
         db.session.rollback()
 
 
-def test_close_with_a_stale_price_is_503_and_the_position_stays_open(client, make_user, set_price):
+def test_close_with_a_stale_price_is_503_and_the_position_stays_open(app, client, make_user, set_price):
     _, headers = make_user()
     set_price("ETH", 3_000_000_000, 3_000_500_000)
     order_id = open_trade(client, headers, asset="ETH", margin=10_000).json["orderId"]
@@ -270,6 +270,8 @@ def test_close_with_a_stale_price_is_503_and_the_position_stays_open(client, mak
     refused = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers)
     assert refused.status_code == 503 and refused.json["error"] == "price_unavailable"
     assert client.get(f"/api/v1/trade/{order_id}", headers=headers).json["status"] == "open"
+    with app.app_context():  # not asked for either: nothing closes it once the price is back
+        assert db.session.get(Order, uuid.UUID(order_id)).close_requested_at is None
 
 
 def test_engine_slower_than_trade_wait_gives_202_then_the_order_executes(app, client, make_user, set_price):
