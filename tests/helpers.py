@@ -39,6 +39,28 @@ def log_file(name: str):
     return open(LOG_DIR / f"{name}.log", "ab")
 
 
+@contextlib.contextmanager
+def statements_reading(app, table: str):
+    """The SQL statements this process sends while the block runs that read `table` (FROM it)."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    reads: list[str] = []
+
+    def count(_conn, _cursor, statement, *_):
+        if f"FROM {table}" in statement:
+            reads.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield reads
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
 def eventually(check, timeout: float = 10.0, interval: float = 0.02):
     """Wait until `check()` is truthy and return its value."""
     deadline = time.monotonic() + timeout

@@ -4,6 +4,8 @@ import jwt as pyjwt
 import pytest
 import requests
 
+from tests.helpers import statements_reading
+
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
 
@@ -53,25 +55,10 @@ def test_a_validly_signed_token_for_an_account_that_does_not_exist_is_401(app, c
 
 
 def test_a_process_reads_an_account_once_for_all_its_tokens(app, client, make_user):
-    from sqlalchemy import event
-
-    from app.extensions import db
-
     _, headers = make_user()
-    account_reads = []
-
-    def count(_conn, _cursor, statement, *_):
-        if "FROM users" in statement:
-            account_reads.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_reading(app, "users") as account_reads:
         for _ in range(3):
             assert client.get("/api/v1/balance/usd", headers=headers).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert len(account_reads) <= 1  # accounts are never deleted: once found, remembered
 
 

@@ -16,6 +16,7 @@ from tests.helpers import (
     eventually,
     open_trade,
     request_trigger_checks,
+    statements_reading,
     user_on_engine,
     wait_for_status,
 )
@@ -56,24 +57,11 @@ def test_open_and_close_long_settles_pnl_through_the_ledger(app, client, make_us
 def test_a_trade_answers_from_the_engines_event_with_the_order_as_committed(app, client, make_user, set_price):
     """The waiting request answers from the state the engine published with its commit, without
     reading the row again; the answer is the row as a later read shows it."""
-    from sqlalchemy import event
-
     _, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
-    order_reads = []
-
-    def count(_conn, _cursor, statement, *_):
-        if "FROM orders" in statement:
-            order_reads.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_reading(app, "orders") as order_reads:
         opened = open_trade(client, headers, stopLoss=900_000_000, takeProfit=1_100_000_000)
         working = open_trade(client, headers, margin=10_000, orderType="limit", limitPrice=500_000_000)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert (opened.status_code, working.status_code) == (200, 200)
     assert order_reads == []  # a create inserts its order, then answers from the event
     closed = client.post("/api/v1/trade/close", json={"orderId": opened.json["orderId"]}, headers=headers)
