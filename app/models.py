@@ -165,11 +165,13 @@ def order_state(order: Order) -> dict:
     """The order's columns as JSON values: the state the engine publishes with an order it just
     executed, so the request waiting on it answers without reading the row again."""
     state = {}
-    for column in Order.__mapper__.column_attrs:
+    for column in Order.__table__.columns:
         value = getattr(order, column.key)
-        state[column.key] = str(value) if isinstance(value, uuid.UUID) else value
-        if isinstance(value, datetime):
-            state[column.key] = value.isoformat()
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        state[column.key] = value
     return state
 
 

@@ -5,11 +5,11 @@ PRICE_CHANNEL = "prices:{asset}"  # one JSON message per stored quote
 FEED_STATUS_KEY = "feed:status"  # hash: state, reconnects, last:<ASSET> (receipt time, µs)
 FEED_LAST_MESSAGE_FIELD = "last:"  # + asset: the last frame of that market (or socket ping)
 BOOK_KEY = "book:{asset}"  # JSON {"bids", "asks": [[price, size]...] best first, "u", "time"}; absent while syncing
-# JSON {"userId", "orderId", "status", "error"?, "order"? (the row as committed, when a batch executed
-# it)}, published by the engine after each commit that
-# changes an order (and so the account's balance): wakes the request waiting on the order and
-# feeds the account's order stream.
+# JSON {"userId", "orderId", "status", "error"?, "order"? (the row as committed, when a batch
+# executed it)}, published by the engine after each commit that changes an order (and so the
+# account's balance): answers the request waiting on the order and feeds the account's order stream.
 ACCOUNT_EVENTS_CHANNEL = "account-events:{user_id}"
 TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}:{shard}"  # coalesces trigger checks per asset and shard
-# set while a wake-up task for the shard's engine is on its way: the orders accepted meanwhile send none
+# set while a wake-up task for the shard's engine is on its way or the engine holds it while it runs:
+# the orders accepted meanwhile send none; counts the claims (`core.tasks.claim_wake_up`)
 ENGINE_WAKE_FLAG = "engine:wake-pending:{shard}"

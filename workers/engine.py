@@ -313,10 +313,12 @@ def _execute_batch(size: int) -> tuple[int, list[dict]]:
             quotes[order.asset] = (quote, _book(order.asset) if quote else None)
         if order.status == OrderStatus.PENDING:
             _execute_pending(balance, order, *quotes[order.asset])
-            events.append({**order_event(order, order.id), "order": order_state(order)})
+            error = None
         elif order.status == OrderStatus.OPEN and order.close_requested_at is not None:
             error = _close_requested(balance, order, *quotes[order.asset])
-            events.append({**order_event(order, order.id, error), "order": order_state(order)})
+        else:
+            continue
+        events.append({**order_event(order, order.id, error), "order": order_state(order)})
     db.session.commit()
     publish_order_events(*events)
     return len(rows), events
