@@ -91,6 +91,8 @@ def quote_from(data: dict) -> Quote | None:
         raise BadFrame(f"crossed book for {asset.symbol}: bid {bid} > ask {ask}")
     event_time = data.get("E", data.get("T"))
     time_us = _integer(event_time, "E") if event_time is not None else now_micros()
+    if time_us == 0:
+        raise BadFrame("E is 0: a frame without a time")
     if time_us < MILLISECOND_EPOCH_LIMIT:  # a millisecond timestamp: Backpack used ms before 2024
         time_us *= 1000
     update_id = _integer(data["u"], "u") if data.get("u") is not None else -1

@@ -55,6 +55,7 @@ def test_update_id_and_time_accepted_as_strings_or_numbers():
         book_ticker("SOL_USDC", "179", "178"),
         book_ticker("SOL_USDC", "1", "2", u=True),
         book_ticker("SOL_USDC", "1", "2", E="soon"),
+        book_ticker("SOL_USDC", "1", "2", E=0),  # no time at all: not the epoch, 56 years stale
     ],
 )
 def test_bad_frames_raise_bad_frame(raw):
