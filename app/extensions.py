@@ -1,5 +1,7 @@
 """Extension singletons, bound to the app in `create_app` with `init_app`."""
 
+import functools
+
 import redis
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
@@ -29,6 +31,20 @@ class RedisClient:
 
 
 db = SQLAlchemy()
+
+
+def autocommit():
+    """A pooled connection on which each statement commits by itself. A write that is one
+    statement then costs one round trip to PostgreSQL, not BEGIN, the statement and COMMIT, and
+    skips the session's unit of work."""
+    return _autocommitting(db.engine).connect()
+
+
+@functools.cache
+def _autocommitting(engine):
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 migrate = Migrate()
 jwt = JWTManager()
 api = Api()

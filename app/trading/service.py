@@ -11,12 +11,12 @@ import uuid
 from collections.abc import Callable
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
-from app.extensions import db, redis_client
+from app.extensions import autocommit, db, redis_client
 from app.models import IdempotencyKey, Order, order_from_state, utcnow
 from app.tasks import enqueue, wake_engine
 from core import rules
@@ -99,14 +99,20 @@ def preview(
 # Built once: a statement built per request, and the cache key SQLAlchemy derives from each new
 # one, cost more CPU than the database's answer. Always the row as committed now.
 ORDER_BY_ID = select(Order).where(Order.id == bindparam("order_id")).execution_options(populate_existing=True)
+INSERT_ORDER = insert(Order)
+CLOSE_TARGET = select(Order.user_id, Order.status, Order.asset).where(Order.id == bindparam("order_id"))
+REQUEST_CLOSE = update(Order).where(Order.id == bindparam("order_id")).values(close_requested_at=bindparam("at"))
+
+
+def _order_key(order_id: str | uuid.UUID) -> uuid.UUID:
+    try:
+        return order_id if isinstance(order_id, uuid.UUID) else uuid.UUID(order_id)
+    except (ValueError, TypeError):
+        abort(ErrorCode.NOT_FOUND, "No such order")
 
 
 def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:
-    try:
-        key = order_id if isinstance(order_id, uuid.UUID) else uuid.UUID(order_id)
-    except (ValueError, TypeError):
-        abort(ErrorCode.NOT_FOUND, "No such order")
-    order = db.session.execute(ORDER_BY_ID, {"order_id": key}).scalar_one_or_none()
+    order = db.session.execute(ORDER_BY_ID, {"order_id": _order_key(order_id)}).scalar_one_or_none()
     if order is None or order.user_id != user_id:
         abort(ErrorCode.NOT_FOUND, "No such order")
     return order
@@ -203,14 +209,14 @@ def _existing_for_key(user_id: int, key: str, request_hash: str) -> Order | None
 
 def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order:
     """Record the order as pending (once per idempotency key), enqueue it, wait for the engine."""
-    request_hash = _request_hash(body)
+    request_hash = _request_hash(body) if idempotency_key else ""
     if idempotency_key:
         existing = _existing_for_key(user_id, idempotency_key, request_hash)
         if existing is not None:
             return wait_for_open(user_id, existing.id)
     quote = _require_fresh_price(body["asset"])
-    order_id = uuid.uuid4()  # held apart from the row: reading attributes after commit reloads it
-    order = Order(
+    order_id = uuid.uuid4()
+    values = dict(
         id=order_id,
         user_id=user_id,
         asset=body["asset"],
@@ -228,34 +234,49 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
         take_profit=body.get("takeProfit"),
         status=OrderStatus.PENDING,
     )
-    db.session.add(order)
+    if not idempotency_key:
+
+        def record_and_wake() -> None:
+            with autocommit() as connection:
+                connection.execute(INSERT_ORDER, values)
+            wake_engine(EXECUTE_ORDER, str(order_id), user_id)
+
+        return wait_for_open(user_id, order_id, send=record_and_wake)
+    db.session.add(Order(**values))
     db.session.flush()
-    if idempotency_key:
-        claimed = db.session.execute(
-            insert(IdempotencyKey)
-            .values(
-                user_id=user_id, key=idempotency_key, request_hash=request_hash, order_id=order_id, created_at=utcnow()
-            )
-            .on_conflict_do_nothing()
-            .returning(IdempotencyKey.key)
-        ).scalar_one_or_none()
-        if claimed is None:  # a concurrent request with the same key won the race
-            db.session.rollback()
-            return wait_for_open(user_id, _existing_for_key(user_id, idempotency_key, request_hash).id)
+    claimed = db.session.execute(
+        insert(IdempotencyKey)
+        .values(user_id=user_id, key=idempotency_key, request_hash=request_hash, order_id=order_id, created_at=utcnow())
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    ).scalar_one_or_none()
+    if claimed is None:  # a concurrent request with the same key won the race
+        db.session.rollback()
+        return wait_for_open(user_id, _existing_for_key(user_id, idempotency_key, request_hash).id)
     return wait_for_open(user_id, order_id, send=_commit_and_wake(EXECUTE_ORDER, order_id, user_id))
 
 
 def close(user_id: int, order_id: str) -> Order:
-    order = get_order(user_id, order_id)
-    if order.status == OrderStatus.CLOSED:
-        abort(ErrorCode.ALREADY_CLOSED, "The order is already closed")
-    if order.status != OrderStatus.OPEN:
-        abort(ErrorCode.NOT_OPEN, f"The order is {order.status}, not open")
-    _require_fresh_price(order.asset)
-    order_id = order.id
-    order.close_requested_at = utcnow()
+    order_id = _order_key(order_id)
+
+    def request_close_and_wake() -> None:
+        """Check the position and record its close request on one connection, without a
+        transaction: the engine takes the close request whenever it lands, and the row cannot
+        stop being this user's."""
+        with autocommit() as connection:
+            order = connection.execute(CLOSE_TARGET, {"order_id": order_id}).one_or_none()
+            if order is None or order.user_id != user_id:
+                abort(ErrorCode.NOT_FOUND, "No such order")
+            if order.status == OrderStatus.CLOSED:
+                abort(ErrorCode.ALREADY_CLOSED, "The order is already closed")
+            if order.status != OrderStatus.OPEN:
+                abort(ErrorCode.NOT_OPEN, f"The order is {order.status}, not open")
+            _require_fresh_price(order.asset)
+            connection.execute(REQUEST_CLOSE, {"order_id": order_id, "at": utcnow()})
+        wake_engine(CLOSE_ORDER, str(order_id), user_id)
+
     closed = lambda o: o.status == OrderStatus.CLOSED  # noqa: E731
-    order, error = _wait(user_id, order_id, closed, send=_commit_and_wake(CLOSE_ORDER, order_id, user_id))
+    order, error = _wait(user_id, order_id, closed, send=request_close_and_wake)
     if error:
         _error_for(error)
     if order.status == OrderStatus.CLOSED and order.close_reason != CloseReason.USER:
