@@ -116,19 +116,23 @@ class Hub:
                 while True:
                     message = pubsub.get_message(timeout=1 / PRICE_EVENTS_PER_S)
                     if message is not None:
-                        self._dispatch(message["channel"], json.loads(message["data"]))
+                        self._dispatch(message["channel"], message["data"])
                     self._flush_prices()
             except (redis.RedisError, OSError) as exc:
                 log.warning("stream hub lost Redis (%s); resubscribing", exc)
                 time.sleep(1)
 
-    def _dispatch(self, channel: str, data: dict) -> None:
+    def _dispatch(self, channel: str, payload: str) -> None:
+        """Parse and deliver one message. Every web process receives every account's events, and
+        only one of them serves that account: the others drop the event unparsed."""
         if channel.startswith(ACCOUNT_PREFIX):
             user_id = int(channel.removeprefix(ACCOUNT_PREFIX))
             with self._lock:
                 to = list(self.by_account.get(user_id, ()))
-            self._deliver(Event("account", data), to)
+            if to:
+                self._deliver(Event("account", json.loads(payload)), to)
         else:
+            data = json.loads(payload)
             with self._lock:
                 self.latest_prices[data["asset"]] = data
                 self._unsent[data["asset"]] = data

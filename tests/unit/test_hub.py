@@ -1,5 +1,6 @@
 """The stream hub's fan-out, without Redis: per-account routing, price coalescing, slow clients."""
 
+import json
 import time
 
 from app.hub import CLOSED, LISTENER_BACKLOG, PRICE_EVENTS_PER_S, Hub, Listener
@@ -12,6 +13,10 @@ def hub_with(*listeners: Listener) -> Hub:
     return hub
 
 
+def dispatch(hub: Hub, channel: str, data: dict) -> None:
+    hub._dispatch(channel, json.dumps(data))
+
+
 def drain(listener: Listener) -> list:
     events = []
     while (event := listener.get(timeout=0)) is not None and event is not CLOSED:
@@ -22,21 +27,27 @@ def drain(listener: Listener) -> list:
 def test_account_events_reach_only_that_accounts_listeners():
     mine, theirs, anonymous = Listener(account=7), Listener(account=8), Listener()
     hub = hub_with(mine, theirs, anonymous)
-    hub._dispatch("account-events:7", {"orderId": "o1", "status": "open"})
+    dispatch(hub, "account-events:7", {"orderId": "o1", "status": "open"})
     assert [e.data["orderId"] for e in drain(mine)] == ["o1"]
     assert drain(theirs) == [] and drain(anonymous) == []
+
+
+def test_an_account_event_nobody_here_waits_for_is_dropped_unparsed():
+    hub = hub_with(Listener(account=7))
+    hub._dispatch("account-events:8", "{not json: another web process serves account 8}")
+    assert hub.by_account.keys() == {7}
 
 
 def test_a_request_waiting_for_the_engine_gets_its_accounts_events_and_no_prices():
     waiter, stream = Listener(account=7, prices=False), Listener(account=7)
     hub = hub_with(waiter, stream)
-    hub._dispatch("prices:BTC", {"asset": "BTC", "bid": 1, "ask": 2, "time": 1})
+    dispatch(hub, "prices:BTC", {"asset": "BTC", "bid": 1, "ask": 2, "time": 1})
     hub._flush_prices()
-    hub._dispatch("account-events:7", {"orderId": "o1", "status": "open"})
+    dispatch(hub, "account-events:7", {"orderId": "o1", "status": "open"})
     assert [e.kind for e in drain(waiter)] == ["account"]
     assert [e.kind for e in drain(stream)] == ["price", "account"]
     hub.leave(waiter)
-    hub._dispatch("account-events:7", {"orderId": "o2", "status": "open"})
+    dispatch(hub, "account-events:7", {"orderId": "o2", "status": "open"})
     assert drain(waiter) == [] and [e.data["orderId"] for e in drain(stream)] == ["o2"]
 
 
@@ -44,10 +55,10 @@ def test_prices_are_coalesced_per_asset_and_sent_at_most_ten_times_a_second():
     listener = Listener()
     hub = hub_with(listener)
     for bid in range(100):
-        hub._dispatch("prices:BTC", {"asset": "BTC", "bid": bid, "ask": bid + 1, "time": bid})
-    hub._dispatch("prices:ETH", {"asset": "ETH", "bid": 5, "ask": 6, "time": 1})
+        dispatch(hub, "prices:BTC", {"asset": "BTC", "bid": bid, "ask": bid + 1, "time": bid})
+    dispatch(hub, "prices:ETH", {"asset": "ETH", "bid": 5, "ask": 6, "time": 1})
     hub._flush_prices()
-    hub._dispatch("prices:BTC", {"asset": "BTC", "bid": 500, "ask": 501, "time": 500})
+    dispatch(hub, "prices:BTC", {"asset": "BTC", "bid": 500, "ask": 501, "time": 500})
     hub._flush_prices()  # within 1/10 s of the last BTC event: held back, latest kept
     sent = drain(listener)
     assert [(e.data["asset"], e.data["bid"]) for e in sent] == [("BTC", 99), ("ETH", 5)]
@@ -61,6 +72,6 @@ def test_a_client_too_far_behind_is_dropped_and_its_stream_ends():
     slow = Listener(account=1)
     hub = hub_with(slow)
     for n in range(LISTENER_BACKLOG + 1):
-        hub._dispatch("account-events:1", {"orderId": str(n)})
+        dispatch(hub, "account-events:1", {"orderId": str(n)})
     assert slow not in hub.listeners and 1 not in hub.by_account
     assert slow.get(timeout=0) is CLOSED
