@@ -238,8 +238,8 @@ class Config:
             SQLALCHEMY_DATABASE_URI=sqlalchemy_url(database_url),
             # A gevent web worker serves many requests at once: below its concurrent trades, the
             # pool (default 5) opened and closed a connection for each request beyond it.
+            # Connections idle for a while are pinged on checkout (`app.extensions.ping_idle_connections`).
             SQLALCHEMY_ENGINE_OPTIONS={
-                "pool_pre_ping": True,
                 "pool_size": env.int("DATABASE_POOL_SIZE", 10, minimum=1),
             },
             REDIS_URL=redis_url,
