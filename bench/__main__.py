@@ -30,8 +30,11 @@ from devstack import free_port, wait_for_http
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
-ROUND_TRIPS = int(os.environ.get("BENCH_ROUND_TRIPS", "600"))  # open + close per round trip
-NOOPS = int(os.environ.get("BENCH_NOOPS", "1200"))
+ROUND_TRIPS = int(os.environ.get("BENCH_ROUND_TRIPS", "300"))  # open + close per round trip
+NOOPS = int(os.environ.get("BENCH_NOOPS", "600"))
+# The trades and the no-op reference alternate, each run this many times: this machine's speed
+# drifts by a quarter over minutes, and one phase after the other compared two different machines.
+EFFICIENCY_ROUNDS = int(os.environ.get("BENCH_EFFICIENCY_ROUNDS", "3"))
 POLLER_FRAMES = int(os.environ.get("BENCH_POLLER_FRAMES", "20000"))
 TRADE = {"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 5}  # what every bench order opens
 STREAM_CLIENTS = int(os.environ.get("BENCH_STREAM_CLIENTS", "500"))
@@ -253,6 +256,7 @@ def bench_trades(
         "seconds": round(elapsed, 3),
         "orders_per_s": round((len(latencies) - len(failures)) / elapsed, 1),
         **percentiles(latencies),
+        "latencies": latencies,
     }
 
 
@@ -319,7 +323,8 @@ def bench_streams(port: int, base_url: str, traders: list[dict], watchers: list[
     crowd.connect(streams)
     before = crowd.events
     began = time.perf_counter()
-    trades = bench_trades(base_url, traders, label="trades with streams")
+    trades = bench_trades(base_url, traders, label="trades with streams", round_trips=2 * ROUND_TRIPS)
+    del trades["latencies"]
     events_per_s = (crowd.events - before) / (time.perf_counter() - began)
     result = {
         "clients": STREAM_CLIENTS,
@@ -648,13 +653,13 @@ def latency_histogram(open_loop: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def bench_noop(redis_url: str) -> dict:
+def bench_noop(redis_url: str, label: str = "celery no-op") -> dict:
     quiet_heap()
     from bench.tasks import NOOP_CHANNEL, noop
     from core.shards import shard_queue
 
     latencies: list[float] = []
-    progress = Progress("celery no-op", NOOPS)
+    progress = Progress(label, NOOPS)
 
     def client(index: int, count: int) -> None:
         conn = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -676,6 +681,46 @@ def bench_noop(redis_url: str) -> dict:
         "seconds": round(elapsed, 3),
         "round_trips_per_s": round(len(latencies) / elapsed, 1),
         **percentiles(latencies),
+        "latencies": latencies,
+    }
+
+
+def bench_efficiency(base_url: str, users: list[dict], redis_url: str) -> tuple[dict, dict, list[dict]]:
+    """The trades and the no-op reference in EFFICIENCY_ROUNDS alternating rounds, each with its
+    CPU profile; each phase's figures over all its rounds, and every round's own."""
+    trade_runs, noop_runs = [], []
+    for index in range(1, EFFICIENCY_ROUNDS + 1):
+        with CpuProfile() as profile:
+            trade_runs.append(bench_trades(base_url, users, f"trades {index}/{EFFICIENCY_ROUNDS}"))
+        trade_runs[-1]["cores"] = profile.cores
+        with CpuProfile() as profile:
+            noop_runs.append(bench_noop(redis_url, f"celery no-op {index}/{EFFICIENCY_ROUNDS}"))
+        noop_runs[-1]["cores"] = profile.cores
+    rounds = [
+        {
+            "orders_per_s": trades["orders_per_s"],
+            "noop_round_trips_per_s": noop["round_trips_per_s"],
+            "efficiency": round(trades["orders_per_s"] / noop["round_trips_per_s"], 3),
+        }
+        for trades, noop in zip(trade_runs, noop_runs, strict=True)
+    ]
+    trades = combined(trade_runs, "executed_orders", "orders_per_s")
+    trades["failures"] = sum(run["failures"] for run in trade_runs)
+    trades["failure_examples"] = [example for run in trade_runs for example in run["failure_examples"]][:3]
+    return trades, combined(noop_runs, "round_trips", "round_trips_per_s"), rounds
+
+
+def combined(runs: list[dict], count: str, rate: str) -> dict:
+    """Runs of one phase as one: their counts over their summed seconds, percentiles over every
+    sample, and the cores each role kept busy weighted by each run's length."""
+    seconds = sum(run["seconds"] for run in runs)
+    roles = runs[0]["cores"].keys()
+    return {
+        count: sum(run[count] for run in runs),
+        "seconds": round(seconds, 3),
+        rate: round(sum(run[count] for run in runs) / seconds, 1),
+        **percentiles([sample for run in runs for sample in run["latencies"]]),
+        "cores": {role: round(sum(run["cores"][role] * run["seconds"] for run in runs) / seconds, 2) for role in roles},
     }
 
 
@@ -808,12 +853,7 @@ def main() -> int:
         wait_for_http(f"{base_url}/api/v1/supportedAssets")
         users = make_users(app, max(CLIENTS, STREAM_CLIENTS // 2))
         bench_trades(base_url, users[:CLIENTS], "trades, warm-up", round_trips=4 * CLIENTS)  # not counted
-        with CpuProfile() as trades_profile:
-            trades = bench_trades(base_url, users[:CLIENTS])
-        trades["cores"] = trades_profile.cores
-        with CpuProfile() as noop_profile:  # right after the trades: their efficiency compares like with like
-            noop = bench_noop(app.config["REDIS_URL"])
-        noop["cores"] = noop_profile.cores
+        trades, noop, efficiency_rounds = bench_efficiency(base_url, users[:CLIENTS], app.config["REDIS_URL"])
         open_loop = bench_open_loop(base_url, users[:CLIENTS], rate=trades["orders_per_s"] / 2)
         streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
         poller = bench_poller(app.config["REDIS_URL"])
@@ -846,6 +886,7 @@ def main() -> int:
         "trades_with_streams": trades_with_streams,
         "celery_noop": noop,
         "engine_efficiency": round(trades["orders_per_s"] / noop["round_trips_per_s"], 3),
+        "efficiency_rounds": efficiency_rounds,
         "open_loop": {key: value for key, value in open_loop.items() if key != "latencies_ms"},
         "drain": drains,
         "drain_speedup": round(drains[1]["orders_per_s"] / drains[0]["orders_per_s"], 2),
@@ -877,6 +918,7 @@ def main() -> int:
         ("celery no-op round trips/s", noop["round_trips_per_s"]),
         ("  latency p50 / p95 / p99 ms", f"{noop['p50_ms']} / {noop['p95_ms']} / {noop['p99_ms']}"),
         ("engine efficiency (trades / no-op)", results["engine_efficiency"]),
+        ("  round by round", " / ".join(str(r["efficiency"]) for r in results["efficiency_rounds"])),
         ("  cores busy in trades: " + cores_line(trades["cores"]), ""),
         (f"open loop {open_loop['rate_per_s']}/s for {open_loop['seconds']:.0f} s: orders", open_loop["orders"]),
         (
