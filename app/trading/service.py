@@ -1,8 +1,9 @@
 """Trade requests: validate, record the order, hand it to the engine, wait for its answer.
 
-The API never changes balances itself; it writes `pending` orders (and close requests) and the
-engine executes them one at a time. Enqueueing happens after the commit, and the engine's sweep
-re-enqueues anything whose message got lost, so an accepted trade is never dropped.
+The API never changes balances itself; it writes `pending` orders (and close requests), each in
+one statement that commits by itself, and the engine executes them. Enqueueing happens after the
+commit, and the engine's sweep re-enqueues anything whose message got lost, so an accepted trade
+is never dropped.
 """
 
 import hashlib
