@@ -183,6 +183,7 @@ class Config:
     TAKER_FEE_BPS: int
     ENGINE_CASCADE_BATCH: int
     ENGINE_ORDER_BATCH: int
+    ENGINE_LINGER_MS: int
     ENGINE_SHARDS: int
     ENGINE_INDEX: int
     ENGINE_SHARD_SET: frozenset[int]
@@ -259,6 +260,7 @@ class Config:
             TAKER_FEE_BPS=env.int("TAKER_FEE_BPS", 0),
             ENGINE_CASCADE_BATCH=env.int("ENGINE_CASCADE_BATCH", 500, minimum=1),
             ENGINE_ORDER_BATCH=env.int("ENGINE_ORDER_BATCH", 100, minimum=1),
+            ENGINE_LINGER_MS=env.int("ENGINE_LINGER_MS", 20, minimum=0),
             ENGINE_SHARDS=shards,
             ENGINE_INDEX=engine_index,
             ENGINE_SHARD_SET=shard_set,

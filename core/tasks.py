@@ -133,6 +133,21 @@ return claimed
 """
 
 
+# Resets each held flag's count to 1 (held, with its expiry renewed); 1 if any was claimed since
+# it was set (counted past 1) or had run out.
+_TAKE_CLAIMS = """
+local claimed = 0
+for _, key in ipairs(KEYS) do
+    local claims = redis.call('GET', key)
+    if not claims or tonumber(claims) > 1 then
+        claimed = 1
+        redis.call('SET', key, 1, 'PX', ARGV[1])
+    end
+end
+return claimed
+"""
+
+
 def hold_wake_ups(flags: FlagStore, shards: Iterable[int], woken: int | None = None) -> list[int]:
     """The engine, as it starts (or resumes) executing the pending work of its process's `shards`:
     hold their wake-up flags, so work committed while it runs claims none and sends no task of its
@@ -153,3 +168,13 @@ def release_wake_ups(flags: FlagStore, shards: list[int]) -> bool:
         return False
     keys = [_wake_flag(shard) for shard in shards]
     return bool(flags.eval(_RELEASE_WAKE_UPS, len(keys), *keys) == 1)
+
+
+def take_claims(flags: FlagStore, shards: list[int]) -> bool:
+    """The engine, still holding `shards`' flags: True when a claim was refused since it took
+    them (or since the last call), so work was committed that it has not read. The flags stay
+    held and their counts start over."""
+    if not shards:
+        return False
+    keys = [_wake_flag(shard) for shard in shards]
+    return bool(flags.eval(_TAKE_CLAIMS, len(keys), *keys, WAKE_FLAG_TTL_S * 1000) == 1)

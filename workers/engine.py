@@ -11,6 +11,7 @@ only routes it to its shard's queue. This process is the one writer of the accou
 import functools
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -41,11 +42,13 @@ from core.tasks import (
     clear_trigger_check,
     hold_wake_ups,
     release_wake_ups,
+    take_claims,
 )
 
 log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
+LINGER_POLL_S = 0.002
 MAX_QUANTITY = 2**63 - 1
 
 
@@ -251,8 +254,9 @@ def execute_pending(shard: int) -> tuple[int, dict[str, str]]:
     shards, oldest first, in batches of up to ENGINE_ORDER_BATCH, each one transaction (group
     commit: one WAL flush per batch). While it runs it holds the shards' wake-up flags
     (`core.tasks.hold_wake_ups`): work committed meanwhile sends no task, its next read takes it.
-    Once a read comes back short it lets the flags go, and reads once more if a claim was refused
-    meanwhile, so nothing committed before the release is left behind. Returns how many ran, and
+    Once a read comes back short it lingers (`_claimed_while_lingering`), then lets the flags go,
+    and reads once more if a claim was refused meanwhile, so nothing committed before the release
+    is left behind. Returns how many ran, and
     why each close that could not fill did not, by order id (as its event says)."""
     shards = current_app.config["ENGINE_SHARD_SET"]
     size, executed, failed = current_app.config["ENGINE_ORDER_BATCH"], 0, {}
@@ -263,6 +267,8 @@ def execute_pending(shard: int) -> tuple[int, dict[str, str]]:
         failed.update((event["orderId"], event["error"]) for event in events if "error" in event)
         if read == size:
             continue
+        if held and _claimed_while_lingering(held):
+            continue
         if held:
             claimed_meanwhile = release_wake_ups(redis_client, held)
             held = []
@@ -272,6 +278,19 @@ def execute_pending(shard: int) -> tuple[int, dict[str, str]]:
         if not read:
             return executed, failed
         held = hold_wake_ups(redis_client, shards)  # work committed around the release: hold again
+
+
+def _claimed_while_lingering(held: list[int]) -> bool:
+    """After a short read, keep the flags ENGINE_LINGER_MS longer, looking every LINGER_POLL_S
+    for a claim refused meanwhile: True as soon as one is (its work is committed: read it). At a
+    steady trickle of orders the next one lands within milliseconds; taken here it costs a Redis
+    call, where a wake-up of its own costs a Celery task in the web and in the engine."""
+    deadline = time.monotonic() + current_app.config["ENGINE_LINGER_MS"] / 1000
+    while time.monotonic() < deadline:
+        time.sleep(LINGER_POLL_S)
+        if take_claims(redis_client, held):
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=8)

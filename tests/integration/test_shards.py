@@ -102,3 +102,19 @@ def test_a_running_wake_up_holds_its_shards_free_flags_and_lets_go_only_those(ap
     assert claim_wake_up(redis_client, woken) and claim_wake_up(redis_client, free)
     assert not claim_wake_up(redis_client, queued)  # still one queued wake-up for it, never two
     redis_client.delete(*flags)
+
+
+def test_a_lingering_wake_up_takes_the_claims_refused_meanwhile_and_keeps_its_flags(app):
+    from core.keys import ENGINE_WAKE_FLAG
+    from core.tasks import claim_wake_up, hold_wake_ups, release_wake_ups, take_claims
+
+    flags = [ENGINE_WAKE_FLAG.format(shard=shard) for shard in (100, 101)]
+    redis_client.delete(*flags)
+    held = hold_wake_ups(redis_client, [100, 101], woken=100)
+    assert not take_claims(redis_client, held)  # nothing came
+    assert not claim_wake_up(redis_client, 101)  # an order lands: held, so no task of its own
+    assert take_claims(redis_client, held)  # the wake-up sees it must read again
+    assert not take_claims(redis_client, held)  # counted once: the counts started over
+    assert not claim_wake_up(redis_client, 100)  # and the flags are still held
+    assert release_wake_ups(redis_client, held)
+    redis_client.delete(*flags)

@@ -442,6 +442,39 @@ def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it
     assert_ledger_balances(app)
 
 
+def test_work_committed_while_a_wake_up_lingers_after_a_short_read_is_executed_by_it(
+    app, make_user, make_order, set_price, engine_worker, monkeypatch
+):
+    import workers.engine as engine
+    from core.tasks import claim_wake_up
+
+    shards = app.config["ENGINE_SHARDS"]
+    user_id, _ = user_on_engine(make_user, app, 0)
+    engine_worker.engines[0].stop()  # a wake-up some earlier test left queued must not take these orders
+    set_price("BTC", BTC_BID, BTC_ASK)
+    first = make_order(user_id, margin=1_000)
+    arrivals, claims = [], []
+    take = engine.take_claims
+
+    def an_arrival_while_lingering(flags, held):
+        if not arrivals:  # accepted after the first batch came back short: committed, then claimed
+            arrivals.append(make_order(user_id, margin=1_000))
+            claims.append(claim_wake_up(redis_client, shard_of(user_id, shards)))
+        return take(flags, held)
+
+    monkeypatch.setattr(engine, "take_claims", an_arrival_while_lingering)
+    try:
+        with app.app_context():
+            claim_wake_up(redis_client, shard_of(user_id, shards))
+            assert engine.execute_pending(shard_of(user_id, shards)) == (2, {})
+            assert claims == [False]  # the lingering wake-up still held the flag: no task of its own
+            assert {db.session.get(Order, i).status for i in (first, *arrivals)} == {"open"}
+            assert claim_wake_up(redis_client, shard_of(user_id, shards))  # let go once nothing came
+    finally:
+        engine_worker.engines[0].start()
+    assert_ledger_balances(app)
+
+
 def test_a_trade_request_listens_for_the_engine_before_it_commits(app, client, make_user, set_price, monkeypatch):
     """A wake-up already running executes work the moment it is committed: a request that began
     listening only after its commit would miss its own event and wait for the recheck."""
