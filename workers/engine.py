@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 LINGER_POLL_S = 0.002
+# A wake-up lingers only within its first second: past it, it lets go at its next short read, so
+# a steady trickle of orders cannot hold up the trigger checks and cancels queued behind it.
+LINGER_WITHIN_S = 1.0
 MAX_QUANTITY = 2**63 - 1
 
 
@@ -261,13 +264,14 @@ def execute_pending(shard: int) -> tuple[int, dict[str, str]]:
     shards = current_app.config["ENGINE_SHARD_SET"]
     size, executed, failed = current_app.config["ENGINE_ORDER_BATCH"], 0, {}
     held = hold_wake_ups(redis_client, shards, woken=shard)
+    linger_until = time.monotonic() + LINGER_WITHIN_S
     while True:
         read, events = _execute_batch(size)
         executed += len(events)
         failed.update((event["orderId"], event["error"]) for event in events if "error" in event)
         if read == size:
             continue
-        if held and _claimed_while_lingering(held):
+        if held and time.monotonic() < linger_until and _claimed_while_lingering(held):
             continue
         if held:
             claimed_meanwhile = release_wake_ups(redis_client, held)

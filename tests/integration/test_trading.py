@@ -475,6 +475,32 @@ def test_work_committed_while_a_wake_up_lingers_after_a_short_read_is_executed_b
     assert_ledger_balances(app)
 
 
+def test_a_wake_up_past_its_lingering_time_lets_go_at_its_next_short_read(
+    app, make_user, make_order, set_price, engine_worker, monkeypatch
+):
+    """So a steady trickle of orders cannot keep one wake-up running, ahead of the trigger checks
+    and cancels queued on its shards."""
+    import workers.engine as engine
+    from core.tasks import claim_wake_up
+
+    user_id, _ = user_on_engine(make_user, app, 0)
+    shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+    engine_worker.engines[0].stop()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    make_order(user_id, margin=1_000)
+    lingered = []
+    monkeypatch.setattr(engine, "LINGER_WITHIN_S", 0)
+    monkeypatch.setattr(engine, "take_claims", lambda flags, held: lingered.append(held))
+    try:
+        with app.app_context():
+            claim_wake_up(redis_client, shard)
+            assert engine.execute_pending(shard) == (1, {})
+            assert lingered == []
+            assert claim_wake_up(redis_client, shard)  # let go at once
+    finally:
+        engine_worker.engines[0].start()
+
+
 def test_a_trade_request_listens_for_the_engine_before_it_commits(app, client, make_user, set_price, monkeypatch):
     """A wake-up already running executes work the moment it is committed: a request that began
     listening only after its commit would miss its own event and wait for the recheck."""
