@@ -33,6 +33,11 @@ class RedisClient:
 
 
 db = SQLAlchemy()
+migrate = Migrate()
+jwt = JWTManager()
+api = Api()
+redis_client = RedisClient()
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 
 
 def autocommit():
@@ -52,10 +57,11 @@ PING_IDLE_AFTER_S = 1.0
 
 def ping_idle_connections(engine) -> None:
     """The pool's pre-ping, for connections idle over PING_IDLE_AFTER_S only. Pinging every
-    checkout cost a trade request a round trip, 0.4 ms of its CPU; a connection back in the pool
-    for milliseconds is as alive as the answer it just got. A dead one (PostgreSQL restarted)
-    invalidates the whole pool, as pre-ping does, and the checkout takes a new connection; one
-    that dies within the second fails its statement, and that too invalidates the pool."""
+    checkout cost each trade request and each wake-up a round trip to PostgreSQL; a connection
+    back in the pool for milliseconds is as alive as the answer it just got. A dead one
+    (PostgreSQL restarted) invalidates the whole pool, as pre-ping does, and the checkout takes a
+    new connection; one that dies within the second fails its statement, and that too
+    invalidates the pool."""
 
     @event.listens_for(engine, "checkin")
     def returned(dbapi_connection, record) -> None:
@@ -70,10 +76,3 @@ def ping_idle_connections(engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
             raise exc.InvalidatePoolError(f"idle connection failed its ping: {error}") from error
-
-
-migrate = Migrate()
-jwt = JWTManager()
-api = Api()
-redis_client = RedisClient()
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
