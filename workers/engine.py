@@ -259,8 +259,8 @@ def execute_pending(shard: int) -> tuple[int, dict[str, str]]:
     (`core.tasks.hold_wake_ups`): work committed meanwhile sends no task, its next read takes it.
     Once a read comes back short it lingers (`_claimed_while_lingering`), then lets the flags go,
     and reads once more if a claim was refused meanwhile, so nothing committed before the release
-    is left behind. Returns how many ran, and
-    why each close that could not fill did not, by order id (as its event says)."""
+    is left behind. Returns how many ran, and why each close that could not fill did not, by
+    order id (as its event says)."""
     shards = current_app.config["ENGINE_SHARD_SET"]
     size, executed, failed = current_app.config["ENGINE_ORDER_BATCH"], 0, {}
     held = hold_wake_ups(redis_client, shards, woken=shard)
