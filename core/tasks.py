@@ -164,17 +164,19 @@ def release_wake_ups(flags: FlagStore, shards: list[int]) -> bool:
     """The engine, once a read came back short: let go of the flags it held. True when a claim was
     refused meanwhile (or a flag ran out), so work may have been committed that its reads did not
     see: the engine reads once more. Work committed after this claims a new wake-up."""
-    if not shards:
-        return False
-    keys = [_wake_flag(shard) for shard in shards]
-    return bool(flags.eval(_RELEASE_WAKE_UPS, len(keys), *keys) == 1)
+    return _any_claimed(flags, _RELEASE_WAKE_UPS, shards)
 
 
 def take_claims(flags: FlagStore, shards: list[int]) -> bool:
     """The engine, still holding `shards`' flags: True when a claim was refused since it took
     them (or since the last call), so work was committed that it has not read. The flags stay
     held and their counts start over."""
+    return _any_claimed(flags, _TAKE_CLAIMS, shards, WAKE_FLAG_TTL_S * 1000)
+
+
+def _any_claimed(flags: FlagStore, script: str, shards: list[int], *args: Any) -> bool:
+    """Run a script over the held flags of `shards` that answers 1 when any was claimed meanwhile."""
     if not shards:
         return False
     keys = [_wake_flag(shard) for shard in shards]
-    return bool(flags.eval(_TAKE_CLAIMS, len(keys), *keys, WAKE_FLAG_TTL_S * 1000) == 1)
+    return bool(flags.eval(script, len(keys), *keys, *args) == 1)
