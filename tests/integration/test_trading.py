@@ -402,6 +402,15 @@ def test_one_wake_up_runs_the_shards_whole_backlog_in_batches(app, make_user, ma
     assert_ledger_balances(app)
 
 
+def accept_order(make_order, account_id: int, shards: int, arrivals: list, claims: list) -> None:
+    """An order accepted as the API accepts one: committed, then its shard's wake-up claimed
+    (the claim, True when it would send a task of its own, goes to `claims`)."""
+    from core.tasks import claim_wake_up
+
+    arrivals.append(make_order(account_id, margin=1_000))
+    claims.append(claim_wake_up(redis_client, shard_of(account_id, shards)))
+
+
 def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it(
     app, make_user, make_order, set_price, engine_worker, monkeypatch
 ):
@@ -422,9 +431,8 @@ def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it
 
     def batch_with_an_arrival(size):
         taken = run_batch(size)
-        if not arrivals:  # accepted while the first batch ran: committed, then its wake-up claimed
-            arrivals.append(make_order(other_id, margin=1_000))
-            claims.append(claim_wake_up(redis_client, shard_of(other_id, shards)))
+        if not arrivals:  # accepted while the first batch ran
+            accept_order(make_order, other_id, shards, arrivals, claims)
         return taken
 
     monkeypatch.setattr(engine, "_execute_batch", batch_with_an_arrival)
@@ -457,9 +465,8 @@ def test_work_committed_while_a_wake_up_lingers_after_a_short_read_is_executed_b
     take = engine.take_claims
 
     def an_arrival_while_lingering(flags, held):
-        if not arrivals:  # accepted after the first batch came back short: committed, then claimed
-            arrivals.append(make_order(user_id, margin=1_000))
-            claims.append(claim_wake_up(redis_client, shard_of(user_id, shards)))
+        if not arrivals:  # accepted after the first batch came back short
+            accept_order(make_order, user_id, shards, arrivals, claims)
         return take(flags, held)
 
     monkeypatch.setattr(engine, "take_claims", an_arrival_while_lingering)
