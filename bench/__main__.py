@@ -20,10 +20,12 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
+from sqlalchemy import select
 
 from devstack import free_port, wait_for_http
 
@@ -586,34 +588,41 @@ def bench_noop_drain(app, env: dict, tasks: int = DRAIN_ORDERS) -> dict:
     return {"tasks": tasks, "seconds": round(last - first, 3), "tasks_per_s": round((tasks - 1) / (last - first), 1)}
 
 
-def bench_open_loop(base_url: str, users: list[dict], rate: float, seconds: float = OPEN_LOOP_S) -> dict:
+def bench_open_loop(app, base_url: str, users: list[dict], rate: float, seconds: float = OPEN_LOOP_S) -> dict:
     """Orders arriving at a fixed rate, whatever the answers do (an open loop: a slow answer does not
     hold the next arrival back), each timed from its scheduled arrival to its executed answer. The
-    first OPEN_LOOP_WARMUP_S at that rate are not counted (new connections, cold caches)."""
+    first OPEN_LOOP_WARMUP_S at that rate are not counted (new connections, cold caches). Each
+    order's time is also split at its two timestamps (`order_stages`)."""
     quiet_heap()
     warmup = int(rate * OPEN_LOOP_WARMUP_S)
     total = int(rate * seconds)
     latencies: list[float] = []
     failures: list[str] = []
+    moments: dict[str, tuple[float, float, float]] = {}  # order id -> scheduled, sent, answered
     progress = Progress(f"open loop at {rate:.0f}/s", total)
     local = threading.local()
 
     def arrive(index: int, scheduled: float) -> None:
         if not hasattr(local, "api"):
             local.api = ApiClient(base_url)
+        sent = time.perf_counter()
         try:
             status, answer = local.api.post("/api/v1/trade/create", users[index % len(users)], TRADE)
         except (OSError, http.client.HTTPException, ValueError) as error:  # counted, never lost in the pool
             status, answer = 0, {"error": repr(error)}
         if index < warmup:
             return
-        latencies.append(time.perf_counter() - scheduled)
+        answered = time.perf_counter()
+        latencies.append(answered - scheduled)
         if status != 200:
             failures.append(f"{status} {str(answer)[:100]}")
+        else:
+            moments[answer["orderId"]] = (scheduled, sent, answered)
         progress.tick()
 
     with ThreadPoolExecutor(max_workers=64) as pool, CpuProfile() as profile:
         began = time.perf_counter()
+        began_at = time.time()
         for index in range(warmup + total):
             scheduled = began + index / rate
             time.sleep(max(0.0, scheduled - time.perf_counter()))
@@ -621,13 +630,55 @@ def bench_open_loop(base_url: str, users: list[dict], rate: float, seconds: floa
     return {
         "rate_per_s": round(rate, 1),
         "seconds": seconds,
+        "began_at": datetime.fromtimestamp(began_at + warmup / rate, UTC).isoformat(timespec="milliseconds"),
         "orders": len(latencies),
         "failures": len(failures),
         "failure_examples": failures[:3],
         **percentiles(latencies),
         "max_ms": round(max(latencies) * 1000, 2),
         "cores": profile.cores,
+        **order_stages(app, moments, counted_from=began + warmup / rate),
         "latencies_ms": [round(latency * 1000, 3) for latency in latencies],
+    }
+
+
+OPEN_LOOP_STAGES = ("client", "web", "engine", "answer")
+
+
+def order_stages(app, moments: dict[str, tuple[float, float, float]], counted_from: float) -> dict:
+    """Where each open-loop order spent its time, cut at the order's two timestamps (this machine's
+    one clock): `client` from its scheduled arrival until a bench thread sent it; `web` until
+    the web process built its INSERT (created_at: HTTP, token, validation, quote); `engine` until
+    the engine filled it (opened_at: the INSERT's commit, the wake-up, the batch); `answer` until
+    its answer arrived (the batch's commit, the event, the reply). The slowest orders are listed
+    with their second in the phase, to set beside the servers' logs."""
+    from app.extensions import db
+    from app.models import Order
+
+    with app.app_context():
+        rows = db.session.execute(
+            select(Order.id, Order.created_at, Order.opened_at).where(Order.id.in_(list(moments)))
+        ).all()
+    offset = time.time() - time.perf_counter()
+    split = {}
+    for order_id, created_at, opened_at in rows:
+        if opened_at is None:
+            continue
+        scheduled, sent, answered = moments[str(order_id)]
+        cuts = (scheduled + offset, sent + offset, created_at.timestamp(), opened_at.timestamp(), answered + offset)
+        split[str(order_id)] = [b - a for a, b in pairwise(cuts)]
+    stages = {stage: percentiles([times[i] for times in split.values()]) for i, stage in enumerate(OPEN_LOOP_STAGES)}
+    slowest = sorted(split, key=lambda order_id: sum(split[order_id]), reverse=True)[: max(1, len(split) // 100)]
+    return {
+        "stages": stages,
+        "slowest": [
+            {
+                "at_s": round(moments[order_id][0] - counted_from, 3),
+                "total_ms": round(sum(split[order_id]) * 1000, 1),
+                **{stage: round(split[order_id][i] * 1000, 1) for i, stage in enumerate(OPEN_LOOP_STAGES)},
+            }
+            for order_id in sorted(slowest, key=lambda order_id: moments[order_id][0])
+        ],
     }
 
 
@@ -854,7 +905,7 @@ def main() -> int:
         users = make_users(app, max(CLIENTS, STREAM_CLIENTS // 2))
         bench_trades(base_url, users[:CLIENTS], "trades, warm-up", round_trips=4 * CLIENTS)  # not counted
         trades, noop, efficiency_rounds = bench_efficiency(base_url, users[:CLIENTS], app.config["REDIS_URL"])
-        open_loop = bench_open_loop(base_url, users[:CLIENTS], rate=trades["orders_per_s"] / 2)
+        open_loop = bench_open_loop(app, base_url, users[:CLIENTS], rate=trades["orders_per_s"] / 2)
         streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
         poller = bench_poller(app.config["REDIS_URL"])
         depth = bench_depth(app.config["REDIS_URL"])
@@ -926,6 +977,7 @@ def main() -> int:
             f"{open_loop['p50_ms']} / {open_loop['p95_ms']} / {open_loop['p99_ms']} / {open_loop['max_ms']}",
         ),
         ("  failed requests", open_loop["failures"]),
+        ("  p50 / p99 ms by stage: " + stages_line(open_loop["stages"]), ""),
         *[
             (f"drain of {d['orders']} queued orders, {d['engines']} engine(s) (orders/s)", d["orders_per_s"])
             for d in drains
@@ -957,6 +1009,10 @@ def main() -> int:
     print(f"\nresults: {out.relative_to(ROOT)}, latency histogram: {histogram.relative_to(ROOT)}")
     failed = trades["failures"] or trades_with_streams["failures"] or streams["failed"] or open_loop["failures"]
     return 1 if failed else 0
+
+
+def stages_line(stages: dict) -> str:
+    return ", ".join(f"{stage} {times['p50_ms']:.0f}/{times['p99_ms']:.0f}" for stage, times in stages.items())
 
 
 def cores_line(cores: dict) -> str:
