@@ -127,6 +127,47 @@ class CpuProfile:
         self.cores["total"] = round(sum(self.cores.values()), 2)
 
 
+class DiskStalls:
+    """Stretches of a phase during which tasks waited on the disk for most of the time (Linux
+    pressure stall information, /proc/pressure/io "some", read every 10 ms): on this VM a single
+    WAL flush is sometimes held by the virtual disk for hundreds of milliseconds, with nothing
+    else in flight, and every commit queues behind it. `stalls` lists (start, seconds) by
+    perf_counter; None where the kernel reports no pressure."""
+
+    SAMPLE_S, BUSY, LONGEST_IGNORED_S = 0.01, 0.5, 0.05
+    PRESSURE = Path("/proc/pressure/io")
+
+    def __enter__(self) -> "DiskStalls":
+        self.stalls: list[tuple[float, float]] | None = [] if self.PRESSURE.exists() else None
+        self.done = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+        self.watcher.start()
+        return self
+
+    def _waited_s(self) -> float:
+        some = self.PRESSURE.read_text().splitlines()[0]
+        return int(some.rsplit("total=", 1)[1]) / 1e6
+
+    def _watch(self) -> None:
+        if self.stalls is None:
+            return
+        seen, waited, since = time.perf_counter(), self._waited_s(), None
+        while not self.done.wait(self.SAMPLE_S):
+            now, now_waited = time.perf_counter(), self._waited_s()
+            busy = now_waited - waited >= self.BUSY * (now - seen)
+            if busy and since is None:
+                since = seen
+            elif not busy and since is not None:
+                if seen - since > self.LONGEST_IGNORED_S:
+                    self.stalls.append((since, seen - since))
+                since = None
+            seen, waited = now, now_waited
+
+    def __exit__(self, *_) -> None:
+        self.done.set()
+        self.watcher.join()
+
+
 def start(command: list[str], env: dict, log_name: str) -> subprocess.Popen:
     log = open(ROOT / ".data" / f"bench-{log_name}.log", "ab")
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -620,7 +661,7 @@ def bench_open_loop(app, base_url: str, users: list[dict], rate: float, seconds:
             moments[answer["orderId"]] = (scheduled, sent, answered)
         progress.tick()
 
-    with ThreadPoolExecutor(max_workers=64) as pool, CpuProfile() as profile:
+    with ThreadPoolExecutor(max_workers=64) as pool, CpuProfile() as profile, DiskStalls() as disk:
         began = time.perf_counter()
         began_at = time.time()
         for index in range(warmup + total):
@@ -638,6 +679,12 @@ def bench_open_loop(app, base_url: str, users: list[dict], rate: float, seconds:
         "max_ms": round(max(latencies) * 1000, 2),
         "cores": profile.cores,
         **order_stages(app, moments, counted_from=began + warmup / rate),
+        "disk_stalls": None
+        if disk.stalls is None
+        else [
+            {"at_s": round(since - began - warmup / rate, 3), "ms": round(seconds * 1000)}
+            for since, seconds in disk.stalls
+        ],
         "latencies_ms": [round(latency * 1000, 3) for latency in latencies],
     }
 
@@ -978,6 +1025,7 @@ def main() -> int:
         ),
         ("  failed requests", open_loop["failures"]),
         ("  p50 / p99 ms by stage: " + stages_line(open_loop["stages"]), ""),
+        ("  disk stalls over 50 ms (second in the phase: ms)", stalls_line(open_loop["disk_stalls"])),
         *[
             (f"drain of {d['orders']} queued orders, {d['engines']} engine(s) (orders/s)", d["orders_per_s"])
             for d in drains
@@ -1009,6 +1057,12 @@ def main() -> int:
     print(f"\nresults: {out.relative_to(ROOT)}, latency histogram: {histogram.relative_to(ROOT)}")
     failed = trades["failures"] or trades_with_streams["failures"] or streams["failed"] or open_loop["failures"]
     return 1 if failed else 0
+
+
+def stalls_line(stalls: list[dict] | None) -> str:
+    if stalls is None:
+        return "not reported"
+    return ", ".join(f"{stall['at_s']:.1f}: {stall['ms']}" for stall in stalls) or "none"
 
 
 def stages_line(stages: dict) -> str:
