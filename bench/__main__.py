@@ -751,13 +751,13 @@ def latency_histogram(open_loop: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def bench_noop(redis_url: str, label: str = "celery no-op") -> dict:
+def bench_noop(redis_url: str, label: str = "celery no-op", round_trips: int = NOOPS) -> dict:
     quiet_heap()
     from bench.tasks import NOOP_CHANNEL, noop
     from core.shards import shard_queue
 
     latencies: list[float] = []
-    progress = Progress(label, NOOPS)
+    progress = Progress(label, round_trips)
 
     def client(index: int, count: int) -> None:
         conn = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -773,7 +773,7 @@ def bench_noop(redis_url: str, label: str = "celery no-op") -> dict:
             pubsub.close()
             progress.tick()
 
-    elapsed = run_clients(client, NOOPS)
+    elapsed = run_clients(client, round_trips)
     return {
         "round_trips": len(latencies),
         "seconds": round(elapsed, 3),
@@ -951,6 +951,7 @@ def main() -> int:
         wait_for_http(f"{base_url}/api/v1/supportedAssets")
         users = make_users(app, max(CLIENTS, STREAM_CLIENTS // 2))
         bench_trades(base_url, users[:CLIENTS], "trades, warm-up", round_trips=4 * CLIENTS)  # not counted
+        bench_noop(app.config["REDIS_URL"], "celery no-op, warm-up", round_trips=4 * CLIENTS)  # nor this
         trades, noop, efficiency_rounds = bench_efficiency(base_url, users[:CLIENTS], app.config["REDIS_URL"])
         open_loop = bench_open_loop(app, base_url, users[:CLIENTS], rate=trades["orders_per_s"] / 2)
         streams, trades_with_streams = bench_streams(port, base_url, users[:CLIENTS], users)
