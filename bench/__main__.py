@@ -130,11 +130,11 @@ class CpuProfile:
 class DiskStalls:
     """Stretches of a phase during which tasks waited on the disk for most of the time (Linux
     pressure stall information, /proc/pressure/io "some", read every 10 ms): on this VM a single
-    WAL flush is sometimes held by the virtual disk for hundreds of milliseconds, with nothing
-    else in flight, and every commit queues behind it. `stalls` lists (start, seconds) by
+    WAL flush is sometimes held by the virtual disk for hundreds of milliseconds, and every
+    commit queues behind it. `stalls` lists those over REPORTED_OVER_S as (start, seconds) by
     perf_counter; None where the kernel reports no pressure."""
 
-    SAMPLE_S, BUSY, LONGEST_IGNORED_S = 0.01, 0.5, 0.05
+    SAMPLE_S, BUSY, REPORTED_OVER_S = 0.01, 0.5, 0.05
     PRESSURE = Path("/proc/pressure/io")
 
     def __enter__(self) -> "DiskStalls":
@@ -158,7 +158,7 @@ class DiskStalls:
             if busy and since is None:
                 since = seen
             elif not busy and since is not None:
-                if seen - since > self.LONGEST_IGNORED_S:
+                if seen - since > self.REPORTED_OVER_S:
                     self.stalls.append((since, seen - since))
                 since = None
             seen, waited = now, now_waited
