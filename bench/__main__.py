@@ -668,6 +668,7 @@ def bench_open_loop(app, base_url: str, users: list[dict], rate: float, seconds:
             scheduled = began + index / rate
             time.sleep(max(0.0, scheduled - time.perf_counter()))
             pool.submit(arrive, index, scheduled)
+    counted_from = began + warmup / rate  # the first counted arrival, by perf_counter
     return {
         "rate_per_s": round(rate, 1),
         "seconds": seconds,
@@ -678,13 +679,10 @@ def bench_open_loop(app, base_url: str, users: list[dict], rate: float, seconds:
         **percentiles(latencies),
         "max_ms": round(max(latencies) * 1000, 2),
         "cores": profile.cores,
-        **order_stages(app, moments, counted_from=began + warmup / rate),
+        **order_stages(app, moments, counted_from),
         "disk_stalls": None
         if disk.stalls is None
-        else [
-            {"at_s": round(since - began - warmup / rate, 3), "ms": round(seconds * 1000)}
-            for since, seconds in disk.stalls
-        ],
+        else [{"at_s": round(since - counted_from, 3), "ms": round(seconds * 1000)} for since, seconds in disk.stalls],
         "latencies_ms": [round(latency * 1000, 3) for latency in latencies],
     }
 
