@@ -121,3 +121,21 @@ def test_every_task_beat_sends_is_registered_with_the_workers(app):
     scheduled = {entry["task"] for entry in app.config["CELERY"]["beat_schedule"].values()}
     assert scheduled == {"engine.sweep_stuck_orders", "mail.sweep_outbox", "analytics.snapshot_equity"}
     assert scheduled <= set(celery_app.celery.tasks)
+
+
+@pytest.mark.parametrize("signal_name", ["worker_init", "worker_process_init"])
+def test_worker_processes_freeze_what_the_app_loaded(signal_name):
+    """Both the worker's main process (it hands every task to the pool) and each pool process move
+    the loaded app out of the collector's reach: a full collection over it paused them 100 ms."""
+    import gc
+
+    from celery import signals
+
+    import celery_app  # noqa: F401  (connects the handlers)
+
+    gc.unfreeze()
+    try:
+        getattr(signals, signal_name).send(sender=None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
