@@ -44,6 +44,7 @@ from core.tasks import (
     release_wake_ups,
     take_claims,
 )
+from workers.writes import commit_in_one_round_trip
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +343,7 @@ def _execute_batch(size: int) -> tuple[int, list[dict]]:
         else:
             continue
         events.append({**order_event(order, order.id, error), "order": order_state(order)})
-    db.session.commit()
+    commit_in_one_round_trip(db.session)
     publish_order_events(*events)
     return len(rows), events
 
@@ -489,7 +490,7 @@ def _close_batch(order_ids: list[uuid.UUID], quote: Quote, book: Book | None) ->
         if reason is not None:  # else closed meanwhile, or no longer crossed once locked
             _settle(balance, order, quote, book, reason)
             events.append(order_event(order, order.id))
-    db.session.commit()
+    commit_in_one_round_trip(db.session)
     publish_order_events(*events)
     return len(events)
 
@@ -497,7 +498,7 @@ def _close_batch(order_ids: list[uuid.UUID], quote: Quote, book: Book | None) ->
 def _commit_and_publish(order: Order, order_id, error: str | None = None) -> int:
     """Commit, then tell the account's listeners (the event is built first: no reload after the commit)."""
     event = order_event(order, order_id, error)
-    db.session.commit()
+    commit_in_one_round_trip(db.session)
     publish_order_events(event)
     return 1
 
@@ -529,7 +530,7 @@ def reset_account(reset_id) -> ResetStatus | None:
     reset.done_at = utcnow()
     if None in quotes.values():
         reset.status = ResetStatus.FAILED
-        db.session.commit()
+        commit_in_one_round_trip(db.session)
         publish_order_events(
             {
                 "userId": user_id,
@@ -557,7 +558,7 @@ def reset_account(reset_id) -> ResetStatus | None:
         )
     )
     reset.status, reset.closed_positions = ResetStatus.DONE, len(positions)
-    db.session.commit()
+    commit_in_one_round_trip(db.session)
     publish_order_events(*events, {"userId": user_id, "resetId": str(reset_id), "status": str(ResetStatus.DONE)})
     log.info("reset account %d: %d positions closed", user_id, len(positions))
     return ResetStatus.DONE
