@@ -11,8 +11,8 @@ import logging
 from celery.signals import after_setup_logger, worker_init, worker_process_init
 
 import workers.analytics  # importing the worker modules registers their shared tasks
-import workers.engine
-import workers.mail  # noqa: F401
+import workers.mail
+import workers.tasks  # noqa: F401
 from app import create_app
 
 flask_app = create_app()

@@ -181,6 +181,7 @@ class Config:
     PENDING_SWEEP_AFTER_S: int
     ORDER_MAX_DELAY_S: float
     TAKER_FEE_BPS: int
+    MAX_WORKING_ORDERS: int
     ENGINE_CASCADE_BATCH: int
     ENGINE_ORDER_BATCH: int
     ENGINE_LINGER_MS: int
@@ -258,6 +259,7 @@ class Config:
             PENDING_SWEEP_AFTER_S=env.int("PENDING_SWEEP_AFTER_S", 15, minimum=1),
             ORDER_MAX_DELAY_S=env.float("ORDER_MAX_DELAY_S", 30, minimum=1),
             TAKER_FEE_BPS=env.int("TAKER_FEE_BPS", 0),
+            MAX_WORKING_ORDERS=env.int("MAX_WORKING_ORDERS", 200, minimum=1),
             ENGINE_CASCADE_BATCH=env.int("ENGINE_CASCADE_BATCH", 500, minimum=1),
             ENGINE_ORDER_BATCH=env.int("ENGINE_ORDER_BATCH", 100, minimum=1),
             ENGINE_LINGER_MS=env.int("ENGINE_LINGER_MS", 20, minimum=0),

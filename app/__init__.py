@@ -18,8 +18,8 @@ def create_app(config: Config | None = None) -> Flask:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, per process
 
     from app import hardening, identity, models  # noqa: F401  (models: tables for Alembic)
+    from app.dispatch import celery_init_app
     from app.extensions import api, db, jwt, limiter, migrate, ping_idle_connections, redis_client
-    from app.tasks import celery_init_app
 
     hardening.init_app(app)
     db.init_app(app)

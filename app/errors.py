@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     EXPIRED = "expired"
     INSUFFICIENT_LIQUIDITY = "insufficient_liquidity"
     NOT_WORKING = "not_working"
+    TOO_MANY_WORKING_ORDERS = "too_many_working_orders"
     TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
@@ -51,6 +52,7 @@ STATUS = {
     ErrorCode.EXPIRED: 409,
     ErrorCode.INSUFFICIENT_LIQUIDITY: 409,
     ErrorCode.NOT_WORKING: 409,
+    ErrorCode.TOO_MANY_WORKING_ORDERS: 409,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,

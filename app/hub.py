@@ -1,11 +1,12 @@
 """One Redis subscription per web process, fanned out to every event stream that process serves
 and every request waiting for the engine.
 
-The hub pattern-subscribes once to every price channel and every account's event channel, so
-neither a stream nor a trade request opens a Redis connection of its own: 500 browsers and every
-waiting trade cost one subscription per web process. Prices are coalesced per asset (latest wins)
-and sent at most `PRICE_EVENTS_PER_S` times a second. Plain threads and queues: under gunicorn's
-gevent worker they are greenlets.
+The hub pattern-subscribes once to every channel of its topics (`TOPICS`: a channel, a parser and
+how it is delivered), so neither a stream nor a trade request opens a Redis connection of its
+own: 500 browsers and every waiting trade cost one subscription per web process. An account's
+events (`core.events`, typed) go at once to that account's listeners, parsed only where someone
+listens; prices are coalesced per asset (latest wins) and sent at most `PRICE_EVENTS_PER_S` times
+a second. Plain threads and queues: under gunicorn's gevent worker they are greenlets.
 """
 
 import json
@@ -13,11 +14,14 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from flask import current_app
 
+from core import events
 from core.keys import ACCOUNT_EVENTS_CHANNEL, PRICE_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -25,15 +29,38 @@ log = logging.getLogger(__name__)
 PRICE_EVENTS_PER_S = 10
 LISTENER_BACKLOG = 1000  # a client this far behind is dropped; it reconnects and refetches
 FIRST_SUBSCRIBE_WAIT_S = 1.0
-PRICE_PATTERN = PRICE_CHANNEL.format(asset="*")
-ACCOUNT_PATTERN = ACCOUNT_EVENTS_CHANNEL.format(user_id="*")
-ACCOUNT_PREFIX = ACCOUNT_EVENTS_CHANNEL.format(user_id="")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A kind of event: the channels it arrives on (`channel`, a format with one field), how its
+    payload is parsed, and whether it goes to the listeners of the account its channel names
+    (`per_account`) or, coalesced per channel, to every listener of prices."""
+
+    kind: str
+    channel: str
+    parse: Callable[[str], Any]
+    per_account: bool
+
+    @property
+    def prefix(self) -> str:
+        return self.channel.split("{")[0]
+
+    @property
+    def pattern(self) -> str:
+        return self.prefix + "*"
+
+
+TOPICS = (
+    Topic("account", ACCOUNT_EVENTS_CHANNEL, events.loads, per_account=True),
+    Topic("price", PRICE_CHANNEL, json.loads, per_account=False),
+)
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "price" or "account"
-    data: dict
+    kind: str  # a topic's kind
+    data: Any  # its parsed payload: an `core.events.AccountEvent`, a price's dict
 
 
 CLOSED = Event("closed", {})
@@ -62,8 +89,7 @@ class Hub:
         self.listeners: set[Listener] = set()
         self.by_account: dict[int, set[Listener]] = {}
         self.ready = threading.Event()  # set at the first subscription, for good
-        self.latest_prices: dict[str, dict] = {}
-        self._unsent: dict[str, dict] = {}
+        self._unsent: dict[str, Event] = {}  # by channel: the latest of each coalesced channel
         self._sent_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -110,7 +136,7 @@ class Hub:
             try:
                 client = redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=30)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.psubscribe(PRICE_PATTERN, ACCOUNT_PATTERN)
+                pubsub.psubscribe(*(topic.pattern for topic in TOPICS))
                 pubsub.get_message(timeout=FIRST_SUBSCRIBE_WAIT_S)  # the confirmation: subscribed from here on
                 self.ready.set()
                 while True:
@@ -125,28 +151,28 @@ class Hub:
     def _dispatch(self, channel: str, payload: str) -> None:
         """Parse and deliver one message. Every web process receives every account's events, and
         only one of them serves that account: the others drop the event unparsed."""
-        if channel.startswith(ACCOUNT_PREFIX):
-            user_id = int(channel.removeprefix(ACCOUNT_PREFIX))
+        topic = next(topic for topic in TOPICS if channel.startswith(topic.prefix))
+        if topic.per_account:
             with self._lock:
-                to = list(self.by_account.get(user_id, ()))
+                to = list(self.by_account.get(int(channel.removeprefix(topic.prefix)), ()))
             if to:
-                self._deliver(Event("account", json.loads(payload)), to)
-        else:
-            data = json.loads(payload)
-            with self._lock:
-                self.latest_prices[data["asset"]] = data
-                self._unsent[data["asset"]] = data
+                self._deliver(Event(topic.kind, topic.parse(payload)), to)
+            return
+        event = Event(topic.kind, topic.parse(payload))
+        with self._lock:
+            self._unsent[channel] = event
 
     def _flush_prices(self) -> None:
+        """Send each coalesced channel's latest event, at most PRICE_EVENTS_PER_S times a second."""
         now = time.monotonic()
         with self._lock:
-            due = [a for a in self._unsent if now - self._sent_at.get(a, 0) >= 1 / PRICE_EVENTS_PER_S]
-            prices = [self._unsent.pop(asset) for asset in due]
-            for asset in due:
-                self._sent_at[asset] = now
-            to = [listener for listener in self.listeners if listener.prices] if prices else []
-        for price in prices:
-            self._deliver(Event("price", price), to)
+            due = [c for c in self._unsent if now - self._sent_at.get(c, 0) >= 1 / PRICE_EVENTS_PER_S]
+            latest = [self._unsent.pop(channel) for channel in due]
+            for channel in due:
+                self._sent_at[channel] = now
+            to = [listener for listener in self.listeners if listener.prices] if latest else []
+        for event in latest:
+            self._deliver(event, to)
 
 
 _process_hub_lock = threading.Lock()

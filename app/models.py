@@ -161,30 +161,6 @@ class Order(db.Model):
     closed_at: Mapped[Timestamp | None]
 
 
-def order_state(order: Order) -> dict:
-    """The order's columns as JSON values: the state the engine publishes with an order it just
-    executed, so the request waiting on it answers without reading the row again."""
-    state = {}
-    for column in Order.__table__.columns:
-        value = getattr(order, column.key)
-        if isinstance(value, uuid.UUID):
-            value = str(value)
-        elif isinstance(value, datetime):
-            value = value.isoformat()
-        state[column.key] = value
-    return state
-
-
-def order_from_state(state: dict) -> Order:
-    """The order `order_state` described, as a transient row (never added to a session)."""
-    values = dict(state)
-    values["id"] = uuid.UUID(values["id"])
-    for column in Order.__table__.columns:
-        if isinstance(column.type, DateTime) and values[column.key] is not None:
-            values[column.key] = datetime.fromisoformat(values[column.key])
-    return Order(**values)
-
-
 class IdempotencyKey(db.Model):
     """`Idempotency-Key` of a trade request: the same key and body return the same order."""
 

@@ -543,7 +543,8 @@ def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, acco
     from app.balances.service import ledger_mismatches
     from app.extensions import db, redis_client
     from core.shards import shard_of, shard_queues
-    from core.tasks import EXECUTE_ORDER, claim_wake_up, clear_wake_up
+    from core.tasks import WAKE_UP
+    from core.wakeups import claim_wake_up, clear_wake_up
 
     queues = shard_queues(range(app.config["ENGINE_SHARDS"]))
 
@@ -563,13 +564,13 @@ def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, acco
             for shard in range(shards):  # none left over from an earlier phase
                 clear_wake_up(redis_client, shard)
             first_of_shard = {}
-            for order_id, account_id in db.session.execute(text("SELECT id, user_id FROM orders ORDER BY created_at")):
-                first_of_shard.setdefault(shard_of(account_id, shards), (order_id, account_id))
+            for (account_id,) in db.session.execute(text("SELECT user_id FROM orders ORDER BY created_at")):
+                first_of_shard.setdefault(shard_of(account_id, shards), account_id)
             db.session.rollback()
             with CpuProfile() as profile:
-                for shard, (order_id, account_id) in first_of_shard.items():
+                for shard, account_id in first_of_shard.items():
                     if claim_wake_up(redis_client, shard):
-                        celery.send_task(EXECUTE_ORDER, args=[str(order_id)], kwargs={"account_id": account_id})
+                        celery.send_task(WAKE_UP, kwargs={"account_id": account_id})
                 done = 0
                 while done < orders or tasks_left():
                     time.sleep(0.01)

@@ -39,6 +39,7 @@ class RejectReason(StrEnum):
     INVALID_QUANTITY = "invalid_quantity"
     EXPIRED = "expired"  # not executed within ORDER_MAX_DELAY_S (or past its expiresAt): never filled late
     INSUFFICIENT_LIQUIDITY = "insufficient_liquidity"  # the visible book cannot fill the quantity
+    TOO_MANY_WORKING_ORDERS = "too_many_working_orders"  # the account has MAX_WORKING_ORDERS working already
 
 
 class LedgerKind(StrEnum):

@@ -11,5 +11,5 @@ BOOK_KEY = "book:{asset}"  # JSON {"bids", "asks": [[price, size]...] best first
 ACCOUNT_EVENTS_CHANNEL = "account-events:{user_id}"
 TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}:{shard}"  # coalesces trigger checks per asset and shard
 # set while a wake-up task for the shard's engine is on its way or the engine holds it while it runs:
-# the orders accepted meanwhile send none; counts the claims (`core.tasks.claim_wake_up`)
+# the orders accepted meanwhile send none; counts the claims (`core.wakeups`)
 ENGINE_WAKE_FLAG = "engine:wake-pending:{shard}"

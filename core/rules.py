@@ -6,7 +6,7 @@ Units are those of `core.money`: USD in cents, prices in the asset's decimals, q
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.enums import CloseReason, OrderType, Side
+from core.enums import CloseReason, Side
 from core.money import BPS, ceil_div, div_toward_zero, scale
 
 LONG = Side.LONG
@@ -21,15 +21,6 @@ def open_fill(side: Side, bid: int, ask: int) -> int:
 def close_fill(side: Side, bid: int, ask: int) -> int:
     """A long sells at the bid; a short buys back at the ask."""
     return bid if side == LONG else ask
-
-
-def reached(order_type: OrderType, side: Side, trigger: int, bid: int, ask: int) -> bool:
-    """Whether the quote reaches a working order's price: a limit when the price it opens at is at
-    or better than the limit, a stop when it is at or beyond the stop."""
-    price = open_fill(side, bid, ask)
-    if order_type == OrderType.LIMIT:
-        return price <= trigger if side == LONG else price >= trigger
-    return price >= trigger if side == LONG else price <= trigger
 
 
 def quantity(margin: int, leverage: int, open_price: int, price_decimals: int) -> int:

@@ -14,14 +14,15 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from app.balances.service import balances_view
+from app.dispatch import enqueue
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import db, redis_client
 from app.models import AccountReset, LedgerEntry, Order, utcnow
-from app.tasks import enqueue
 from app.trading.service import with_unrealized_pnl
 from core.assets import ASSETS, USD_DECIMALS
 from core.enums import OrderStatus, ResetStatus
+from core.events import AccountEvent, ResetEnded
 from core.money import format_units, scale
 from core.prices import PriceStore
 from core.tasks import RESET_ACCOUNT
@@ -215,7 +216,10 @@ def reset(user_id: int, idempotency_key: str | None) -> AccountReset:
         query = select(AccountReset).where(AccountReset.id == reset_id).execution_options(populate_existing=True)
         return db.session.execute(query).scalar_one()
 
-    done, error = wait_for_engine(user_id, "resetId", str(reset_id), reload, lambda r: r.status != ResetStatus.PENDING)
+    def about(event: AccountEvent) -> bool:
+        return isinstance(event, ResetEnded) and event.reset_id == str(reset_id)
+
+    done, error = wait_for_engine(user_id, about, reload, lambda r: r.status != ResetStatus.PENDING)
     if error or done.status == ResetStatus.FAILED:
         abort(ErrorCode.PRICE_UNAVAILABLE, "No fresh price to close every position at; nothing was changed")
     return done

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from app.balances.service import post_entry
+from app.dispatch import enqueue
 from app.errors import ErrorCode, abort
 from app.extensions import db
 from app.models import Balance, LoginToken, MailOutbox, User, utcnow
-from app.tasks import enqueue
 from core.enums import LedgerKind
 from core.tasks import SEND_SIGN_IN_LINK
 

@@ -15,8 +15,9 @@ from app.models import Candle
 from core.assets import ASSETS, QUANTITY_DECIMALS
 from core.book import BookStore
 from core.candles import INTERVALS_S
+from core.execution import Market
 from core.money import to_units
-from core.prices import PriceStore
+from core.prices import PriceStore, Quote
 
 MAX_CANDLES = 1000
 # One query for every interval: minutes binned by the interval from the Unix epoch (1m bins are the
@@ -33,6 +34,19 @@ CANDLES_SQL = text(
     ) AS newest ORDER BY time
     """
 )
+
+
+def fresh_quote(asset: str) -> Quote | None:
+    """The asset's quote, if the feed delivered it within PRICE_MAX_AGE_S."""
+    return PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"])
+
+
+def market_at(quote: Quote) -> Market:
+    """The market at `quote`, with the depth book when the poller keeps a fresh one: what the
+    engine executes against and the preview shows."""
+    return Market(
+        quote.bid, quote.ask, BookStore(redis_client).read(quote.asset, current_app.config["PRICE_MAX_AGE_S"])
+    )
 
 
 def latest_quotes() -> dict:

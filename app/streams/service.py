@@ -23,6 +23,7 @@ from app.trading.service import with_unrealized_pnl
 from core import rules
 from core.assets import ASSETS
 from core.enums import OrderStatus
+from core.events import OrderChanged, RequestFailed
 from core.prices import Quote
 
 KEEPALIVE_S = 15
@@ -135,7 +136,8 @@ def order_events(hub: Hub, user_id: int) -> Iterator[str]:
             if event is None and not pnl_due:
                 yield ": keep-alive\n\n"
             elif event is not None and event.kind == "account":
-                order = view.order(event.data["orderId"]) if "orderId" in event.data else None
+                about_order = isinstance(event.data, OrderChanged | RequestFailed)
+                order = view.order(event.data.order_id) if about_order else None
                 view.reload()
                 if order is not None:
                     yield sse("order", order)

@@ -15,18 +15,21 @@ from flask import current_app
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from app.dispatch import enqueue, wake_engine
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import autocommit, db, redis_client
-from app.models import IdempotencyKey, Order, order_from_state, utcnow
-from app.tasks import enqueue, wake_engine
-from core import rules
+from app.models import IdempotencyKey, Order, utcnow
+from app.prices.service import fresh_quote, market_at
+from core import execution, rules
 from core.assets import ASSETS, QUANTITY_DECIMALS, USD_DECIMALS
-from core.book import BookStore, expected_fill, fee, notional
-from core.enums import CloseReason, FillModel, OrderStatus, OrderType, RejectReason, Side
+from core.book import fee, notional
+from core.enums import CloseReason, OrderStatus, OrderType, RejectReason, Side
+from core.events import AccountEvent, OrderChanged, OrderState, RequestFailed
+from core.execution import Account, Costs, Reject, Rest, Terms
 from core.money import format_units
 from core.prices import PriceStore, Quote
-from core.tasks import CANCEL_ORDER, CLOSE_ORDER, EXECUTE_ORDER
+from core.tasks import CANCEL_ORDER
 
 # How the engine's reject reasons reach the client.
 REJECTIONS = {
@@ -37,6 +40,10 @@ REJECTIONS = {
     RejectReason.INVALID_QUANTITY: (ErrorCode.VALIDATION, "margin x leverage / price gives no tradable quantity"),
     RejectReason.EXPIRED: (ErrorCode.EXPIRED, "Not executed within ORDER_MAX_DELAY_S; nothing was traded"),
     RejectReason.INSUFFICIENT_LIQUIDITY: (ErrorCode.INSUFFICIENT_LIQUIDITY, "The visible book cannot fill this size"),
+    RejectReason.TOO_MANY_WORKING_ORDERS: (
+        ErrorCode.TOO_MANY_WORKING_ORDERS,
+        "The account has MAX_WORKING_ORDERS working orders already; cancel one first",
+    ),
 }
 
 
@@ -46,7 +53,7 @@ def _error_for(reason: str):
 
 
 def _require_fresh_price(asset: str) -> Quote:
-    quote = PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"])
+    quote = fresh_quote(asset)
     if quote is None:
         abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh price for {asset}")
     return quote
@@ -59,41 +66,48 @@ def _request_hash(body: dict) -> str:
 def preview(
     asset: str, side: str, margin: int, leverage: int, order_type: str = OrderType.MARKET, trigger: int | None = None
 ) -> dict:
-    """What an order would get now, by the engine's own rules. A market order: its quantity from
-    the top of book, filled against the live depth book (or the top of book without one). A limit
-    or stop order (`trigger`: its limit or stop price): its quantity from that price, filled at once
-    when the book already reaches it (a limit never worse than its limit), else `working` at it."""
+    """What an order would get now: the engine's own decision (`core.execution.arrive`) on the
+    live book (or the top of book without one). A limit or stop order (`trigger`: its limit or
+    stop price) the book does not fill now shows as `working` at its own price."""
     quote = _require_fresh_price(asset)
     decimals = ASSETS[asset].decimals
-    book = BookStore(redis_client).read(asset, current_app.config["PRICE_MAX_AGE_S"])
-    buying = side == Side.LONG
-    if order_type == OrderType.MARKET:
-        quantity = rules.quantity(margin, leverage, rules.open_fill(side, quote.bid, quote.ask), decimals)
-        fill = expected_fill(book, quote.bid, quote.ask, quantity, buying)
-        if fill is None:
-            abort(ErrorCode.INSUFFICIENT_LIQUIDITY, "The visible book cannot fill this size")
+    market = market_at(quote)
+    kind = OrderType(order_type)
+    terms = Terms(
+        kind,
+        Side(side),
+        margin,
+        leverage,
+        decimals,
+        limit_price=trigger if kind == OrderType.LIMIT else None,
+        stop_price=trigger if kind == OrderType.STOP else None,
+    )
+    costs = Costs.of(current_app.config)
+    decision = execution.arrive(terms, Account(None), market, costs, utcnow())
+    if isinstance(decision, Reject):
+        _error_for(decision.reason)
+    working = isinstance(decision, Rest)
+    if isinstance(decision, Rest):
+        price, quantity = decision.price, decision.quantity
+        charged = fee(notional(price, quantity, decimals), costs.taker_fee_bps)
+        liquidation = rules.liquidation_price(side, price, quantity, margin, costs.liquidation_ratio, decimals)
     else:
-        quantity = rules.quantity(margin, leverage, trigger, decimals)
-        limit = trigger if order_type == OrderType.LIMIT else None
-        reached = rules.reached(order_type, side, trigger, quote.bid, quote.ask)
-        # not reached, or reached but too thin within its limit: it rests, working at its price
-        fill = expected_fill(book, quote.bid, quote.ask, quantity, buying, limit) if reached else None
-    working = fill is None
-    if working:
-        price, model = trigger, FillModel.DEPTH if book else FillModel.TOP_OF_BOOK
-    else:
-        price, model = fill[0].price, fill[1]
-    ratio = current_app.config["LIQUIDATION_RATIO"]
+        price, quantity, charged, liquidation = (
+            decision.price,
+            decision.quantity,
+            decision.fee,
+            decision.liquidation_price,
+        )
     return {
         "price": price,
-        "fillModel": model,
+        "fillModel": market.model,
         "working": working,
         "decimals": decimals,
         "quantity": quantity,
         "quantityDecimals": QUANTITY_DECIMALS,
         "notional": margin * leverage,
-        "fee": fee(notional(price, quantity, decimals), current_app.config["TAKER_FEE_BPS"]),
-        "liquidationPrice": rules.liquidation_price(side, price, quantity, margin, ratio, decimals),
+        "fee": charged,
+        "liquidationPrice": liquidation,
     }
 
 
@@ -208,7 +222,7 @@ def _existing_for_key(user_id: int, key: str, request_hash: str) -> Order | None
     return db.session.get(Order, record.order_id)
 
 
-def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order:
+def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order | OrderState:
     """Record the order as pending (once per idempotency key), enqueue it, wait for the engine."""
     request_hash = _request_hash(body) if idempotency_key else ""
     if idempotency_key:
@@ -240,7 +254,7 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
         def record_and_wake() -> None:
             with autocommit() as connection:
                 connection.execute(INSERT_ORDER, values)
-            wake_engine(EXECUTE_ORDER, str(order_id), user_id)
+            wake_engine(user_id)
 
         return wait_for_open(user_id, order_id, send=record_and_wake)
     db.session.add(Order(**values))
@@ -254,10 +268,10 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
     if claimed is None:  # a concurrent request with the same key won the race
         db.session.rollback()
         return wait_for_open(user_id, _existing_for_key(user_id, idempotency_key, request_hash).id)
-    return wait_for_open(user_id, order_id, send=_commit_and_wake(EXECUTE_ORDER, order_id, user_id))
+    return wait_for_open(user_id, order_id, send=_commit_and_wake(user_id))
 
 
-def close(user_id: int, order_id: str) -> Order:
+def close(user_id: int, order_id: str) -> Order | OrderState:
     order_id = _order_key(order_id)
 
     def request_close_and_wake() -> None:
@@ -274,7 +288,7 @@ def close(user_id: int, order_id: str) -> Order:
                 abort(ErrorCode.NOT_OPEN, f"The order is {order.status}, not open")
             _require_fresh_price(order.asset)
             connection.execute(REQUEST_CLOSE, {"order_id": order_id, "at": utcnow()})
-        wake_engine(CLOSE_ORDER, str(order_id), user_id)
+        wake_engine(user_id)
 
     closed = lambda o: o.status == OrderStatus.CLOSED  # noqa: E731
     order, error = _wait(user_id, order_id, closed, send=request_close_and_wake)
@@ -285,7 +299,7 @@ def close(user_id: int, order_id: str) -> Order:
     return order
 
 
-def cancel(user_id: int, order_id: str) -> Order:
+def cancel(user_id: int, order_id: str) -> Order | OrderState:
     """Cancel a working order through the engine (so it cannot race the order's fill)."""
     order = get_order(user_id, order_id)
     if order.status != OrderStatus.WORKING:
@@ -302,18 +316,18 @@ def cancel(user_id: int, order_id: str) -> Order:
     return order
 
 
-def _commit_and_wake(task: str, order_id: uuid.UUID, user_id: int) -> Callable[[], None]:
+def _commit_and_wake(user_id: int) -> Callable[[], None]:
     """Commit the work, then wake the engine: sent while the request already listens, since a
     batch the engine is about to start executes the work as soon as it is committed."""
 
     def send() -> None:
         db.session.commit()
-        wake_engine(task, str(order_id), user_id)
+        wake_engine(user_id)
 
     return send
 
 
-def wait_for_open(user_id: int, order_id: uuid.UUID, send: Callable[[], object] | None = None) -> Order:
+def wait_for_open(user_id: int, order_id: uuid.UUID, send: Callable[[], object] | None = None) -> Order | OrderState:
     """The order once the engine executed it (raising the contract's error for a rejection)."""
     order, _ = _wait(user_id, order_id, lambda o: o.status != OrderStatus.PENDING, send)
     if order.status == OrderStatus.REJECTED:
@@ -321,14 +335,20 @@ def wait_for_open(user_id: int, order_id: uuid.UUID, send: Callable[[], object] 
     return order
 
 
-def _wait(user_id: int, order_id, done, send: Callable[[], object] | None = None) -> tuple[Order, str | None]:
+def _wait(
+    user_id: int, order_id: uuid.UUID, done, send: Callable[[], object] | None = None
+) -> tuple[Order | OrderState, str | None]:
     """`send()` the order's work to the engine, if given, then wait up to TRADE_WAIT_S for
-    `done(order)` or an engine error published for the order."""
+    `done(order)` or an engine error published for the order. The order comes from its event as
+    the engine committed it, or from the row."""
 
     def reload() -> Order:
         return db.session.execute(ORDER_BY_ID, {"order_id": order_id}).scalar_one()
 
-    def from_event(event: dict) -> Order | None:
-        return order_from_state(event["order"]) if "order" in event else None
+    def about(event: AccountEvent) -> bool:
+        return isinstance(event, OrderChanged | RequestFailed) and event.order_id == str(order_id)
 
-    return wait_for_engine(user_id, "orderId", str(order_id), reload, done, send, from_event)
+    def from_event(event: AccountEvent) -> OrderState | None:
+        return event.order if isinstance(event, OrderChanged) else None
+
+    return wait_for_engine(user_id, about, reload, done, send, from_event)

@@ -82,7 +82,7 @@ def test_one_check_covers_every_shard_of_its_engine_at_a_price(app, make_user, s
     crossed positions of all its shards, and its siblings at the same price return without a query."""
     from sqlalchemy import event
 
-    from workers.engine import close_crossed_positions
+    from workers.triggers import check_triggers
 
     set_price("BTC", BTC_BID, BTC_ASK)
     accounts = [make_user()[0] for _ in range(20)]
@@ -96,9 +96,9 @@ def test_one_check_covers_every_shard_of_its_engine_at_a_price(app, make_user, s
     with app.app_context():  # this process owns every shard (no ENGINE_SHARD_SET): one engine
         event.listen(db.engine, "before_cursor_execute", count)
         try:
-            closed = close_crossed_positions("BTC", 0)
+            closed = check_triggers("BTC", 0)
             queries = len(statements)
-            assert [close_crossed_positions("BTC", shard) for shard in range(16)] == [0] * 16
+            assert [check_triggers("BTC", shard) for shard in range(16)] == [0] * 16
             assert len(statements) == queries
         finally:
             event.remove(db.engine, "before_cursor_execute", count)

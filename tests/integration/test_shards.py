@@ -7,9 +7,8 @@ import pytest
 from app.extensions import db, redis_client
 from app.models import Order
 from core.shards import shard_of, shard_queue
-from core.tasks import EXECUTE_ORDER
 from tests.helpers import BTC_ASK, BTC_BID, eventually, open_trade, user_on_engine
-from workers.engine import account_shard
+from workers.execution import account_shard
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 
@@ -59,7 +58,7 @@ def queued_messages(shard: int) -> int:
 def test_orders_accepted_while_a_wake_up_is_pending_send_no_task_of_their_own(
     app, make_user, make_order, set_price, engine_worker
 ):
-    from app.tasks import wake_engine
+    from app.dispatch import wake_engine
 
     user_id, _ = user_on_engine(make_user, app, 1)
     shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
@@ -69,8 +68,8 @@ def test_orders_accepted_while_a_wake_up_is_pending_send_no_task_of_their_own(
         ids = [make_order(user_id, margin=1_000) for _ in range(4)]
         before = queued_messages(shard)
         with app.app_context():
-            for order_id in ids:  # what the API does after committing each
-                wake_engine(EXECUTE_ORDER, str(order_id), user_id)
+            for _ in ids:  # what the API does after committing each
+                wake_engine(user_id)
         assert queued_messages(shard) - before == 1
     finally:
         engine_worker.engines[1].start()
@@ -84,7 +83,7 @@ def test_orders_accepted_while_a_wake_up_is_pending_send_no_task_of_their_own(
 
 def test_a_running_wake_up_holds_its_shards_free_flags_and_lets_go_only_those(app):
     from core.keys import ENGINE_WAKE_FLAG
-    from core.tasks import claim_wake_up, hold_wake_ups, release_wake_ups
+    from core.wakeups import claim_wake_up, hold_wake_ups, release_wake_ups
 
     flags = [ENGINE_WAKE_FLAG.format(shard=shard) for shard in (100, 101, 102)]
     woken, free, queued = 100, 101, 102  # shards of no engine here: only their flags are in play
@@ -106,7 +105,7 @@ def test_a_running_wake_up_holds_its_shards_free_flags_and_lets_go_only_those(ap
 
 def test_a_lingering_wake_up_takes_the_claims_refused_meanwhile_and_keeps_its_flags(app):
     from core.keys import ENGINE_WAKE_FLAG
-    from core.tasks import claim_wake_up, hold_wake_ups, release_wake_ups, take_claims
+    from core.wakeups import claim_wake_up, hold_wake_ups, release_wake_ups, take_claims
 
     flags = [ENGINE_WAKE_FLAG.format(shard=shard) for shard in (100, 101)]
     redis_client.delete(*flags)

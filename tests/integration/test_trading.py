@@ -313,17 +313,16 @@ def test_overlong_idempotency_key_is_422(client, make_user):
 
 
 def test_duplicate_deliveries_of_engine_tasks_change_nothing(app, client, make_user, set_price):
-    from workers.engine import close_order, execute_order
+    from workers.tasks import wake_up
 
     user_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     order_id = open_trade(client, headers, margin=10_000).json["orderId"]
     for _ in range(3):
-        execute_order.delay(order_id, account_id=user_id)
+        wake_up.delay(account_id=user_id)
     closed = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers).json
-    for _ in range(3):
-        close_order.delay(order_id, account_id=user_id)
-        execute_order.delay(order_id, account_id=user_id)
+    for _ in range(6):
+        wake_up.delay(account_id=user_id)
     # one engine takes the account's shard queue in order, so once a cancel sent after them ran, so
     # did the duplicates (a later trade is no barrier: a duplicate's wake-up can execute it early)
     working = open_trade(client, headers, margin=10_000, orderType="limit", limitPrice=BTC_BID // 2).json
@@ -374,8 +373,8 @@ def test_an_order_the_engine_reaches_too_late_expires_instead_of_filling(app, cl
 
 
 def test_one_wake_up_runs_the_shards_whole_backlog_in_batches(app, make_user, make_order, set_price, engine_worker):
-    from core.tasks import claim_wake_up
-    from workers.engine import execute_pending
+    from core.wakeups import claim_wake_up
+    from workers.tasks import run_wake_up
 
     user_id, _ = user_on_engine(make_user, app, 0)
     engine_worker.engines[0].stop()  # a wake-up some earlier test left queued must not take these orders
@@ -387,14 +386,13 @@ def test_one_wake_up_runs_the_shards_whole_backlog_in_batches(app, make_user, ma
         with app.app_context():  # this process owns every shard: it runs the wake-up as an engine would
             shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
             claim_wake_up(redis_client, shard)
-            executed, failed = execute_pending(shard)
-            assert (executed, failed) == (5, {})  # three batches of at most 2
+            assert run_wake_up(shard) == 5  # three batches of at most 2
             assert claim_wake_up(redis_client, shard)  # the wake-up's flag was cleared: the next order sends one
             assert {db.session.get(Order, i).status for i in ids} == {"open"}
             for order_id in ids[:3]:  # close requests ride the same batches
                 db.session.get(Order, order_id).close_requested_at = utcnow()
             db.session.commit()
-            assert execute_pending(shard) == (3, {})
+            assert run_wake_up(shard) == 3
             assert [db.session.get(Order, i).close_reason for i in ids] == ["user"] * 3 + [None] * 2
     finally:
         app.config["ENGINE_ORDER_BATCH"] = batch
@@ -405,7 +403,7 @@ def test_one_wake_up_runs_the_shards_whole_backlog_in_batches(app, make_user, ma
 def accept_order(make_order, account_id: int, shards: int, arrivals: list, claims: list) -> None:
     """An order accepted as the API accepts one: committed, then its shard's wake-up claimed
     (the claim, True when it would send a task of its own, goes to `claims`)."""
-    from core.tasks import claim_wake_up
+    from core.wakeups import claim_wake_up
 
     arrivals.append(make_order(account_id, margin=1_000))
     claims.append(claim_wake_up(redis_client, shard_of(account_id, shards)))
@@ -414,8 +412,8 @@ def accept_order(make_order, account_id: int, shards: int, arrivals: list, claim
 def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it(
     app, make_user, make_order, set_price, engine_worker, monkeypatch
 ):
-    import workers.engine as engine
-    from core.tasks import claim_wake_up
+    import workers.tasks as engine
+    from core.wakeups import claim_wake_up
 
     shards = app.config["ENGINE_SHARDS"]
     user_id, _ = user_on_engine(make_user, app, 0)
@@ -427,7 +425,7 @@ def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it
     set_price("BTC", BTC_BID, BTC_ASK)
     first = make_order(user_id, margin=1_000)
     arrivals, claims = [], []
-    run_batch = engine._execute_batch
+    run_batch = engine.execute_batch
 
     def batch_with_an_arrival(size):
         taken = run_batch(size)
@@ -435,11 +433,11 @@ def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it
             accept_order(make_order, other_id, shards, arrivals, claims)
         return taken
 
-    monkeypatch.setattr(engine, "_execute_batch", batch_with_an_arrival)
+    monkeypatch.setattr(engine, "execute_batch", batch_with_an_arrival)
     try:
         with app.app_context():  # this process owns every shard: it runs the wake-up as an engine would
             claim_wake_up(redis_client, shard_of(user_id, shards))
-            assert engine.execute_pending(shard_of(user_id, shards)) == (2, {})
+            assert engine.run_wake_up(shard_of(user_id, shards)) == 2
             assert claims == [False]  # the running wake-up held the flag: no task of its own
             assert {db.session.get(Order, i).status for i in (first, *arrivals)} == {"open"}
             # both flags were let go: the next order of either shard sends its own wake-up
@@ -453,8 +451,9 @@ def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it
 def test_work_committed_while_a_wake_up_lingers_after_a_short_read_is_executed_by_it(
     app, make_user, make_order, set_price, engine_worker, monkeypatch
 ):
-    import workers.engine as engine
-    from core.tasks import claim_wake_up
+    from core import wakeups
+    from core.wakeups import claim_wake_up
+    from workers.tasks import run_wake_up
 
     shards = app.config["ENGINE_SHARDS"]
     user_id, _ = user_on_engine(make_user, app, 0)
@@ -462,18 +461,18 @@ def test_work_committed_while_a_wake_up_lingers_after_a_short_read_is_executed_b
     set_price("BTC", BTC_BID, BTC_ASK)
     first = make_order(user_id, margin=1_000)
     arrivals, claims = [], []
-    take = engine.take_claims
+    take = wakeups.take_claims
 
     def an_arrival_while_lingering(flags, held):
         if not arrivals:  # accepted after the first batch came back short
             accept_order(make_order, user_id, shards, arrivals, claims)
         return take(flags, held)
 
-    monkeypatch.setattr(engine, "take_claims", an_arrival_while_lingering)
+    monkeypatch.setattr(wakeups, "take_claims", an_arrival_while_lingering)
     try:
         with app.app_context():
             claim_wake_up(redis_client, shard_of(user_id, shards))
-            assert engine.execute_pending(shard_of(user_id, shards)) == (2, {})
+            assert run_wake_up(shard_of(user_id, shards)) == 2
             assert claims == [False]  # the lingering wake-up still held the flag: no task of its own
             assert {db.session.get(Order, i).status for i in (first, *arrivals)} == {"open"}
             assert claim_wake_up(redis_client, shard_of(user_id, shards))  # let go once nothing came
@@ -487,8 +486,9 @@ def test_a_wake_up_past_its_lingering_time_lets_go_at_its_next_short_read(
 ):
     """So a steady trickle of orders cannot keep one wake-up running, ahead of the trigger checks
     and cancels queued on its shards."""
-    import workers.engine as engine
-    from core.tasks import claim_wake_up
+    from core import wakeups
+    from core.wakeups import claim_wake_up
+    from workers.tasks import run_wake_up
 
     user_id, _ = user_on_engine(make_user, app, 0)
     shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
@@ -496,12 +496,12 @@ def test_a_wake_up_past_its_lingering_time_lets_go_at_its_next_short_read(
     set_price("BTC", BTC_BID, BTC_ASK)
     make_order(user_id, margin=1_000)
     lingered = []
-    monkeypatch.setattr(engine, "LINGER_WITHIN_S", 0)
-    monkeypatch.setattr(engine, "take_claims", lambda flags, held: lingered.append(held))
+    monkeypatch.setattr(wakeups, "LINGER_WITHIN_S", 0)
+    monkeypatch.setattr(wakeups, "take_claims", lambda flags, held: lingered.append(held))
     try:
         with app.app_context():
             claim_wake_up(redis_client, shard)
-            assert engine.execute_pending(shard) == (1, {})
+            assert run_wake_up(shard) == 1
             assert lingered == []
             assert claim_wake_up(redis_client, shard)  # let go at once
     finally:

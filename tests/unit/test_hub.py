@@ -4,6 +4,7 @@ import json
 import time
 
 from app.hub import CLOSED, LISTENER_BACKLOG, PRICE_EVENTS_PER_S, Hub, Listener
+from core import events
 
 
 def hub_with(*listeners: Listener) -> Hub:
@@ -17,6 +18,11 @@ def dispatch(hub: Hub, channel: str, data: dict) -> None:
     hub._dispatch(channel, json.dumps(data))
 
 
+def failed(hub: Hub, user_id: int, order_id: str) -> None:
+    """An account event as the engine publishes one (`core.events.dumps`)."""
+    hub._dispatch(f"account-events:{user_id}", events.dumps(events.RequestFailed(user_id, order_id, "not_working")))
+
+
 def drain(listener: Listener) -> list:
     events = []
     while (event := listener.get(timeout=0)) is not None and event is not CLOSED:
@@ -27,8 +33,8 @@ def drain(listener: Listener) -> list:
 def test_account_events_reach_only_that_accounts_listeners():
     mine, theirs, anonymous = Listener(account=7), Listener(account=8), Listener()
     hub = hub_with(mine, theirs, anonymous)
-    dispatch(hub, "account-events:7", {"orderId": "o1", "status": "open"})
-    assert [e.data["orderId"] for e in drain(mine)] == ["o1"]
+    failed(hub, 7, "o1")
+    assert [e.data for e in drain(mine)] == [events.RequestFailed(7, "o1", "not_working")]
     assert drain(theirs) == [] and drain(anonymous) == []
 
 
@@ -43,12 +49,12 @@ def test_a_request_waiting_for_the_engine_gets_its_accounts_events_and_no_prices
     hub = hub_with(waiter, stream)
     dispatch(hub, "prices:BTC", {"asset": "BTC", "bid": 1, "ask": 2, "time": 1})
     hub._flush_prices()
-    dispatch(hub, "account-events:7", {"orderId": "o1", "status": "open"})
+    failed(hub, 7, "o1")
     assert [e.kind for e in drain(waiter)] == ["account"]
     assert [e.kind for e in drain(stream)] == ["price", "account"]
     hub.leave(waiter)
-    dispatch(hub, "account-events:7", {"orderId": "o2", "status": "open"})
-    assert drain(waiter) == [] and [e.data["orderId"] for e in drain(stream)] == ["o2"]
+    failed(hub, 7, "o2")
+    assert drain(waiter) == [] and [e.data.order_id for e in drain(stream)] == ["o2"]
 
 
 def test_prices_are_coalesced_per_asset_and_sent_at_most_ten_times_a_second():
@@ -65,13 +71,12 @@ def test_prices_are_coalesced_per_asset_and_sent_at_most_ten_times_a_second():
     time.sleep(1 / PRICE_EVENTS_PER_S)
     hub._flush_prices()
     assert [e.data["bid"] for e in drain(listener)] == [500]
-    assert hub.latest_prices["BTC"]["bid"] == 500
 
 
 def test_a_client_too_far_behind_is_dropped_and_its_stream_ends():
     slow = Listener(account=1)
     hub = hub_with(slow)
     for n in range(LISTENER_BACKLOG + 1):
-        dispatch(hub, "account-events:1", {"orderId": str(n)})
+        failed(hub, 1, str(n))
     assert slow not in hub.listeners and 1 not in hub.by_account
     assert slow.get(timeout=0) is CLOSED

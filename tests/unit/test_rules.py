@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core import rules
-from core.enums import CloseReason, OrderType, Side
+from core.enums import CloseReason
 from core.rules import LONG, SHORT
 
 RATIO = Decimal("0.9")
@@ -173,20 +173,3 @@ def test_slippage_accepts_only_fills_within_bound(side, requested, fill, bps):
     ok = rules.slippage_ok(side, requested, fill, bps)
     worse_by = (fill - requested) if side == LONG else (requested - fill)
     assert ok == (Decimal(worse_by) / requested <= Decimal(bps) / 10_000)
-
-
-@pytest.mark.parametrize(
-    "order_type, side, trigger, expected",
-    [
-        ("limit", "long", 101, True),  # buys at the ask 101: at its limit
-        ("limit", "long", 100, False),
-        ("limit", "short", 100, True),  # sells at the bid 100
-        ("limit", "short", 101, False),
-        ("stop", "long", 101, True),  # the ask reached the stop
-        ("stop", "long", 102, False),
-        ("stop", "short", 100, True),
-        ("stop", "short", 99, False),
-    ],
-)
-def test_a_working_order_is_reached_by_the_price_it_would_open_at(order_type, side, trigger, expected):
-    assert rules.reached(OrderType(order_type), Side(side), trigger, bid=100, ask=101) is expected

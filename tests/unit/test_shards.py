@@ -6,7 +6,7 @@ import pytest
 
 from config import Config, ConfigError
 from core.shards import format_shard_set, parse_shard_set, process_shards, shard_of, shard_queue
-from core.tasks import CHECK_TRIGGERS, EXECUTE_ORDER, SEND_SIGN_IN_LINK, EngineRouter
+from core.tasks import CHECK_TRIGGERS, SEND_SIGN_IN_LINK, WAKE_UP, EngineRouter
 
 BASE = {"DATABASE_URL": "postgres://u@h/db", "REDIS_URL": "redis://h:1/0", "JWT_SECRET_KEY": "k" * 40}
 
@@ -60,14 +60,14 @@ def test_a_shard_set_outside_the_shards_is_refused(text):
 
 def test_engine_tasks_route_to_their_accounts_shard_queue():
     route = EngineRouter(16)
-    assert route(EXECUTE_ORDER, ["id"], {"account_id": 3}, {}) == {"queue": shard_queue(shard_of(3, 16))}
+    assert route(WAKE_UP, [], {"account_id": 3}, {}) == {"queue": shard_queue(shard_of(3, 16))}
     assert route(CHECK_TRIGGERS, ["BTC"], {"shard": 11}, {}) == {"queue": "engine.11"}
     assert route(SEND_SIGN_IN_LINK, [1], {}, {}) is None  # not the engine's: the static routes decide
 
 
 def test_an_engine_task_that_names_no_account_is_refused_at_the_sender():
     with pytest.raises(ValueError, match="account_id"):
-        EngineRouter(16)(EXECUTE_ORDER, ["id"], {}, {})
+        EngineRouter(16)(WAKE_UP, [], {}, {})
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Celery wired the way Flask's guide does it, and enqueueing by task name.
+"""Dispatching work: Celery wired the way Flask's guide does it, and enqueueing by task name.
 
 `celery_init_app` builds the Celery app from the Flask config and runs every task inside an
 app context; the web process only ever sends task names (`core.tasks`), never imports a task.
@@ -13,7 +13,8 @@ from flask import Flask, current_app
 
 from app.extensions import redis_client
 from core.shards import shard_of
-from core.tasks import claim_wake_up, clear_wake_up
+from core.tasks import WAKE_UP
+from core.wakeups import claim_wake_up, clear_wake_up
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,16 @@ def enqueue(name: str, *args, argsrepr: str | None = None, **kwargs) -> bool:
     return True
 
 
-def wake_engine(name: str, order_id: str, account_id: int) -> None:
-    """Send the engine task `name` for an order just committed, unless a wake-up of the account's
-    shard is already on its way: the batch it starts executes this order too (coalesced wake-ups:
-    under load, one task per batch rather than per order)."""
+def wake_engine(account_id: int) -> None:
+    """Wake the account's engine for work just committed, unless a wake-up of the account's shard
+    is already on its way or running: it executes this work too (`core.wakeups`: under load, one
+    task per batch rather than per order)."""
     shard = shard_of(account_id, current_app.config["ENGINE_SHARDS"])
     try:
         if not claim_wake_up(redis_client, shard):
             return
     except redis.RedisError:
         log.warning("could not claim the wake-up of shard %d; sending one anyway", shard)
-    if not enqueue(name, order_id, account_id=account_id):  # the sweep re-sends the order itself
+    if not enqueue(WAKE_UP, account_id=account_id):  # the sweep re-sends the wake-up
         with contextlib.suppress(redis.RedisError):  # else the flag expires after WAKE_FLAG_TTL_S
             clear_wake_up(redis_client, shard)

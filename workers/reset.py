@@ -1,0 +1,66 @@
+"""Account resets, on the engine: the same serialized path as a trade (the shard's queue, the
+balance row's lock), so a reset can never interleave with one."""
+
+import logging
+import uuid
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.balances.service import post_entry
+from app.extensions import db
+from app.models import AccountReset, EquitySnapshot, Order, utcnow
+from core.enums import CloseReason, LedgerKind, OrderStatus, RejectReason, ResetStatus
+from core.events import AccountEvent, ResetEnded
+from workers.execution import changed, commit_and_publish, lock_with_balance, market_now, release, settle
+
+log = logging.getLogger(__name__)
+
+
+def reset_account(reset_id: uuid.UUID) -> ResetStatus | None:
+    """Close every open position of the account at the book and cancel its working orders, then
+    one `reset` ledger entry sets free USD back to the starting balance; the equity history gets a
+    point at that moment. Without a fresh price for every position nothing changes: `failed`."""
+    balance, reset = lock_with_balance(AccountReset, reset_id)
+    if reset is None or reset.status != ResetStatus.PENDING:
+        db.session.rollback()
+        return None
+    user_id = balance.user_id
+    orders = (
+        db.session.execute(
+            select(Order)
+            .where(Order.user_id == user_id, Order.status.in_([OrderStatus.OPEN, OrderStatus.WORKING]))
+            .order_by(Order.id)
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    positions = [order for order in orders if order.status == OrderStatus.OPEN]
+    markets = {asset: market_now(asset) for asset in {order.asset for order in positions}}
+    reset.done_at = utcnow()
+    if None in markets.values():
+        reset.status = ResetStatus.FAILED
+        commit_and_publish(ResetEnded(user_id, str(reset_id), ResetStatus.FAILED, RejectReason.PRICE_UNAVAILABLE))
+        return ResetStatus.FAILED
+    events: list[AccountEvent] = []
+    for order in orders:
+        if order.status == OrderStatus.WORKING:
+            release(balance, order, OrderStatus.CANCELLED)
+        else:
+            settle(balance, order, markets[order.asset], CloseReason.RESET)
+        events.append(changed(order))
+    post_entry(balance, LedgerKind.RESET, current_app.config["STARTING_BALANCE"] - balance.usd, 0)
+    db.session.add(
+        EquitySnapshot(
+            user_id=user_id,
+            taken_at=reset.done_at,
+            cash=balance.usd,
+            locked_margin=balance.locked_margin,
+            unrealized_pnl=0,
+        )
+    )
+    reset.status, reset.closed_positions = ResetStatus.DONE, len(positions)
+    commit_and_publish(*events, ResetEnded(user_id, str(reset_id), ResetStatus.DONE))
+    log.info("reset account %d: %d positions closed", user_id, len(positions))
+    return ResetStatus.DONE
