@@ -14,6 +14,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from core.assets import ASSETS
 from core.shards import parse_shard_set, process_shards
 from core.tasks import DEFAULT_QUEUE, MAIL_ROUTES, SNAPSHOT_EQUITY, SWEEP_MAIL_OUTBOX, SWEEP_STUCK_ORDERS, EngineRouter
 
@@ -230,7 +231,7 @@ class Config:
                 "(what `make run` and `make test` do) to start the embedded servers"
             )
         port = env.int("PORT", 8000, minimum=1)
-        markets = env.str("BACKPACK_MARKETS", "SOL_USDC,BTC_USDC,ETH_USDC")
+        markets = env.str("BACKPACK_MARKETS", ",".join(asset.market for asset in ASSETS.values()))
         shards = env.int("ENGINE_SHARDS", 16, minimum=1)
         engine_index, shard_set = engine_shards(env, shards)
         settings = dict(

@@ -380,19 +380,15 @@ def bench_streams(port: int, base_url: str, traders: list[dict], watchers: list[
     return result, trades
 
 
-BENCH_TABLES_RESET = """
-TRUNCATE users, balances, orders, ledger_entries, idempotency_keys, login_tokens, mail_outbox, equity_snapshots,
-         account_resets, candles RESTART IDENTITY CASCADE
-"""
-
-
 def run_fixture(script: str, params: dict) -> None:
     """Empty the bench's tables, then run `script` (statements ending in `;` + newline), committed."""
     from sqlalchemy import text
 
     from app.extensions import db
+    from app.models import empty_every_table
 
-    for statement in [BENCH_TABLES_RESET, *filter(None, script.strip().split(";\n"))]:
+    empty_every_table()
+    for statement in filter(None, script.strip().split(";\n")):
         db.session.execute(text(statement), params)
     db.session.commit()
 

@@ -15,18 +15,16 @@ BTC_BID, BTC_ASK = 1_000_000_000, 1_000_100_000  # 100000.0000 / 100010.0000
 LINK = re.compile(r"(http\S+/api/v1/signin/post\?token=(\S+))")
 
 
-TABLES = "ledger_entries, idempotency_keys, login_tokens, mail_outbox, orders, balances, users, candles"
-
-
 APP_KEY_PATTERNS = ("price:*", "book:*", "feed:*", "engine:*", "LIMITS*")
 
 
 def reset_state(app) -> None:
     """Empty tables; no prices, feed status, rate-limit counters or engine flags in Redis."""
     from app.extensions import db, redis_client
+    from app.models import empty_every_table
 
     with app.app_context():
-        db.session.execute(db.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        empty_every_table()
         db.session.commit()
         for pattern in APP_KEY_PATTERNS:
             keys = list(redis_client.scan_iter(pattern))

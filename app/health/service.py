@@ -64,10 +64,16 @@ def _prices() -> dict:
 
 
 def _feed() -> dict:
+    """The poller's own word on its socket, unless what it delivers says otherwise: a poller that
+    froze while connected leaves its state `connected`, and its markets' last frames age. Older
+    than PRICE_MAX_AGE_S, all of them, it is `stale`."""
     try:
         status = FeedStatus(redis_client).read()
     except Exception:
         return {"ok": False, "state": None, "reconnects": None, "lastMessageAgeSeconds": {}}
+    ages = status["lastMessageAgeSeconds"].values()
+    if status["state"] == "connected" and min(ages, default=float("inf")) > current_app.config["PRICE_MAX_AGE_S"]:
+        status["state"] = "stale"
     return {"ok": status["state"] == "connected", **status}
 
 

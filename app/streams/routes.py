@@ -1,6 +1,6 @@
 from flask import Response, stream_with_context
 from flask.views import MethodView
-from flask_jwt_extended import jwt_required
+from flask_jwt_extended import get_jwt, jwt_required
 
 from app.blueprint import Blueprint
 from app.errors import ErrorCode, documents
@@ -34,5 +34,7 @@ class OrderStream(MethodView):
     @blp.doc(responses={"200": {"description": "`balance`, `pnl` and `order` events", "content": EVENT_STREAM}})
     @documents(blp, ErrorCode.UNAUTHORIZED)
     def get(self):
-        """Your account: `order` on every state change, `balance` after every ledger change, `pnl` as prices move."""
-        return event_stream(order_events(process_hub(), current_user_id()))
+        """Your account: `order` on every state change, `balance` after every ledger change, `pnl` as prices move.
+
+        The stream ends when the token that opened it expires; the client reconnects with a fresh one."""
+        return event_stream(order_events(process_hub(), current_user_id(), expires_at=get_jwt()["exp"]))

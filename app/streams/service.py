@@ -119,7 +119,9 @@ def _quote(data: dict) -> Quote:
     return Quote(data["asset"], int(data["bid"]), int(data["ask"]), int(data["time"]))
 
 
-def order_events(hub: Hub, user_id: int) -> Iterator[str]:
+def order_events(hub: Hub, user_id: int, expires_at: float) -> Iterator[str]:
+    """The account's stream until `expires_at` (Unix seconds: its token's expiry)."""
+    ends = time.monotonic() + (expires_at - time.time())
     listener = hub.listen(account=user_id)
     try:
         view = AccountView(user_id, latest_quotes())
@@ -130,8 +132,8 @@ def order_events(hub: Hub, user_id: int) -> Iterator[str]:
         pnl_due, sent_pnl_at = False, time.monotonic()
         while True:
             wait = max(0.0, sent_pnl_at + PNL_EVENTS_EVERY_S - time.monotonic()) if pnl_due else KEEPALIVE_S
-            event = listener.get(timeout=wait)
-            if event is CLOSED:
+            event = listener.get(timeout=max(0.0, min(wait, ends - time.monotonic())))
+            if event is CLOSED or time.monotonic() >= ends:
                 return
             if event is None and not pnl_due:
                 yield ": keep-alive\n\n"

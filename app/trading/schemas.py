@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, timedelta
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.fields import StrictInteger
@@ -6,6 +8,7 @@ from core.book import slippage_bps
 from core.enums import CloseReason, FillModel, OrderStatus, OrderType, RejectReason, Side
 
 MAX_AMOUNT = 10**15  # far above any real balance or price, and far below BIGINT's range
+MIN_LIFETIME = timedelta(seconds=1)  # an order's expiresAt is at least this far ahead when it arrives
 
 
 def one_of(enum) -> validate.OneOf:
@@ -64,8 +67,11 @@ class CreateTradeSchema(Schema):
     def prices_fit_the_order_type(self, data, **_):
         kind = data.get("orderType")
         check_trigger_price(data)
-        if data.get("expiresAt") is not None and kind == OrderType.MARKET:
+        expires_at = data.get("expiresAt")
+        if expires_at is not None and kind == OrderType.MARKET:
             raise ValidationError("expiresAt is for limit and stop orders (a market order fills or fails)", "expiresAt")
+        if expires_at is not None and expires_at < datetime.now(UTC) + MIN_LIFETIME:
+            raise ValidationError(f"expiresAt must be at least {MIN_LIFETIME.seconds} s in the future", "expiresAt")
 
     @validates_schema
     def stops_on_the_right_sides(self, data, **_):

@@ -13,6 +13,6 @@ def terminal():
     return render_template(
         "terminal.html",
         assets=list(ASSETS.values()),
-        intervals=list(INTERVALS_S),
+        intervals=INTERVALS_S,
         mail_is_logged=not current_app.config["SMTP_URL"],
     )

@@ -1,6 +1,7 @@
 """Minute candles: the poller's recorder (batched upserts that merge), SQL aggregation of larger
 intervals, and the backfill from Backpack's REST klines (served by the simulator)."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -56,13 +57,15 @@ def test_the_live_poller_writes_about_once_a_second_never_once_per_frame(app):
     feed = LiveFeed(app, simulator)
     feed.candles.flush_every_s = 1.0
     feed.start()
+    started = time.monotonic()
     try:
         eventually(lambda: feed.poller.frames >= 600, timeout=20)
-        frames, flushes = feed.poller.frames, feed.candles.flushes
+        frames, flushes, elapsed = feed.poller.frames, feed.candles.flushes, time.monotonic() - started
     finally:
         feed.stop()
         simulator.stop()
-    assert flushes <= frames / 100  # one statement batch a second against hundreds of frames
+    # about one statement batch a second, however many frames a busy machine lets through
+    assert flushes <= elapsed / feed.candles.flush_every_s + 2 and flushes < frames
     assert {row[0] for row in stored(app, "SOL")}  # and the minutes are there
 
 

@@ -6,7 +6,10 @@ import threading
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from app.dispatch import wake_engine
 from app.extensions import db, redis_client
 from app.models import LedgerEntry, Order, utcnow
 from core.book import BookStore
@@ -268,3 +271,122 @@ def test_the_preview_of_a_limit_or_stop_is_at_its_own_price_until_the_book_reach
     assert not market["working"] and market["price"] == BTC_ASK
     assert preview(orderType="limit").status_code == 422
     assert preview(stopPrice=990_000_000).status_code == 422
+
+
+def test_an_expires_at_already_past_is_refused_and_a_past_order_is_never_filled(
+    app, client, make_user, make_order, set_book
+):
+    """Defect 1: a marketable limit whose expiresAt had passed was filled at placement."""
+    user_id, headers = make_user()
+    set_book(bids=[(BTC_BID, Q)], asks=[(BTC_ASK, Q)])
+    past = (utcnow() - timedelta(seconds=1)).isoformat()
+    refused = open_trade(client, headers, margin=10_000, orderType="limit", limitPrice=BTC_ASK + 50_000, expiresAt=past)
+    assert refused.status_code == 422 and refused.json["error"] == "validation"
+    accepted_late = make_order(  # accepted just before its expiry, reached by the engine just after
+        user_id,
+        order_type="limit",
+        limit_price=BTC_ASK + 50_000,
+        expires_at=utcnow() - timedelta(milliseconds=1),
+        requested_price=BTC_ASK,
+    )
+    with app.app_context():
+        wake_engine(user_id)
+    ended = eventually(lambda: (o := order(app, accepted_late)).status != "pending" and o, timeout=20)
+    assert (ended.status, ended.reject_reason, ended.open_price) == ("rejected", "expired", None)
+    assert balance(client, headers) == 500_000
+    assert_ledger_balances(app)
+
+
+def test_a_marketable_limit_priced_far_from_the_book_opens_no_more_than_margin_times_leverage(
+    client, make_user, set_book
+):
+    """Defect 2: a limit short at a tenth of the bid opened about ten times the notional asked for."""
+    _, headers = make_user()
+    set_book(bids=[(BTC_BID, Q)], asks=[(BTC_ASK, Q)])
+    body = open_trade(
+        client, headers, type="short", margin=1_000, leverage=100, orderType="limit", limitPrice=BTC_BID // 10
+    )
+    assert body.status_code == 200 and body.json["status"] == "open", body.json
+    assert body.json["openPrice"] == BTC_BID
+    assert body.json["openPrice"] * body.json["quantity"] // 10**10 <= 1_000 * 100  # notional at the fill, USD units
+
+
+def test_a_reached_order_the_book_can_never_fill_ends_instead_of_working(app, client, make_user, set_book):
+    """Defect 3: such orders stayed working, and every price move locked, walked and rolled back each."""
+    _, headers = make_user()
+    set_book(bids=[(BTC_BID, 1_000)], asks=[(BTC_ASK, 1_000)])
+    stop = open_trade(client, headers, margin=100_000, leverage=100, orderType="stop", stopPrice=100)
+    assert stop.status_code == 409 and stop.json["error"] == "insufficient_liquidity"
+    set_book(bids=[(BTC_BID, Q)], asks=[(BTC_ASK, Q)])
+    limit = open_trade(client, headers, margin=100_000, leverage=100, orderType="limit", limitPrice=BTC_BID).json
+    assert limit["status"] == "working"
+    set_book(
+        bids=[(BTC_BID - 20_000, 1_000)], asks=[(BTC_BID - 10_000, 1_000)]
+    )  # reached: the whole side is 1000 units
+    request_trigger_checks(app)
+    ended = eventually(lambda: (o := order(app, limit["orderId"])).status != "working" and o, timeout=15)
+    assert (ended.status, ended.reject_reason) == ("rejected", "insufficient_liquidity")
+    assert balance(client, headers) == 500_000  # the reserved margin came back
+    assert_ledger_balances(app)
+
+
+@pytest.fixture
+def engine_with_a_cap_of_two(engine_worker):
+    engine_worker.stop()
+    worker = EngineFleet(2, env={"MAX_WORKING_ORDERS": "2"}).start()
+    yield
+    worker.stop()
+    engine_worker.start()
+
+
+@pytest.mark.usefixtures("engine_with_a_cap_of_two")
+def test_an_account_has_at_most_max_working_orders(client, make_user, set_book):
+    _, headers = make_user()
+    set_book(bids=[(BTC_BID, Q)], asks=[(BTC_ASK, Q)])
+
+    def place():
+        return open_trade(client, headers, margin=1_000, orderType="limit", limitPrice=900_000_000)
+
+    assert [place().json["status"] for _ in range(2)] == ["working", "working"]
+    third = place()
+    assert third.status_code == 409 and third.json["error"] == "too_many_working_orders"
+    assert open_trade(client, headers, margin=1_000).json["status"] == "open"  # market orders still trade
+    assert balance(client, headers) == 500_000 - 3 * 1_000
+
+
+books = st.lists(st.tuples(st.integers(1, 3_000_000), st.integers(1, 2 * Q)), min_size=1, max_size=4)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    bids=books,
+    asks=books,
+    side=st.sampled_from(["long", "short"]),
+    order_type=st.sampled_from(["market", "limit", "stop"]),
+    margin=st.integers(100, 200_000),
+    leverage=st.integers(1, 100),
+    offset=st.integers(-3_000_000, 3_000_000),
+)
+def test_the_preview_shows_what_the_engine_then_does(
+    client, make_user, set_book, bids, asks, side, order_type, margin, leverage, offset
+):
+    """The preview and the engine decide through the same `core.execution`: fed the same book and
+    order, the preview's price, quantity and working state are what the engine then does."""
+    _, headers = make_user()
+    set_book(
+        bids=sorted({(BTC_BID - d, size) for d, size in bids}, reverse=True),
+        asks=sorted({(BTC_ASK + d, size) for d, size in asks}),
+    )
+    price = {"limit": {"limitPrice": BTC_BID + offset}, "stop": {"stopPrice": BTC_ASK + offset}}.get(order_type, {})
+    query = {"asset": "BTC", "type": side, "margin": margin, "leverage": leverage, "orderType": order_type, **price}
+    shown = client.get("/api/v1/trade/preview", query_string=query, headers=headers)
+    done = open_trade(client, headers, type=side, margin=margin, leverage=leverage, orderType=order_type, **price)
+    if shown.status_code != 200:
+        assert (done.status_code, done.json["error"]) == (shown.status_code, shown.json["error"])
+        return
+    assert done.status_code == 200, done.json
+    preview, placed = shown.json, done.json
+    assert placed["status"] == ("working" if preview["working"] else "open")
+    assert placed["quantity"] == preview["quantity"]
+    if not preview["working"]:
+        assert (placed["openPrice"], placed["liquidationPrice"]) == (preview["price"], preview["liquidationPrice"])

@@ -21,6 +21,7 @@ class EventReader:
         self.events: list[tuple[str, str | None, dict]] = []
         self.comments: list[str] = []
         self.retry: int | None = None
+        self.ended = threading.Event()  # the server closed the stream
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -45,6 +46,7 @@ class EventReader:
                         data = value
         except (requests.RequestException, AttributeError):
             pass
+        self.ended.set()
 
     def of(self, kind: str) -> list[dict]:
         return [data for event, _, data in self.events if event == kind]
@@ -133,3 +135,17 @@ def test_streams_of_other_accounts_hear_nothing(live_server, client, make_user, 
     assert open_trade(client, alice, margin=10_000).status_code == 200
     time.sleep(1)
     assert bobs.of("order") == [] and len(bobs.of("balance")) == 1
+
+
+def test_an_order_stream_ends_when_its_token_expires(app, live_server, make_user, reader):
+    from datetime import timedelta
+
+    from flask_jwt_extended import create_access_token
+
+    user_id, _ = make_user()
+    with app.app_context():
+        token = create_access_token(identity=str(user_id), expires_delta=timedelta(seconds=3))
+    stream = reader(f"{live_server}/api/v1/stream/orders", {"Authorization": f"Bearer {token}"})
+    eventually(lambda: stream.of("balance"))
+    assert not stream.ended.is_set()
+    assert stream.ended.wait(10), "the stream outlived its token"

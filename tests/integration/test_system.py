@@ -30,6 +30,24 @@ def test_health_is_green_with_every_part_running(client, live_feed):
     assert all(price["ok"] for price in body["prices"].values())
 
 
+def test_a_feed_connected_but_delivering_nothing_is_reported_stale(app, client):
+    """A frozen poller leaves its state `connected`: the age of what it delivered decides."""
+    from app.extensions import redis_client
+    from core.keys import FEED_STATUS_KEY
+    from core.prices import now_micros
+
+    def feed_after(age_s: float) -> dict:
+        with app.app_context():
+            redis_client.hset(
+                FEED_STATUS_KEY, mapping={"state": "connected", "last:BTC": now_micros() - int(age_s * 10**6)}
+            )
+        return client.get("/api/v1/health").json["feed"]
+
+    assert (feed_after(1)["ok"], feed_after(1)["state"]) == (True, "connected")
+    stale = feed_after(app.config["PRICE_MAX_AGE_S"] + 5)
+    assert (stale["ok"], stale["state"]) == (False, "stale")
+
+
 def test_health_is_503_json_without_a_feed(client):
     response = client.get("/api/v1/health")
     assert response.status_code == 503

@@ -11,7 +11,8 @@
     user: "Closed by you", liquidation: "Liquidated", stop_loss: "Stop-loss", take_profit: "Take-profit", reset: "Account reset",
   };
   const ENGINE_CLOSES = ["liquidation", "stop_loss", "take_profit"];  // announced as they happen
-  const STEPS = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400 };
+  // each interval's length in seconds, rendered into the page from the server's one list (core.candles)
+  const STEPS = Object.fromEntries($$(".interval").map((button) => [button.dataset.interval, Number(button.dataset.seconds)]));
 
   const decimals = Object.fromEntries($$(".asset-tab").map((tab) => [tab.dataset.asset, Number(tab.dataset.decimals)]));
   const state = {
