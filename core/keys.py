@@ -13,3 +13,5 @@ TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}:{shard}"  # coalesces
 # set while a wake-up task for the shard's engine is on its way or the engine holds it while it runs:
 # the orders accepted meanwhile send none; counts the claims (`core.wakeups`)
 ENGINE_WAKE_FLAG = "engine:wake-pending:{shard}"
+# hash per market: "<shard>:<kind>" -> the shard's nearest trigger price of that kind (`core.triggers`)
+TRIGGER_LEVELS_KEY = "trigger-levels:{asset}"

@@ -17,7 +17,7 @@ HASH_BITS = 32
 def shard_of(account_id: int, shards: int) -> int:
     """The shard of an account: the top bits of a multiplicative hash of its id, scaled onto
     0..shards-1 (its low bits would only repeat the id's own low bits). The engine's SQL computes
-    the same expression (`workers.execution.account_shard`)."""
+    the same expression (`workers.shards.account_shard`)."""
     hashed = account_id * HASH_MULTIPLIER % (1 << HASH_BITS)
     return (hashed * shards) >> HASH_BITS
 

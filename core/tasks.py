@@ -5,6 +5,7 @@ engine's code is loaded only by the engine. Engine tasks go to their account's s
 (`core.shards`): the sender names the account (`account_id=`) or the shard (`shard=`).
 """
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from core.keys import TRIGGER_CHECK_FLAG
@@ -57,14 +58,17 @@ class FlagStore(Protocol):
     def delete(self, *names: str) -> Any: ...
 
 
-def request_trigger_check(flags: FlagStore, sender: TaskSender, asset: str, shards: int) -> int:
-    """Enqueue a trigger check of `asset` for each shard that has none pending (coalesces price
-    moves); returns how many were enqueued."""
+def request_trigger_check(flags: FlagStore, sender: TaskSender, asset: str, shards: Iterable[int]) -> int:
+    """Enqueue a trigger check of `asset` for each of `shards` that has none pending (coalesces
+    price moves); returns how many were enqueued."""
+    shards = list(shards)
+    if not shards:
+        return 0
     with flags.pipeline(transaction=False) as pipe:
-        for shard in range(shards):
+        for shard in shards:
             pipe.set(TRIGGER_CHECK_FLAG.format(asset=asset, shard=shard), 1, nx=True, ex=TRIGGER_CHECK_FLAG_TTL_S)
         pending = pipe.execute()
-    enqueued = [shard for shard, flagged in enumerate(pending) if flagged]
+    enqueued = [shard for shard, flagged in zip(shards, pending, strict=True) if flagged]
     for shard in enqueued:
         sender.send_task(CHECK_TRIGGERS, args=[asset], kwargs={"shard": shard})
     return len(enqueued)

@@ -15,7 +15,7 @@ BTC_BID, BTC_ASK = 1_000_000_000, 1_000_100_000  # 100000.0000 / 100010.0000
 LINK = re.compile(r"(http\S+/api/v1/signin/post\?token=(\S+))")
 
 
-APP_KEY_PATTERNS = ("price:*", "book:*", "feed:*", "engine:*", "LIMITS*")
+APP_KEY_PATTERNS = ("price:*", "book:*", "feed:*", "engine:*", "trigger-levels:*", "LIMITS*")
 
 
 def reset_state(app) -> None:
@@ -70,12 +70,25 @@ def eventually(check, timeout: float = 10.0, interval: float = 0.02):
     raise AssertionError("condition not met in time")
 
 
-def request_trigger_checks(app, asset: str = "BTC") -> int:
-    """What the poller does when `asset` moves: a trigger check for each shard with none pending."""
-    from app.extensions import redis_client
-    from core.tasks import request_trigger_check
+class RecordingSender:
+    """Stands in for the poller's Celery client: records the task names and arguments sent."""
 
-    return request_trigger_check(redis_client, app.extensions["celery"], asset, app.config["ENGINE_SHARDS"])
+    def __init__(self):
+        self.sent = []
+
+    def send_task(self, name, args=(), **options):
+        self.sent.append((name, *args, options["kwargs"]["shard"]))
+
+
+def request_trigger_checks(app, asset: str = "BTC") -> int:
+    """What the poller does when `asset` moves: a trigger check for each shard whose trigger levels
+    the stored quote crosses (`core.triggers`), unless one is pending. Returns how many it sent."""
+    from app.extensions import redis_client
+    from core.prices import PriceStore
+    from poller.wiring import check_crossings
+
+    with app.app_context():
+        return check_crossings(redis_client, app.extensions["celery"], PriceStore(redis_client).read(asset))
 
 
 def user_on_engine(make_user, app, engine_index: int, processes: int = 2):
@@ -381,34 +394,22 @@ class WebServer:
 
 
 class LiveFeed:
-    """What `python -m poller` runs, in a thread: the simulator's quotes into Redis, candles into
-    PostgreSQL, and a trigger check sent to the engine by name whenever a price moves."""
+    """What `python -m poller` runs (`poller.wiring`), in a thread: the simulator's quotes into
+    Redis, candles into PostgreSQL, and trigger checks sent to the engine by name."""
 
     def __init__(self, app, simulator, markets=("SOL_USDC", "BTC_USDC", "ETH_USDC")):
         import threading
 
         import redis
 
-        from core.tasks import request_trigger_check
         from poller.candles import CandleRecorder
-        from poller.feed import Poller
+        from poller.wiring import wired_poller
 
         conn = redis.Redis.from_url(app.config["REDIS_URL"], decode_responses=True)
-        sender, shards = app.extensions["celery"], app.config["ENGINE_SHARDS"]
         self.candles = CandleRecorder(app.config["DATABASE_URL"], flush_every_s=0.5)
-
-        def on_quote(quote):
-            self.candles.add(quote)
-            request_trigger_check(conn, sender, quote.asset, shards)
-
-        self.poller = Poller(
-            simulator.url,
-            list(markets),
-            conn,
-            on_quote=on_quote,
-            silence_s=2,
-            rest_url=f"http://127.0.0.1:{simulator.port}",
-            on_book=lambda asset: request_trigger_check(conn, sender, asset, shards),
+        rest_url = f"http://127.0.0.1:{simulator.port}"
+        self.poller = wired_poller(
+            simulator.url, list(markets), conn, app.extensions["celery"], self.candles, rest_url=rest_url, silence_s=2
         )
         self.threads = [
             threading.Thread(target=self.poller.run, daemon=True),

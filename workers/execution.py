@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import BigInteger, Integer, cast, func, literal, select, union_all
+from sqlalchemy import func, select, union_all
 
 from app.balances.service import post_entry
 from app.extensions import db, redis_client
@@ -24,7 +24,8 @@ from core.enums import CloseReason, LedgerKind, OrderStatus, OrderType, RejectRe
 from core.events import AccountEvent, OrderChanged, OrderState, RequestFailed, dumps
 from core.execution import Account, Costs, Decision, Fill, Market, Reject, Rest, Terms
 from core.keys import ACCOUNT_EVENTS_CHANNEL
-from core.shards import HASH_BITS, HASH_MULTIPLIER
+from workers import levels
+from workers.shards import account_shard
 from workers.writes import commit_in_one_round_trip
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,6 @@ def commit_and_publish(*events: AccountEvent) -> int:
     commit_in_one_round_trip(db.session)
     publish(*events)
     return len(events)
-
-
-def account_shard(account_id_column):
-    """`core.shards.shard_of` in SQL, so a query can keep to this process's shards."""
-    hashed = cast(account_id_column, BigInteger) * HASH_MULTIPLIER % (1 << HASH_BITS)
-    return (hashed * current_app.config["ENGINE_SHARDS"]).op(">>")(literal(HASH_BITS, Integer))
 
 
 def lock_with_balance(model, row_id):
@@ -210,7 +205,9 @@ def execute_batch(size: int) -> int:
         elif order.status == OrderStatus.OPEN and order.close_requested_at is not None:
             error = _close_requested(balance, order, market)
             events.append(changed(order) if error is None else RequestFailed(order.user_id, str(order.id), error))
+    tightened = levels.added(order for order, _ in rows)
     commit_and_publish(*events)
+    levels.track(tightened)
     return len(rows)
 
 

@@ -23,9 +23,10 @@ from core import wakeups
 from core.enums import OrderStatus, ResetStatus
 from core.shards import shard_of
 from core.tasks import CANCEL_ORDER, CHECK_TRIGGERS, RESET_ACCOUNT, SWEEP_STUCK_ORDERS, WAKE_UP, clear_trigger_check
-from workers import triggers
-from workers.execution import account_shard, cancel_working, execute_batch
+from workers import levels, triggers
+from workers.execution import cancel_working, execute_batch
 from workers.reset import reset_account
+from workers.shards import account_shard
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,10 @@ def check_triggers(asset: str, shard: int) -> int:
 @shared_task(name=SWEEP_STUCK_ORDERS)
 def sweep_stuck_orders(shard: int) -> dict:
     """Re-enqueue the shard's accepted work that never got a result (lost message, crash before
-    enqueue), and expire its working orders past their expiresAt."""
+    enqueue), expire its working orders past their expiresAt, and recompute its trigger levels."""
     work = stuck_work(shard, timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"]))
     db.session.rollback()
+    levels.recompute([shard], check_crossed=True)  # the backstop: levels lost with Redis, or left tight by closes
     for order_id, account_id in work["expired"]:
         cancel_order.delay(str(order_id), expired=True, account_id=account_id)
     if stuck := work["opens"] + work["closes"]:  # one wake-up runs the shard's whole backlog

@@ -18,8 +18,8 @@ from core.enums import OrderStatus, OrderType, Side
 from core.events import AccountEvent
 from core.execution import Account, Market
 from core.prices import Quote
+from workers import levels
 from workers.execution import (
-    account_shard,
     apply,
     changed,
     commit_and_publish,
@@ -27,6 +27,7 @@ from workers.execution import (
     settle,
     terms_of,
 )
+from workers.shards import account_shard
 
 _LONG, _SHORT = Order.side == Side.LONG, Order.side == Side.SHORT
 
@@ -78,10 +79,6 @@ def reached_working_ids(asset: str, quote: Quote, market: Market, shards: list[i
     ]
 
 
-# (asset, shard) -> the price (quote time, book update) this process last checked that shard at
-_checked_at: dict[tuple[str, int], tuple] = {}
-
-
 def check_triggers(asset: str, shard: int) -> int:
     """Close every position the latest price has crossed and fill or end every working order it
     reached, all at the quote that crossed them. Returns how many changed.
@@ -95,7 +92,7 @@ def check_triggers(asset: str, shard: int) -> int:
     market = market_at(quote)
     price = (quote.time_us, quote.update_id, market.book.update_id if market.book else None)
     owned = sorted({shard, *current_app.config["ENGINE_SHARD_SET"]})
-    shards = [s for s in owned if _checked_at.get((asset, s)) != price]
+    shards = levels.unchecked(asset, owned, price)
     if shard not in shards:
         return 0
     size = current_app.config["ENGINE_CASCADE_BATCH"]
@@ -104,7 +101,8 @@ def check_triggers(asset: str, shard: int) -> int:
     now = utcnow()
     reached = reached_working_ids(asset, quote, market, shards, now)
     changed_count += sum(_fill_batch(reached[i : i + size], market, now) for i in range(0, len(reached), size))
-    _checked_at.update(((asset, s), price) for s in shards)
+    levels.checked(asset, shards, price)
+    levels.recompute(shards, [asset])  # what closed and ended no longer triggers
     return changed_count
 
 
@@ -145,4 +143,4 @@ def _fill_batch(order_ids: list[uuid.UUID], market: Market, now: datetime) -> in
         if decision is not None:
             apply(balance, order, decision, reserved=True)
             events.append(changed(order))
-    return commit_and_publish(*events)
+    return commit_and_publish(*events)  # the positions opened are tracked by the recompute that follows

@@ -9,6 +9,7 @@ import pytest
 from app.extensions import db
 from app.models import Balance, LedgerEntry, Order, utcnow
 from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, eventually, request_trigger_checks
+from workers import levels
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 ACCOUNTS, PER_ACCOUNT, MARGIN = 100, 10, 1_000
@@ -46,6 +47,7 @@ def open_positions(app, user_ids: list[int]) -> list[uuid.UUID]:
             balance.usd -= MARGIN * PER_ACCOUNT
             balance.locked_margin += MARGIN * PER_ACCOUNT
         db.session.commit()
+        levels.recompute(range(app.config["ENGINE_SHARDS"]), ["BTC"])  # their trigger levels, as a sweep sets them
     return ids
 
 

@@ -8,7 +8,7 @@ from app.extensions import db, redis_client
 from app.models import Order
 from core.shards import shard_of, shard_queue
 from tests.helpers import BTC_ASK, BTC_BID, eventually, open_trade, user_on_engine
-from workers.execution import account_shard
+from workers.shards import account_shard
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 

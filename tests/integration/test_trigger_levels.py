@@ -1,0 +1,62 @@
+"""Trigger levels on the real engine, Redis and poller path: a price move costs a check only when
+it crosses something, and only for the shards that hold it; the engine keeps the levels as it
+opens, closes and sweeps, and checks a new position its own quote already crosses at once."""
+
+import pytest
+
+from app.extensions import redis_client
+from core.prices import Quote, now_micros
+from core.shards import shard_of
+from core.triggers import Levels, TriggerLevels
+from poller.wiring import check_crossings
+from tests.helpers import BTC_ASK, BTC_BID, RecordingSender, eventually, open_trade, wait_for_status
+
+pytestmark = pytest.mark.usefixtures("engine_worker")
+
+
+def quote(bid: int) -> Quote:
+    return Quote("BTC", bid, bid + 100_000, now_micros())
+
+
+def test_a_price_move_crossing_no_level_sends_no_check(app_ctx):
+    sender = RecordingSender()
+    assert check_crossings(redis_client, sender, quote(BTC_BID)) == 0  # nothing open anywhere
+    TriggerLevels(redis_client).tighten("BTC", 3, Levels(bid_at_or_below=990_000_000))
+    TriggerLevels(redis_client).tighten("BTC", 5, Levels(ask_at_or_above=1_200_000_000))
+    assert check_crossings(redis_client, sender, quote(995_000_000)) == 0
+    assert check_crossings(redis_client, sender, quote(989_000_000)) == 1
+    assert sender.sent == [("engine.check_triggers", "BTC", 3)]  # only the shard that holds it
+
+
+def levels_of(app, user_id) -> Levels:
+    with app.app_context():
+        return TriggerLevels(redis_client).read("BTC").get(shard_of(user_id, app.config["ENGINE_SHARDS"]), Levels())
+
+
+def test_the_engine_keeps_a_positions_levels_from_open_to_close(app, client, make_user, set_price):
+    user_id, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    position = open_trade(client, headers, margin=10_000, leverage=10, takeProfit=1_100_000_000).json
+    assert levels_of(app, user_id) == Levels(
+        bid_at_or_below=position["liquidationPrice"], bid_at_or_above=1_100_000_000
+    )
+    assert client.post("/api/v1/trade/close", json={"orderId": position["orderId"]}, headers=headers).status_code == 200
+    eventually(lambda: levels_of(app, user_id) == Levels(), timeout=15, interval=0.2)  # the sweep loosened them
+
+
+def test_a_new_position_its_quote_already_crosses_closes_without_another_move(
+    app, client, make_user, set_price, beat
+):
+    """Its stop-loss sits between the bid and the ask it opened at: the poller compared this quote
+    with the levels before the position existed, so the engine checks it itself (beat stopped: no
+    sweep does it instead)."""
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    beat.stop()
+    try:
+        position = open_trade(client, headers, margin=10_000, leverage=10, stopLoss=BTC_BID + 1).json
+        assert position["status"] == "open"
+        closed = wait_for_status(app, position["orderId"], "closed")
+    finally:
+        beat.start()
+    assert closed.close_reason == "stop_loss" and closed.close_price == BTC_BID

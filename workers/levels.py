@@ -1,0 +1,113 @@
+"""The engine's side of the trigger levels (`core.triggers`): tightened after each commit that
+opens a position or places an order, compared with the latest quote at once, and recomputed from
+the database for the shards a trigger check or a sweep just covered."""
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.extensions import db, redis_client
+from app.models import Order
+from app.prices.service import fresh_quote
+from core.assets import ASSETS
+from core.enums import OrderStatus, OrderType, Side
+from core.shards import shard_of
+from core.tasks import request_trigger_check
+from core.triggers import Levels, TriggerLevels, fold, of_position, of_working
+from workers.shards import account_shard
+
+LEVEL_COLUMNS = (
+    Order.asset,
+    Order.user_id,
+    Order.status,
+    Order.side,
+    Order.order_type,
+    Order.liquidation_price,
+    Order.stop_loss,
+    Order.take_profit,
+    Order.limit_price,
+    Order.stop_price,
+)
+
+
+def levels_of(order) -> Levels:
+    """Where an open position or a working order triggers (anything with the order's columns)."""
+    if order.status == OrderStatus.OPEN:
+        return of_position(Side(order.side), order.liquidation_price, order.stop_loss, order.take_profit)
+    price = order.limit_price if order.order_type == OrderType.LIMIT else order.stop_price
+    return of_working(OrderType(order.order_type), Side(order.side), price)
+
+
+# (asset, shard) -> the price (quote time, book update) this process last checked that shard at
+_checked_at: dict[tuple[str, int], tuple] = {}
+
+
+def unchecked(asset: str, shards: Iterable[int], price: tuple) -> list[int]:
+    """Those of `shards` not checked at this very price yet."""
+    return [shard for shard in shards if _checked_at.get((asset, shard)) != price]
+
+
+def checked(asset: str, shards: Iterable[int], price: tuple) -> None:
+    _checked_at.update(((asset, shard), price) for shard in shards)
+
+
+def added(orders: Iterable[Order]) -> dict[tuple[str, int], Levels]:
+    """The levels that open positions and working orders among `orders` add, by market and shard:
+    taken before the commit, which leaves the rows unloaded."""
+    shards = current_app.config["ENGINE_SHARDS"]
+    tightened: dict[tuple[str, int], Levels] = defaultdict(Levels)
+    for order in orders:
+        if order.status in (OrderStatus.OPEN, OrderStatus.WORKING):
+            key = (order.asset, shard_of(order.user_id, shards))
+            tightened[key] = tightened[key].tighter(levels_of(order))
+    return tightened
+
+
+def track(tightened: dict[tuple[str, int], Levels]) -> None:
+    """After the commit: levels `added` join their shards' levels; a quote that already crosses
+    them gets its trigger check now, not at the next move (the poller compared it with the levels
+    before they were tightened)."""
+    store = TriggerLevels(redis_client)
+    for (asset, shard), levels in tightened.items():
+        store.tighten(asset, shard, levels)
+    for asset in {asset for asset, _ in tightened}:
+        crossed = _check_crossed(asset, {shard: levels for (a, shard), levels in tightened.items() if a == asset})
+        for shard in crossed:  # checked at this very price before these levels: check again
+            _checked_at.pop((asset, shard), None)
+
+
+def _check_crossed(asset: str, by_shard: dict[int, Levels]) -> list[int]:
+    """Request a trigger check for the shards whose levels the latest quote already crosses."""
+    quote = fresh_quote(asset)
+    if quote is None:
+        return []
+    crossed = [shard for shard, levels in by_shard.items() if levels.crossed(quote.bid, quote.ask)]
+    request_trigger_check(redis_client, current_app.extensions["celery"], asset, crossed)
+    return crossed
+
+
+def recompute(shards: Iterable[int], assets: Iterable[str] | None = None, check_crossed: bool = False) -> None:
+    """Put the levels of `shards` (on `assets`, or every market) back to what their open positions
+    and working orders say: what closes and cancels left too tight loosens again. `check_crossed`
+    (the sweep, the backstop for levels lost with Redis): request a check where the latest quote
+    crosses them. Never after a trigger check: a limit the book holds beyond its limit stays
+    crossed, and would be checked again and again at one price."""
+    shards = sorted(set(shards))
+    query = select(*LEVEL_COLUMNS).where(
+        Order.status.in_([OrderStatus.OPEN, OrderStatus.WORKING]), account_shard(Order.user_id).in_(shards)
+    )
+    if assets is not None:
+        query = query.where(Order.asset.in_(sorted(set(assets))))
+    by_market: dict[str, dict[int, list[Levels]]] = defaultdict(lambda: defaultdict(list))
+    count = current_app.config["ENGINE_SHARDS"]
+    for row in db.session.execute(query):
+        by_market[row.asset][shard_of(row.user_id, count)].append(levels_of(row))
+    db.session.rollback()
+    store = TriggerLevels(redis_client)
+    for asset in sorted(set(assets)) if assets is not None else ASSETS:
+        by_shard = {shard: fold(by_market[asset][shard]) for shard in shards}
+        store.replace(asset, by_shard)
+        if check_crossed:
+            _check_crossed(asset, by_shard)
