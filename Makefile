@@ -6,6 +6,7 @@ INSTALLED := $(VENV)/.installed
 FEED ?= live
 ENGINES ?= 1
 PYTEST_ARGS ?=
+SUITES ?=
 STACK_TEST := $(PY) devstack.py exec --database trading_test --redis-db 1 --
 
 .PHONY: help run test test-unit test-faults lint format bench venv migrate clean-data chromium screenshots
@@ -74,6 +75,6 @@ $(VENV)/.bench-installed: $(INSTALLED) bench/requirements.txt
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	touch $@
 
-## Benchmarks (see bench/README.md)
+## Benchmarks (see bench/README.md); SUITES="open_loop drain" runs only those
 bench: venv $(VENV)/.bench-installed
-	$(PY) devstack.py exec --database trading_bench --redis-db 2 -- $(PY) -m bench
+	$(PY) devstack.py exec --database trading_bench --redis-db 2 -- $(PY) -m bench $(SUITES)

@@ -8,7 +8,7 @@ positions.
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -56,10 +56,11 @@ class OrderState:
     @classmethod
     def of(cls, row: Any) -> "OrderState":
         """The state of an order row (anything with the columns as attributes)."""
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        return cls(**{name: getattr(row, name) for name in _ORDER_FIELDS})
 
     def to_json(self) -> dict[str, Any]:
-        state = asdict(self)
+        """Its JSON values (`dataclasses.asdict` deep-copies: a third of a wake-up's time)."""
+        state = {name: getattr(self, name) for name in _ORDER_FIELDS}
         state["id"] = str(self.id)
         for name in _DATETIMES:
             if state[name] is not None:
@@ -74,6 +75,9 @@ class OrderState:
             if values[name] is not None:
                 values[name] = datetime.fromisoformat(values[name])
         return cls(**values)
+
+
+_ORDER_FIELDS = tuple(f.name for f in fields(OrderState))
 
 
 @dataclass(frozen=True)

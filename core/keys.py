@@ -15,3 +15,5 @@ TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}:{shard}"  # coalesces
 ENGINE_WAKE_FLAG = "engine:wake-pending:{shard}"
 # hash per market: "<shard>:<kind>" -> the shard's nearest trigger price of that kind (`core.triggers`)
 TRIGGER_LEVELS_KEY = "trigger-levels:{asset}"
+# set (with an expiry) when a sweep recomputed the shard's levels of every market: the next sweeps skip it
+TRIGGER_LEVELS_SWEPT_KEY = "trigger-levels-swept:{shard}"

@@ -15,7 +15,7 @@ BTC_BID, BTC_ASK = 1_000_000_000, 1_000_100_000  # 100000.0000 / 100010.0000
 LINK = re.compile(r"(http\S+/api/v1/signin/post\?token=(\S+))")
 
 
-APP_KEY_PATTERNS = ("price:*", "book:*", "feed:*", "engine:*", "trigger-levels:*", "LIMITS*")
+APP_KEY_PATTERNS = ("price:*", "book:*", "feed:*", "engine:*", "trigger-levels*", "LIMITS*")
 
 
 def reset_state(app) -> None:

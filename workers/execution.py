@@ -8,7 +8,7 @@ round trip (`workers.writes`) and then publishes its typed events (`core.events`
 import functools
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select, union_all
@@ -192,6 +192,7 @@ def execute_batch(size: int) -> int:
         db.session.rollback()
         return 0
     markets: dict[str, Market | None] = {}
+    rules_now, now = costs(), utcnow()
     resting = {o.user_id for o, _ in rows if o.status == OrderStatus.PENDING and o.order_type != OrderType.MARKET}
     working = _working_counts(resting) if resting else {}
     events: list[AccountEvent] = []
@@ -200,7 +201,7 @@ def execute_batch(size: int) -> int:
             markets[order.asset] = market_now(order.asset)
         market = markets[order.asset]
         if order.status == OrderStatus.PENDING:
-            _arrive(balance, order, market, working)
+            _arrive(balance, order, market, working, rules_now, now)
             events.append(changed(order))
         elif order.status == OrderStatus.OPEN and order.close_requested_at is not None:
             error = _close_requested(balance, order, market)
@@ -211,13 +212,15 @@ def execute_batch(size: int) -> int:
     return len(rows)
 
 
-def _arrive(balance: Balance, order: Order, market: Market | None, working: dict[int, int]) -> None:
+def _arrive(
+    balance: Balance, order: Order, market: Market | None, working: dict[int, int], rules_now: Costs, now: datetime
+) -> None:
     """Fill a market order now, place a limit or stop order, or reject it: `core.execution.arrive`."""
-    if utcnow() - order.created_at > timedelta(seconds=current_app.config["ORDER_MAX_DELAY_S"]):
+    if now - order.created_at > timedelta(seconds=current_app.config["ORDER_MAX_DELAY_S"]):
         decision: Decision = Reject(RejectReason.EXPIRED)  # an engine outage must not fill it late
     else:
         account = Account(balance.usd, working.get(order.user_id, 0))
-        decision = execution.arrive(terms_of(order), account, market, costs(), utcnow())
+        decision = execution.arrive(terms_of(order), account, market, rules_now, now)
     apply(balance, order, decision, reserved=False)
     if isinstance(decision, Rest):
         working[order.user_id] = working.get(order.user_id, 0) + 1

@@ -13,6 +13,7 @@ from app.models import Order
 from app.prices.service import fresh_quote
 from core.assets import ASSETS
 from core.enums import OrderStatus, OrderType, Side
+from core.keys import TRIGGER_LEVELS_SWEPT_KEY
 from core.shards import shard_of
 from core.tasks import request_trigger_check
 from core.triggers import Levels, TriggerLevels, fold, of_position, of_working
@@ -86,6 +87,17 @@ def _check_crossed(asset: str, by_shard: dict[int, Levels]) -> list[int]:
     crossed = [shard for shard, levels in by_shard.items() if levels.crossed(quote.bid, quote.ask)]
     request_trigger_check(redis_client, current_app.extensions["celery"], asset, crossed)
     return crossed
+
+
+SWEEP_LEVELS_EVERY_S = 60
+
+
+def sweep(shard: int) -> None:
+    """The backstop for levels lost with Redis (or left too tight by closes and cancels where no
+    check came since): recompute the shard's levels of every market, at most every
+    SWEEP_LEVELS_EVERY_S, and check the shards its latest quotes cross."""
+    if redis_client.set(TRIGGER_LEVELS_SWEPT_KEY.format(shard=shard), 1, nx=True, ex=SWEEP_LEVELS_EVERY_S):
+        recompute([shard], check_crossed=True)
 
 
 def recompute(shards: Iterable[int], assets: Iterable[str] | None = None, check_crossed: bool = False) -> None:

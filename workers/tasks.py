@@ -106,10 +106,11 @@ def check_triggers(asset: str, shard: int) -> int:
 @shared_task(name=SWEEP_STUCK_ORDERS)
 def sweep_stuck_orders(shard: int) -> dict:
     """Re-enqueue the shard's accepted work that never got a result (lost message, crash before
-    enqueue), expire its working orders past their expiresAt, and recompute its trigger levels."""
+    enqueue), expire its working orders past their expiresAt, and (now and then) recompute its
+    trigger levels."""
     work = stuck_work(shard, timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"]))
     db.session.rollback()
-    levels.recompute([shard], check_crossed=True)  # the backstop: levels lost with Redis, or left tight by closes
+    levels.sweep(shard)
     for order_id, account_id in work["expired"]:
         cancel_order.delay(str(order_id), expired=True, account_id=account_id)
     if stuck := work["opens"] + work["closes"]:  # one wake-up runs the shard's whole backlog

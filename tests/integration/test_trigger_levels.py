@@ -9,7 +9,15 @@ from core.prices import Quote, now_micros
 from core.shards import shard_of
 from core.triggers import Levels, TriggerLevels
 from poller.wiring import check_crossings
-from tests.helpers import BTC_ASK, BTC_BID, RecordingSender, eventually, open_trade, wait_for_status
+from tests.helpers import (
+    BTC_ASK,
+    BTC_BID,
+    RecordingSender,
+    eventually,
+    open_trade,
+    request_trigger_checks,
+    wait_for_status,
+)
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 
@@ -33,7 +41,7 @@ def levels_of(app, user_id) -> Levels:
         return TriggerLevels(redis_client).read("BTC").get(shard_of(user_id, app.config["ENGINE_SHARDS"]), Levels())
 
 
-def test_the_engine_keeps_a_positions_levels_from_open_to_close(app, client, make_user, set_price):
+def test_the_engine_keeps_a_positions_levels_and_a_check_loosens_what_a_close_left(app, client, make_user, set_price):
     user_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     position = open_trade(client, headers, margin=10_000, leverage=10, takeProfit=1_100_000_000).json
@@ -41,12 +49,12 @@ def test_the_engine_keeps_a_positions_levels_from_open_to_close(app, client, mak
         bid_at_or_below=position["liquidationPrice"], bid_at_or_above=1_100_000_000
     )
     assert client.post("/api/v1/trade/close", json={"orderId": position["orderId"]}, headers=headers).status_code == 200
-    eventually(lambda: levels_of(app, user_id) == Levels(), timeout=15, interval=0.2)  # the sweep loosened them
+    set_price("BTC", position["liquidationPrice"] - 1, position["liquidationPrice"] + 100_000)
+    assert request_trigger_checks(app) == 1  # the closed position's level, left behind: one spurious check
+    eventually(lambda: levels_of(app, user_id) == Levels(), timeout=15, interval=0.1)  # which loosened it
 
 
-def test_a_new_position_its_quote_already_crosses_closes_without_another_move(
-    app, client, make_user, set_price, beat
-):
+def test_a_new_position_its_quote_already_crosses_closes_without_another_move(app, client, make_user, set_price, beat):
     """Its stop-loss sits between the bid and the ask it opened at: the poller compared this quote
     with the levels before the position existed, so the engine checks it itself (beat stopped: no
     sweep does it instead)."""
@@ -60,3 +68,15 @@ def test_a_new_position_its_quote_already_crosses_closes_without_another_move(
     finally:
         beat.start()
     assert closed.close_reason == "stop_loss" and closed.close_price == BTC_BID
+
+
+def test_levels_lost_with_redis_come_back_with_the_sweep_and_check_what_they_cross(app, client, make_user, set_price):
+    _, headers = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    position = open_trade(client, headers, margin=10_000, leverage=100).json
+    with app.app_context():
+        redis_client.delete(*redis_client.keys("trigger-levels*"))  # as if Redis had lost them
+    set_price("BTC", position["liquidationPrice"] - 1, position["liquidationPrice"] + 100_000)
+    assert request_trigger_checks(app) == 0  # the poller sees no level to cross
+    liquidated = wait_for_status(app, position["orderId"], "closed", timeout=30)  # beat's sweep, every 5 s
+    assert liquidated.close_reason == "liquidation"
