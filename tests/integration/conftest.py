@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BeatProcess, EngineFleet, WorkerProcess, reset_state
+from tests.support.processes import BeatProcess, EngineFleet, WorkerProcess
+from tests.support.state import reset_state
 
 TEST_SETTINGS = dict(
     APP_ENV="test",
@@ -174,7 +175,7 @@ def simulator():
 @pytest.fixture
 def live_server(app):
     """The web process as the Procfile runs it (gunicorn with gunicorn.conf.py) on a free port."""
-    from tests.helpers import WebServer
+    from tests.support.processes import WebServer
 
     server = WebServer().start()
     yield server.url

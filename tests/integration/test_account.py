@@ -14,7 +14,10 @@ from app.account.service import snapshot_round
 from app.extensions import db
 from app.models import EquitySnapshot, LedgerEntry, Order, utcnow
 from core.money import format_units
-from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, open_trade, request_trigger_checks, wait_for_status
+from tests.support.feed import request_trigger_checks
+from tests.support.state import assert_ledger_balances
+from tests.support.trading import BTC_ASK, BTC_BID, open_trade
+from tests.support.waiting import wait_for_status
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 ETH_BID, ETH_ASK = 3_000_000_000, 3_000_500_000
@@ -274,7 +277,7 @@ def test_a_reset_left_pending_by_a_lost_message_is_swept(app, make_user, set_pri
         reset_id = uuid.uuid4()
         db.session.add(AccountReset(id=reset_id, user_id=user_id, status="pending"))
         db.session.commit()
-    from tests.helpers import eventually
+    from tests.support.waiting import eventually
 
     def swept():
         with app.app_context():

@@ -11,8 +11,8 @@ from app import create_app
 from app.extensions import db
 from app.models import LedgerEntry, LoginToken, MailOutbox, User
 from config import Config
-from tests.helpers import token_from
-from tests.helpers import wait_for_mail as wait_for_mail_in
+from tests.support.mail import token_from
+from tests.support.mail import wait_for_mail as wait_for_mail_in
 
 pytestmark = pytest.mark.usefixtures("mail_worker")
 

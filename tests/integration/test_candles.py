@@ -51,7 +51,8 @@ def test_a_failed_flush_is_merged_back_and_written_by_the_next(app):
 
 def test_the_live_poller_writes_about_once_a_second_never_once_per_frame(app):
     from poller.simulator import Simulator
-    from tests.helpers import LiveFeed, eventually
+    from tests.support.feed import LiveFeed
+    from tests.support.waiting import eventually
 
     simulator = Simulator(interval_s=0.01).start()  # about 300 frames a second over 3 markets
     feed = LiveFeed(app, simulator)

@@ -8,7 +8,10 @@ import pytest
 
 from app.extensions import db
 from app.models import Balance, LedgerEntry, Order, utcnow
-from tests.helpers import BTC_ASK, BTC_BID, assert_ledger_balances, eventually, request_trigger_checks
+from tests.support.feed import request_trigger_checks
+from tests.support.state import assert_ledger_balances
+from tests.support.trading import BTC_ASK, BTC_BID
+from tests.support.waiting import eventually
 from workers import levels
 
 pytestmark = pytest.mark.usefixtures("engine_worker")

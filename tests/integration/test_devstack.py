@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from devstack import free_port
-from tests.helpers import ROOT, eventually
+from tests.support.processes import ROOT
+from tests.support.waiting import eventually
 
 STARTED = re.compile(r"system +\| started (\S+) \(pid (\d+)\)")
 

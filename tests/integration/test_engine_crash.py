@@ -9,8 +9,9 @@ import pytest
 from app.balances.service import ledger_mismatches
 from app.extensions import db
 from app.models import LedgerEntry, Order
-from tests.helpers import count_orders as count
-from tests.helpers import eventually, user_on_engine
+from tests.support.state import count_orders as count
+from tests.support.trading import user_on_engine
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 

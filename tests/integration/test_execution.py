@@ -13,16 +13,12 @@ from app.dispatch import wake_engine
 from app.extensions import db, redis_client
 from app.models import LedgerEntry, Order, utcnow
 from core.book import BookStore
-from tests.helpers import (
-    BTC_ASK,
-    BTC_BID,
-    EngineFleet,
-    assert_ledger_balances,
-    eventually,
-    open_trade,
-    request_trigger_checks,
-)
-from tests.helpers import usd_balance as balance
+from tests.support.feed import request_trigger_checks
+from tests.support.processes import EngineFleet
+from tests.support.state import assert_ledger_balances
+from tests.support.trading import BTC_ASK, BTC_BID, open_trade
+from tests.support.trading import usd_balance as balance
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 Q = 10**8  # one BTC in quantity units

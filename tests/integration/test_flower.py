@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from devstack import free_port, read_procfile, wait_for_http
-from tests.helpers import ROOT, eventually, log_file
+from tests.support.processes import ROOT, log_file
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("engine_worker", "mail_worker")
 CREDENTIALS = ("operator", "flower-test-password")

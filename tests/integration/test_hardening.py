@@ -4,7 +4,7 @@ import jwt as pyjwt
 import pytest
 import requests
 
-from tests.helpers import statements_reading
+from tests.support.state import statements_reading
 
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 

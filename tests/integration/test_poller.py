@@ -8,7 +8,8 @@ import redis
 
 from core.prices import FeedStatus, PriceStore, Quote, now_micros
 from poller.feed import Poller
-from tests.helpers import RecordingSender, book_ticker, eventually
+from tests.support.feed import RecordingSender, book_ticker
+from tests.support.waiting import eventually
 
 MARKETS = ["SOL_USDC", "BTC_USDC", "ETH_USDC"]
 

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from tests.helpers import ROOT, link_from, wait_for_mail
+from tests.support.mail import link_from, wait_for_mail
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.usefixtures("engine_worker", "mail_worker")
 README_API = "http://localhost:8000"

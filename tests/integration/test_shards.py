@@ -7,7 +7,8 @@ import pytest
 from app.extensions import db, redis_client
 from app.models import Order
 from core.shards import shard_of, shard_queue
-from tests.helpers import BTC_ASK, BTC_BID, eventually, open_trade, user_on_engine
+from tests.support.trading import BTC_ASK, BTC_BID, open_trade, user_on_engine
+from tests.support.waiting import eventually
 from workers.shards import account_shard
 
 pytestmark = pytest.mark.usefixtures("engine_worker")

@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 
-from tests.helpers import BTC_ASK, BTC_BID, eventually, open_trade
+from tests.support.trading import BTC_ASK, BTC_BID, open_trade
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 

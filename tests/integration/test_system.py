@@ -7,7 +7,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Order
-from tests.helpers import LiveFeed
+from tests.support.feed import LiveFeed
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 

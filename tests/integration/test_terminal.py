@@ -12,7 +12,11 @@ import shutil
 
 import pytest
 
-from tests.helpers import ROOT, LiveFeed, WebServer, eventually, link_from, reset_state, wait_for_mail
+from tests.support.feed import LiveFeed
+from tests.support.mail import link_from, wait_for_mail
+from tests.support.processes import ROOT, WebServer
+from tests.support.state import reset_state
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("engine_worker", "mail_worker")
 ARTIFACTS = ROOT / ".data" / "test-artifacts" / "terminal"

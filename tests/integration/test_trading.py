@@ -9,18 +9,11 @@ import pytest
 from app.extensions import db, redis_client
 from app.models import Balance, LedgerEntry, Order, utcnow
 from core.shards import shard_of
-from tests.helpers import (
-    BTC_ASK,
-    BTC_BID,
-    assert_ledger_balances,
-    eventually,
-    open_trade,
-    request_trigger_checks,
-    statements_reading,
-    user_on_engine,
-    wait_for_status,
-)
-from tests.helpers import usd_balance as balance
+from tests.support.feed import request_trigger_checks
+from tests.support.state import assert_ledger_balances, statements_reading
+from tests.support.trading import BTC_ASK, BTC_BID, open_trade, user_on_engine
+from tests.support.trading import usd_balance as balance
+from tests.support.waiting import eventually, wait_for_status
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 

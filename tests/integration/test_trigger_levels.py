@@ -9,15 +9,9 @@ from core.prices import Quote, now_micros
 from core.shards import shard_of
 from core.triggers import Levels, TriggerLevels
 from poller.wiring import check_crossings
-from tests.helpers import (
-    BTC_ASK,
-    BTC_BID,
-    RecordingSender,
-    eventually,
-    open_trade,
-    request_trigger_checks,
-    wait_for_status,
-)
+from tests.support.feed import RecordingSender, request_trigger_checks
+from tests.support.trading import BTC_ASK, BTC_BID, open_trade
+from tests.support.waiting import eventually, wait_for_status
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 
@@ -45,9 +39,8 @@ def test_the_engine_keeps_a_positions_levels_and_a_check_loosens_what_a_close_le
     user_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     position = open_trade(client, headers, margin=10_000, leverage=10, takeProfit=1_100_000_000).json
-    assert levels_of(app, user_id) == Levels(
-        bid_at_or_below=position["liquidationPrice"], bid_at_or_above=1_100_000_000
-    )
+    expected = Levels(bid_at_or_below=position["liquidationPrice"], bid_at_or_above=1_100_000_000)
+    eventually(lambda: levels_of(app, user_id) == expected)  # written right after the answer's event
     assert client.post("/api/v1/trade/close", json={"orderId": position["orderId"]}, headers=headers).status_code == 200
     set_price("BTC", position["liquidationPrice"] - 1, position["liquidationPrice"] + 100_000)
     assert request_trigger_checks(app) == 1  # the closed position's level, left behind: one spurious check
@@ -71,9 +64,10 @@ def test_a_new_position_its_quote_already_crosses_closes_without_another_move(ap
 
 
 def test_levels_lost_with_redis_come_back_with_the_sweep_and_check_what_they_cross(app, client, make_user, set_price):
-    _, headers = make_user()
+    user_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     position = open_trade(client, headers, margin=10_000, leverage=100).json
+    eventually(lambda: levels_of(app, user_id) != Levels())
     with app.app_context():
         redis_client.delete(*redis_client.keys("trigger-levels*"))  # as if Redis had lost them
     set_price("BTC", position["liquidationPrice"] - 1, position["liquidationPrice"] + 100_000)

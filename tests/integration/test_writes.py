@@ -9,7 +9,7 @@ from app.balances.service import post_entry
 from app.extensions import db
 from app.models import Balance, LedgerEntry
 from core.enums import LedgerKind
-from tests.helpers import assert_ledger_balances
+from tests.support.state import assert_ledger_balances
 from workers.writes import commit_in_one_round_trip
 
 

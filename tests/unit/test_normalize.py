@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from poller.feed import backoff_delay
 from poller.normalize import BadFrame, parse_frame
-from tests.helpers import book_ticker
+from tests.support.feed import book_ticker
 
 
 @pytest.mark.parametrize(

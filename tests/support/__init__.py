@@ -1,0 +1,1 @@
+"""Support code shared by the test modules (test modules never import each other)."""

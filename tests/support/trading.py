@@ -1,0 +1,24 @@
+"""Trades as a client makes them, and accounts placed on a chosen engine."""
+
+BTC_BID, BTC_ASK = 1_000_000_000, 1_000_100_000  # 100000.0000 / 100010.0000
+
+
+def open_trade(client, headers, **overrides):
+    body = {"asset": "BTC", "type": "long", "margin": 100_000, "leverage": 10, **overrides}
+    return client.post("/api/v1/trade/create", json=body, headers=headers)
+
+
+def usd_balance(client, headers) -> int:
+    response = client.get("/api/v1/balance/usd", headers=headers)
+    assert response.status_code == 200
+    return response.json["balance"]
+
+
+def user_on_engine(make_user, app, engine_index: int, processes: int = 2):
+    """A new user whose shard belongs to engine process `engine_index` of `processes`."""
+    from core.shards import shard_of
+
+    while True:
+        user_id, headers = make_user()
+        if shard_of(user_id, app.config["ENGINE_SHARDS"]) % processes == engine_index:
+            return user_id, headers
