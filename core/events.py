@@ -81,23 +81,34 @@ _ORDER_FIELDS = tuple(f.name for f in fields(OrderState))
 
 
 @dataclass(frozen=True)
+class BalanceState:
+    """An account's balance row as the engine committed it with a change."""
+
+    usd: int
+    locked_margin: int
+
+
+@dataclass(frozen=True)
 class OrderChanged:
-    """An order changed state (executed, placed, filled, closed, cancelled, rejected)."""
+    """An order changed state (executed, placed, filled, closed, cancelled, rejected), with its
+    account's balance right after: a stream shows both without reading either again."""
 
     kind: ClassVar[str] = "order"
     user_id: int
     order: OrderState
+    balance: BalanceState
 
     @property
     def order_id(self) -> str:
         return str(self.order.id)
 
     def body(self) -> dict[str, Any]:
-        return {"order": self.order.to_json()}
+        return {"order": self.order.to_json(), "balance": [self.balance.usd, self.balance.locked_margin]}
 
     @classmethod
     def parse(cls, user_id: int, body: dict[str, Any]) -> "OrderChanged":
-        return cls(user_id, OrderState.from_json(body["order"]))
+        usd, locked = body["balance"]
+        return cls(user_id, OrderState.from_json(body["order"]), BalanceState(int(usd), int(locked)))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from core import execution, rules
 from core.assets import ASSETS
 from core.book import fee, notional
 from core.enums import CloseReason, LedgerKind, OrderStatus, OrderType, RejectReason, Side
-from core.events import AccountEvent, OrderChanged, OrderState, RequestFailed, dumps
+from core.events import AccountEvent, BalanceState, OrderChanged, OrderState, RequestFailed, dumps
 from core.execution import Account, Costs, Decision, Fill, Market, Reject, Rest, Terms
 from core.keys import ACCOUNT_EVENTS_CHANNEL
 from workers import levels
@@ -41,8 +41,8 @@ def publish(*events: AccountEvent) -> None:
         pipe.execute()
 
 
-def changed(order: Order) -> OrderChanged:
-    return OrderChanged(order.user_id, OrderState.of(order))
+def changed(order: Order, balance: Balance) -> OrderChanged:
+    return OrderChanged(order.user_id, OrderState.of(order), BalanceState(balance.usd, balance.locked_margin))
 
 
 def commit_and_publish(*events: AccountEvent) -> int:
@@ -202,10 +202,11 @@ def execute_batch(size: int) -> int:
         market = markets[order.asset]
         if order.status == OrderStatus.PENDING:
             _arrive(balance, order, market, working, rules_now, now)
-            events.append(changed(order))
+            events.append(changed(order, balance))
         elif order.status == OrderStatus.OPEN and order.close_requested_at is not None:
             error = _close_requested(balance, order, market)
-            events.append(changed(order) if error is None else RequestFailed(order.user_id, str(order.id), error))
+            failed = RequestFailed(order.user_id, str(order.id), error) if error else None
+            events.append(failed or changed(order, balance))
     tightened = levels.added(order for order, _ in rows)
     commit_and_publish(*events)
     levels.track(tightened)
@@ -251,5 +252,5 @@ def cancel_working(order_id: uuid.UUID, expired: bool = False) -> str | None:
         release(balance, order, OrderStatus.REJECTED, RejectReason.EXPIRED)
     else:
         release(balance, order, OrderStatus.CANCELLED)
-    commit_and_publish(changed(order))
+    commit_and_publish(changed(order, balance))
     return None

@@ -43,14 +43,13 @@ def reset_account(reset_id: uuid.UUID) -> ResetStatus | None:
         reset.status = ResetStatus.FAILED
         commit_and_publish(ResetEnded(user_id, str(reset_id), ResetStatus.FAILED, RejectReason.PRICE_UNAVAILABLE))
         return ResetStatus.FAILED
-    events: list[AccountEvent] = []
     for order in orders:
         if order.status == OrderStatus.WORKING:
             release(balance, order, OrderStatus.CANCELLED)
         else:
             settle(balance, order, markets[order.asset], CloseReason.RESET)
-        events.append(changed(order))
     post_entry(balance, LedgerKind.RESET, current_app.config["STARTING_BALANCE"] - balance.usd, 0)
+    events: list[AccountEvent] = [changed(order, balance) for order in orders]  # with the balance after the reset
     db.session.add(
         EquitySnapshot(
             user_id=user_id,

@@ -127,7 +127,7 @@ def _close_batch(order_ids: list[uuid.UUID], quote: Quote, market: Market) -> in
         reason = rules.close_trigger(position, quote.bid, quote.ask)
         if reason is not None:  # else no longer crossed once locked
             settle(balance, order, market, reason)
-            events.append(changed(order))
+            events.append(changed(order, balance))
     return commit_and_publish(*events)
 
 
@@ -142,5 +142,5 @@ def _fill_batch(order_ids: list[uuid.UUID], market: Market, now: datetime) -> in
         decision = execution.on_price(terms_of(order), Account(balance.usd), market, rules_now, now)
         if decision is not None:
             apply(balance, order, decision, reserved=True)
-            events.append(changed(order))
+            events.append(changed(order, balance))
     return commit_and_publish(*events)  # the positions opened are tracked by the recompute that follows

@@ -32,9 +32,14 @@ def get_balance(user_id: int) -> Balance:
 
 def balances_view(user_id: int) -> dict:
     balance = get_balance(user_id)
+    return balances_body(balance.usd, balance.locked_margin)
+
+
+def balances_body(usd: int, locked_margin: int) -> dict:
+    """The `/balance/` body of these amounts."""
     view = {
-        "USD": {"balance": balance.usd, "decimals": USD_DECIMALS},
-        "lockedMargin": {"balance": balance.locked_margin, "decimals": USD_DECIMALS},
+        "USD": {"balance": usd, "decimals": USD_DECIMALS},
+        "lockedMargin": {"balance": locked_margin, "decimals": USD_DECIMALS},
     }
     for asset in ASSETS.values():
         view[asset.symbol] = {"balance": 0, "decimals": asset.decimals}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select
 
-from app.balances.service import balances_view
+from app.balances.service import balances_body, balances_view
 from app.extensions import db
 from app.hub import CLOSED, Hub
 from app.models import Order
@@ -92,6 +92,23 @@ class AccountView:
         }
         db.session.close()
 
+    def changed(self, event: OrderChanged) -> dict:
+        """Take in what an order's event says (its state, the balance after it) without a read;
+        the order's JSON, with its unrealized PnL at the latest fresh quote if it is open."""
+        order = event.order
+        self.balance = balances_body(event.balance.usd, event.balance.locked_margin)
+        self.positions.pop(event.order_id, None)
+        body = OrderSchema().dump(order)
+        if order.status == OrderStatus.OPEN:
+            position = OpenPosition(
+                event.order_id, order.asset, order.side, order.open_price, order.quantity, order.margin
+            )
+            self.positions[event.order_id] = position
+            quote = self.quotes.get(order.asset)
+            fresh = quote is not None and quote.is_fresh(current_app.config["PRICE_MAX_AGE_S"])
+            body["unrealizedPnl"] = position.pnl(quote) if fresh else None
+        return body
+
     def order(self, order_id: str) -> dict | None:
         order = db.session.get(Order, uuid.UUID(order_id))
         body = OrderSchema().dump(with_unrealized_pnl([order])[0]) if order is not None else None
@@ -137,9 +154,12 @@ def order_events(hub: Hub, user_id: int, expires_at: float) -> Iterator[str]:
                 return
             if event is None and not pnl_due:
                 yield ": keep-alive\n\n"
-            elif event is not None and event.kind == "account":
-                about_order = isinstance(event.data, OrderChanged | RequestFailed)
-                order = view.order(event.data.order_id) if about_order else None
+            elif event is not None and isinstance(event.data, OrderChanged):
+                yield sse("order", view.changed(event.data))
+                yield sse("balance", view.balance)
+                pnl_due, sent_pnl_at = True, 0.0  # at once: the equity changed with the balance
+            elif event is not None and event.kind == "account":  # a failed request, a reset: read it all
+                order = view.order(event.data.order_id) if isinstance(event.data, RequestFailed) else None
                 view.reload()
                 if order is not None:
                     yield sse("order", order)
