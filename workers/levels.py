@@ -74,19 +74,22 @@ def track(tightened: dict[tuple[str, int], Levels]) -> None:
     for (asset, shard), levels in tightened.items():
         store.tighten(asset, shard, levels)
     for asset in {asset for asset, _ in tightened}:
-        crossed = _check_crossed(asset, {shard: levels for (a, shard), levels in tightened.items() if a == asset})
-        for shard in crossed:  # checked at this very price before these levels: check again
-            _checked_at.pop((asset, shard), None)
+        by_shard = {shard: levels for (a, shard), levels in tightened.items() if a == asset}
+        _check_crossed(asset, by_shard, recheck=True)
 
 
-def _check_crossed(asset: str, by_shard: dict[int, Levels]) -> list[int]:
-    """Request a trigger check for the shards whose levels the latest quote already crosses."""
+def _check_crossed(asset: str, by_shard: dict[int, Levels], recheck: bool = False) -> None:
+    """Request a trigger check for the shards whose levels the latest quote already crosses;
+    `recheck`: also where this process already checked them at this very price (before the
+    levels that now cross it)."""
     quote = fresh_quote(asset)
     if quote is None:
-        return []
+        return
     crossed = [shard for shard, levels in by_shard.items() if levels.crossed(quote.bid, quote.ask)]
+    if recheck:
+        for shard in crossed:
+            _checked_at.pop((asset, shard), None)
     request_trigger_check(redis_client, current_app.extensions["celery"], asset, crossed)
-    return crossed
 
 
 SWEEP_LEVELS_EVERY_S = 60
