@@ -8,6 +8,7 @@ and every value is parsed strictly: a malformed one stops the process with the v
 import os
 import re
 import secrets
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -131,14 +132,25 @@ def engine_shards(env: Env, shards: int) -> tuple[int, frozenset[int]]:
         raise ConfigError(f"ENGINE_SHARD_SET/ENGINE_INDEX/ENGINE_PROCESSES: {error}") from None
 
 
+def redis_options(url: str, verify: bool) -> dict:
+    """redis-py's TLS options for REDIS_URL, given to every client (app, hub, poller, rate limits).
+    A `rediss://` URL verifies the server's certificate unless REDIS_TLS_VERIFY=false: Heroku's
+    Redis presents a self-signed one."""
+    if not url.startswith("rediss://"):
+        return {}
+    return {"ssl_cert_reqs": "required" if verify else "none"}
+
+
 def celery_settings(
-    redis_url: str, visibility_timeout_s: int, sweep_every_s: float, directory: Path, shards: int
+    redis_url: str, tls_verify: bool, visibility_timeout_s: int, sweep_every_s: float, directory: Path, shards: int
 ) -> dict:
     """Celery's configuration (Flask's `CELERY` key, as in Flask's Celery guide)."""
     sweep = {"task": SWEEP_STUCK_ORDERS, "schedule": sweep_every_s}
     sweeps = {f"sweep-stuck-orders-{shard}": {**sweep, "kwargs": {"shard": shard}} for shard in range(shards)}
+    tls = {"broker_use_ssl": {"ssl_cert_reqs": ssl.CERT_REQUIRED if tls_verify else ssl.CERT_NONE}}
     return dict(
         broker_url=redis_url,
+        **(tls if redis_url.startswith("rediss://") else {}),
         broker_connection_retry_on_startup=True,
         # Redelivers tasks of a killed worker once this many seconds passed without an ack.
         broker_transport_options={"visibility_timeout": visibility_timeout_s},
@@ -163,11 +175,14 @@ def celery_settings(
 
 @dataclass(frozen=True)
 class Config:
+    # Deploy: where the servers are, who the service is, secrets
     APP_ENV: str
     DATA_DIR: Path
     DATABASE_URL: str
     SQLALCHEMY_DATABASE_URI: str
     REDIS_URL: str
+    REDIS_TLS_VERIFY: bool
+    REDIS_OPTIONS: dict
     JWT_SECRET_KEY: str
     BACKPACK_WS_URL: str
     BACKPACK_REST_URL: str
@@ -175,27 +190,32 @@ class Config:
     PUBLIC_URL: str
     SMTP_URL: str | None
     MAIL_FROM: str
-    PRICE_MAX_AGE_S: float
-    TRADE_WAIT_S: float
-    LIQUIDATION_RATIO: Decimal
+    LOG_FORMAT: str
+    TRUSTED_PROXIES: int
+    JWT_COOKIE_SECURE: bool
+    JWT_ACCESS_TOKEN_EXPIRES: timedelta
+    # Trading rules: what a user may do and what it costs
     STARTING_BALANCE: int
-    PENDING_SWEEP_AFTER_S: int
-    ORDER_MAX_DELAY_S: float
+    LIQUIDATION_RATIO: Decimal
     TAKER_FEE_BPS: int
     MAX_WORKING_ORDERS: int
-    ENGINE_CASCADE_BATCH: int
-    ENGINE_ORDER_BATCH: int
-    ENGINE_LINGER_MS: int
+    ORDER_MAX_DELAY_S: float
+    PRICE_MAX_AGE_S: float
+    AUTH_RATE_LIMIT_IP: str
+    AUTH_RATE_LIMIT_EMAIL: str
+    TRADE_RATE_LIMIT: str
+    # Scaling: how the engine's work is split
     ENGINE_SHARDS: int
     ENGINE_INDEX: int
     ENGINE_SHARD_SET: frozenset[int]
+    # Tuning: waits, batches and sweeps
+    TRADE_WAIT_S: float
+    PENDING_SWEEP_AFTER_S: int
     MAIL_SWEEP_AFTER_S: int
     FEED_SILENCE_S: float
-    AUTH_RATE_LIMIT_IP: str
-    AUTH_RATE_LIMIT_EMAIL: str
-    JWT_COOKIE_SECURE: bool
-    JWT_ACCESS_TOKEN_EXPIRES: timedelta
-    TRUSTED_PROXIES: int
+    ENGINE_CASCADE_BATCH: int
+    ENGINE_ORDER_BATCH: int
+    ENGINE_LINGER_MS: int
     CELERY: dict
     SQLALCHEMY_ENGINE_OPTIONS: dict
     MAX_CONTENT_LENGTH: int = MAX_REQUEST_BYTES
@@ -231,56 +251,72 @@ class Config:
                 "(what `make run` and `make test` do) to start the embedded servers"
             )
         port = env.int("PORT", 8000, minimum=1)
+        public_url, smtp_url = env.str("PUBLIC_URL"), env.str("SMTP_URL")
+        if production and (public_url is None or smtp_url is None):
+            raise ConfigError(
+                "PUBLIC_URL and SMTP_URL must be set in production: sign-in links would point at localhost "
+                "or be written to the log instead of mailed"
+            )
+        tls_verify = env.bool("REDIS_TLS_VERIFY", True)
         markets = env.str("BACKPACK_MARKETS", ",".join(asset.market for asset in ASSETS.values()))
         shards = env.int("ENGINE_SHARDS", 16, minimum=1)
         engine_index, shard_set = engine_shards(env, shards)
         settings = dict(
+            # Deploy
             APP_ENV=app_env,
             DATA_DIR=directory,
             DATABASE_URL=libpq_url(database_url),
             SQLALCHEMY_DATABASE_URI=sqlalchemy_url(database_url),
+            REDIS_URL=redis_url,
+            REDIS_TLS_VERIFY=tls_verify,
+            REDIS_OPTIONS=redis_options(redis_url, tls_verify),
+            JWT_SECRET_KEY=jwt_secret,
+            BACKPACK_WS_URL=env.str("BACKPACK_WS_URL", "wss://ws.backpack.exchange"),
+            BACKPACK_REST_URL=env.str("BACKPACK_REST_URL", "https://api.backpack.exchange").rstrip("/"),
+            BACKPACK_MARKETS=tuple(m.strip() for m in markets.split(",") if m.strip()),
+            PUBLIC_URL=(public_url or f"http://localhost:{port}").rstrip("/"),
+            SMTP_URL=smtp_url,
+            MAIL_FROM=env.str("MAIL_FROM", "Paper Trading <no-reply@localhost>"),
+            LOG_FORMAT=env.choice("LOG_FORMAT", "text", ("text", "json")),
+            TRUSTED_PROXIES=env.int("TRUSTED_PROXIES", 0),
+            JWT_COOKIE_SECURE=env.bool("JWT_COOKIE_SECURE", production),
+            JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=env.int("JWT_ACCESS_TOKEN_EXPIRES_S", 86400, minimum=1)),
+            # Trading rules
+            STARTING_BALANCE=env.int("STARTING_BALANCE", 500_000),
+            LIQUIDATION_RATIO=env.decimal("LIQUIDATION_RATIO", "0.9", low="0", high="1"),
+            TAKER_FEE_BPS=env.int("TAKER_FEE_BPS", 0),
+            MAX_WORKING_ORDERS=env.int("MAX_WORKING_ORDERS", 200, minimum=1),
+            ORDER_MAX_DELAY_S=env.float("ORDER_MAX_DELAY_S", 30, minimum=1),
+            PRICE_MAX_AGE_S=env.float("PRICE_MAX_AGE_S", 10),
+            AUTH_RATE_LIMIT_IP=env.str("AUTH_RATE_LIMIT_IP", "30/minute"),
+            AUTH_RATE_LIMIT_EMAIL=env.str("AUTH_RATE_LIMIT_EMAIL", "5/minute"),
+            TRADE_RATE_LIMIT=env.str("TRADE_RATE_LIMIT", "20/second"),
+            # Scaling
+            ENGINE_SHARDS=shards,
+            ENGINE_INDEX=engine_index,
+            ENGINE_SHARD_SET=shard_set,
+            # Tuning
+            TRADE_WAIT_S=env.float("TRADE_WAIT_S", 5),
+            PENDING_SWEEP_AFTER_S=env.int("PENDING_SWEEP_AFTER_S", 15, minimum=1),
+            MAIL_SWEEP_AFTER_S=env.int("MAIL_SWEEP_AFTER_S", 30, minimum=1),
+            FEED_SILENCE_S=env.float("FEED_SILENCE_S", 20, minimum=0.1),
+            ENGINE_CASCADE_BATCH=env.int("ENGINE_CASCADE_BATCH", 500, minimum=1),
+            ENGINE_ORDER_BATCH=env.int("ENGINE_ORDER_BATCH", 100, minimum=1),
+            ENGINE_LINGER_MS=env.int("ENGINE_LINGER_MS", 20, minimum=0),
+            CELERY=celery_settings(
+                redis_url,
+                tls_verify,
+                visibility_timeout_s=env.int("BROKER_VISIBILITY_TIMEOUT_S", 60, minimum=1),
+                sweep_every_s=5.0,
+                directory=directory,
+                shards=shards,
+            ),
             # A gevent web worker serves many requests at once: below its concurrent trades, the
             # pool (default 5) opened and closed a connection for each request beyond it.
             # Connections idle for a while are pinged on checkout (`app.extensions.ping_idle_connections`).
             SQLALCHEMY_ENGINE_OPTIONS={
                 "pool_size": env.int("DATABASE_POOL_SIZE", 10, minimum=1),
             },
-            REDIS_URL=redis_url,
-            JWT_SECRET_KEY=jwt_secret,
-            BACKPACK_WS_URL=env.str("BACKPACK_WS_URL", "wss://ws.backpack.exchange"),
-            BACKPACK_REST_URL=env.str("BACKPACK_REST_URL", "https://api.backpack.exchange").rstrip("/"),
-            BACKPACK_MARKETS=tuple(m.strip() for m in markets.split(",") if m.strip()),
-            PUBLIC_URL=env.str("PUBLIC_URL", f"http://localhost:{port}").rstrip("/"),
-            SMTP_URL=env.str("SMTP_URL"),
-            MAIL_FROM=env.str("MAIL_FROM", "Paper Trading <no-reply@localhost>"),
-            PRICE_MAX_AGE_S=env.float("PRICE_MAX_AGE_S", 10),
-            TRADE_WAIT_S=env.float("TRADE_WAIT_S", 5),
-            LIQUIDATION_RATIO=env.decimal("LIQUIDATION_RATIO", "0.9", low="0", high="1"),
-            STARTING_BALANCE=env.int("STARTING_BALANCE", 500_000),
-            PENDING_SWEEP_AFTER_S=env.int("PENDING_SWEEP_AFTER_S", 15, minimum=1),
-            ORDER_MAX_DELAY_S=env.float("ORDER_MAX_DELAY_S", 30, minimum=1),
-            TAKER_FEE_BPS=env.int("TAKER_FEE_BPS", 0),
-            MAX_WORKING_ORDERS=env.int("MAX_WORKING_ORDERS", 200, minimum=1),
-            ENGINE_CASCADE_BATCH=env.int("ENGINE_CASCADE_BATCH", 500, minimum=1),
-            ENGINE_ORDER_BATCH=env.int("ENGINE_ORDER_BATCH", 100, minimum=1),
-            ENGINE_LINGER_MS=env.int("ENGINE_LINGER_MS", 20, minimum=0),
-            ENGINE_SHARDS=shards,
-            ENGINE_INDEX=engine_index,
-            ENGINE_SHARD_SET=shard_set,
-            MAIL_SWEEP_AFTER_S=env.int("MAIL_SWEEP_AFTER_S", 30, minimum=1),
-            FEED_SILENCE_S=env.float("FEED_SILENCE_S", 20, minimum=0.1),
-            AUTH_RATE_LIMIT_IP=env.str("AUTH_RATE_LIMIT_IP", "30/minute"),
-            AUTH_RATE_LIMIT_EMAIL=env.str("AUTH_RATE_LIMIT_EMAIL", "5/minute"),
-            JWT_COOKIE_SECURE=env.bool("JWT_COOKIE_SECURE", production),
-            JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=env.int("JWT_ACCESS_TOKEN_EXPIRES_S", 86400, minimum=1)),
-            TRUSTED_PROXIES=env.int("TRUSTED_PROXIES", 0),
-            CELERY=celery_settings(
-                redis_url,
-                visibility_timeout_s=env.int("BROKER_VISIBILITY_TIMEOUT_S", 60, minimum=1),
-                sweep_every_s=5.0,
-                directory=directory,
-                shards=shards,
-            ),
         )
         settings.update(overrides)
         return cls(**settings)

@@ -30,6 +30,7 @@ def create_app(config: Config | None = None) -> Flask:
     jwt.init_app(app)
     identity.register(jwt)
     app.config.setdefault("RATELIMIT_STORAGE_URI", config.REDIS_URL)
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", config.REDIS_OPTIONS)
     limiter.init_app(app)
     api.init_app(app)
     celery_init_app(app)

@@ -22,7 +22,11 @@ class RedisClient:
 
     def init_app(self, app):
         self._client = redis.Redis.from_url(
-            app.config["REDIS_URL"], decode_responses=True, socket_timeout=5, socket_connect_timeout=2
+            app.config["REDIS_URL"],
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            **app.config["REDIS_OPTIONS"],
         )
         app.extensions["redis"] = self
 

@@ -84,8 +84,8 @@ class Listener:
 
 
 class Hub:
-    def __init__(self, redis_url: str):
-        self.redis_url = redis_url
+    def __init__(self, redis_url: str, redis_options: dict | None = None):
+        self.redis_url, self.redis_options = redis_url, redis_options or {}
         self.listeners: set[Listener] = set()
         self.by_account: dict[int, set[Listener]] = {}
         self.ready = threading.Event()  # set at the first subscription, for good
@@ -134,7 +134,9 @@ class Hub:
         """Forever: (re)subscribe, dispatch, flush prices; a Redis outage only pauses the streams."""
         while True:
             try:
-                client = redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=30)
+                client = redis.Redis.from_url(
+                    self.redis_url, decode_responses=True, socket_timeout=30, **self.redis_options
+                )
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(*(topic.pattern for topic in TOPICS))
                 pubsub.get_message(timeout=FIRST_SUBSCRIBE_WAIT_S)  # the confirmation: subscribed from here on
@@ -182,5 +184,5 @@ def process_hub() -> Hub:
     """This process's hub, made on first use (after gunicorn forked the worker)."""
     with _process_hub_lock:
         if "hub" not in current_app.extensions:
-            current_app.extensions["hub"] = Hub(current_app.config["REDIS_URL"])
+            current_app.extensions["hub"] = Hub(current_app.config["REDIS_URL"], current_app.config["REDIS_OPTIONS"])
         return current_app.extensions["hub"]

@@ -215,6 +215,7 @@ def main(argv: list[str]) -> int:
     chosen = set(argv or SUITES)
     chosen |= {NEEDS[name] for name in chosen if name in NEEDS}
     env = os.environ.copy()
+    env.setdefault("TRADE_RATE_LIMIT", "100000/second")  # the limiter's cost is measured, not its refusals
     env.update(APP_ENV=env.get("APP_ENV", "development"), PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
     os.environ.update(env)
     from flask_migrate import upgrade

@@ -20,7 +20,7 @@ from poller.wiring import wired_poller
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = Config.from_env()
-    client = redis.Redis.from_url(config.REDIS_URL, decode_responses=True, socket_timeout=5)
+    client = redis.Redis.from_url(config.REDIS_URL, decode_responses=True, socket_timeout=5, **config.REDIS_OPTIONS)
     sender = Celery("poller")
     sender.config_from_object(config.CELERY)
 

@@ -12,6 +12,7 @@ publishes no wheel for a target is allowed only where `BUILT_FROM_SOURCE` says w
 import json
 import os
 import sys
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -92,12 +93,20 @@ def pinned(paths: list[str]) -> list[Requirement]:
 
 
 @cache
-def files(name: str) -> tuple[dict, ...]:
+def files(name: str, attempts: int = 5) -> tuple[dict, ...]:
+    """The index's files of a project (PEP 691 JSON), retried through a flaky resolver or network."""
     request = urllib.request.Request(
         f"{INDEX}/{canonicalize_name(name)}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
     )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return tuple(json.load(response)["files"])
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return tuple(json.load(response)["files"])
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2**attempt)
+    raise AssertionError("unreachable")
 
 
 def wheel_for(requirement: Requirement, target: Target) -> str | None:
@@ -120,7 +129,7 @@ def wheel_for(requirement: Requirement, target: Target) -> str | None:
 
 def check(requirements: list[Requirement]) -> list[str]:
     problems = []
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(8) as pool:
         list(pool.map(files, {requirement.name for requirement in requirements}))
     for target in TARGETS:
         needed = [r for r in requirements if r.marker is None or r.marker.evaluate(target.environment())]

@@ -1,11 +1,11 @@
-from flask import jsonify
+from flask import current_app, jsonify
 from flask.views import MethodView
 from flask_jwt_extended import jwt_required
 
 from app.blueprint import Blueprint, idempotency_key
 from app.csv import csv_response, json_or_csv, wants_csv
 from app.errors import ErrorCode, documents
-from app.extensions import db
+from app.extensions import db, limiter
 from app.identity import current_user_id
 from app.trading import service
 from app.trading.schemas import (
@@ -22,6 +22,17 @@ from core.enums import OrderStatus
 blp = Blueprint("trading", __name__, description="Open and close leveraged long/short positions")
 
 
+def _account_key() -> str:
+    return f"account:{current_user_id()}"
+
+
+# One budget per account over every route that enqueues engine work: a runaway loop fills its own
+# budget, not its shard's queue (TRADE_RATE_LIMIT; a 429 with Retry-After past it).
+trade_rate_limited = limiter.shared_limit(
+    lambda: current_app.config["TRADE_RATE_LIMIT"], scope="trade", key_func=_account_key
+)
+
+
 def _accepted(order, status: str):
     """202 for work the engine has not answered yet (a Response: @blp.response would dump an Order)."""
     response = jsonify(PendingOrderSchema().dump({"orderId": str(order.id), "status": status}))
@@ -32,6 +43,7 @@ def _accepted(order, status: str):
 @blp.route("/trade/create")
 class CreateTrade(MethodView):
     @jwt_required()
+    @trade_rate_limited
     @blp.arguments(CreateTradeSchema)
     @blp.response(200, OrderSchema, description="Executed by the engine")
     @blp.alt_response(202, schema=PendingOrderSchema, description="Accepted; the engine has not answered yet")
@@ -45,6 +57,7 @@ class CreateTrade(MethodView):
         ErrorCode.EXPIRED,
         ErrorCode.INSUFFICIENT_LIQUIDITY,
         ErrorCode.PRICE_UNAVAILABLE,
+        ErrorCode.RATE_LIMITED,
     )
     def post(self, body):
         """Open a position (optional `Idempotency-Key` header makes retries safe)."""
@@ -57,6 +70,7 @@ class CreateTrade(MethodView):
 @blp.route("/trade/close")
 class CloseTrade(MethodView):
     @jwt_required()
+    @trade_rate_limited
     @blp.arguments(CloseTradeSchema)
     @blp.response(200, OrderSchema, description="Closed at the current price")
     @blp.alt_response(202, schema=PendingOrderSchema, description="Close accepted; not executed yet")
@@ -69,6 +83,7 @@ class CloseTrade(MethodView):
         ErrorCode.NOT_OPEN,
         ErrorCode.INSUFFICIENT_LIQUIDITY,
         ErrorCode.PRICE_UNAVAILABLE,
+        ErrorCode.RATE_LIMITED,
     )
     def post(self, body):
         """Close an open position at the current price."""
@@ -81,10 +96,18 @@ class CloseTrade(MethodView):
 @blp.route("/trade/cancel")
 class CancelTrade(MethodView):
     @jwt_required()
+    @trade_rate_limited
     @blp.arguments(CloseTradeSchema)
     @blp.response(200, OrderSchema, description="Cancelled; its margin is back in free USD")
     @blp.alt_response(202, schema=PendingOrderSchema, description="Cancel accepted; not executed yet")
-    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED, ErrorCode.NOT_FOUND, ErrorCode.NOT_WORKING)
+    @documents(
+        blp,
+        ErrorCode.VALIDATION,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.NOT_WORKING,
+        ErrorCode.RATE_LIMITED,
+    )
     def post(self, body):
         """Cancel a working limit or stop order (exactly one of a cancel and a fill wins)."""
         order = service.cancel(current_user_id(), body["orderId"])

@@ -526,3 +526,19 @@ def test_a_trade_request_listens_for_the_engine_before_it_commits(app, client, m
     order = open_trade(client, headers, margin=10_000).json
     assert client.post("/api/v1/trade/close", json={"orderId": order["orderId"]}, headers=headers).status_code == 200
     assert committed_at_listen == [(0, 0), (1, 0)]  # neither the order nor its close request yet
+
+
+def test_an_account_past_its_trade_rate_limit_gets_429_and_nothing_is_enqueued(app, app_ctx, make_user, set_price):
+    from app import create_app
+    from config import Config
+
+    limited = create_app(Config.from_env(TRADE_RATE_LIMIT="2/minute")).test_client()
+    (user_id, headers), (_, other) = make_user(), make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    assert open_trade(limited, headers, leverage=0).status_code == 422  # refused, but counted
+    assert limited.post("/api/v1/trade/cancel", json={"orderId": str(uuid.uuid4())}, headers=headers).status_code == 404
+    refused = open_trade(limited, headers)
+    assert refused.status_code == 429 and refused.json["error"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert db.session.query(Order).filter_by(user_id=user_id).count() == 0
+    assert open_trade(limited, other).status_code == 200  # another account has its own budget
