@@ -14,15 +14,19 @@ import workers.analytics  # importing the worker modules registers their shared 
 import workers.mail
 import workers.tasks  # noqa: F401
 from app import create_app
+from core import logs
 
 flask_app = create_app()
 celery = flask_app.extensions["celery"]
 
 
 @after_setup_logger.connect
-def _quiet_per_task_lines(**_):
-    """Price moves schedule a trigger check many times a second: Celery's received/succeeded line
-    for each would drown the engine's own log of what it traded (failures still log as errors)."""
+def _log_lines(logger=None, **_):
+    """Lines in LOG_FORMAT with the id of the request that enqueued the task. Price moves schedule
+    a trigger check many times a second: Celery's received/succeeded line for each would drown the
+    engine's own log of what it traded (failures still log as errors)."""
+    for handler in logger.handlers if logger is not None else ():
+        logs.use_format(handler, flask_app.config["LOG_FORMAT"])
     for name in ("celery.app.trace", "celery.worker.strategy"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -6,6 +6,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import ROOT, Config
+from core import logs
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -14,14 +15,15 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.from_object(config)
     if config.TRUSTED_PROXIES:  # behind a router (Heroku: 1), rate limits key on the client's address
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.TRUSTED_PROXIES, x_proto=config.TRUSTED_PROXIES)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(config.LOG_FORMAT)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, per process
 
-    from app import hardening, identity, models  # noqa: F401  (models: tables for Alembic)
+    from app import hardening, identity, models, tracing  # noqa: F401  (models: tables for Alembic)
     from app.dispatch import celery_init_app
     from app.extensions import api, db, jwt, limiter, migrate, ping_idle_connections, redis_client
 
     hardening.init_app(app)
+    tracing.init_app(app)
     db.init_app(app)
     with app.app_context():
         ping_idle_connections(db.engine)
@@ -41,6 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.balances.commands import cli as ledger_cli
     from app.balances.routes import blp as balances_blp
     from app.health.routes import blp as health_blp
+    from app.health.routes import probes as probes_blp
     from app.prices.commands import cli as candles_cli
     from app.prices.routes import blp as prices_blp
     from app.streams.routes import blp as streams_blp
@@ -50,6 +53,7 @@ def create_app(config: Config | None = None) -> Flask:
     blueprints = (auth_blp, trading_blp, balances_blp, account_blp, assets_blp, prices_blp, streams_blp, health_blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix="/api/v1")
+    api.register_blueprint(probes_blp)
     app.register_blueprint(web_blp)
     app.register_blueprint(ledger_cli)
     app.register_blueprint(candles_cli)

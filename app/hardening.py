@@ -87,6 +87,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+RETRY_UNAVAILABLE_AFTER_S = 2  # prices come back within a feed frame, servers within a restart
+
+
 def add_security_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
@@ -95,6 +98,8 @@ def add_security_headers(response):
     headers.setdefault("Referrer-Policy", "no-referrer")
     if _authenticated(request.path):
         headers["Cache-Control"] = "no-store"
+    if response.status_code == 503:
+        headers.setdefault("Retry-After", str(RETRY_UNAVAILABLE_AFTER_S))
     return response
 
 

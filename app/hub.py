@@ -11,7 +11,9 @@ a second. Plain threads and queues: under gunicorn's gevent worker they are gree
 
 import json
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,13 +24,14 @@ import redis
 from flask import current_app
 
 from core import events
-from core.keys import ACCOUNT_EVENTS_CHANNEL, PRICE_CHANNEL
+from core.keys import ACCOUNT_EVENTS_CHANNEL, PRICE_CHANNEL, STREAM_LISTENERS_KEY
 
 log = logging.getLogger(__name__)
 
 PRICE_EVENTS_PER_S = 10
 LISTENER_BACKLOG = 1000  # a client this far behind is dropped; it reconnects and refetches
 FIRST_SUBSCRIBE_WAIT_S = 1.0
+LISTENERS_REPORT_EVERY_S = 5.0  # for /metrics, which sums the reports of every web process
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Hub:
         self._sent_at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.listeners_key = STREAM_LISTENERS_KEY.format(process=f"{socket.gethostname()}:{os.getpid()}")
 
     def listen(self, account: int | None = None, prices: bool = True) -> Listener:
         """A listener for price events and, given an account, that account's events. The first one
@@ -141,11 +145,15 @@ class Hub:
                 pubsub.psubscribe(*(topic.pattern for topic in TOPICS))
                 pubsub.get_message(timeout=FIRST_SUBSCRIBE_WAIT_S)  # the confirmation: subscribed from here on
                 self.ready.set()
+                reported_at = 0.0
                 while True:
                     message = pubsub.get_message(timeout=1 / PRICE_EVENTS_PER_S)
                     if message is not None:
                         self._dispatch(message["channel"], message["data"])
                     self._flush_prices()
+                    if time.monotonic() - reported_at >= LISTENERS_REPORT_EVERY_S:
+                        reported_at = time.monotonic()
+                        client.set(self.listeners_key, len(self.listeners), ex=int(3 * LISTENERS_REPORT_EVERY_S))
             except (redis.RedisError, OSError) as exc:
                 log.warning("stream hub lost Redis (%s); resubscribing", exc)
                 time.sleep(1)

@@ -17,3 +17,6 @@ ENGINE_WAKE_FLAG = "engine:wake-pending:{shard}"
 TRIGGER_LEVELS_KEY = "trigger-levels:{asset}"
 # set (with an expiry) when a sweep recomputed the shard's levels of every market: the next sweeps skip it
 TRIGGER_LEVELS_SWEPT_KEY = "trigger-levels-swept:{shard}"
+# a web process's count of open event streams, refreshed while its hub runs (expires with the process)
+STREAM_LISTENERS_KEY = "streams:listeners:{process}"
+STREAM_LISTENERS_PATTERN = "streams:listeners:*"

@@ -5,7 +5,6 @@ The poller knows no Flask and no engine code: it writes prices through `core.pri
 trigger checks by task name through a bare Celery client, and upserts candles with psycopg.
 """
 
-import logging
 import signal
 import threading
 
@@ -13,13 +12,14 @@ import redis
 from celery import Celery
 
 from config import Config
+from core import logs
 from poller.candles import CandleRecorder
 from poller.wiring import wired_poller
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = Config.from_env()
+    logs.configure(config.LOG_FORMAT)
     client = redis.Redis.from_url(config.REDIS_URL, decode_responses=True, socket_timeout=5, **config.REDIS_OPTIONS)
     sender = Celery("poller")
     sender.config_from_object(config.CELERY)

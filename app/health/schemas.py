@@ -18,6 +18,12 @@ class FeedSchema(Schema):
     lastMessageAgeSeconds = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True))
 
 
+class ReadinessSchema(Schema):
+    status = fields.String(required=True, metadata={"description": "ok or unavailable"})
+    database = fields.Boolean(metadata={"description": "the database answered"})
+    redis = fields.Boolean(metadata={"description": "Redis answered"})
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"description": "ok or degraded"})
     database = fields.Nested(PartSchema, required=True)

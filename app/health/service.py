@@ -3,6 +3,7 @@
 from flask import current_app
 from sqlalchemy import text
 
+from app import metrics
 from app.extensions import db, redis_client
 from core.assets import ASSETS
 from core.prices import FeedStatus, PriceStore
@@ -89,3 +90,12 @@ def check_health() -> dict:
     parts_ok += [price["ok"] for price in report["prices"].values()]
     report["status"] = "ok" if all(parts_ok) else "degraded"
     return report
+
+
+def check_ready() -> dict:
+    database, redis = _part(_ping_database)["ok"], _part(redis_client.ping)["ok"]
+    return {"status": "ok" if database and redis else "unavailable", "database": database, "redis": redis}
+
+
+def metrics_exposition() -> tuple[bytes, str]:
+    return metrics.exposition()
