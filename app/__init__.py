@@ -18,7 +18,7 @@ def create_app(config: Config | None = None) -> Flask:
     logs.configure(config.LOG_FORMAT)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, per process
 
-    from app import hardening, identity, models, tracing  # noqa: F401  (models: tables for Alembic)
+    from app import hardening, identity, models, openapi, tracing  # noqa: F401  (models: tables for Alembic)
     from app.dispatch import celery_init_app
     from app.extensions import api, db, jwt, limiter, migrate, ping_idle_connections, redis_client
 
@@ -34,7 +34,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_STORAGE_URI", config.REDIS_URL)
     app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", config.REDIS_OPTIONS)
     limiter.init_app(app)
-    api.init_app(app)
+    api.init_app(app, spec_kwargs=openapi.spec_plugins())
+    openapi.init_api(api)
     celery_init_app(app)
 
     from app.account.routes import blp as account_blp
@@ -47,10 +48,21 @@ def create_app(config: Config | None = None) -> Flask:
     from app.prices.commands import cli as candles_cli
     from app.prices.routes import blp as prices_blp
     from app.streams.routes import blp as streams_blp
+    from app.tokens.routes import blp as tokens_blp
     from app.trading.routes import blp as trading_blp
     from app.web.routes import blp as web_blp
 
-    blueprints = (auth_blp, trading_blp, balances_blp, account_blp, assets_blp, prices_blp, streams_blp, health_blp)
+    blueprints = (
+        auth_blp,
+        trading_blp,
+        balances_blp,
+        account_blp,
+        assets_blp,
+        prices_blp,
+        streams_blp,
+        tokens_blp,
+        health_blp,
+    )
     for blueprint in blueprints:
         api.register_blueprint(blueprint, url_prefix="/api/v1")
     api.register_blueprint(probes_blp)

@@ -10,6 +10,13 @@ from app.errors import ErrorCode, abort
 from app.hardening import parse_json_body
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": IDEMPOTENCY_HEADER,
+    "required": False,
+    "description": "A retry with the same key gets the first request's outcome instead of doing it twice",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
 
 
 class BoundedParser(FlaskParser):

@@ -50,6 +50,22 @@ class LoginToken(db.Model):
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
 
 
+class AccessToken(db.Model):
+    """A personal access token for scripts: only its SHA-256 is stored, the secret is shown once.
+    It acts for the account it was made for until revoked."""
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # the secret's start, to tell tokens apart in a list
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+    last_used_at: Mapped[Timestamp | None]
+    revoked_at: Mapped[Timestamp | None]
+
+
 class Balance(db.Model):
     """The user's USD account: `usd` is free balance, `locked_margin` backs open positions.
 

@@ -1,6 +1,5 @@
-from flask import jsonify
+from flask import jsonify, url_for
 from flask.views import MethodView
-from flask_jwt_extended import jwt_required
 
 from app.account import service
 from app.account.schemas import (
@@ -11,10 +10,10 @@ from app.account.schemas import (
     ResetSchema,
 )
 from app.balances.service import balances_view
-from app.blueprint import Blueprint, idempotency_key
+from app.blueprint import IDEMPOTENCY_PARAMETER, Blueprint, idempotency_key
 from app.csv import csv_response, json_or_csv, wants_csv
 from app.errors import ErrorCode, documents
-from app.identity import current_user_id
+from app.identity import authenticated, current_user_id
 from core.enums import ResetStatus
 
 blp = Blueprint("account", __name__, description="Your activity, equity history and account reset")
@@ -22,7 +21,7 @@ blp = Blueprint("account", __name__, description="Your activity, equity history 
 
 @blp.route("/activities")
 class Activities(MethodView):
-    @jwt_required()
+    @authenticated
     @blp.arguments(ActivityQuerySchema, location="query")
     @blp.response(200, ActivitiesSchema)
     @blp.doc(**json_or_csv("A page of activities, or all as CSV", {"$ref": "#/components/schemas/Activities"}))
@@ -38,7 +37,7 @@ class Activities(MethodView):
 
 @blp.route("/portfolio/history")
 class PortfolioHistory(MethodView):
-    @jwt_required()
+    @authenticated
     @blp.arguments(PortfolioQuerySchema, location="query")
     @blp.response(200, PortfolioHistorySchema)
     @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED)
@@ -49,9 +48,10 @@ class PortfolioHistory(MethodView):
 
 @blp.route("/account/reset")
 class Reset(MethodView):
-    @jwt_required()
+    @authenticated
     @blp.response(200, ResetSchema, description="Done: every position closed at the book, free USD reset")
     @blp.alt_response(202, schema=ResetSchema, description="Accepted; the engine has not answered yet")
+    @blp.doc(parameters=[IDEMPOTENCY_PARAMETER])
     @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED, ErrorCode.PRICE_UNAVAILABLE)
     def post(self):
         """Close every open position at the book through the engine, then set free USD back to the starting
@@ -61,6 +61,7 @@ class Reset(MethodView):
         if reset.status == ResetStatus.PENDING:
             response = jsonify(ResetSchema().dump(reset))
             response.status_code = 202
+            response.headers["Location"] = url_for("balances.Balances")
             return response
         return {
             "id": reset.id,

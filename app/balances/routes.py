@@ -1,18 +1,17 @@
 from flask.views import MethodView
-from flask_jwt_extended import jwt_required
 
 from app.balances.schemas import AmountSchema, BalancesSchema
 from app.balances.service import balances_view
 from app.blueprint import Blueprint
 from app.errors import ErrorCode, documents
-from app.identity import current_user_id
+from app.identity import authenticated, current_user_id
 
 blp = Blueprint("balances", __name__, description="USD balance and locked margin")
 
 
 @blp.route("/balance/usd")
 class UsdBalance(MethodView):
-    @jwt_required()
+    @authenticated
     @blp.response(200, AmountSchema)
     @documents(blp, ErrorCode.UNAUTHORIZED)
     def get(self):
@@ -22,7 +21,7 @@ class UsdBalance(MethodView):
 
 @blp.route("/balance/", strict_slashes=False)
 class Balances(MethodView):
-    @jwt_required()
+    @authenticated
     @blp.response(200, BalancesSchema)
     @documents(blp, ErrorCode.UNAUTHORIZED)
     def get(self):

@@ -1,11 +1,11 @@
 from flask import Response, stream_with_context
 from flask.views import MethodView
-from flask_jwt_extended import get_jwt, jwt_required
+from flask_jwt_extended import get_jwt
 
 from app.blueprint import Blueprint
 from app.errors import ErrorCode, documents
 from app.hub import process_hub
-from app.identity import current_user_id
+from app.identity import current_user_id, signed_in
 from app.streams.service import order_events, price_events
 
 blp = Blueprint("streams", __name__, description="Server-Sent Events: live prices, your orders and balance")
@@ -30,7 +30,7 @@ class PriceStream(MethodView):
 
 @blp.route("/stream/orders")
 class OrderStream(MethodView):
-    @jwt_required()
+    @signed_in
     @blp.doc(responses={"200": {"description": "`balance`, `pnl` and `order` events", "content": EVENT_STREAM}})
     @documents(blp, ErrorCode.UNAUTHORIZED)
     def get(self):

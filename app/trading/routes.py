@@ -1,12 +1,11 @@
-from flask import current_app, jsonify
+from flask import current_app, jsonify, url_for
 from flask.views import MethodView
-from flask_jwt_extended import jwt_required
 
-from app.blueprint import Blueprint, idempotency_key
+from app.blueprint import IDEMPOTENCY_PARAMETER, Blueprint, idempotency_key
 from app.csv import csv_response, json_or_csv, wants_csv
 from app.errors import ErrorCode, documents
 from app.extensions import db, limiter
-from app.identity import current_user_id
+from app.identity import authenticated, current_user_id
 from app.trading import service
 from app.trading.schemas import (
     CloseTradeSchema,
@@ -37,16 +36,18 @@ def _accepted(order, status: str):
     """202 for work the engine has not answered yet (a Response: @blp.response would dump an Order)."""
     response = jsonify(PendingOrderSchema().dump({"orderId": str(order.id), "status": status}))
     response.status_code = 202
+    response.headers["Location"] = url_for("trading.Trade", order_id=order.id)
     return response
 
 
 @blp.route("/trade/create")
 class CreateTrade(MethodView):
-    @jwt_required()
+    @authenticated
     @trade_rate_limited
     @blp.arguments(CreateTradeSchema)
     @blp.response(200, OrderSchema, description="Executed by the engine")
     @blp.alt_response(202, schema=PendingOrderSchema, description="Accepted; the engine has not answered yet")
+    @blp.doc(parameters=[IDEMPOTENCY_PARAMETER])
     @documents(
         blp,
         ErrorCode.VALIDATION,
@@ -69,7 +70,7 @@ class CreateTrade(MethodView):
 
 @blp.route("/trade/close")
 class CloseTrade(MethodView):
-    @jwt_required()
+    @authenticated
     @trade_rate_limited
     @blp.arguments(CloseTradeSchema)
     @blp.response(200, OrderSchema, description="Closed at the current price")
@@ -95,7 +96,7 @@ class CloseTrade(MethodView):
 
 @blp.route("/trade/cancel")
 class CancelTrade(MethodView):
-    @jwt_required()
+    @authenticated
     @trade_rate_limited
     @blp.arguments(CloseTradeSchema)
     @blp.response(200, OrderSchema, description="Cancelled; its margin is back in free USD")
@@ -131,7 +132,7 @@ class TradePreview(MethodView):
 
 @blp.route("/trade/<uuid:order_id>")
 class Trade(MethodView):
-    @jwt_required()
+    @authenticated
     @blp.response(200, OrderSchema)
     @documents(blp, ErrorCode.UNAUTHORIZED, ErrorCode.NOT_FOUND)
     def get(self, order_id):
@@ -141,7 +142,7 @@ class Trade(MethodView):
 
 @blp.route("/trades")
 class Trades(MethodView):
-    @jwt_required()
+    @authenticated
     @blp.arguments(TradeListQuerySchema, location="query")
     @blp.response(200, OrderSchema(many=True))
     @blp.doc(

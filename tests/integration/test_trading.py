@@ -266,6 +266,8 @@ def test_engine_slower_than_trade_wait_gives_202_then_the_order_executes(app, cl
     assert accepted.status_code == 202
     assert accepted.json == {"orderId": accepted.json["orderId"], "status": "pending"}
     assert wait_for_status(app, accepted.json["orderId"], "open").open_price == BTC_ASK
+    polled = client.get(accepted.headers["Location"], headers=headers)  # where the outcome shows
+    assert polled.status_code == 200 and polled.json["orderId"] == accepted.json["orderId"]
 
 
 def test_close_slower_than_trade_wait_gives_202_then_closes(app, client, make_user, set_price):

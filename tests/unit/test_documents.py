@@ -87,3 +87,48 @@ def test_model_constraints_are_built_from_the_enums():
 
     assert check(Order, "status_known") == f"status IN ({', '.join(repr(s.value) for s in OrderStatus)})"
     assert check(LedgerEntry, "kind_known") == f"kind IN ({', '.join(repr(k.value) for k in LedgerKind)})"
+
+
+def operations(spec):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                yield path, method, operation
+
+
+def test_the_document_is_valid_openapi_with_an_operation_id_each(spec):
+    from openapi_spec_validator import validate
+
+    validate(spec)
+    ids = [operation["operationId"] for _, _, operation in operations(spec)]
+    assert len(ids) == len(set(ids)) and all(ids)
+
+
+def test_every_integer_is_int64(spec):
+    def integers(node):
+        if isinstance(node, dict):
+            if node.get("type") == "integer":
+                yield node
+            for value in node.values():
+                yield from integers(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from integers(value)
+
+    found = list(integers(spec))
+    assert len(found) > 50 and all(node.get("format") == "int64" for node in found)
+
+
+def test_authentication_idempotency_and_headers_are_declared(spec):
+    assert set(spec["components"]["securitySchemes"]) == {"bearerAuth", "cookieAuth"}
+    secured = {(path, method) for path, method, operation in operations(spec) if "security" in operation}
+    assert ("/api/v1/trade/create", "post") in secured and ("/api/v1/tokens", "post") in secured
+    assert ("/api/v1/signup", "post") not in secured and ("/api/v1/prices", "get") not in secured
+    create = spec["paths"]["/api/v1/trade/create"]["post"]
+    assert "Idempotency-Key" in [parameter["name"] for parameter in create["parameters"]]
+    for path, method, operation in operations(spec):
+        for status, response in operation["responses"].items():
+            if status == "202":
+                assert "Location" in response["headers"], (path, method)
+            if status == "503":
+                assert "Retry-After" in response["headers"], (path, method)
