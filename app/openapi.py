@@ -1,6 +1,6 @@
 """Conventions of the OpenAPI document that every route shares, applied in one place: an
 `operationId` per operation, how a caller authenticates, `int64` on every integer (amounts and
-quantities exceed int32), `Location` on every 202, `Retry-After` on every 503."""
+quantities exceed int32), `Location` on every 202, `Retry-After` on every 503, null listed in every nullable enum."""
 
 import re
 
@@ -41,19 +41,26 @@ def int64(node) -> None:
             int64(value)
 
 
-class Int64Converter(OpenAPIConverter):
+class DocumentConverter(OpenAPIConverter):
     def init_attribute_functions(self):
         super().init_attribute_functions()
-        self.attribute_functions.append(self.integers_are_int64)
+        self.attribute_functions += [self.integers_are_int64, self.nullable_enums_list_null]
 
     def integers_are_int64(self, field, ret, **kwargs) -> dict:
         return {"format": "int64"} if ret.get("type") == "integer" else {}
 
+    def nullable_enums_list_null(self, field, ret, **kwargs) -> dict:
+        """OpenAPI 3.0: `nullable` does not widen an `enum`; a generated client refuses a null
+        close reason unless the enum lists null."""
+        if field.allow_none and "enum" in ret and None not in ret["enum"]:
+            return {"enum": [*ret["enum"], None]}
+        return {}
 
-class Int64MarshmallowPlugin(MarshmallowPlugin):
+
+class DocumentMarshmallowPlugin(MarshmallowPlugin):
     """Schemas, parameters and the responses flask-smorest registers itself (Error, pagination)."""
 
-    Converter = Int64Converter
+    Converter = DocumentConverter
 
 
 class OperationConventions(BasePlugin):
@@ -82,7 +89,7 @@ class OperationConventions(BasePlugin):
 
 def spec_plugins() -> dict:
     """flask-smorest's `spec_kwargs`: fresh plugins for each app (they hold their spec)."""
-    return {"marshmallow_plugin": Int64MarshmallowPlugin(), "extra_plugins": [OperationConventions()]}
+    return {"marshmallow_plugin": DocumentMarshmallowPlugin(), "extra_plugins": [OperationConventions()]}
 
 
 def init_api(api) -> None:

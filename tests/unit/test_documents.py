@@ -75,8 +75,8 @@ def test_order_states_in_the_document_are_the_enums(spec):
     order = spec["components"]["schemas"]["Order"]["properties"]
     assert order["status"]["enum"] == [s.value for s in OrderStatus]
     assert order["type"]["enum"] == [s.value for s in Side]
-    assert order["closeReason"]["enum"] == [s.value for s in CloseReason]
-    assert order["rejectReason"]["enum"] == [s.value for s in RejectReason]
+    assert order["closeReason"]["enum"] == [*(s.value for s in CloseReason), None]  # null: not closed
+    assert order["rejectReason"]["enum"] == [*(s.value for s in RejectReason), None]
 
 
 def test_model_constraints_are_built_from_the_enums():
