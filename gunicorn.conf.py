@@ -19,6 +19,9 @@ import tempfile
 from http import HTTPStatus
 
 import gunicorn.util
+from gunicorn.glogging import Logger
+
+from core.logs import REQUEST_ID_HEADER, JsonFormatter
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -28,6 +31,32 @@ timeout = 60
 graceful_timeout = 5  # streams never finish by themselves
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms [%({x-request-id}o)s]'
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+
+
+class ServiceLogger(Logger):
+    """gunicorn's own lines in LOG_FORMAT: with `json`, its start-up lines and each access line are
+    one JSON object, the access line with the request id the app echoed."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        if LOG_FORMAT == "json":
+            for handler in self.error_log.handlers + self.access_log.handlers:
+                handler.setFormatter(JsonFormatter())
+
+    def access(self, resp, req, environ, request_time):
+        if LOG_FORMAT != "json":
+            return super().access(resp, req, environ, request_time)
+        if not self.access_log_enabled:
+            return None
+        atoms = self.atoms(resp, req, environ, request_time)
+        request_id = atoms.get("{" + REQUEST_ID_HEADER.lower() + "}o")
+        line = f"{atoms['m']} {atoms['U']} {atoms['s']} {atoms['M']}ms"
+        self.access_log.info(line, extra={"request_id": request_id})
+        return None
+
+
+logger_class = ServiceLogger
 
 # /metrics adds up the request histograms of every worker (prometheus_client's multiprocess mode):
 # set before a worker imports prometheus_client, cleared at each start, a dead worker's gauges dropped.

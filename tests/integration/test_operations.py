@@ -1,5 +1,6 @@
 """What a platform and an operator see: probes, Prometheus metrics, request ids end to end."""
 
+import json
 import re
 import time
 
@@ -91,3 +92,22 @@ def test_metrics_add_up_every_gunicorn_worker(app):
     livez = dict(method="GET", route="/livez", status="200")
     for text in scrapes:  # whichever worker answered, it counts both workers' requests
         assert metric(text, "paper_http_request_duration_seconds_count", **livez) == 20
+
+
+def test_json_logs_put_each_line_of_the_web_process_in_one_object_with_its_request_id(app):
+    from tests.support.processes import WebServer
+
+    server = WebServer(env={"LOG_FORMAT": "json"}).start()
+    request_id = f"json-{time.time_ns()}"
+    try:
+        tagged = {"X-Request-ID": request_id}
+        assert requests.get(f"{server.url}/livez", headers=tagged, timeout=5).ok
+        assert requests.get(f"{server.url}/api/v1/nowhere", headers=tagged, timeout=5).status_code == 404
+    finally:
+        server.stop()
+    lines = [line for line in (LOG_DIR / "web.log").read_text().splitlines() if request_id in line]
+    assert len(lines) == 2
+    access = [json.loads(line) for line in lines]
+    assert [entry["request_id"] for entry in access] == [request_id, request_id]
+    assert access[0]["message"].startswith("GET /livez 200")
+    assert access[1]["message"].startswith("GET /api/v1/nowhere 404")

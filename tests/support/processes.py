@@ -178,10 +178,11 @@ class BeatProcess(WorkerProcess):
 class WebServer:
     """The `web` process as the Procfile runs it (gunicorn, gunicorn.conf.py), restartable on its port."""
 
-    def __init__(self, port: int | None = None, workers: int = 1):
+    def __init__(self, port: int | None = None, workers: int = 1, env: dict[str, str] | None = None):
         from devstack import free_port
 
         self.port = port or free_port()
+        self.extra_env = env or {}
         self.workers = workers
         self.process: subprocess.Popen | None = None
 
@@ -208,7 +209,7 @@ class WebServer:
                 "1",
             ],
             cwd=ROOT,
-            env=os.environ.copy(),
+            env={**os.environ, **self.extra_env},
             stdout=log_file("web"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
