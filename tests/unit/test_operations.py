@@ -38,3 +38,18 @@ def test_only_plain_tokens_are_taken_as_request_ids():
     for junk in (None, "", "a b", "x" * 129, "id\nInjected: 1"):
         made = logs.request_id_from(junk)
         assert made != junk and len(made) == 32
+
+
+def test_health_callers_share_one_broadcast_to_the_engines_per_interval(offline_app, monkeypatch):
+    from app.health import service
+
+    broadcasts = []
+    monkeypatch.setattr(service, "_ping_engine", lambda: broadcasts.append(1) or "engine-0@host")
+    monkeypatch.setattr(service, "_engine_answer", None)
+    client = offline_app.test_client()
+    for _ in range(5):
+        assert client.get("/api/v1/health").json["engine"] == {"ok": True, "detail": "engine-0@host"}
+    assert len(broadcasts) == 1
+    monkeypatch.setattr(service, "_engine_answer", (0.0, {}))  # as if the interval had passed
+    client.get("/api/v1/health")
+    assert len(broadcasts) == 2
