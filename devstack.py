@@ -326,17 +326,13 @@ def run(feed: str, engines: int = 1) -> int:
 
 
 def backfill_from_simulator(supervisor: Supervisor, env: dict[str, str]) -> None:
-    """Offline, charts start with a day of the simulator's candles instead of an empty screen."""
+    """Offline, the catalog is the simulator's, and charts start with a day of its candles
+    instead of an empty screen (the release ran before the simulator was up)."""
     wait_for_http(f"{env['BACKPACK_REST_URL']}/api/v1/klines", timeout=60)
-    result = subprocess.run(
-        ["flask", "--app", "wsgi", "candles", "backfill", "--days", "1", "--pause", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    for line in (result.stdout + result.stderr).splitlines():
-        supervisor.say("backfill", line)
+    for command in (["markets", "sync"], ["candles", "backfill", "--days", "1", "--pause", "0"]):
+        result = subprocess.run(["flask", "--app", "wsgi", *command], cwd=ROOT, env=env, capture_output=True, text=True)
+        for line in (result.stdout + result.stderr).splitlines():
+            supervisor.say("backfill", line)
 
 
 def main() -> int:

@@ -45,6 +45,8 @@ def create_app(config: Config | None = None) -> Flask:
     from app.balances.routes import blp as balances_blp
     from app.health.routes import blp as health_blp
     from app.health.routes import probes as probes_blp
+    from app.markets.commands import cli as markets_cli
+    from app.markets.routes import blp as markets_blp
     from app.prices.commands import cli as candles_cli
     from app.prices.routes import blp as prices_blp
     from app.streams.routes import blp as streams_blp
@@ -58,6 +60,7 @@ def create_app(config: Config | None = None) -> Flask:
         balances_blp,
         account_blp,
         assets_blp,
+        markets_blp,
         prices_blp,
         streams_blp,
         tokens_blp,
@@ -69,4 +72,5 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(web_blp)
     app.register_blueprint(ledger_cli)
     app.register_blueprint(candles_cli)
+    app.register_blueprint(markets_cli)
     return app

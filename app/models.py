@@ -5,15 +5,17 @@ States and kinds are the `StrEnum`s of `core.enums`; their CHECK constraints are
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Numeric, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
 from core.enums import CloseReason, FillModel, LedgerKind, OrderStatus, OrderType, RejectReason, ResetStatus, Side
+from core.markets import BookState, MarketType
 
 
 def utcnow() -> datetime:
@@ -197,6 +199,41 @@ class MailOutbox(db.Model):
     email: Mapped[str] = mapped_column(String(254))
     create_account: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow, index=True)
+
+
+class CatalogMarket(db.Model):
+    """A Backpack market as `flask markets sync` last read it: the object Backpack served, whole,
+    and the fields the service filters and sorts by."""
+
+    __tablename__ = "markets"
+    __table_args__ = (
+        one_of("market_type", MarketType, "market_type_known"),
+        one_of("order_book_state", BookState, "order_book_state_known"),
+    )
+
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    base_symbol: Mapped[str] = mapped_column(String(32))
+    quote_symbol: Mapped[str] = mapped_column(String(32))
+    market_type: Mapped[str] = mapped_column(String(16))
+    order_book_state: Mapped[str] = mapped_column(String(16))
+    tick_size: Mapped[Decimal] = mapped_column(Numeric)
+    step_size: Mapped[Decimal] = mapped_column(Numeric)
+    min_quantity: Mapped[Decimal] = mapped_column(Numeric)
+    price_decimals: Mapped[int]
+    quantity_decimals: Mapped[int]
+    funding_interval_ms: Mapped[int | None] = mapped_column(BigInteger)
+    backpack: Mapped[dict] = mapped_column(JSONB)
+    synced_at: Mapped[Timestamp]
+
+
+class CatalogAsset(db.Model):
+    """A Backpack asset (`GET /api/v1/assets`), as Backpack served it."""
+
+    __tablename__ = "market_assets"
+
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    backpack: Mapped[dict] = mapped_column(JSONB)
+    synced_at: Mapped[Timestamp]
 
 
 class Candle(db.Model):

@@ -10,9 +10,14 @@ Each market keeps an L2 book around its price: every tick sends a realtime `dept
 sizes, zero deletes, `U == u`) and a `bookTicker` of the same book with the same update id.
 `skip_updates` injects a gap in a market's update ids, as a lost delta would.
 
-The same port answers Backpack's public REST where the service uses it: `GET /api/v1/depth`
-(both sides ascending, `lastUpdateId` a string, `limit` one of the documented strings) and
-`GET /api/v1/klines` (seconds; `"YYYY-MM-DD HH:MM:SS"` strings), deterministic candles.
+Its markets are `poller.simulated_markets`: spot and perpetual, as Backpack lists them. A market
+costs work only while someone subscribes to it; perpetuals send a `markPrice` frame every second
+(mark, index, estimated funding rate, next funding time on the funding interval's boundary).
+
+The same port answers Backpack's public REST where the service uses it: `GET /api/v1/markets`,
+`/market`, `/assets`, `/markPrices`, `/depth` (both sides ascending, `lastUpdateId` a string,
+`limit` one of the documented strings), `/klines` (seconds; `"YYYY-MM-DD HH:MM:SS"` strings,
+deterministic candles), `/status`, `/ping` and `/time`.
 """
 
 import argparse
@@ -34,6 +39,8 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
+from poller.simulated_markets import LISTINGS, Listing, assets_json, mark_json, market_json
+
 log = logging.getLogger(__name__)
 
 STREAM_TYPES = {"bookTicker", "trade", "depth", "ticker", "markPrice", "kline"}
@@ -54,17 +61,22 @@ class Market:
     asks: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)  # a price level keeps its size until it is touched
     gap: int = 0  # update ids to skip before the next frame (a lost delta)
+    listing: Listing | None = None
 
 
 def default_markets() -> dict[str, Market]:
     start = int(time.time() * 1000)  # ids keep increasing across simulator restarts
     return {
-        m.symbol: m
-        for m in (
-            Market("SOL_USDC", Decimal("178.42"), Decimal("0.01"), Decimal("0.01"), start, start),
-            Market("BTC_USDC", Decimal("118318.3"), Decimal("0.1"), Decimal("0.00001"), start, start),
-            Market("ETH_USDC", Decimal("3667.49"), Decimal("0.01"), Decimal("0.0001"), start, start),
+        listing.symbol: Market(
+            listing.symbol,
+            Decimal(listing.mid),
+            Decimal(listing.tick),
+            Decimal(listing.step),
+            start,
+            start,
+            listing=listing,
         )
+        for listing in LISTINGS
     }
 
 
@@ -113,9 +125,17 @@ class Simulator:
     """The server. `start()` runs it on a background thread; the controls are thread-safe."""
 
     def __init__(
-        self, host="127.0.0.1", port=0, seed=1, interval_s=0.1, ping_interval_s=60.0, replay: list[dict] | None = None
+        self,
+        host="127.0.0.1",
+        port=0,
+        seed=1,
+        interval_s=0.1,
+        ping_interval_s=60.0,
+        replay: list[dict] | None = None,
+        funding_interval_s: int = 3600,
     ):
         self.host, self.port = host, port
+        self.funding_interval_s = funding_interval_s
         self.rng = random.Random(seed)
         self.interval_s = interval_s
         self.ping_interval_s = ping_interval_s
@@ -219,7 +239,43 @@ class Simulator:
             return self._klines(connection, query)
         if url.path == "/api/v1/depth":
             return self._depth(connection, query)
+        if url.path in ("/api/v1/markets", "/api/v1/market", "/api/v1/assets", "/api/v1/markPrices"):
+            return self._catalog(connection, url.path, parse_qs(url.query))
+        if url.path == "/api/v1/status":
+            return _json(connection, HTTPStatus.OK, {"status": "Ok", "message": None})
+        if url.path in ("/api/v1/ping", "/api/v1/time"):
+            text = "pong" if url.path.endswith("ping") else str(int(time.time() * 1000))
+            return connection.respond(HTTPStatus.OK, text)
         return _json(connection, HTTPStatus.NOT_FOUND, {"code": "RESOURCE_NOT_FOUND", "message": "Not Found"})
+
+    def _catalog(self, connection, path: str, query: dict[str, list[str]]):
+        if path == "/api/v1/assets":
+            return _json(connection, HTTPStatus.OK, assets_json())
+        listed = [market.listing for market in self.markets.values() if market.listing is not None]
+        if path == "/api/v1/market":
+            found = [listing for listing in listed if [listing.symbol] == query.get("symbol")]
+            if not found:
+                error = {"code": "INVALID_CLIENT_REQUEST", "message": "Invalid market symbol"}
+                return _json(connection, HTTPStatus.BAD_REQUEST, error)
+            return _json(connection, HTTPStatus.OK, market_json(found[0]))
+        if path == "/api/v1/markPrices":
+            symbols = set(query.get("symbol", [])) or {listing.symbol for listing in listed}
+            perps = [listing.symbol for listing in listed if listing.perp and listing.symbol in symbols]
+            return _json(connection, HTTPStatus.OK, [self.mark(self.markets[symbol]) for symbol in sorted(perps)])
+        types = set(query.get("marketType", [])) or {"SPOT", "PERP"}
+        markets = [market_json(listing) for listing in listed]
+        return _json(connection, HTTPStatus.OK, [market for market in markets if market["marketType"] in types])
+
+    def next_funding_ms(self) -> int:
+        interval_ms = self.funding_interval_s * 1000
+        return (int(time.time() * 1000) // interval_ms + 1) * interval_ms
+
+    def mark(self, market: Market) -> dict:
+        """The perp's mark (its mid on the tick), an index a hair away and a small funding rate."""
+        mark = market.mid.quantize(market.tick)
+        index = (market.mid * Decimal("0.9998")).quantize(market.tick)
+        rate = "0.0000125" if mark >= index else "-0.0000125"
+        return mark_json(market.symbol, mark, index, rate, self.next_funding_ms())
 
     def _depth(self, connection, query: dict):
         market = self.markets.get(query.get("symbol", ""))
@@ -389,11 +445,19 @@ class Simulator:
         }
 
     async def _tick(self) -> None:
+        marked_at = 0.0
         while True:
             await asyncio.sleep(self.interval_s)
             if self.silent or not self.connections:
                 continue
+            subscribed = set().union(*self.subscriptions.values())
+            if time.monotonic() - marked_at >= 1:  # Backpack sends every perp's mark once a second
+                marked_at = time.monotonic()
+                self._send_marks(subscribed)
             for market in self._moved_markets():
+                streams = (f"depth.{market.symbol}", f"bookTicker.{market.symbol}", f"trade.{market.symbol}")
+                if subscribed.isdisjoint(streams):
+                    continue  # nobody listens: its book moves when someone asks for it
                 depth, ticker = self.book_frames(market)
                 frames = {
                     f"depth.{market.symbol}": frame(f"depth.{market.symbol}", depth),
@@ -405,6 +469,21 @@ class Simulator:
                         self.frames_sent += 1
                         self._spawn(_send(connection, frames[stream]))
 
+    def _send_marks(self, subscribed: set[str]) -> None:
+        for market in self.markets.values():
+            stream = f"markPrice.{market.symbol}"
+            if stream not in subscribed or market.listing is None or not market.listing.perp:
+                continue
+            mark = self.mark(market)
+            now = time.time_ns() // 1000
+            data = {"E": now, "T": now - 500, "e": "markPrice", "s": market.symbol, "p": mark["markPrice"]}
+            data |= {"f": mark["fundingRate"], "i": mark["indexPrice"], "n": mark["nextFundingTimestamp"]}
+            text = frame(stream, data)
+            for connection, streams in list(self.subscriptions.items()):
+                if stream in streams:
+                    self.frames_sent += 1
+                    self._spawn(_send(connection, text))
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Local Backpack WebSocket simulator")
@@ -412,6 +491,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between frames per market")
+    parser.add_argument("--funding-interval", type=int, default=3600, help="seconds between funding boundaries")
     parser.add_argument("--replay", help="JSON-lines file of {s, b, a} quotes to play in a loop")
     parser.add_argument("--drop-every", type=float, default=0, help="drop all connections every N seconds")
     args = parser.parse_args()
@@ -420,7 +500,9 @@ def main() -> None:
     if args.replay:
         with open(args.replay) as f:
             replay = [json.loads(line) for line in f if line.strip()]
-    simulator = Simulator(args.host, args.port, args.seed, args.interval, replay=replay).start()
+    simulator = Simulator(
+        args.host, args.port, args.seed, args.interval, replay=replay, funding_interval_s=args.funding_interval
+    ).start()
     log.info("Backpack simulator on %s", simulator.url)
     try:
         while True:

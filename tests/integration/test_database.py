@@ -6,6 +6,7 @@ from sqlalchemy import create_engine, exc, text
 from sqlalchemy.pool import NullPool
 
 from app import extensions
+from app.extensions import db
 
 BACKEND_PID = text("SELECT pg_backend_pid()")
 
@@ -43,3 +44,12 @@ def test_a_connection_just_returned_is_not_pinged_and_its_failure_renews_the_poo
     with pytest.raises(exc.OperationalError), pinged_engine.connect() as connection:
         connection.execute(BACKEND_PID)  # no ping: the statement finds the connection dead
     assert pooled_backend(pinged_engine) != first
+
+
+def test_the_migrations_build_exactly_the_tables_the_models_describe(app):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with app.app_context(), db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, db.metadata) == []

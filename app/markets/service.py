@@ -1,0 +1,111 @@
+"""The market catalog: loaded from Backpack's `/api/v1/markets` and `/api/v1/assets` by
+`flask markets sync`, listed by `GET /api/v1/markets` with the service's own figures."""
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from app.extensions import db, redis_client
+from app.models import CatalogAsset, CatalogMarket, utcnow
+from core.assets import ASSET_BY_MARKET
+from core.markets import CatalogError, parse_market
+from core.prices import PriceStore
+
+log = logging.getLogger(__name__)
+FETCH_TIMEOUT_S = 30
+
+
+class CatalogUnavailable(RuntimeError):
+    """Backpack (or the simulator) did not answer; the catalog in the database stays as it was."""
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    markets: int
+    assets: int
+
+
+def _fetch(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:
+            return json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise CatalogUnavailable(f"{url}: {error}") from None
+
+
+def sync(rest_url: str) -> SyncReport:
+    """Upsert every market and asset Backpack lists, in one transaction: a malformed market
+    (CatalogError) or an unreachable Backpack (CatalogUnavailable) writes nothing."""
+    markets, assets = _fetch(f"{rest_url}/api/v1/markets"), _fetch(f"{rest_url}/api/v1/assets")
+    if not isinstance(markets, list) or not isinstance(assets, list):
+        raise CatalogError("Backpack's markets and assets are not lists")
+    now = utcnow()
+    rows = []
+    for raw in markets:
+        market = parse_market(raw)
+        rows.append(
+            dict(
+                symbol=market.symbol,
+                base_symbol=market.base_symbol,
+                quote_symbol=market.quote_symbol,
+                market_type=market.market_type.value,
+                order_book_state=market.book_state.value,
+                tick_size=market.tick_size,
+                step_size=market.step_size,
+                min_quantity=market.min_quantity,
+                price_decimals=market.price_decimals,
+                quantity_decimals=market.quantity_decimals,
+                funding_interval_ms=market.funding_interval_ms,
+                backpack=raw,
+                synced_at=now,
+            )
+        )
+    asset_rows = []
+    for raw in assets:
+        if not isinstance(raw, dict) or not isinstance(raw.get("symbol"), str) or not raw["symbol"]:
+            raise CatalogError(f"not an asset: {str(raw)[:80]}")
+        asset_rows.append(dict(symbol=raw["symbol"], backpack=raw, synced_at=now))
+    for model, batch in ((CatalogMarket, rows), (CatalogAsset, asset_rows)):
+        if batch:
+            statement = insert(model).values(batch)
+            updated = {column: statement.excluded[column] for column in batch[0] if column != "symbol"}
+            db.session.execute(statement.on_conflict_do_update(index_elements=["symbol"], set_=updated))
+    db.session.commit()
+    return SyncReport(len(rows), len(asset_rows))
+
+
+def _rescaled(price: int, from_decimals: int, to_decimals: int) -> int:
+    """A price in `from_decimals` units in `to_decimals` units (quotes sit on the tick: exact)."""
+    return int(Decimal(price).scaleb(to_decimals - from_decimals).to_integral_value())
+
+
+def list_markets(market_type: str | None = None, symbol: str | None = None) -> list[dict]:
+    """The catalog as Backpack lists it, with its decimals and, where the service prices the
+    market, the best bid and ask (integers in `priceDecimals`, as every native price)."""
+    query = select(CatalogMarket).order_by(CatalogMarket.market_type.desc(), CatalogMarket.symbol)
+    if market_type is not None:
+        query = query.where(CatalogMarket.market_type == market_type)
+    if symbol is not None:
+        query = query.where(CatalogMarket.symbol == symbol)
+    store, listed = PriceStore(redis_client), []
+    for row in db.session.scalars(query):
+        asset = ASSET_BY_MARKET.get(row.symbol)
+        quote = store.read(asset.symbol) if asset is not None else None
+        priced = quote is not None and asset is not None
+        listed.append(
+            {
+                **row.backpack,
+                "priceDecimals": row.price_decimals,
+                "quantityDecimals": row.quantity_decimals,
+                "bid": _rescaled(quote.bid, asset.decimals, row.price_decimals) if priced else None,
+                "ask": _rescaled(quote.ask, asset.decimals, row.price_decimals) if priced else None,
+            }
+        )
+    db.session.rollback()
+    return listed

@@ -1,0 +1,89 @@
+"""Backpack's market catalog: `flask markets sync` from the simulator (which serves Backpack's
+catalog shapes), `GET /api/v1/markets`, and the simulator's marks."""
+
+import dataclasses
+import json
+import urllib.request
+
+import pytest
+import websocket
+
+from app.extensions import db
+from app.models import CatalogAsset, CatalogMarket
+from poller.simulated_markets import LISTINGS
+
+
+def rest_url(simulator) -> str:
+    return simulator.url.replace("ws://", "http://")
+
+
+def sync(app, url: str):
+    return app.test_cli_runner().invoke(args=["markets", "sync", "--rest-url", url])
+
+
+def test_sync_loads_every_market_and_asset_and_the_api_lists_them(app, app_ctx, client, simulator, set_price):
+    result = sync(app, rest_url(simulator))
+    assert result.exit_code == 0 and f"{len(LISTINGS)} markets" in result.output
+    assert db.session.query(CatalogMarket).count() == len(LISTINGS) >= 20
+    assert db.session.get(CatalogAsset, "SOL").backpack["displayName"] == "Solana"
+
+    set_price("SOL", 178_420_000, 178_430_000)  # SOL's quotes are in 6 decimals, SOL_USDC's tick 0.01
+    listed = {market["symbol"]: market for market in client.get("/api/v1/markets").json}
+    assert len(listed) == len(LISTINGS)
+    perp = listed["BTC_USDC_PERP"]
+    assert perp["filters"]["price"]["tickSize"] == "0.1" and perp["filters"]["quantity"]["stepSize"] == "0.00001"
+    assert (perp["priceDecimals"], perp["quantityDecimals"], perp["fundingInterval"]) == (1, 5, 3_600_000)
+    assert perp["imfFunction"]["type"] == "sqrt" and perp["bid"] is None
+    assert (listed["SOL_USDC"]["bid"], listed["SOL_USDC"]["ask"]) == (17842, 17843)
+    assert listed["MATIC_USDC_PERP"]["orderBookState"] == "Closed"
+
+    perps = client.get("/api/v1/markets?marketType=PERP").json
+    assert perps and all(market["marketType"] == "PERP" for market in perps)
+    assert [m["symbol"] for m in client.get("/api/v1/markets?symbol=AAPL.US_USDC_PERP").json] == ["AAPL.US_USDC_PERP"]
+    refused = client.get("/api/v1/markets?marketType=FUTURES")
+    assert refused.status_code == 422 and refused.json["error"] == "validation"
+
+
+def test_a_resync_updates_in_place_and_a_bad_catalog_or_no_backpack_writes_nothing(app, app_ctx, simulator):
+    assert sync(app, rest_url(simulator)).exit_code == 0
+    zora = simulator.markets["ZORA_USDC_PERP"]
+    zora.listing = dataclasses.replace(zora.listing, state="Open")
+    assert sync(app, rest_url(simulator)).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(CatalogMarket, "ZORA_USDC_PERP").order_book_state == "Open"
+    assert db.session.query(CatalogMarket).count() == len(LISTINGS)
+
+    kpepe = simulator.markets["kPEPE_USDC_PERP"]
+    kpepe.listing = dataclasses.replace(kpepe.listing, state="Open", tick="0")
+    broken = sync(app, rest_url(simulator))
+    assert broken.exit_code != 0 and "kPEPE_USDC_PERP" in broken.output and "catalog unchanged" in broken.output
+    db.session.expire_all()
+    assert db.session.get(CatalogMarket, "kPEPE_USDC_PERP").tick_size > 0
+
+    unreachable = sync(app, "http://127.0.0.1:9")
+    assert unreachable.exit_code == 0 and "unreachable" in unreachable.output
+    assert db.session.query(CatalogMarket).count() == len(LISTINGS)
+
+
+def test_the_simulator_publishes_each_perps_mark_every_second_and_serves_mark_prices(simulator):
+    with urllib.request.urlopen(f"{rest_url(simulator)}/api/v1/markPrices?symbol=SOL_USDC_PERP", timeout=5) as reply:
+        (mark,) = json.load(reply)
+    assert mark["symbol"] == "SOL_USDC_PERP" and mark["nextFundingTimestamp"] % 3_600_000 == 0
+    socket = websocket.create_connection(simulator.url, timeout=5)
+    try:
+        streams = ["markPrice.SOL_USDC_PERP", "markPrice.SOL_USDC"]  # spot markets publish no mark
+        socket.send(json.dumps({"method": "SUBSCRIBE", "params": streams}))
+        frames = [json.loads(socket.recv()) for _ in range(2)]
+    finally:
+        socket.close()
+    assert [f["stream"] for f in frames] == ["markPrice.SOL_USDC_PERP"] * 2
+    data = frames[0]["data"]
+    assert data["e"] == "markPrice" and set(data) == {"E", "T", "e", "s", "p", "f", "i", "n"}
+    assert data["n"] % 3_600_000 == 0 and data["n"] > data["E"] // 1000
+    assert frames[1]["data"]["E"] - data["E"] >= 900_000  # once a second
+
+
+@pytest.mark.parametrize("path", ["/api/v1/markets", "/api/v1/assets", "/api/v1/status"])
+def test_the_simulator_serves_backpacks_public_catalog_endpoints(simulator, path):
+    with urllib.request.urlopen(f"{rest_url(simulator)}{path}", timeout=5) as reply:
+        assert reply.status == 200 and json.load(reply)
