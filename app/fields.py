@@ -1,6 +1,6 @@
 """Marshmallow fields shared by the domain schemas."""
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 
 class StrictInteger(fields.Integer):
@@ -13,3 +13,12 @@ class StrictInteger(fields.Integer):
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+def plain_text(max_length: int) -> list:
+    """1 to `max_length` characters, none of them a control character (PostgreSQL refuses NUL,
+    and a label or symbol has no use for the others)."""
+    return [
+        validate.Length(min=1, max=max_length),
+        validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="Control characters are not allowed."),
+    ]

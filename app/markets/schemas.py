@@ -1,11 +1,12 @@
 from marshmallow import Schema, fields, validate
 
+from app.fields import plain_text
 from core.markets import MarketType
 
 
 class MarketQuerySchema(Schema):
     marketType = fields.String(validate=validate.OneOf([kind.value for kind in MarketType]))
-    symbol = fields.String(validate=validate.Length(min=1, max=64))
+    symbol = fields.String(validate=plain_text(64))
 
 
 class MarketSchema(Schema):

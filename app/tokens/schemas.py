@@ -1,8 +1,10 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
+
+from app.fields import plain_text
 
 
 class NewAccessTokenSchema(Schema):
-    label = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    label = fields.String(required=True, validate=plain_text(100))
 
 
 class AccessTokenSchema(Schema):

@@ -40,8 +40,9 @@ def test_sync_loads_every_market_and_asset_and_the_api_lists_them(app, app_ctx, 
     perps = client.get("/api/v1/markets?marketType=PERP").json
     assert perps and all(market["marketType"] == "PERP" for market in perps)
     assert [m["symbol"] for m in client.get("/api/v1/markets?symbol=AAPL.US_USDC_PERP").json] == ["AAPL.US_USDC_PERP"]
-    refused = client.get("/api/v1/markets?marketType=FUTURES")
-    assert refused.status_code == 422 and refused.json["error"] == "validation"
+    for query in ("marketType=FUTURES", "symbol=%00", "symbol="):
+        refused = client.get(f"/api/v1/markets?{query}")
+        assert refused.status_code == 422 and refused.json["error"] == "validation", query
 
 
 def test_a_resync_updates_in_place_and_a_bad_catalog_or_no_backpack_writes_nothing(app, app_ctx, simulator):

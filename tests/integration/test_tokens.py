@@ -44,7 +44,7 @@ def test_tokens_of_others_unknown_secrets_and_bad_labels_are_refused_and_write_n
     assert client.delete(f"/api/v1/tokens/{token_id}", headers=bob).status_code == 404
     assert client.get("/api/v1/tokens", headers=alice).json[0]["id"] == token_id  # still alive
     assert client.get("/api/v1/balance/usd", headers=bearer("pat_" + "x" * 43)).status_code == 401
-    for label in ("", "x" * 101, None):
+    for label in ("", "x" * 101, None, "\x00", "bot\nInjected: 1"):
         refused = client.post("/api/v1/tokens", json={"label": label}, headers=alice)
         assert refused.status_code == 422 and refused.json["error"] == "validation"
     assert len(client.get("/api/v1/tokens", headers=alice).json) == 1
