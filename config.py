@@ -15,7 +15,6 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from core.assets import ASSETS
 from core.shards import parse_shard_set, process_shards
 from core.tasks import DEFAULT_QUEUE, MAIL_ROUTES, SNAPSHOT_EQUITY, SWEEP_MAIL_OUTBOX, SWEEP_STUCK_ORDERS, EngineRouter
 
@@ -186,7 +185,7 @@ class Config:
     JWT_SECRET_KEY: str
     BACKPACK_WS_URL: str
     BACKPACK_REST_URL: str
-    BACKPACK_MARKETS: tuple[str, ...]
+    MARKETS: str
     PUBLIC_URL: str
     SMTP_URL: str | None
     MAIL_FROM: str
@@ -258,7 +257,7 @@ class Config:
                 "or be written to the log instead of mailed"
             )
         tls_verify = env.bool("REDIS_TLS_VERIFY", True)
-        markets = env.str("BACKPACK_MARKETS", ",".join(asset.market for asset in ASSETS.values()))
+        markets = env.str("MARKETS") or env.str("BACKPACK_MARKETS", "default")  # the old name still works
         shards = env.int("ENGINE_SHARDS", 16, minimum=1)
         engine_index, shard_set = engine_shards(env, shards)
         settings = dict(
@@ -273,7 +272,7 @@ class Config:
             JWT_SECRET_KEY=jwt_secret,
             BACKPACK_WS_URL=env.str("BACKPACK_WS_URL", "wss://ws.backpack.exchange"),
             BACKPACK_REST_URL=env.str("BACKPACK_REST_URL", "https://api.backpack.exchange").rstrip("/"),
-            BACKPACK_MARKETS=tuple(m.strip() for m in markets.split(",") if m.strip()),
+            MARKETS=markets,
             PUBLIC_URL=(public_url or f"http://localhost:{port}").rstrip("/"),
             SMTP_URL=smtp_url,
             MAIL_FROM=env.str("MAIL_FROM", "Paper Trading <no-reply@localhost>"),

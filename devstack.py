@@ -250,11 +250,18 @@ class Supervisor:
         child.restart_at = now + delay
         self.say("system", f"{child.name} exited with code {code}; restarting in {delay:.0f}s")
 
-    def run(self) -> int:
+    def run(self, first: tuple[str, ...] = (), then=None) -> int:
+        """Start the children named in `first`, call `then()`, start the others, and supervise all."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopping.set())
-        for child in self.children:
+        leading = [child for child in self.children if child.name in first]
+        for child in leading:
             self.start(child)
+        if then is not None:
+            then()
+        for child in self.children:
+            if child not in leading:
+                self.start(child)
         while not self.stopping.wait(0.2):
             now = time.monotonic()
             for child in self.children:
@@ -321,18 +328,26 @@ def run(feed: str, engines: int = 1) -> int:
     )
     supervisor = Supervisor(processes, env)
     if feed == "sim":
-        threading.Thread(target=backfill_from_simulator, args=(supervisor, env), daemon=True).start()
+        return supervisor.run(first=("simulator",), then=lambda: load_from_simulator(supervisor, env))
     return supervisor.run()
 
 
-def backfill_from_simulator(supervisor: Supervisor, env: dict[str, str]) -> None:
-    """Offline, the catalog is the simulator's, and charts start with a day of its candles
-    instead of an empty screen (the release ran before the simulator was up)."""
+def load_from_simulator(supervisor: Supervisor, env: dict[str, str]) -> None:
+    """Offline, the catalog is the simulator's (the release could not reach Backpack), loaded
+    before the poller starts, which follows what it lists; charts start with a day of its candles
+    instead of an empty screen."""
     wait_for_http(f"{env['BACKPACK_REST_URL']}/api/v1/klines", timeout=60)
-    for command in (["markets", "sync"], ["candles", "backfill", "--days", "1", "--pause", "0"]):
-        result = subprocess.run(["flask", "--app", "wsgi", *command], cwd=ROOT, env=env, capture_output=True, text=True)
+    flask = ["flask", "--app", "wsgi"]
+
+    def say(result: subprocess.CompletedProcess) -> None:
         for line in (result.stdout + result.stderr).splitlines():
-            supervisor.say("backfill", line)
+            supervisor.say("catalog", line)
+
+    say(subprocess.run([*flask, "markets", "sync"], cwd=ROOT, env=env, capture_output=True, text=True))
+    backfill = [*flask, "candles", "backfill", "--days", "1", "--pause", "0"]
+    threading.Thread(
+        target=lambda: say(subprocess.run(backfill, cwd=ROOT, env=env, capture_output=True, text=True)), daemon=True
+    ).start()
 
 
 def main() -> int:

@@ -10,10 +10,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from app.extensions import db, redis_client
-from app.models import Order
+from app.models import CatalogMarket, Order
 from core.assets import ASSETS
 from core.enums import CloseReason, OrderStatus
 from core.keys import STREAM_LISTENERS_PATTERN
+from core.marks import MarkStore
 from core.prices import FeedStatus, PriceStore
 from core.shards import shard_queue
 
@@ -71,6 +72,13 @@ class ServiceCollector:
             if quote is not None:
                 age.add_metric([asset.market], quote.age_s())
         yield age
+
+        mark_age = GaugeMetricFamily("paper_mark_age_seconds", "Age of a perpetual's last mark", labels=["market"])
+        perps = db.session.scalars(select(CatalogMarket.symbol).where(CatalogMarket.funding_interval_ms.is_not(None)))
+        for market, mark in MarkStore(redis_client).read_many(list(perps)).items():
+            mark_age.add_metric([market], mark.age_s())
+        db.session.rollback()
+        yield mark_age
 
         feed = FeedStatus(redis_client).read()
         reconnects = CounterMetricFamily("paper_feed_reconnects", "Times the poller reconnected to Backpack")

@@ -20,3 +20,5 @@ TRIGGER_LEVELS_SWEPT_KEY = "trigger-levels-swept:{shard}"
 # a web process's count of open event streams, refreshed while its hub runs (expires with the process)
 STREAM_LISTENERS_KEY = "streams:listeners:{process}"
 STREAM_LISTENERS_PATTERN = "streams:listeners:*"
+# hash per perpetual market: mark, index, rate (decimal strings), next (funding, ms), time (µs)
+MARK_KEY = "mark:{market}"

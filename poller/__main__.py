@@ -14,6 +14,7 @@ from celery import Celery
 from config import Config
 from core import logs
 from poller.candles import CandleRecorder
+from poller.markets import followed_markets
 from poller.wiring import wired_poller
 
 
@@ -25,14 +26,16 @@ def main() -> None:
     sender.config_from_object(config.CELERY)
 
     candles = CandleRecorder(config.DATABASE_URL)
+    followed = followed_markets(config.DATABASE_URL, config.MARKETS)
     poller = wired_poller(
         config.BACKPACK_WS_URL,
-        list(config.BACKPACK_MARKETS),
+        followed.priced,
         client,
         sender,
         candles,
         rest_url=config.BACKPACK_REST_URL,
         silence_s=config.FEED_SILENCE_S,
+        marked=followed.marked,
     )
     recorder = threading.Thread(target=candles.run, args=(poller.stop_event,), name="candles", daemon=True)
     recorder.start()

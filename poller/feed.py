@@ -6,7 +6,9 @@ reconnect after an exponential backoff with full jitter, resubscribing everythin
 
 With a REST URL it also keeps each market's L2 book (`poller.depth`): `depth.<market>` deltas
 aligned with a REST snapshot fetched on its own thread, the top levels written to Redis in one
-round trip per frame, a market resynced alone on a gap.
+round trip per frame, a market resynced alone on a gap. For perpetuals (`marked`) it keeps each
+market's mark, index, funding rate and next funding time (`core.marks`) from `markPrice.<market>`,
+starting from `/api/v1/markPrices` at each connection.
 """
 
 import contextlib
@@ -22,9 +24,10 @@ import websocket
 
 from core.assets import ASSET_BY_MARKET
 from core.book import BookStore
-from core.prices import FeedStatus, PriceStore
+from core.marks import Mark, MarkStore
+from core.prices import FeedStatus, PriceStore, now_micros
 from poller.depth import BookGap, DepthBook
-from poller.normalize import BadFrame, decode, depth_delta, quote_from
+from poller.normalize import BadFrame, decode, depth_delta, mark_from, quote_from
 
 SNAPSHOT_LIMIT = "100"  # Backpack takes only its listed limits, as strings
 ALIVE_EVERY_S = 2.0
@@ -104,10 +107,15 @@ class Poller:
         backoff_cap_s: float = 30.0,
         rest_url: str | None = None,
         on_book=None,
+        marked: list[str] | tuple[str, ...] = (),
     ):
         self.url = url
         self.rest_url = rest_url
+        self.marked = frozenset(marked)
+        self.marks = MarkStore(redis_client)
+        self.mark_frames = 0
         self.streams = [f"bookTicker.{market}" for market in markets]
+        self.streams += [f"markPrice.{market}" for market in marked]
         self.books = {m: DepthBook(ASSET_BY_MARKET[m]) for m in markets if rest_url and m in ASSET_BY_MARKET}
         self.streams += [f"depth.{market}" for market in self.books]
         self.book_store = BookStore(redis_client)
@@ -139,6 +147,8 @@ class Poller:
         log.info("connected to %s, subscribed to %s", self.url, ", ".join(self.streams))
         for market in self.books:  # subscribed first, so the deltas after the snapshot are buffered
             self._resync(market, "new connection")
+        if self.marked and self.rest_url:
+            threading.Thread(target=self._fetch_marks, name="marks", daemon=True).start()
 
     def _on_message(self, ws, raw):
         self._last_frame = time.monotonic()
@@ -147,6 +157,10 @@ class Poller:
             depth = depth_delta(data)
             if depth is not None:
                 self._on_depth(*depth)
+                return
+            mark = mark_from(data, self.marked)
+            if mark is not None:
+                self._on_mark(mark)
                 return
             quote = quote_from(data)
         except BadFrame as exc:
@@ -159,6 +173,29 @@ class Poller:
         self.frames += 1
         if self.prices.write(quote) and self.on_quote is not None:
             self.on_quote(quote)
+
+    def _on_mark(self, mark: Mark) -> None:
+        self._got_data = True
+        self.mark_frames += 1
+        self.marks.write(mark)
+
+    def _fetch_marks(self) -> None:
+        """Every marked market's mark from REST at once, so none waits for its first frame. The
+        CDN serves it up to a second old: it is stamped so, and the next frame replaces it."""
+        try:
+            with urllib.request.urlopen(f"{self.rest_url}/api/v1/markPrices", timeout=10) as response:
+                entries = json.load(response)
+            stamped = now_micros() - 1_000_000
+            for entry in entries if isinstance(entries, list) else ():
+                if isinstance(entry, dict) and entry.get("symbol") in self.marked:
+                    data = {"e": "markPrice", "s": entry["symbol"], "p": entry.get("markPrice"), "E": stamped}
+                    data |= {"i": entry.get("indexPrice"), "f": entry.get("fundingRate")}
+                    data["n"] = entry.get("nextFundingTimestamp")
+                    mark = mark_from(data, self.marked)
+                    if mark is not None:
+                        self.marks.write(mark)
+        except (OSError, ValueError, BadFrame) as exc:
+            log.warning("mark prices from REST failed: %s", exc)
 
     def _on_depth(self, asset, delta: dict) -> None:
         market = delta["s"]

@@ -2,9 +2,10 @@
 
 import json
 import re
-from decimal import ROUND_CEILING, ROUND_FLOOR
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from core.assets import ASSET_BY_MARKET, Asset
+from core.marks import Mark
 from core.money import NotAnAmount, to_units
 from core.prices import Quote, now_micros
 
@@ -89,11 +90,39 @@ def quote_from(data: dict) -> Quote | None:
     ask = _price(data.get("a"), asset.decimals, ROUND_CEILING)
     if bid > ask:
         raise BadFrame(f"crossed book for {asset.symbol}: bid {bid} > ask {ask}")
+    update_id = _integer(data["u"], "u") if data.get("u") is not None else -1
+    return Quote(asset.symbol, bid, ask, _event_time(data), update_id)
+
+
+def _decimal(value, name: str, positive: bool) -> Decimal:
+    try:
+        parsed = Decimal(value) if isinstance(value, str) else None
+    except InvalidOperation:
+        parsed = None
+    if parsed is None or not parsed.is_finite() or (positive and parsed <= 0):
+        raise BadFrame(f"{name} is not a {'positive ' if positive else ''}decimal string: {value!r}")
+    return parsed
+
+
+def _event_time(data: dict) -> int:
     event_time = data.get("E", data.get("T"))
     time_us = _integer(event_time, "E") if event_time is not None else now_micros()
     if time_us == 0:
         raise BadFrame("E is 0: a frame without a time")
-    if time_us < MILLISECOND_EPOCH_LIMIT:  # a millisecond timestamp: Backpack used ms before 2024
-        time_us *= 1000
-    update_id = _integer(data["u"], "u") if data.get("u") is not None else -1
-    return Quote(asset.symbol, bid, ask, time_us, update_id)
+    return time_us * 1000 if time_us < MILLISECOND_EPOCH_LIMIT else time_us  # Backpack used ms before 2024
+
+
+def mark_from(data: dict, markets: frozenset[str] | set[str]) -> Mark | None:
+    """The mark of a `markPrice` frame of one of `markets`; None for other frames. The funding
+    rate, index and next funding time are absent on prediction markets: None then."""
+    if data.get("e") != "markPrice" or data.get("s") not in markets:
+        return None
+    rate, index, next_funding = data.get("f"), data.get("i"), data.get("n")
+    return Mark(
+        market=data["s"],
+        mark=_decimal(data.get("p"), "p", positive=True),
+        index=_decimal(index, "i", positive=True) if index is not None else None,
+        funding_rate=_decimal(rate, "f", positive=False) if rate is not None else None,
+        next_funding_ms=_integer(next_funding, "n") if next_funding is not None else None,
+        time_us=_event_time(data),
+    )

@@ -25,6 +25,7 @@ def wired_poller(
     candles: CandleRecorder,
     rest_url: str,
     silence_s: float,
+    marked: list[str] | tuple[str, ...] = (),
 ) -> Poller:
     def on_quote(quote: Quote) -> None:
         candles.add(quote)
@@ -36,4 +37,13 @@ def wired_poller(
         if quote is not None:
             check_crossings(client, sender, quote)
 
-    return Poller(ws_url, markets, client, on_quote=on_quote, silence_s=silence_s, rest_url=rest_url, on_book=on_book)
+    return Poller(
+        ws_url,
+        markets,
+        client,
+        on_quote=on_quote,
+        silence_s=silence_s,
+        rest_url=rest_url,
+        on_book=on_book,
+        marked=marked,
+    )

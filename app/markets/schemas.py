@@ -28,3 +28,9 @@ class MarketSchema(Schema):
     quantityDecimals = fields.Integer(required=True, metadata={"description": "the scale of stepSize"})
     bid = fields.Integer(allow_none=True, metadata={"description": "best bid in priceDecimals, where priced"})
     ask = fields.Integer(allow_none=True, metadata={"description": "best ask in priceDecimals, where priced"})
+    markPrice = fields.Integer(allow_none=True, metadata={"description": "perpetuals: the mark in priceDecimals"})
+    indexPrice = fields.Integer(allow_none=True, metadata={"description": "perpetuals: the index in priceDecimals"})
+    fundingRate = fields.String(
+        allow_none=True, metadata={"description": "perpetuals: the estimated rate of this interval (a fraction)"}
+    )
+    nextFundingTimestamp = fields.Integer(allow_none=True, metadata={"description": "perpetuals: milliseconds"})

@@ -6,8 +6,9 @@ import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -15,10 +16,11 @@ from app.extensions import db, redis_client
 from app.models import CatalogAsset, CatalogMarket, utcnow
 from core.assets import ASSET_BY_MARKET
 from core.markets import CatalogError, parse_market
+from core.marks import MarkStore
 from core.prices import PriceStore
 
 log = logging.getLogger(__name__)
-FETCH_TIMEOUT_S = 30
+FETCH_TIMEOUT_S = 10
 
 
 class CatalogUnavailable(RuntimeError):
@@ -85,16 +87,27 @@ def _rescaled(price: int, from_decimals: int, to_decimals: int) -> int:
     return int(Decimal(price).scaleb(to_decimals - from_decimals).to_integral_value())
 
 
+def _units(price: Decimal, decimals: int) -> int:
+    """A decimal price in integer units of `decimals` (a mark between ticks rounds to the nearest)."""
+    return int(price.scaleb(decimals).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
 def list_markets(market_type: str | None = None, symbol: str | None = None) -> list[dict]:
-    """The catalog as Backpack lists it, with its decimals and, where the service prices the
-    market, the best bid and ask (integers in `priceDecimals`, as every native price)."""
+    """The catalog as Backpack lists it, with its decimals; where the service prices the market,
+    the best bid and ask; for a perpetual, its mark, index, funding rate and next funding time
+    (prices are integers in `priceDecimals`, as every native price; a stale mark is null)."""
     query = select(CatalogMarket).order_by(CatalogMarket.market_type.desc(), CatalogMarket.symbol)
     if market_type is not None:
         query = query.where(CatalogMarket.market_type == market_type)
     if symbol is not None:
         query = query.where(CatalogMarket.symbol == symbol)
     store, listed = PriceStore(redis_client), []
-    for row in db.session.scalars(query):
+    rows = list(db.session.scalars(query))
+    max_age = current_app.config["PRICE_MAX_AGE_S"]
+    marks = MarkStore(redis_client).read_many([row.symbol for row in rows if row.funding_interval_ms is not None])
+    for row in rows:
+        mark = marks.get(row.symbol)
+        mark = mark if mark is not None and mark.is_fresh(max_age) else None
         asset = ASSET_BY_MARKET.get(row.symbol)
         quote = store.read(asset.symbol) if asset is not None else None
         priced = quote is not None and asset is not None
@@ -105,6 +118,10 @@ def list_markets(market_type: str | None = None, symbol: str | None = None) -> l
                 "quantityDecimals": row.quantity_decimals,
                 "bid": _rescaled(quote.bid, asset.decimals, row.price_decimals) if priced else None,
                 "ask": _rescaled(quote.ask, asset.decimals, row.price_decimals) if priced else None,
+                "markPrice": _units(mark.mark, row.price_decimals) if mark else None,
+                "indexPrice": _units(mark.index, row.price_decimals) if mark and mark.index else None,
+                "fundingRate": str(mark.funding_rate) if mark and mark.funding_rate is not None else None,
+                "nextFundingTimestamp": mark.next_funding_ms if mark else None,
             }
         )
     db.session.rollback()

@@ -4,6 +4,7 @@ catalog shapes), `GET /api/v1/markets`, and the simulator's marks."""
 import dataclasses
 import json
 import urllib.request
+from decimal import Decimal
 
 import pytest
 import websocket
@@ -11,6 +12,8 @@ import websocket
 from app.extensions import db
 from app.models import CatalogAsset, CatalogMarket
 from poller.simulated_markets import LISTINGS
+from tests.support.feed import LiveFeed
+from tests.support.waiting import eventually
 
 
 def rest_url(simulator) -> str:
@@ -88,3 +91,36 @@ def test_the_simulator_publishes_each_perps_mark_every_second_and_serves_mark_pr
 def test_the_simulator_serves_backpacks_public_catalog_endpoints(simulator, path):
     with urllib.request.urlopen(f"{rest_url(simulator)}{path}", timeout=5) as reply:
         assert reply.status == 200 and json.load(reply)
+
+
+def test_the_poller_follows_what_markets_chooses_and_keeps_each_perps_mark(app, app_ctx, client, simulator):
+    from app.extensions import redis_client
+    from core.marks import Mark, MarkStore
+    from poller.markets import followed_markets
+
+    database = app.config["DATABASE_URL"]
+    before_sync = followed_markets(database, "default")  # an empty catalog: the traded spot markets only
+    assert (before_sync.priced, before_sync.marked) == (["SOL_USDC", "BTC_USDC", "ETH_USDC"], [])
+    assert sync(app, rest_url(simulator)).exit_code == 0
+    followed = followed_markets(database, "default")
+    assert followed.priced == ["SOL_USDC", "BTC_USDC", "ETH_USDC"]
+    assert "SOL_USDC_PERP" in followed.marked and "MATIC_USDC_PERP" not in followed.marked
+    assert followed_markets(database, "perp").priced == [] and followed_markets(database, "BTC_USDC").marked == []
+
+    feed = LiveFeed(app, simulator, markets=followed.priced, marked=followed.marked).start()
+    try:
+        eventually(lambda: feed.poller.mark_frames >= 2 * len(followed.marked), timeout=10)
+        listed = {market["symbol"]: market for market in client.get("/api/v1/markets").json}
+        metrics = client.get("/metrics").get_data(as_text=True)
+    finally:
+        feed.stop()
+    sol = listed["SOL_USDC_PERP"]
+    assert 17_000 < sol["markPrice"] < 19_000 and 17_000 < sol["indexPrice"] < 19_000  # 0.01 ticks
+    assert sol["fundingRate"] in ("0.0000125", "-0.0000125") and sol["nextFundingTimestamp"] % 3_600_000 == 0
+    assert listed["SOL_USDC"]["markPrice"] is None and listed["MATIC_USDC_PERP"]["markPrice"] is None
+    assert 'paper_mark_age_seconds{market="SOL_USDC_PERP"}' in metrics
+
+    old = Mark("SOL_USDC_PERP", Decimal("1.00"), None, None, None, time_us=1)
+    redis_client.delete("mark:SOL_USDC_PERP")
+    assert MarkStore(redis_client).write(old)
+    assert client.get("/api/v1/markets?symbol=SOL_USDC_PERP").json[0]["markPrice"] is None  # stale: missing

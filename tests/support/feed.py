@@ -47,7 +47,7 @@ class LiveFeed:
     """What `python -m poller` runs (`poller.wiring`), in a thread: the simulator's quotes into
     Redis, candles into PostgreSQL, and trigger checks sent to the engine by name."""
 
-    def __init__(self, app, simulator, markets=("SOL_USDC", "BTC_USDC", "ETH_USDC")):
+    def __init__(self, app, simulator, markets=("SOL_USDC", "BTC_USDC", "ETH_USDC"), marked=()):
         import threading
 
         import redis
@@ -59,7 +59,14 @@ class LiveFeed:
         self.candles = CandleRecorder(app.config["DATABASE_URL"], flush_every_s=0.5)
         rest_url = f"http://127.0.0.1:{simulator.port}"
         self.poller = wired_poller(
-            simulator.url, list(markets), conn, app.extensions["celery"], self.candles, rest_url=rest_url, silence_s=2
+            simulator.url,
+            list(markets),
+            conn,
+            app.extensions["celery"],
+            self.candles,
+            rest_url=rest_url,
+            silence_s=2,
+            marked=marked,
         )
         self.threads = [
             threading.Thread(target=self.poller.run, daemon=True),

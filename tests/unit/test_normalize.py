@@ -4,13 +4,14 @@ that only the documented error (`BadFrame`) ever escapes."""
 import contextlib
 import json
 import random
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poller.feed import backoff_delay
-from poller.normalize import BadFrame, parse_frame
+from poller.normalize import BadFrame, mark_from, parse_frame
 from tests.support.feed import book_ticker
 
 
@@ -128,3 +129,30 @@ def test_fuzzed_frames_give_a_quote_none_or_bad_frame(symbol, bid, ask, u, event
 def test_arbitrary_bytes_give_none_or_bad_frame(raw):
     with contextlib.suppress(BadFrame):
         parse_frame(raw)
+
+
+PERPS = frozenset({"SOL_USDC_PERP", "AAPL.US_USDC_PERP"})
+MARK = {"E": 1754517402000412, "T": 1754517401999871, "e": "markPrice", "f": "0.0000125", "i": "178.4391"}
+MARK |= {"n": 1754517600000, "p": "178.43", "s": "SOL_USDC_PERP"}
+
+
+def test_a_mark_frame_gives_mark_index_rate_and_next_funding_exactly():
+    mark = mark_from(MARK, PERPS)
+    assert (mark.market, mark.mark, mark.index) == ("SOL_USDC_PERP", Decimal("178.43"), Decimal("178.4391"))
+    assert (mark.funding_rate, mark.next_funding_ms, mark.time_us) == (Decimal("0.0000125"), 1754517600000, MARK["E"])
+    assert mark_from({**MARK, "f": "-0.0001"}, PERPS).funding_rate == Decimal("-0.0001")  # shorts pay
+    prediction = mark_from({key: v for key, v in MARK.items() if key not in "fin"}, PERPS)
+    assert prediction.funding_rate is None and prediction.index is None and prediction.next_funding_ms is None
+    assert mark_from({**MARK, "E": 1754517402000}, PERPS).time_us == 1754517402000000  # milliseconds
+    assert mark_from({**MARK, "s": "BTC_USDC_PERP"}, PERPS) is None  # not followed
+    assert mark_from({**MARK, "e": "bookTicker"}, PERPS) is None
+
+
+BAD_MARKS = [{"p": "0"}, {"p": "-1"}, {"p": 178.43}, {"p": "NaN"}, {"i": "x"}, {"f": "Infinity"}]
+BAD_MARKS += [{"n": "soon"}, {"E": 0}]
+
+
+@pytest.mark.parametrize("change", BAD_MARKS)
+def test_a_malformed_mark_is_a_bad_frame(change):
+    with pytest.raises(BadFrame):
+        mark_from({**MARK, **change}, PERPS)
