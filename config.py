@@ -109,6 +109,17 @@ class Env:
 
         return self._parse(name, default, parse, f"a boolean ({'/'.join(self.TRUE + self.FALSE)})")
 
+    def rate(self, name: str, default: str) -> str:
+        """A rate limit in the `limits` notation ("20/second", "5 per minute")."""
+        from limits import parse
+
+        value = self.str(name, default)
+        try:
+            parse(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} is not a rate limit like 20/second") from None
+        return value
+
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self.str(name, default)
         if value not in choices:
@@ -287,9 +298,9 @@ class Config:
             MAX_WORKING_ORDERS=env.int("MAX_WORKING_ORDERS", 200, minimum=1),
             ORDER_MAX_DELAY_S=env.float("ORDER_MAX_DELAY_S", 30, minimum=1),
             PRICE_MAX_AGE_S=env.float("PRICE_MAX_AGE_S", 10),
-            AUTH_RATE_LIMIT_IP=env.str("AUTH_RATE_LIMIT_IP", "30/minute"),
-            AUTH_RATE_LIMIT_EMAIL=env.str("AUTH_RATE_LIMIT_EMAIL", "5/minute"),
-            TRADE_RATE_LIMIT=env.str("TRADE_RATE_LIMIT", "20/second"),
+            AUTH_RATE_LIMIT_IP=env.rate("AUTH_RATE_LIMIT_IP", "30/minute"),
+            AUTH_RATE_LIMIT_EMAIL=env.rate("AUTH_RATE_LIMIT_EMAIL", "5/minute"),
+            TRADE_RATE_LIMIT=env.rate("TRADE_RATE_LIMIT", "20/second"),
             # Scaling
             ENGINE_SHARDS=shards,
             ENGINE_INDEX=engine_index,

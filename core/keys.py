@@ -22,3 +22,4 @@ STREAM_LISTENERS_KEY = "streams:listeners:{process}"
 STREAM_LISTENERS_PATTERN = "streams:listeners:*"
 # hash per perpetual market: mark, index, rate (decimal strings), next (funding, ms), time (µs)
 MARK_KEY = "mark:{market}"
+TRADE_RATE_KEY = "trade-rate:{account}:{window}"  # requests of an account in one TRADE_RATE_LIMIT window

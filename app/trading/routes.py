@@ -1,12 +1,13 @@
-from flask import current_app, jsonify, url_for
+from flask import jsonify, url_for
 from flask.views import MethodView
 
 from app.blueprint import IDEMPOTENCY_PARAMETER, Blueprint, idempotency_key
 from app.csv import csv_response, json_or_csv, wants_csv
 from app.errors import ErrorCode, documents
-from app.extensions import db, limiter
+from app.extensions import db
 from app.identity import authenticated, current_user_id
 from app.trading import service
+from app.trading.limits import trade_rate_limited
 from app.trading.schemas import (
     CloseTradeSchema,
     CreateTradeSchema,
@@ -19,17 +20,6 @@ from app.trading.schemas import (
 from core.enums import OrderStatus
 
 blp = Blueprint("trading", __name__, description="Open and close leveraged long/short positions")
-
-
-def _account_key() -> str:
-    return f"account:{current_user_id()}"
-
-
-# One budget per account over every route that enqueues engine work: a runaway loop fills its own
-# budget, not its shard's queue (TRADE_RATE_LIMIT; a 429 with Retry-After past it).
-trade_rate_limited = limiter.shared_limit(
-    lambda: current_app.config["TRADE_RATE_LIMIT"], scope="trade", key_func=_account_key
-)
 
 
 def _accepted(order, status: str):

@@ -38,6 +38,8 @@ def test_booleans_accept_the_usual_spellings(raw, expected):
         ("TRUSTED_PROXIES", "one"),
         ("APP_ENV", "staging"),
         ("PORT", "http"),
+        ("TRADE_RATE_LIMIT", "fast"),
+        ("AUTH_RATE_LIMIT_IP", "30/fortnight"),
     ],
 )
 def test_junk_is_refused_with_the_variables_name(name, raw):
