@@ -73,4 +73,10 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(ledger_cli)
     app.register_blueprint(candles_cli)
     app.register_blueprint(markets_cli)
+    with app.app_context():
+        from app.markets.service import register_chosen_perpetuals
+
+        register_chosen_perpetuals()
+        db.session.remove()
+        db.engine.dispose()  # no pooled connection left for forked workers (Celery's pool) to share
     return app

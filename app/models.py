@@ -146,7 +146,7 @@ class Order(db.Model):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    asset: Mapped[str] = mapped_column(String(8))
+    asset: Mapped[str] = mapped_column(String(64))
     side: Mapped[Side] = mapped_column(String(5))
     order_type: Mapped[OrderType] = mapped_column(String(8), default=OrderType.MARKET)
     status: Mapped[OrderStatus] = mapped_column(String(9), default=OrderStatus.PENDING)
@@ -242,7 +242,7 @@ class Candle(db.Model):
 
     __tablename__ = "candles"
 
-    asset: Mapped[str] = mapped_column(String(8), primary_key=True)
+    asset: Mapped[str] = mapped_column(String(64), primary_key=True)
     bucket: Mapped[Timestamp] = mapped_column(primary_key=True)  # the minute's start, UTC
     open: Mapped[int] = mapped_column(BigInteger)
     high: Mapped[int] = mapped_column(BigInteger)

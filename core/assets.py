@@ -1,6 +1,12 @@
-"""The assets the service trades, their decimals and the Backpack market that prices them."""
+"""What the service trades: the seed's three assets (priced by Backpack's spot markets, with the
+contract's fixed decimals) and the perpetuals `MARKETS` chooses from the catalog, registered by
+each process at start. A perpetual's key is its market symbol and its price decimals the scale of
+its tickSize; quantities have QUANTITY_DECIMALS everywhere."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from core.markets import Market
 
 USD_DECIMALS = 2
 QUANTITY_DECIMALS = 8
@@ -13,9 +19,10 @@ class Asset:
     decimals: int
     market: str
     image_url: str
+    perpetual: bool = False
 
 
-ASSETS: dict[str, Asset] = {
+SEED_ASSETS: dict[str, Asset] = {
     asset.symbol: asset
     for asset in (
         Asset("SOL", "Solana", 6, "SOL_USDC", "https://cryptologos.cc/logos/solana-sol-logo.png"),
@@ -23,4 +30,22 @@ ASSETS: dict[str, Asset] = {
         Asset("ETH", "Ethereum", 6, "ETH_USDC", "https://cryptologos.cc/logos/ethereum-eth-logo.png"),
     )
 }
+# Every tradable asset by key, and by the Backpack market that prices it: the seed's, then the
+# registered perpetuals (the same dicts, updated in place, so every holder sees a registration).
+ASSETS: dict[str, Asset] = dict(SEED_ASSETS)
 ASSET_BY_MARKET: dict[str, Asset] = {asset.market: asset for asset in ASSETS.values()}
+
+
+def perpetual(market: Market) -> Asset:
+    return Asset(market.symbol, f"{market.base_symbol} perpetual", market.price_decimals, market.symbol, "", True)
+
+
+def register(assets: Iterable[Asset]) -> list[Asset]:
+    """Make `assets` tradable in this process; returns the ones that were new."""
+    added = []
+    for asset in assets:
+        if asset.symbol not in ASSETS:
+            added.append(asset)
+        ASSETS[asset.symbol] = asset
+        ASSET_BY_MARKET[asset.market] = asset
+    return added

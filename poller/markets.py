@@ -1,13 +1,13 @@
 """Which markets the poller follows: `MARKETS` resolved against the catalog `flask markets sync`
-keeps in PostgreSQL. Prices and books for the markets the service trades today (the seed's spot
-markets), marks for every chosen perpetual."""
+keeps in PostgreSQL. Quotes and books for every chosen market the service trades (the seed's spot
+markets, and the perpetuals, registered here as tradable), marks for every chosen perpetual."""
 
 import logging
 from dataclasses import dataclass
 
 import psycopg
 
-from core.assets import ASSET_BY_MARKET
+from core.assets import ASSET_BY_MARKET, SEED_ASSETS, perpetual, register
 from core.markets import MarketType, choose, parse_market
 
 log = logging.getLogger(__name__)
@@ -25,12 +25,13 @@ def followed_markets(database_url: str, spec: str) -> Followed:
     catalog = [parse_market(raw) for (raw,) in rows]
     if not catalog:
         log.warning("the market catalog is empty (run `flask markets sync`): following the seed's spot markets")
-        return Followed(list(ASSET_BY_MARKET), [])
+        return Followed([asset.market for asset in SEED_ASSETS.values()], [])
     by_symbol = {market.symbol: market for market in catalog}
     chosen = choose(catalog, spec)
+    perps = [by_symbol[symbol] for symbol in chosen if by_symbol[symbol].market_type == MarketType.PERP]
+    register(perpetual(market) for market in perps)
     priced = [symbol for symbol in chosen if symbol in ASSET_BY_MARKET]
-    marked = [symbol for symbol in chosen if by_symbol[symbol].market_type == MarketType.PERP]
-    unpriced = [symbol for symbol in chosen if symbol not in priced]
-    if unpriced:
-        log.info("following %d markets' marks; quotes and books of the traded spot markets only", len(unpriced))
-    return Followed(priced, marked)
+    skipped = [symbol for symbol in chosen if symbol not in ASSET_BY_MARKET]
+    if skipped:
+        log.info("not traded, so not followed: %s", ", ".join(skipped))
+    return Followed(priced, [market.symbol for market in perps])

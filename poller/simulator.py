@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -326,7 +327,8 @@ class Simulator:
             kind, _, rest = str(stream).partition(".")
             if kind not in STREAM_TYPES:
                 return json.dumps({"id": None, "error": {"code": 4006, "message": "Invalid stream"}})
-            if kind == "depth" and "." in rest and rest.split(".", 1)[0] not in DEPTH_WINDOWS:
+            window = rest.split(".", 1)[0]  # depth.<window>.<symbol>; a symbol may have dots (AAPL.US_USDC_PERP)
+            if kind == "depth" and "." in rest and re.fullmatch(r"\d+ms", window) and window not in DEPTH_WINDOWS:
                 return json.dumps({"id": None, "error": {"code": 4008, "message": "Invalid depth window"}})
         streams = self.subscriptions[connection]
         (streams.update if method == "SUBSCRIBE" else streams.difference_update)(params)

@@ -15,10 +15,10 @@ from sqlalchemy import func, select, union_all
 
 from app.balances.service import post_entry
 from app.extensions import db, redis_client
+from app.markets.service import price_decimals
 from app.models import Balance, Order, utcnow
 from app.prices.service import fresh_quote, market_at
 from core import execution, rules
-from core.assets import ASSETS
 from core.book import fee, notional
 from core.enums import CloseReason, LedgerKind, OrderStatus, OrderType, RejectReason, Side
 from core.events import AccountEvent, BalanceState, OrderChanged, OrderState, RequestFailed, dumps
@@ -83,7 +83,7 @@ def terms_of(order: Order) -> Terms:
         Side(order.side),
         order.margin,
         order.leverage,
-        ASSETS[order.asset].decimals,
+        price_decimals(order.asset),
         order.requested_price,
         order.slippage_bps,
         order.limit_price,
@@ -136,7 +136,7 @@ def settle(balance: Balance, order: Order, market: Market, reason: CloseReason) 
     """Close at the book; False when a user's close cannot fill (engine-triggered closes always do:
     a thin book fills the rest at its worst visible level)."""
     buying = order.side == Side.SHORT  # a short buys back; a long sells
-    decimals = ASSETS[order.asset].decimals
+    decimals = price_decimals(order.asset)
     found = market.fill(order.quantity, buying, forced=reason != CloseReason.USER)
     if found is None:
         return False

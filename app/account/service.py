@@ -18,6 +18,7 @@ from app.dispatch import enqueue
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import db, redis_client
+from app.markets.service import register_chosen_perpetuals
 from app.models import AccountReset, LedgerEntry, Order, utcnow
 from app.trading.service import with_unrealized_pnl
 from core.assets import ASSETS, USD_DECIMALS
@@ -123,6 +124,8 @@ def activity_csv_rows(user_id: int, kind: str | None) -> Iterator[list]:
 
 # ---- equity snapshots ---------------------------------------------------------------------
 def fresh_quotes() -> dict:
+    """Every tradable asset's fresh quote; a perpetual listed since this process started included."""
+    register_chosen_perpetuals()
     store, max_age = PriceStore(redis_client), current_app.config["PRICE_MAX_AGE_S"]
     return {asset: quote for asset in ASSETS if (quote := store.read_fresh(asset, max_age)) is not None}
 

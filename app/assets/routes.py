@@ -2,7 +2,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields
 
 from app.blueprint import Blueprint
-from core.assets import ASSETS
+from core.assets import SEED_ASSETS
 
 blp = Blueprint("assets", __name__, description="The assets you can trade")
 
@@ -23,4 +23,4 @@ class SupportedAssets(MethodView):
     @blp.response(200, AssetsSchema)
     def get(self):
         """Tradable assets and their price decimals."""
-        return {"assets": list(ASSETS.values())}
+        return {"assets": list(SEED_ASSETS.values())}

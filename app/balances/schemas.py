@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields
 
-from core.assets import ASSETS
+from core.assets import SEED_ASSETS
 
 
 class AmountSchema(Schema):
@@ -12,7 +12,7 @@ BalancesSchema = Schema.from_dict(
     {
         "USD": fields.Nested(AmountSchema, required=True),
         "lockedMargin": fields.Nested(AmountSchema, required=True),
-        **{symbol: fields.Nested(AmountSchema, required=True) for symbol in ASSETS},
+        **{symbol: fields.Nested(AmountSchema, required=True) for symbol in SEED_ASSETS},
     },
     name="Balances",
 )

@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Balance, LedgerEntry, Order
-from core.assets import ASSETS, USD_DECIMALS
+from core.assets import SEED_ASSETS, USD_DECIMALS
 from core.enums import LedgerKind
 
 
@@ -41,7 +41,7 @@ def balances_body(usd: int, locked_margin: int) -> dict:
         "USD": {"balance": usd, "decimals": USD_DECIMALS},
         "lockedMargin": {"balance": locked_margin, "decimals": USD_DECIMALS},
     }
-    for asset in ASSETS.values():
+    for asset in SEED_ASSETS.values():
         view[asset.symbol] = {"balance": 0, "decimals": asset.decimals}
     return view
 

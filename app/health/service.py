@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from app import metrics
 from app.extensions import db, redis_client
-from core.assets import ASSETS
+from core.assets import SEED_ASSETS
 from core.prices import FeedStatus, PriceStore
 from core.shards import format_shard_set, shard_queue
 from core.tasks import ENGINE_WORKER_PREFIX
@@ -57,7 +57,7 @@ def _prices() -> dict:
     max_age = current_app.config["PRICE_MAX_AGE_S"]
     store = PriceStore(redis_client)
     report = {}
-    for symbol in ASSETS:
+    for symbol in SEED_ASSETS:
         try:
             quote = store.read(symbol)
         except Exception:

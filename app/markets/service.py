@@ -3,6 +3,7 @@
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -11,16 +12,20 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db, redis_client
 from app.models import CatalogAsset, CatalogMarket, utcnow
-from core.assets import ASSET_BY_MARKET
-from core.markets import CatalogError, parse_market
+from core.assets import ASSET_BY_MARKET, ASSETS, Asset, perpetual, register
+from core.markets import CatalogError, MarketType, choose, parse_market
 from core.marks import MarkStore
 from core.prices import PriceStore
 
 log = logging.getLogger(__name__)
 FETCH_TIMEOUT_S = 10
+RELOAD_AT_MOST_EVERY_S = 5.0  # an unknown symbol reloads the catalog, but a flood of them does not
+
+_registered_at = float("-inf")
 
 
 class CatalogUnavailable(RuntimeError):
@@ -126,3 +131,40 @@ def list_markets(market_type: str | None = None, symbol: str | None = None) -> l
         )
     db.session.rollback()
     return listed
+
+
+def register_chosen_perpetuals() -> list[Asset]:
+    """Make the perpetuals MARKETS chooses from the catalog tradable in this process (each process
+    at start; again when an order names one it does not know). Without a catalog (not synced
+    yet, or no database at hand): the seed's assets only."""
+    global _registered_at
+    _registered_at = time.monotonic()
+    try:
+        catalog = [parse_market(raw) for raw in db.session.scalars(select(CatalogMarket.backpack))]
+        chosen = set(choose(catalog, current_app.config["MARKETS"]))
+    except (SQLAlchemyError, CatalogError) as error:
+        db.session.rollback()
+        log.info("no perpetuals registered: %s", str(error).splitlines()[0])
+        return []
+    db.session.rollback()
+    perps = [m for m in catalog if m.symbol in chosen and m.market_type == MarketType.PERP]
+    return register(perpetual(market) for market in perps)
+
+
+def asset_named(symbol: str) -> Asset | None:
+    """The tradable asset `symbol` names, looking the catalog up again when it is new here."""
+    if symbol not in ASSETS and time.monotonic() - _registered_at >= RELOAD_AT_MOST_EVERY_S:
+        register_chosen_perpetuals()
+    return ASSETS.get(symbol)
+
+
+def price_decimals(symbol: str) -> int:
+    """The price decimals of an order's asset, also for a perpetual MARKETS no longer chooses (its
+    orders still show): the registry, else the catalog."""
+    asset = asset_named(symbol)
+    if asset is not None:
+        return asset.decimals
+    decimals = db.session.scalar(select(CatalogMarket.price_decimals).where(CatalogMarket.symbol == symbol))
+    if decimals is None:
+        raise LookupError(f"{symbol} is neither a seed asset nor in the market catalog")
+    return decimals

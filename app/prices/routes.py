@@ -2,9 +2,9 @@ from flask.views import MethodView
 
 from app.blueprint import Blueprint
 from app.errors import ErrorCode, documents
+from app.markets.service import price_decimals
 from app.prices import service
 from app.prices.schemas import BookQuerySchema, BookSchema, CandleQuerySchema, CandlesSchema, PricesSchema
-from core.assets import ASSETS
 
 blp = Blueprint("prices", __name__, description="Latest Backpack best bid/ask and candles per asset")
 
@@ -40,6 +40,6 @@ class Candles(MethodView):
         return {
             "asset": query["asset"],
             "interval": query["interval"],
-            "decimals": ASSETS[query["asset"]].decimals,
+            "decimals": price_decimals(query["asset"]),
             "candles": rows,
         }

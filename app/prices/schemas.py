@@ -1,7 +1,8 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
 from app.fields import StrictInteger
-from core.assets import ASSETS
+from app.markets.fields import TradableAsset
+from core.assets import SEED_ASSETS
 from core.candles import INTERVALS_S
 
 UNIX_S = validate.Range(min=0, max=2**40)
@@ -18,11 +19,18 @@ class PriceSchema(Schema):
     stale = fields.Boolean(required=True, metadata={"description": "older than PRICE_MAX_AGE_S: trading refuses it"})
 
 
-PricesSchema = Schema.from_dict({symbol: fields.Nested(PriceSchema) for symbol in ASSETS}, name="Prices")
+class PricesSchema(Schema.from_dict({symbol: fields.Nested(PriceSchema) for symbol in SEED_ASSETS})):
+    """Each asset's price by its symbol: SOL, BTC, ETH and the registered perpetuals' market symbols."""
+
+    class Meta:
+        unknown = INCLUDE  # the document: the perpetuals are further properties
+
+    def dump(self, obj, *, many=None):
+        return {asset: PriceSchema().dump(price) for asset, price in obj.items()}
 
 
 class BookQuerySchema(Schema):
-    asset = fields.String(required=True, validate=validate.OneOf(list(ASSETS)))
+    asset = TradableAsset(required=True)
     levels = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
 
 
@@ -42,7 +50,7 @@ class BookSchema(Schema):
 
 
 class CandleQuerySchema(Schema):
-    asset = fields.String(required=True, validate=validate.OneOf(list(ASSETS)))
+    asset = TradableAsset(required=True)
     interval = fields.String(load_default="1m", validate=validate.OneOf(list(INTERVALS_S)))
     start = fields.Integer(validate=UNIX_S, metadata={"description": "unix seconds, inclusive"})
     end = fields.Integer(validate=UNIX_S, metadata={"description": "unix seconds, exclusive"})

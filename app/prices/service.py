@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
 from app.extensions import db, redis_client
+from app.markets.service import price_decimals
 from app.models import Candle
 from core.assets import ASSETS, QUANTITY_DECIMALS
 from core.book import BookStore
@@ -86,7 +87,7 @@ def backfill(asset: str, days: int, chunk_minutes: int = 1000, pause_s: float = 
     Klines are trade prices, not mids; they only fill minutes the service never saw. Returns the
     number of minutes inserted.
     """
-    market, decimals = ASSETS[asset].market, ASSETS[asset].decimals
+    market, decimals = ASSETS[asset].market, price_decimals(asset)
     base = current_app.config["BACKPACK_REST_URL"]
     now = int(time.time()) // 60 * 60
     inserted = 0
@@ -120,7 +121,7 @@ def book_levels(asset: str, levels: int) -> dict:
     return {
         "asset": asset,
         "live": book is not None,
-        "decimals": ASSETS[asset].decimals,
+        "decimals": price_decimals(asset),
         "quantityDecimals": QUANTITY_DECIMALS,
         "bids": [{"price": lv.price, "quantity": lv.quantity} for lv in book.bids[:levels]] if book else [],
         "asks": [{"price": lv.price, "quantity": lv.quantity} for lv in book.asks[:levels]] if book else [],

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from app.balances.service import balances_body, balances_view
 from app.extensions import db
 from app.hub import CLOSED, Hub
+from app.markets.service import price_decimals
 from app.models import Order
 from app.prices.service import latest_quotes
 from app.trading.schemas import OrderSchema
 from app.trading.service import with_unrealized_pnl
 from core import rules
-from core.assets import ASSETS
 from core.enums import OrderStatus
 from core.events import OrderChanged, RequestFailed
 from core.prices import Quote
@@ -68,7 +68,7 @@ class OpenPosition:
 
     def pnl(self, quote: Quote) -> int:
         closing = rules.close_at(
-            self.side, self.open_price, self.quantity, self.margin, ASSETS[self.asset].decimals, quote.bid, quote.ask
+            self.side, self.open_price, self.quantity, self.margin, price_decimals(self.asset), quote.bid, quote.ask
         )
         return closing.pnl
 

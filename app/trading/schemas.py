@@ -1,9 +1,11 @@
 from datetime import UTC, datetime, timedelta
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.fields import StrictInteger
-from core.assets import ASSETS, QUANTITY_DECIMALS
+from app.markets.fields import TradableAsset
+from app.markets.service import price_decimals
+from core.assets import QUANTITY_DECIMALS
 from core.book import slippage_bps
 from core.enums import CloseReason, FillModel, OrderStatus, OrderType, RejectReason, Side
 
@@ -34,8 +36,26 @@ def check_trigger_price(data: dict) -> None:
             raise ValidationError(f"only a {owner} order takes {field}", field)
 
 
+def symbol_as_asset(data):
+    """`symbol` (a catalog market's) names the asset too; not both."""
+    if isinstance(data, dict) and "symbol" in data:
+        if "asset" in data:
+            raise ValidationError("name either asset or symbol", "symbol")
+        data = {**data, "asset": data["symbol"]}
+        del data["symbol"]
+    return data
+
+
 class CreateTradeSchema(Schema):
-    asset = fields.String(required=True, validate=validate.OneOf(tuple(ASSETS)))
+    asset = TradableAsset(required=True)
+    symbol = fields.String(
+        load_only=True, metadata={"description": "instead of asset: a perpetual's market symbol (GET /api/v1/markets)"}
+    )
+
+    @pre_load
+    def symbol_names_the_asset(self, data, **_):
+        return symbol_as_asset(data)
+
     type = fields.String(required=True, validate=one_of(Side))
     margin = StrictInteger(
         required=True,
@@ -161,7 +181,7 @@ class OrderSchema(Schema):
     )
     closeReason = fields.String(attribute="close_reason", allow_none=True, metadata=enum_metadata(CloseReason))
     rejectReason = fields.String(attribute="reject_reason", allow_none=True, metadata=enum_metadata(RejectReason))
-    decimals = fields.Function(lambda order: ASSETS[order.asset].decimals, dump_only=True)
+    decimals = fields.Function(lambda order: price_decimals(order.asset), dump_only=True)
     createdAt = fields.DateTime(attribute="created_at")
     closedAt = fields.DateTime(attribute="closed_at", allow_none=True)
 
@@ -172,7 +192,7 @@ class PendingOrderSchema(Schema):
 
 
 class PreviewQuerySchema(Schema):
-    asset = fields.String(required=True, validate=validate.OneOf(tuple(ASSETS)))
+    asset = TradableAsset(required=True)
     type = fields.String(required=True, validate=one_of(Side))
     margin = fields.Integer(required=True, validate=validate.Range(min=100, max=MAX_AMOUNT))
     leverage = fields.Integer(required=True, validate=validate.Range(min=1, max=100))

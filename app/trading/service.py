@@ -19,10 +19,11 @@ from app.dispatch import enqueue, wake_engine
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import autocommit, db, redis_client
+from app.markets.service import price_decimals
 from app.models import IdempotencyKey, Order, utcnow
 from app.prices.service import fresh_quote, market_at
 from core import execution, rules
-from core.assets import ASSETS, QUANTITY_DECIMALS, USD_DECIMALS
+from core.assets import QUANTITY_DECIMALS, USD_DECIMALS
 from core.book import fee, notional
 from core.enums import CloseReason, OrderStatus, OrderType, RejectReason, Side
 from core.events import AccountEvent, OrderChanged, OrderState, RequestFailed
@@ -70,7 +71,7 @@ def preview(
     live book (or the top of book without one). A limit or stop order (`trigger`: its limit or
     stop price) the book does not fill now shows as `working` at its own price."""
     quote = _require_fresh_price(asset)
-    decimals = ASSETS[asset].decimals
+    decimals = price_decimals(asset)
     market = market_at(quote)
     kind = OrderType(order_type)
     terms = Terms(
@@ -148,7 +149,7 @@ def with_unrealized_pnl(orders: list[Order]) -> list[Order]:
                 order.open_price,
                 order.quantity,
                 order.margin,
-                ASSETS[order.asset].decimals,
+                price_decimals(order.asset),
                 quote.bid,
                 quote.ask,
             ).pnl
@@ -187,7 +188,7 @@ def order_csv_rows(user_id: int, status: str | None):
     """Every matching order, newest first, from a server-side cursor; amounts as decimals."""
     result = db.session.execute(list_orders(user_id, status).execution_options(yield_per=1000))
     for o in result.scalars():
-        price = ASSETS[o.asset].decimals
+        price = price_decimals(o.asset)
 
         def units(value, decimals):
             return "" if value is None else format_units(value, decimals)

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, render_template
 
-from core.assets import ASSETS
+from core.assets import SEED_ASSETS
 from core.candles import INTERVALS_S
 
 blp = Blueprint("web", __name__)
@@ -12,7 +12,7 @@ blp = Blueprint("web", __name__)
 def terminal():
     return render_template(
         "terminal.html",
-        assets=list(ASSETS.values()),
+        assets=list(SEED_ASSETS.values()),
         intervals=INTERVALS_S,
         mail_is_logged=not current_app.config["SMTP_URL"],
     )

@@ -103,9 +103,10 @@ def test_the_poller_follows_what_markets_chooses_and_keeps_each_perps_mark(app, 
     assert (before_sync.priced, before_sync.marked) == (["SOL_USDC", "BTC_USDC", "ETH_USDC"], [])
     assert sync(app, rest_url(simulator)).exit_code == 0
     followed = followed_markets(database, "default")
-    assert followed.priced == ["SOL_USDC", "BTC_USDC", "ETH_USDC"]
+    assert followed.priced == ["SOL_USDC", "BTC_USDC", "ETH_USDC", *followed.marked]  # perpetuals are traded too
     assert "SOL_USDC_PERP" in followed.marked and "MATIC_USDC_PERP" not in followed.marked
-    assert followed_markets(database, "perp").priced == [] and followed_markets(database, "BTC_USDC").marked == []
+    assert followed_markets(database, "perp").priced == followed.marked
+    assert followed_markets(database, "BTC_USDC").marked == []
 
     feed = LiveFeed(app, simulator, markets=followed.priced, marked=followed.marked).start()
     try:
@@ -124,3 +125,40 @@ def test_the_poller_follows_what_markets_chooses_and_keeps_each_perps_mark(app, 
     redis_client.delete("mark:SOL_USDC_PERP")
     assert MarkStore(redis_client).write(old)
     assert client.get("/api/v1/markets?symbol=SOL_USDC_PERP").json[0]["markPrice"] is None  # stale: missing
+
+
+@pytest.mark.usefixtures("engine_worker")
+def test_a_perpetual_trades_through_the_hedging_api_against_its_own_book(app, app_ctx, client, simulator, make_user):
+    from app.extensions import redis_client
+    from app.models import Order
+    from core.prices import PriceStore
+    from poller.markets import followed_markets
+    from tests.support.state import assert_ledger_balances
+
+    assert sync(app, rest_url(simulator)).exit_code == 0
+    followed = followed_markets(app.config["DATABASE_URL"], "BTC_USDC,BTC_USDC_PERP")
+    assert followed.priced == ["BTC_USDC", "BTC_USDC_PERP"]
+    _, headers = make_user()
+    feed = LiveFeed(app, simulator, markets=followed.priced, marked=followed.marked).start()
+    try:
+        eventually(lambda: PriceStore(redis_client).read_fresh("BTC_USDC_PERP", 5))
+        preview = client.get("/api/v1/trade/preview?asset=BTC_USDC_PERP&type=long&margin=100000&leverage=10")
+        assert preview.status_code == 200, preview.json
+        body = {"asset": "BTC_USDC_PERP", "type": "long", "margin": 100_000, "leverage": 10, "slippage": 500}
+        by_symbol = {key: value for key, value in body.items() if key != "asset"} | {"symbol": "BTC_USDC_PERP"}
+        opened = client.post("/api/v1/trade/create", json=by_symbol, headers=headers)
+        assert opened.status_code == 200 and opened.json["status"] == "open", opened.json
+        assert opened.json["decimals"] == 1  # BTC_USDC_PERP's tick is 0.1
+        assert 1_000_000 < opened.json["openPrice"] < 1_400_000  # about 118,320.1 in tenths
+        closed = client.post("/api/v1/trade/close", json={"orderId": opened.json["orderId"]}, headers=headers)
+        assert closed.status_code == 200 and closed.json["status"] == "closed", closed.json
+    finally:
+        feed.stop()
+    assert db.session.get(Order, opened.json["orderId"]).asset == "BTC_USDC_PERP"
+    assert_ledger_balances(app)
+    for asset in ("NOPE_USDC_PERP", "MATIC_USDC_PERP", "x" * 65):  # unknown, closed, absurd
+        refused = client.post("/api/v1/trade/create", json={**body, "asset": asset}, headers=headers)
+        assert refused.status_code == 422 and "asset" in refused.json["errors"]["json"], refused.json
+    both = client.post("/api/v1/trade/create", json={**body, "symbol": "BTC_USDC_PERP"}, headers=headers)
+    assert both.status_code == 422 and "symbol" in both.json["errors"]["json"]
+    assert db.session.query(Order).count() == 1  # nothing written by the refused ones

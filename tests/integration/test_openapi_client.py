@@ -41,9 +41,7 @@ def test_a_generated_client_signs_in_trades_and_closes(generated, live_server, s
     session = signin.sync(client=anonymous, token=token_from(wait_for_mail(smtp, "generated@example.com", 30)))
     signed_in = client.AuthenticatedClient(base_url=live_server, token=session.token)
 
-    trade = models.CreateTrade(
-        asset=models.CreateTradeAsset.BTC, type_=models.CreateTradeType.LONG, margin=100_000, leverage=10
-    )
+    trade = models.CreateTrade(asset="BTC", type_=models.CreateTradeType.LONG, margin=100_000, leverage=10)
     opened = create.sync(client=signed_in, body=trade)
     assert isinstance(opened, models.Order) and opened.status.value == "open" and opened.open_price == BTC_ASK
     closed = close.sync(client=signed_in, body=models.CloseTrade(order_id=opened.order_id))
