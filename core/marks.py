@@ -8,7 +8,7 @@ liquidation on the mark, by the engine.
 
 import time
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from core.keys import MARK_KEY
@@ -38,6 +38,10 @@ class Mark:
         """A mark older than PRICE_MAX_AGE_S counts as missing, as a quote does."""
         return self.age_s(now_us) <= max_age_s
 
+    def units(self, decimals: int) -> int:
+        """The mark in integer units of `decimals` (a mark between ticks rounds to the nearest)."""
+        return int(self.mark.scaleb(decimals).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
 
 def _text(value: Decimal | int | None) -> str:
     return "" if value is None else str(value)
@@ -52,6 +56,9 @@ class MarkStore:
         """Store `mark` unless a later one is there; True when it was stored."""
         values = [_text(mark.mark), _text(mark.index), _text(mark.funding_rate), _text(mark.next_funding_ms)]
         return bool(self._write(keys=[MARK_KEY.format(market=mark.market)], args=[*values, mark.time_us]))
+
+    def read(self, market: str) -> Mark | None:
+        return self.read_many([market]).get(market)
 
     def read_many(self, markets: list[str]) -> dict[str, Mark]:
         """The stored marks of these markets (one round trip), by market."""

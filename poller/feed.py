@@ -108,11 +108,13 @@ class Poller:
         rest_url: str | None = None,
         on_book=None,
         marked: list[str] | tuple[str, ...] = (),
+        on_mark=None,
     ):
         self.url = url
         self.rest_url = rest_url
         self.marked = frozenset(marked)
         self.marks = MarkStore(redis_client)
+        self.on_mark = on_mark  # called with each mark stored (a newer one than Redis had)
         self.mark_frames = 0
         self.streams = [f"bookTicker.{market}" for market in markets]
         self.streams += [f"markPrice.{market}" for market in marked]
@@ -177,7 +179,8 @@ class Poller:
     def _on_mark(self, mark: Mark) -> None:
         self._got_data = True
         self.mark_frames += 1
-        self.marks.write(mark)
+        if self.marks.write(mark) and self.on_mark is not None:
+            self.on_mark(mark)
 
     def _fetch_marks(self) -> None:
         """Every marked market's mark from REST at once, so none waits for its first frame. The

@@ -1,9 +1,12 @@
-"""The poller as `python -m poller` wires it (and the tests' live feed): quotes and books into
-Redis, minute candles recorded, and a trigger check sent by name for the shards whose trigger
-levels a price crosses (`core.triggers`): a move that crosses nothing costs nothing more."""
+"""The poller as `python -m poller` wires it (and the tests' live feed): quotes, books and marks
+into Redis, minute candles recorded, and a trigger check sent by name for the shards whose
+trigger levels a price or a perpetual's mark crosses (`core.triggers`): a move that crosses
+nothing costs nothing more."""
 
 from typing import Any
 
+from core.assets import ASSET_BY_MARKET
+from core.marks import Mark
 from core.prices import PriceStore, Quote
 from core.tasks import TaskSender, request_trigger_check
 from core.triggers import TriggerLevels
@@ -15,6 +18,17 @@ def check_crossings(client: Any, sender: TaskSender, quote: Quote) -> int:
     """After writing `quote`: a trigger check for each shard whose levels it crosses (none pending)."""
     shards = TriggerLevels(client).crossed_shards(quote.asset, quote.bid, quote.ask)
     return request_trigger_check(client, sender, quote.asset, shards)
+
+
+def check_mark_crossings(client: Any, sender: TaskSender, mark: Mark) -> int:
+    """After writing a perpetual's mark: its positions' liquidation, stop-loss and take-profit
+    trigger on the mark, so a mark crossing a level asks for a check as a quote does."""
+    asset = ASSET_BY_MARKET.get(mark.market)
+    if asset is None:
+        return 0
+    units = mark.units(asset.decimals)
+    shards = TriggerLevels(client).crossed_shards(asset.symbol, units, units)
+    return request_trigger_check(client, sender, asset.symbol, shards)
 
 
 def wired_poller(
@@ -46,4 +60,5 @@ def wired_poller(
         rest_url=rest_url,
         on_book=on_book,
         marked=marked,
+        on_mark=lambda mark: check_mark_crossings(client, sender, mark),
     )

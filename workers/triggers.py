@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 
 from app.extensions import db
 from app.models import Balance, Order, utcnow
-from app.prices.service import fresh_quote, market_at
+from app.prices.service import fresh_quote, market_at, position_trigger
 from core import execution, rules
 from core.enums import OrderStatus, OrderType, Side
 from core.events import AccountEvent
@@ -40,7 +40,8 @@ CROSSING: dict[OrderType, Callable[[Quote], ColumnElement[bool]]] = {
 
 
 def crossed_order_ids(asset: str, quote: Quote, shards: list[int]) -> list[uuid.UUID]:
-    """Open orders on `asset` in `shards` whose liquidation, stop-loss or take-profit the quote has crossed.
+    """Open orders on `asset` in `shards` whose liquidation, stop-loss or take-profit `quote` (the
+    position trigger: a quote, or a perpetual's mark on both sides) has crossed.
 
     Each branch matches one partial index on (asset, side, <trigger price>) WHERE status = 'open'.
     """
@@ -80,8 +81,8 @@ def reached_working_ids(asset: str, quote: Quote, market: Market, shards: list[i
 
 
 def check_triggers(asset: str, shard: int) -> int:
-    """Close every position the latest price has crossed and fill or end every working order it
-    reached, all at the quote that crossed them. Returns how many changed.
+    """Close every position the latest price has crossed (a perpetual's: its mark) and fill or end
+    every working order the quote reached, all against the book. Returns how many changed.
 
     A price move asks each shard for a check, but one check covers every shard of this process
     that has not been checked at this very price: the checks its siblings asked for then find
@@ -90,14 +91,16 @@ def check_triggers(asset: str, shard: int) -> int:
     if quote is None:
         return 0
     market = market_at(quote)
+    trigger = position_trigger(asset, quote)
     price = (quote.time_us, quote.update_id, market.book.update_id if market.book else None)
+    price += (trigger.time_us if trigger is not None else None,)
     owned = sorted({shard, *current_app.config["ENGINE_SHARD_SET"]})
     shards = levels.unchecked(asset, owned, price)
     if shard not in shards:
         return 0
     size = current_app.config["ENGINE_CASCADE_BATCH"]
-    crossed = crossed_order_ids(asset, quote, shards)
-    changed_count = sum(_close_batch(crossed[i : i + size], quote, market) for i in range(0, len(crossed), size))
+    crossed = crossed_order_ids(asset, trigger, shards) if trigger is not None else []
+    changed_count = sum(_close_batch(crossed[i : i + size], trigger, market) for i in range(0, len(crossed), size))
     now = utcnow()
     reached = reached_working_ids(asset, quote, market, shards, now)
     changed_count += sum(_fill_batch(reached[i : i + size], market, now) for i in range(0, len(reached), size))
@@ -117,14 +120,15 @@ def _lock_batch(order_ids: list[uuid.UUID]) -> list:
     ).all()
 
 
-def _close_batch(order_ids: list[uuid.UUID], quote: Quote, market: Market) -> int:
-    """Close each position of the batch that is still crossed once locked, and commit them together."""
+def _close_batch(order_ids: list[uuid.UUID], trigger: Quote, market: Market) -> int:
+    """Close each position of the batch that `trigger` still crosses once locked (at the book), and
+    commit them together."""
     events: list[AccountEvent] = []
     for order, balance in _lock_batch(order_ids):
         if order.status != OrderStatus.OPEN:
             continue  # closed meanwhile
         position = rules.Position(order.side, order.liquidation_price, order.stop_loss, order.take_profit)
-        reason = rules.close_trigger(position, quote.bid, quote.ask)
+        reason = rules.close_trigger(position, trigger.bid, trigger.ask)
         if reason is not None:  # else no longer crossed once locked
             settle(balance, order, market, reason)
             events.append(changed(order, balance))

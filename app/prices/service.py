@@ -11,12 +11,13 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
 from app.extensions import db, redis_client
-from app.markets.service import price_decimals
+from app.markets.service import asset_named, price_decimals
 from app.models import Candle
 from core.assets import ASSETS, QUANTITY_DECIMALS
 from core.book import BookStore
 from core.candles import INTERVALS_S
 from core.execution import Market
+from core.marks import MarkStore
 from core.money import to_units
 from core.prices import PriceStore, Quote
 
@@ -40,6 +41,20 @@ CANDLES_SQL = text(
 def fresh_quote(asset: str) -> Quote | None:
     """The asset's quote, if the feed delivered it within PRICE_MAX_AGE_S."""
     return PriceStore(redis_client).read_fresh(asset, current_app.config["PRICE_MAX_AGE_S"])
+
+
+def position_trigger(asset: str, quote: Quote) -> Quote | None:
+    """The prices an open position's liquidation, stop-loss and take-profit are compared with: a
+    perpetual's fresh mark, on both sides (a last-trade spike through a level with a calm mark
+    closes nothing; no fresh mark, nothing triggers); a spot market's bid and ask."""
+    tradable = asset_named(asset)
+    if tradable is None or not tradable.perpetual:
+        return quote
+    mark = MarkStore(redis_client).read(asset)
+    if mark is None or not mark.is_fresh(current_app.config["PRICE_MAX_AGE_S"]):
+        return None
+    units = mark.units(tradable.decimals)
+    return Quote(asset, units, units, mark.time_us)
 
 
 def market_at(quote: Quote) -> Market:

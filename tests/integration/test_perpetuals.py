@@ -1,0 +1,90 @@
+"""Perpetuals as Backpack applies them: positions liquidate and stop on the mark, never on a
+last-trade spike; the close still fills against the book."""
+
+from decimal import Decimal
+
+import pytest
+
+from app.extensions import db, redis_client
+from app.markets.service import register_chosen_perpetuals
+from app.models import Order
+from core.marks import Mark, MarkStore
+from core.prices import PriceStore, Quote, now_micros
+from core.shards import shard_of
+from tests.support.state import assert_ledger_balances
+from workers.triggers import check_triggers
+
+pytestmark = pytest.mark.usefixtures("engine_worker")
+PERP = "BTC_USDC_PERP"  # tick 0.1: prices in tenths
+
+
+@pytest.fixture
+def perpetuals(app, app_ctx, simulator):
+    """The simulator's catalog synced and its perpetuals tradable in this process."""
+    url = simulator.url.replace("ws://", "http://")
+    assert app.test_cli_runner().invoke(args=["markets", "sync", "--rest-url", url]).exit_code == 0
+    register_chosen_perpetuals()
+    updates = iter(range(now_micros(), now_micros() + 10**9))
+
+    def quote(bid: int, ask: int) -> None:
+        assert PriceStore(redis_client).write(Quote(PERP, bid, ask, now_micros(), next(updates)))
+
+    def mark(tenths: int, age_s: float = 0) -> None:
+        redis_client.delete(f"mark:{PERP}")
+        at = now_micros() - int(age_s * 1_000_000)
+        assert MarkStore(redis_client).write(Mark(PERP, Decimal(tenths).scaleb(-1), None, None, None, at))
+
+    return quote, mark
+
+
+def test_a_spike_with_a_calm_mark_liquidates_nothing_and_a_mark_through_the_level_does(
+    app, client, make_user, perpetuals
+):
+    quote, mark = perpetuals
+    quote(1_183_200, 1_183_202)
+    mark(1_183_201)
+    user_id, headers = make_user()
+    body = {"symbol": PERP, "type": "long", "margin": 100_000, "leverage": 100}
+    opened = client.post("/api/v1/trade/create", json=body, headers=headers)
+    assert opened.status_code == 200 and opened.json["status"] == "open", opened.json
+    liquidation = opened.json["liquidationPrice"]
+    shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+
+    quote(liquidation - 5_000, liquidation - 4_998)  # the last price spikes through the level
+    mark(1_183_150)  # the mark stays calm
+    assert check_triggers(PERP, shard) == 0
+    mark(liquidation - 10, age_s=60)  # a stale mark through the level: no mark at all
+    assert check_triggers(PERP, shard) == 0
+    assert db.session.get(Order, opened.json["orderId"]).status == "open"
+
+    mark(liquidation - 10)  # the mark itself crosses
+    assert check_triggers(PERP, shard) == 1
+    closed = db.session.get(Order, opened.json["orderId"])
+    db.session.refresh(closed)
+    assert (closed.status, closed.close_reason) == ("closed", "liquidation")
+    assert closed.close_price == liquidation - 5_000  # filled against the book, at its bid
+    assert_ledger_balances(app)
+
+
+def test_the_poller_asks_for_a_check_when_a_mark_crosses_a_positions_level(app, client, make_user, perpetuals):
+    from poller.wiring import check_mark_crossings
+    from tests.support.feed import RecordingSender
+    from tests.support.waiting import eventually
+
+    quote, mark = perpetuals
+    quote(1_183_200, 1_183_202)
+    mark(1_183_201)
+    user_id, headers = make_user()
+    body = {"symbol": PERP, "type": "short", "margin": 100_000, "leverage": 50}
+    opened = client.post("/api/v1/trade/create", json=body, headers=headers)
+    assert opened.status_code == 200 and opened.json["status"] == "open", opened.json
+    liquidation = opened.json["liquidationPrice"]
+    sender = RecordingSender()
+
+    def mark_at(tenths: int) -> Mark:
+        return Mark(PERP, Decimal(tenths).scaleb(-1), None, None, None, now_micros())
+
+    assert check_mark_crossings(redis_client, sender, mark_at(1_183_300)) == 0  # calm: no check
+    shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+    eventually(lambda: check_mark_crossings(redis_client, sender, mark_at(liquidation + 10)) >= 1)
+    assert ("engine.check_triggers", PERP, shard) in [(name, asset, s) for name, asset, s in sender.sent]
