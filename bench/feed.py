@@ -15,12 +15,13 @@ def bench_poller(redis_url: str) -> dict:
 
     simulator = Simulator(interval_s=3600).start()
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    poller = Poller(simulator.url, ["SOL_USDC", "BTC_USDC", "ETH_USDC"], conn, silence_s=60)
+    followed = ["SOL_USDC", "BTC_USDC", "ETH_USDC"]
+    poller = Poller(simulator.url, followed, conn, silence_s=60)
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
     while poller.connections == 0 or not simulator.connections:
         time.sleep(0.01)
-    markets = list(simulator.markets.values())
+    markets = [simulator.markets[symbol] for symbol in followed]  # the simulator lists more
     frames = []
     for i in range(POLLER_FRAMES):
         market = markets[i % len(markets)]
