@@ -39,8 +39,12 @@ class Mark:
         return self.age_s(now_us) <= max_age_s
 
     def units(self, decimals: int) -> int:
-        """The mark in integer units of `decimals` (a mark between ticks rounds to the nearest)."""
-        return int(self.mark.scaleb(decimals).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        return price_units(self.mark, decimals)
+
+
+def price_units(price: Decimal, decimals: int) -> int:
+    """A mark or index price in integer units of `decimals` (between ticks: the nearest)."""
+    return int(price.scaleb(decimals).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def _text(value: Decimal | int | None) -> str:

@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from app.extensions import db, redis_client
 from app.models import CatalogAsset, CatalogMarket, utcnow
 from core.assets import ASSET_BY_MARKET, ASSETS, Asset, perpetual, register
 from core.markets import CatalogError, MarketType, choose, parse_market
-from core.marks import MarkStore
+from core.marks import MarkStore, price_units
 from core.prices import PriceStore
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,6 @@ def _rescaled(price: int, from_decimals: int, to_decimals: int) -> int:
     return int(Decimal(price).scaleb(to_decimals - from_decimals).to_integral_value())
 
 
-def _units(price: Decimal, decimals: int) -> int:
-    """A decimal price in integer units of `decimals` (a mark between ticks rounds to the nearest)."""
-    return int(price.scaleb(decimals).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-
-
 def list_markets(market_type: str | None = None, symbol: str | None = None) -> list[dict]:
     """The catalog as Backpack lists it, with its decimals; where the service prices the market,
     the best bid and ask; for a perpetual, its mark, index, funding rate and next funding time
@@ -123,8 +118,8 @@ def list_markets(market_type: str | None = None, symbol: str | None = None) -> l
                 "quantityDecimals": row.quantity_decimals,
                 "bid": _rescaled(quote.bid, asset.decimals, row.price_decimals) if priced else None,
                 "ask": _rescaled(quote.ask, asset.decimals, row.price_decimals) if priced else None,
-                "markPrice": _units(mark.mark, row.price_decimals) if mark else None,
-                "indexPrice": _units(mark.index, row.price_decimals) if mark and mark.index else None,
+                "markPrice": mark.units(row.price_decimals) if mark else None,
+                "indexPrice": price_units(mark.index, row.price_decimals) if mark and mark.index else None,
                 "fundingRate": str(mark.funding_rate) if mark and mark.funding_rate is not None else None,
                 "nextFundingTimestamp": mark.next_funding_ms if mark else None,
             }
