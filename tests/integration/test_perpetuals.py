@@ -37,17 +37,24 @@ def perpetuals(app, app_ctx, simulator):
     return quote, mark
 
 
-def test_a_spike_with_a_calm_mark_liquidates_nothing_and_a_mark_through_the_level_does(
-    app, client, make_user, perpetuals
-):
+def open_position(client, make_user, perpetuals, side: str, leverage: int) -> tuple[int, dict]:
+    """A new user's position on the perpetual, opened at a quote and mark about 118,320."""
     quote, mark = perpetuals
     quote(1_183_200, 1_183_202)
     mark(1_183_201)
     user_id, headers = make_user()
-    body = {"symbol": PERP, "type": "long", "margin": 100_000, "leverage": 100}
+    body = {"symbol": PERP, "type": side, "margin": 100_000, "leverage": leverage}
     opened = client.post("/api/v1/trade/create", json=body, headers=headers)
     assert opened.status_code == 200 and opened.json["status"] == "open", opened.json
-    liquidation = opened.json["liquidationPrice"]
+    return user_id, opened.json
+
+
+def test_a_spike_with_a_calm_mark_liquidates_nothing_and_a_mark_through_the_level_does(
+    app, client, make_user, perpetuals
+):
+    quote, mark = perpetuals
+    user_id, opened = open_position(client, make_user, perpetuals, "long", leverage=100)
+    liquidation = opened["liquidationPrice"]
     shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
 
     quote(liquidation - 5_000, liquidation - 4_998)  # the last price spikes through the level
@@ -55,11 +62,11 @@ def test_a_spike_with_a_calm_mark_liquidates_nothing_and_a_mark_through_the_leve
     assert check_triggers(PERP, shard) == 0
     mark(liquidation - 10, age_s=60)  # a stale mark through the level: no mark at all
     assert check_triggers(PERP, shard) == 0
-    assert db.session.get(Order, opened.json["orderId"]).status == "open"
+    assert db.session.get(Order, opened["orderId"]).status == "open"
 
     mark(liquidation - 10)  # the mark itself crosses
     assert check_triggers(PERP, shard) == 1
-    closed = db.session.get(Order, opened.json["orderId"])
+    closed = db.session.get(Order, opened["orderId"])
     db.session.refresh(closed)
     assert (closed.status, closed.close_reason) == ("closed", "liquidation")
     assert closed.close_price == liquidation - 5_000  # filled against the book, at its bid
@@ -71,14 +78,8 @@ def test_the_poller_asks_for_a_check_when_a_mark_crosses_a_positions_level(app, 
     from tests.support.feed import RecordingSender
     from tests.support.waiting import eventually
 
-    quote, mark = perpetuals
-    quote(1_183_200, 1_183_202)
-    mark(1_183_201)
-    user_id, headers = make_user()
-    body = {"symbol": PERP, "type": "short", "margin": 100_000, "leverage": 50}
-    opened = client.post("/api/v1/trade/create", json=body, headers=headers)
-    assert opened.status_code == 200 and opened.json["status"] == "open", opened.json
-    liquidation = opened.json["liquidationPrice"]
+    user_id, opened = open_position(client, make_user, perpetuals, "short", leverage=50)
+    liquidation = opened["liquidationPrice"]
     sender = RecordingSender()
 
     def mark_at(tenths: int) -> Mark:
