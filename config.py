@@ -211,6 +211,7 @@ class Config:
     MAX_WORKING_ORDERS: int
     ORDER_MAX_DELAY_S: float
     PRICE_MAX_AGE_S: float
+    FUNDING_INTERVAL_S: int | None  # overrides every perpetual's fundingInterval (tests, demos)
     AUTH_RATE_LIMIT_IP: str
     AUTH_RATE_LIMIT_EMAIL: str
     TRADE_RATE_LIMIT: str
@@ -226,6 +227,7 @@ class Config:
     ENGINE_CASCADE_BATCH: int
     ENGINE_ORDER_BATCH: int
     ENGINE_LINGER_MS: int
+    FUNDING_BATCH: int
     CELERY: dict
     SQLALCHEMY_ENGINE_OPTIONS: dict
     MAX_CONTENT_LENGTH: int = MAX_REQUEST_BYTES
@@ -298,6 +300,7 @@ class Config:
             MAX_WORKING_ORDERS=env.int("MAX_WORKING_ORDERS", 200, minimum=1),
             ORDER_MAX_DELAY_S=env.float("ORDER_MAX_DELAY_S", 30, minimum=1),
             PRICE_MAX_AGE_S=env.float("PRICE_MAX_AGE_S", 10),
+            FUNDING_INTERVAL_S=env.int("FUNDING_INTERVAL_S", 0, minimum=1) if env.str("FUNDING_INTERVAL_S") else None,
             AUTH_RATE_LIMIT_IP=env.rate("AUTH_RATE_LIMIT_IP", "30/minute"),
             AUTH_RATE_LIMIT_EMAIL=env.rate("AUTH_RATE_LIMIT_EMAIL", "5/minute"),
             TRADE_RATE_LIMIT=env.rate("TRADE_RATE_LIMIT", "20/second"),
@@ -313,6 +316,7 @@ class Config:
             ENGINE_CASCADE_BATCH=env.int("ENGINE_CASCADE_BATCH", 500, minimum=1),
             ENGINE_ORDER_BATCH=env.int("ENGINE_ORDER_BATCH", 100, minimum=1),
             ENGINE_LINGER_MS=env.int("ENGINE_LINGER_MS", 20, minimum=0),
+            FUNDING_BATCH=env.int("FUNDING_BATCH", 2000, minimum=1),  # positions per funding transaction
             CELERY=celery_settings(
                 redis_url,
                 tls_verify,

@@ -137,6 +137,7 @@ class Order(db.Model):
             "take_profit",
             postgresql_where=text("status = 'open' AND take_profit IS NOT NULL"),
         ),
+        Index("ix_orders_closed", "asset", "closed_at", postgresql_where=text("status = 'closed'")),  # funding catch-up
         Index(
             "ix_orders_close_requested",
             "close_requested_at",
@@ -171,6 +172,7 @@ class Order(db.Model):
     fills: Mapped[list | None] = mapped_column(JSONB)  # [{"price", "quantity"}] of the open
     open_fee: Mapped[int] = mapped_column(BigInteger, default=0)
     close_fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    funding: Mapped[int] = mapped_column(BigInteger, default=0)  # cumulative, signed as the ledger (paid < 0)
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
     opened_at: Mapped[Timestamp | None]
     closed_at: Mapped[Timestamp | None]
@@ -234,6 +236,47 @@ class CatalogAsset(db.Model):
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
     backpack: Mapped[dict] = mapped_column(JSONB)
     synced_at: Mapped[Timestamp]
+
+
+class FundingRate(db.Model):
+    """A perpetual's funding at one boundary: the rate and mark Backpack published last before
+    it, as the poller recorded them with the marks (`core.marks`). Settled from here, so an
+    engine that was down at the boundary catches up at that boundary's figures."""
+
+    __tablename__ = "funding_rates"
+
+    market: Mapped[str] = mapped_column(String(64), primary_key=True)
+    boundary: Mapped[Timestamp] = mapped_column(primary_key=True)
+    rate: Mapped[Decimal] = mapped_column(Numeric)
+    mark: Mapped[Decimal] = mapped_column(Numeric)
+
+
+class FundingSettled(db.Model):
+    """The last boundary of a market whose funding an engine shard has settled completely."""
+
+    __tablename__ = "funding_settled"
+
+    shard: Mapped[int] = mapped_column(primary_key=True)
+    market: Mapped[str] = mapped_column(String(64), primary_key=True)
+    boundary: Mapped[Timestamp]
+
+
+class FundingPayment(db.Model):
+    """One position's funding at one boundary: its primary key makes it exactly once. Written
+    with its ledger entry (`amount` = that entry's usd + locked deltas) in one transaction."""
+
+    __tablename__ = "funding_payments"
+    __table_args__ = (Index("ix_funding_payments_user_boundary", "user_id", "boundary"),)
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    boundary: Mapped[Timestamp] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    market: Mapped[str] = mapped_column(String(64))
+    rate: Mapped[Decimal] = mapped_column(Numeric)
+    mark: Mapped[Decimal] = mapped_column(Numeric)
+    quantity: Mapped[int] = mapped_column(BigInteger)  # signed: negative for a short
+    amount: Mapped[int] = mapped_column(BigInteger)  # signed as the ledger: paid < 0
+    waived: Mapped[int] = mapped_column(BigInteger, default=0)  # owed beyond free USD and margin
 
 
 class Candle(db.Model):

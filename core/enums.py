@@ -49,6 +49,7 @@ class LedgerKind(StrEnum):
     RESET = "reset"  # free USD set back to the starting balance
     FEE = "fee"  # TAKER_FEE_BPS of an open's or a close's notional
     RELEASE = "release"  # the reserved margin of a working order that was cancelled or expired
+    FUNDING = "funding"  # a perpetual position's payment at a funding boundary (`core.funding`)
 
 
 class FillModel(StrEnum):

@@ -22,4 +22,7 @@ STREAM_LISTENERS_KEY = "streams:listeners:{process}"
 STREAM_LISTENERS_PATTERN = "streams:listeners:*"
 # hash per perpetual market: mark, index, rate (decimal strings), next (funding, ms), time (µs)
 MARK_KEY = "mark:{market}"
+# hash per perpetual market: funding boundary (ms) -> "<rate> <mark>", the last mark event before it,
+# recorded with the mark that closed its interval; copied to PostgreSQL (`funding_rates`) by the engine
+FUNDING_KEY = "funding:{market}"
 TRADE_RATE_KEY = "trade-rate:{account}:{window}"  # requests of an account in one TRADE_RATE_LIMIT window

@@ -4,6 +4,10 @@ liquidation on the mark, by the engine.
 
 `mark:<SYMBOL>` holds `mark`, `index` and `rate` (the decimal strings Backpack sent, checked),
 `next` (the next funding time, ms) and `time` (the event time, µs). Only a later event replaces it.
+
+The event that closes a funding interval (`core.funding.boundary_crossed`, the same arithmetic in
+the script) records the rate and mark it replaces under that boundary in `funding:<SYMBOL>`, in
+the same atomic step: a boundary's figures survive a restart of any process but Redis.
 """
 
 import time
@@ -11,11 +15,20 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from core.keys import MARK_KEY
+from core.keys import FUNDING_KEY, MARK_KEY
 
 _WRITE_IF_LATER = """
-local old = redis.call('HGET', KEYS[1], 'time')
-if old and tonumber(old) >= tonumber(ARGV[5]) then return 0 end
+local old = redis.call('HMGET', KEYS[1], 'time', 'rate', 'mark')
+local now = tonumber(ARGV[5])
+if old[1] and tonumber(old[1]) >= now then return 0 end
+local interval = tonumber(ARGV[6]) * 1000
+if old[1] and old[2] and old[2] ~= '' and interval > 0 then
+  local previous = tonumber(old[1])
+  local boundary = math.floor(now / interval) * interval
+  if previous < boundary and previous >= boundary - interval then
+    redis.call('HSETNX', KEYS[2], string.format('%d', boundary / 1000), old[2] .. ' ' .. old[3])
+  end
+end
 redis.call('HSET', KEYS[1], 'mark', ARGV[1], 'index', ARGV[2], 'rate', ARGV[3], 'next', ARGV[4], 'time', ARGV[5])
 return 1
 """
@@ -52,14 +65,34 @@ def _text(value: Decimal | int | None) -> str:
 
 
 class MarkStore:
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, funding_intervals_ms: dict[str, int] | None = None):
         self.client = client
+        self.funding_intervals_ms = funding_intervals_ms or {}  # markets without one record no funding
         self._write = client.register_script(_WRITE_IF_LATER)
 
     def write(self, mark: Mark) -> bool:
         """Store `mark` unless a later one is there; True when it was stored."""
         values = [_text(mark.mark), _text(mark.index), _text(mark.funding_rate), _text(mark.next_funding_ms)]
-        return bool(self._write(keys=[MARK_KEY.format(market=mark.market)], args=[*values, mark.time_us]))
+        keys = [MARK_KEY.format(market=mark.market), FUNDING_KEY.format(market=mark.market)]
+        interval_ms = self.funding_intervals_ms.get(mark.market, 0)
+        return bool(self._write(keys=keys, args=[*values, mark.time_us, interval_ms]))
+
+    def funding_rounds(self, markets: list[str]) -> dict[str, dict[int, tuple[Decimal, Decimal]]]:
+        """The recorded funding of these markets: market -> boundary (ms) -> (rate, mark)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for market in markets:
+                pipe.hgetall(FUNDING_KEY.format(market=market))
+            found = pipe.execute()
+        return {
+            market: {int(boundary): _rate_and_mark(value) for boundary, value in rounds.items()}
+            for market, rounds in zip(markets, found, strict=True)
+            if rounds
+        }
+
+    def forget_funding(self, market: str, boundaries: list[int]) -> None:
+        """Drop recorded rounds that are kept elsewhere now (PostgreSQL's `funding_rates`)."""
+        if boundaries:
+            self.client.hdel(FUNDING_KEY.format(market=market), *map(str, boundaries))
 
     def read(self, market: str) -> Mark | None:
         return self.read_many([market]).get(market)
@@ -71,6 +104,11 @@ class MarkStore:
                 pipe.hgetall(MARK_KEY.format(market=market))
             found = pipe.execute()
         return {market: _mark(market, values) for market, values in zip(markets, found, strict=True) if values}
+
+
+def _rate_and_mark(value: str) -> tuple[Decimal, Decimal]:
+    rate, mark = value.split(" ")
+    return Decimal(rate), Decimal(mark)
 
 
 def _mark(market: str, values: dict[str, str]) -> Mark:

@@ -26,7 +26,7 @@ def main() -> None:
     sender.config_from_object(config.CELERY)
 
     candles = CandleRecorder(config.DATABASE_URL)
-    followed = followed_markets(config.DATABASE_URL, config.MARKETS)
+    followed = followed_markets(config.DATABASE_URL, config.MARKETS, config.FUNDING_INTERVAL_S)
     poller = wired_poller(
         config.BACKPACK_WS_URL,
         followed.priced,
@@ -36,6 +36,7 @@ def main() -> None:
         rest_url=config.BACKPACK_REST_URL,
         silence_s=config.FEED_SILENCE_S,
         marked=followed.marked,
+        funding_intervals_ms=followed.funding_intervals_ms,
     )
     recorder = threading.Thread(target=candles.run, args=(poller.stop_event,), name="candles", daemon=True)
     recorder.start()

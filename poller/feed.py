@@ -109,11 +109,12 @@ class Poller:
         on_book=None,
         marked: list[str] | tuple[str, ...] = (),
         on_mark=None,
+        funding_intervals_ms: dict[str, int] | None = None,
     ):
         self.url = url
         self.rest_url = rest_url
         self.marked = frozenset(marked)
-        self.marks = MarkStore(redis_client)
+        self.marks = MarkStore(redis_client, funding_intervals_ms)
         self.on_mark = on_mark  # called with each mark stored (a newer one than Redis had)
         self.mark_frames = 0
         self.streams = [f"bookTicker.{market}" for market in markets]

@@ -40,6 +40,7 @@ def wired_poller(
     rest_url: str,
     silence_s: float,
     marked: list[str] | tuple[str, ...] = (),
+    funding_intervals_ms: dict[str, int] | None = None,
 ) -> Poller:
     def on_quote(quote: Quote) -> None:
         candles.add(quote)
@@ -61,4 +62,5 @@ def wired_poller(
         on_book=on_book,
         marked=marked,
         on_mark=lambda mark: check_mark_crossings(client, sender, mark),
+        funding_intervals_ms=funding_intervals_ms,
     )

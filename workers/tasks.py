@@ -23,7 +23,7 @@ from core import wakeups
 from core.enums import OrderStatus, ResetStatus
 from core.shards import shard_of
 from core.tasks import CANCEL_ORDER, CHECK_TRIGGERS, RESET_ACCOUNT, SWEEP_STUCK_ORDERS, WAKE_UP, clear_trigger_check
-from workers import levels, triggers
+from workers import funding, levels, triggers
 from workers.execution import cancel_working, execute_batch
 from workers.reset import reset_account
 from workers.shards import account_shard
@@ -106,8 +106,8 @@ def check_triggers(asset: str, shard: int) -> int:
 @shared_task(name=SWEEP_STUCK_ORDERS)
 def sweep_stuck_orders(shard: int) -> dict:
     """Re-enqueue the shard's accepted work that never got a result (lost message, crash before
-    enqueue), expire its working orders past their expiresAt, and (now and then) recompute its
-    trigger levels."""
+    enqueue), expire its working orders past their expiresAt, settle the funding boundaries it
+    has not settled, and (now and then) recompute its trigger levels."""
     work = stuck_work(shard, timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"]))
     db.session.rollback()
     levels.sweep(shard)
@@ -117,7 +117,7 @@ def sweep_stuck_orders(shard: int) -> dict:
         wake_up.delay(account_id=stuck[0][1])
     for reset_id, account_id in work["resets"]:
         reset_account_task.delay(str(reset_id), account_id=account_id)
-    counts = {kind: len(ids) for kind, ids in work.items()}
+    counts = {kind: len(ids) for kind, ids in work.items()} | {"funding": funding.settle_due(shard)}
     if counts["opens"] or counts["closes"] or counts["resets"]:
         log.warning("sweep of shard %d re-enqueued %s", shard, counts)
     return counts

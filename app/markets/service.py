@@ -146,6 +146,11 @@ def register_chosen_perpetuals() -> list[Asset]:
     return register(perpetual(market) for market in perps)
 
 
+def perpetual_symbols() -> list[str]:
+    """Every perpetual in the catalog, chosen or not (positions outlive a change of MARKETS)."""
+    return list(db.session.scalars(select(CatalogMarket.symbol).where(CatalogMarket.market_type == MarketType.PERP)))
+
+
 def asset_named(symbol: str) -> Asset | None:
     """The tradable asset `symbol` names, looking the catalog up again when it is new here."""
     if symbol not in ASSETS and time.monotonic() - _registered_at >= RELOAD_AT_MOST_EVERY_S:

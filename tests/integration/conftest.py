@@ -174,6 +174,34 @@ def simulator():
 
 
 @pytest.fixture
+def perpetuals(app, app_ctx, simulator):
+    """The simulator's catalog synced and its perpetuals tradable in this process; returns
+    `quote(bid, ask)` and `mark(tenths, age_s=0)` writing BTC_USDC_PERP's as the poller would."""
+    from decimal import Decimal
+
+    from app.extensions import redis_client
+    from app.markets.service import register_chosen_perpetuals
+    from core.marks import Mark, MarkStore
+    from core.prices import PriceStore, Quote, now_micros
+    from tests.support.trading import PERP
+
+    url = simulator.url.replace("ws://", "http://")
+    assert app.test_cli_runner().invoke(args=["markets", "sync", "--rest-url", url]).exit_code == 0
+    register_chosen_perpetuals()
+    updates = iter(range(now_micros(), now_micros() + 10**9))
+
+    def quote(bid: int, ask: int) -> None:
+        assert PriceStore(redis_client).write(Quote(PERP, bid, ask, now_micros(), next(updates)))
+
+    def mark(tenths: int, age_s: float = 0) -> None:
+        redis_client.delete(f"mark:{PERP}")
+        at = now_micros() - int(age_s * 1_000_000)
+        assert MarkStore(redis_client).write(Mark(PERP, Decimal(tenths).scaleb(-1), None, None, None, at))
+
+    return quote, mark
+
+
+@pytest.fixture
 def live_server(app):
     """The web process as the Procfile runs it (gunicorn with gunicorn.conf.py) on a free port."""
     from tests.support.processes import WebServer

@@ -6,54 +6,22 @@ from decimal import Decimal
 import pytest
 
 from app.extensions import db, redis_client
-from app.markets.service import register_chosen_perpetuals
 from app.models import Order
-from core.marks import Mark, MarkStore
-from core.prices import PriceStore, Quote, now_micros
+from core.marks import Mark
+from core.prices import now_micros
 from core.shards import shard_of
 from tests.support.state import assert_ledger_balances
+from tests.support.trading import PERP, open_perpetual
 from workers.triggers import check_triggers
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
-PERP = "BTC_USDC_PERP"  # tick 0.1: prices in tenths
-
-
-@pytest.fixture
-def perpetuals(app, app_ctx, simulator):
-    """The simulator's catalog synced and its perpetuals tradable in this process."""
-    url = simulator.url.replace("ws://", "http://")
-    assert app.test_cli_runner().invoke(args=["markets", "sync", "--rest-url", url]).exit_code == 0
-    register_chosen_perpetuals()
-    updates = iter(range(now_micros(), now_micros() + 10**9))
-
-    def quote(bid: int, ask: int) -> None:
-        assert PriceStore(redis_client).write(Quote(PERP, bid, ask, now_micros(), next(updates)))
-
-    def mark(tenths: int, age_s: float = 0) -> None:
-        redis_client.delete(f"mark:{PERP}")
-        at = now_micros() - int(age_s * 1_000_000)
-        assert MarkStore(redis_client).write(Mark(PERP, Decimal(tenths).scaleb(-1), None, None, None, at))
-
-    return quote, mark
-
-
-def open_position(client, make_user, perpetuals, side: str, leverage: int) -> tuple[int, dict]:
-    """A new user's position on the perpetual, opened at a quote and mark about 118,320."""
-    quote, mark = perpetuals
-    quote(1_183_200, 1_183_202)
-    mark(1_183_201)
-    user_id, headers = make_user()
-    body = {"symbol": PERP, "type": side, "margin": 100_000, "leverage": leverage}
-    opened = client.post("/api/v1/trade/create", json=body, headers=headers)
-    assert opened.status_code == 200 and opened.json["status"] == "open", opened.json
-    return user_id, opened.json
 
 
 def test_a_spike_with_a_calm_mark_liquidates_nothing_and_a_mark_through_the_level_does(
     app, client, make_user, perpetuals
 ):
     quote, mark = perpetuals
-    user_id, opened = open_position(client, make_user, perpetuals, "long", leverage=100)
+    user_id, opened = open_perpetual(client, make_user, perpetuals, "long", leverage=100)
     liquidation = opened["liquidationPrice"]
     shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
 
@@ -78,7 +46,7 @@ def test_the_poller_asks_for_a_check_when_a_mark_crosses_a_positions_level(app, 
     from tests.support.feed import RecordingSender
     from tests.support.waiting import eventually
 
-    user_id, opened = open_position(client, make_user, perpetuals, "short", leverage=50)
+    user_id, opened = open_perpetual(client, make_user, perpetuals, "short", leverage=50)
     liquidation = opened["liquidationPrice"]
     sender = RecordingSender()
 

@@ -2,7 +2,7 @@
 
 import contextlib
 
-APP_KEY_PATTERNS = ("price:*", "book:*", "feed:*", "engine:*", "trigger-levels*", "LIMITS*")
+APP_KEY_PATTERNS = ("price:*", "book:*", "mark:*", "funding:*", "feed:*", "engine:*", "trigger-levels*", "LIMITS*")
 
 
 def reset_state(app) -> None:
