@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
@@ -17,15 +16,15 @@ from app.balances.service import balances_view
 from app.dispatch import enqueue
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
-from app.extensions import db, redis_client
+from app.extensions import db
 from app.markets.service import register_chosen_perpetuals
 from app.models import AccountReset, LedgerEntry, Order, utcnow
+from app.prices.service import valuation
 from app.trading.service import with_unrealized_pnl
 from core.assets import ASSETS, USD_DECIMALS
 from core.enums import OrderStatus, ResetStatus
 from core.events import AccountEvent, ResetEnded
 from core.money import format_units, scale
-from core.prices import PriceStore
 from core.tasks import RESET_ACCOUNT
 
 PERIODS = {"1D": timedelta(days=1), "1W": timedelta(days=7), "1M": timedelta(days=30), "all": None}
@@ -123,17 +122,17 @@ def activity_csv_rows(user_id: int, kind: str | None) -> Iterator[list]:
 
 
 # ---- equity snapshots ---------------------------------------------------------------------
-def fresh_quotes() -> dict:
-    """Every tradable asset's fresh quote; a perpetual listed since this process started included."""
+def position_prices() -> dict:
+    """What every tradable asset's positions are valued at now (`valuation`: a perpetual's fresh
+    mark); a perpetual listed since this process started included."""
     register_chosen_perpetuals()
-    store, max_age = PriceStore(redis_client), current_app.config["PRICE_MAX_AGE_S"]
-    return {asset: quote for asset in ASSETS if (quote := store.read_fresh(asset, max_age)) is not None}
+    return {asset: quote for asset in ASSETS if (quote := valuation(asset)) is not None}
 
 
 def snapshot_round(now: datetime | None = None) -> int:
     """Snapshot every account with open positions (all priced fresh) or new ledger entries; returns how many."""
     now = now or utcnow()
-    quotes = fresh_quotes()
+    quotes = position_prices()
     params: dict = {"now": now}
     rows = []
     for i, (asset, quote) in enumerate(quotes.items()):

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from app.extensions import db, redis_client
 from app.markets.service import asset_named, price_decimals
 from app.models import Candle
-from core.assets import ASSETS, QUANTITY_DECIMALS
+from core.assets import ASSETS, QUANTITY_DECIMALS, Asset
 from core.book import BookStore
 from core.candles import INTERVALS_S
 from core.execution import Market
@@ -48,13 +48,23 @@ def position_trigger(asset: str, quote: Quote) -> Quote | None:
     perpetual's fresh mark, on both sides (a last-trade spike through a level with a calm mark
     closes nothing; no fresh mark, nothing triggers); a spot market's bid and ask."""
     tradable = asset_named(asset)
-    if tradable is None or not tradable.perpetual:
-        return quote
-    mark = MarkStore(redis_client).read(asset)
+    return fresh_mark(tradable) if tradable is not None and tradable.perpetual else quote
+
+
+def valuation(asset: str) -> Quote | None:
+    """What an open position is valued at (unrealized PnL, equity): a perpetual's fresh mark, as
+    Backpack values margin; a spot market's fresh bid and ask."""
+    tradable = asset_named(asset)
+    return fresh_mark(tradable) if tradable is not None and tradable.perpetual else fresh_quote(asset)
+
+
+def fresh_mark(asset: Asset) -> Quote | None:
+    """A perpetual's mark as a quote (bid = ask = mark), if it is fresh."""
+    mark = MarkStore(redis_client).read(asset.market)
     if mark is None or not mark.is_fresh(current_app.config["PRICE_MAX_AGE_S"]):
         return None
-    units = mark.units(tradable.decimals)
-    return Quote(asset, units, units, mark.time_us)
+    units = mark.units(asset.decimals)
+    return Quote(asset.symbol, units, units, mark.time_us)
 
 
 def market_at(quote: Quote) -> Market:

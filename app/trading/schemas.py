@@ -161,6 +161,16 @@ class OrderSchema(Schema):
         dump_default=None,
         metadata={"description": "open positions: PnL if closed at the latest fresh price (USD units)"},
     )
+    markPrice = fields.Integer(
+        attribute="mark_price",
+        allow_none=True,
+        dump_default=None,
+        metadata={"description": "open perpetual positions: the fresh mark they are valued and liquidated at"},
+    )
+    cumulativeFunding = fields.Integer(
+        attribute="funding",
+        metadata={"description": "perpetuals: funding paid (< 0) and received (> 0) so far, USD units"},
+    )
     liquidationPrice = fields.Integer(attribute="liquidation_price", allow_none=True)
     stopLoss = fields.Integer(attribute="stop_loss", allow_none=True)
     takeProfit = fields.Integer(attribute="take_profit", allow_none=True)

@@ -18,10 +18,10 @@ from sqlalchemy.dialects.postgresql import insert
 from app.dispatch import enqueue, wake_engine
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
-from app.extensions import autocommit, db, redis_client
-from app.markets.service import price_decimals
+from app.extensions import autocommit, db
+from app.markets.service import asset_named, price_decimals
 from app.models import IdempotencyKey, Order, utcnow
-from app.prices.service import fresh_quote, market_at
+from app.prices.service import fresh_quote, market_at, valuation
 from core import execution, rules
 from core.assets import QUANTITY_DECIMALS, USD_DECIMALS
 from core.book import fee, notional
@@ -29,7 +29,7 @@ from core.enums import CloseReason, OrderStatus, OrderType, RejectReason, Side
 from core.events import AccountEvent, OrderChanged, OrderState, RequestFailed
 from core.execution import Account, Costs, Reject, Rest, Terms
 from core.money import format_units
-from core.prices import PriceStore, Quote
+from core.prices import Quote
 from core.tasks import CANCEL_ORDER
 
 # How the engine's reject reasons reach the client.
@@ -135,24 +135,25 @@ def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:
 
 
 def with_unrealized_pnl(orders: list[Order]) -> list[Order]:
-    """Mark open positions with what closing them at the latest fresh price would realize."""
-    store, quotes = PriceStore(redis_client), {}
+    """Mark open positions with what closing them at their valuation would realize (a fresh
+    quote; a perpetual's fresh mark, also shown as its `mark_price`)."""
+    quotes: dict = {}
     for order in orders:
         if order.status != OrderStatus.OPEN:
             continue
+        order.mark_price = order.unrealized_pnl = None  # never a figure left from an earlier valuation
         if order.asset not in quotes:
-            quotes[order.asset] = store.read_fresh(order.asset, current_app.config["PRICE_MAX_AGE_S"])
+            quotes[order.asset] = valuation(order.asset)
         quote = quotes[order.asset]
-        if quote is not None:
-            order.unrealized_pnl = rules.close_at(
-                order.side,
-                order.open_price,
-                order.quantity,
-                order.margin,
-                price_decimals(order.asset),
-                quote.bid,
-                quote.ask,
-            ).pnl
+        if quote is None:
+            continue
+        if (asset := asset_named(order.asset)) is not None and asset.perpetual:
+            order.mark_price = quote.bid
+        decimals = price_decimals(order.asset)
+        closing = rules.close_at(
+            order.side, order.open_price, order.quantity, order.margin, decimals, quote.bid, quote.ask
+        )
+        order.unrealized_pnl = closing.pnl
     return orders
 
 

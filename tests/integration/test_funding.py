@@ -54,7 +54,8 @@ def wait_for_payments(order_id, count: int) -> list[FundingPayment]:
 
 
 def test_each_position_open_at_the_boundary_pays_or_receives_once(app, client, make_user, perpetuals):
-    long_user, long = open_perpetual(client, make_user, perpetuals, "long", leverage=10)
+    long_user, long_headers = make_user()
+    _, long = open_perpetual(client, make_user, perpetuals, "long", leverage=10, user=(long_user, long_headers))
     short_user, short = open_perpetual(client, make_user, perpetuals, "short", leverage=10)
     boundary = record_boundary("0.0001", "118320.5")
 
@@ -67,7 +68,8 @@ def test_each_position_open_at_the_boundary_pays_or_receives_once(app, client, m
     assert paid.amount == funding.payment(Side.LONG, long_quantity, *figures) < 0
     assert received.amount == funding.payment(Side.SHORT, short_quantity, *figures) > 0
     assert (paid.rate, paid.mark, paid.boundary.timestamp() * 1000) == (*figures, boundary)
-    assert db.session.get(Order, long["orderId"]).funding == paid.amount
+    shown = client.get(f"/api/v1/trade/{long['orderId']}", headers=long_headers).json
+    assert shown["cumulativeFunding"] == paid.amount
     entries = db.session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "funding")).all()
     assert sorted((e.usd_delta, e.locked_delta) for e in entries) == sorted([(paid.amount, 0), (received.amount, 0)])
 

@@ -57,3 +57,20 @@ def test_the_poller_asks_for_a_check_when_a_mark_crosses_a_positions_level(app, 
     shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
     eventually(lambda: check_mark_crossings(redis_client, sender, mark_at(liquidation + 10)) >= 1)
     assert ("engine.check_triggers", PERP, shard) in [(name, asset, s) for name, asset, s in sender.sent]
+
+
+def test_a_perpetual_position_is_valued_at_the_mark(app, client, make_user, perpetuals):
+    quote, mark = perpetuals
+    user_id, headers = make_user()
+    _, opened = open_perpetual(client, make_user, perpetuals, "long", leverage=10, user=(user_id, headers))
+    quote(1_100_000, 1_100_002)  # the book falls away
+    mark(1_200_000)  # the mark rises
+    shown = client.get(f"/api/v1/trade/{opened['orderId']}", headers=headers).json
+    order = db.session.get(Order, opened["orderId"])
+    assert shown["markPrice"] == 1_200_000
+    assert shown["unrealizedPnl"] == (1_200_000 - order.open_price) * order.quantity // 10**7 > 0  # cents
+    equity = client.get("/api/v1/portfolio/history", headers=headers).json
+    assert equity["points"][-1]["unrealizedPnl"] == shown["unrealizedPnl"]
+
+    mark(1_200_000, age_s=60)  # a stale mark: no valuation, as a stale quote
+    assert client.get(f"/api/v1/trade/{opened['orderId']}", headers=headers).json["markPrice"] is None
