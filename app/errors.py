@@ -31,6 +31,9 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_LIQUIDITY = "insufficient_liquidity"
     NOT_WORKING = "not_working"
     TOO_MANY_WORKING_ORDERS = "too_many_working_orders"
+    INVALID_PRICE = "invalid_price"  # not on the market's tickSize
+    INVALID_QUANTITY = "invalid_quantity"  # not on its stepSize, or under its minQuantity
+    MARKET_NOT_OPEN = "market_not_open"  # its orderBookState is not Open
     TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
@@ -53,6 +56,9 @@ STATUS = {
     ErrorCode.INSUFFICIENT_LIQUIDITY: 409,
     ErrorCode.NOT_WORKING: 409,
     ErrorCode.TOO_MANY_WORKING_ORDERS: 409,
+    ErrorCode.INVALID_PRICE: 400,
+    ErrorCode.INVALID_QUANTITY: 400,
+    ErrorCode.MARKET_NOT_OPEN: 400,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,

@@ -20,6 +20,9 @@ class Asset:
     market: str
     image_url: str
     perpetual: bool = False
+    tick: int = 1  # prices are multiples of this, in price units (a tickSize of 0.05 in 2 decimals: 5)
+    step: int = 1  # quantities are multiples of this, in QUANTITY_DECIMALS units
+    min_quantity: int = 1
 
 
 SEED_ASSETS: dict[str, Asset] = {
@@ -37,7 +40,19 @@ ASSET_BY_MARKET: dict[str, Asset] = {asset.market: asset for asset in ASSETS.val
 
 
 def perpetual(market: Market) -> Asset:
-    return Asset(market.symbol, f"{market.base_symbol} perpetual", market.price_decimals, market.symbol, "", True)
+    """A perpetual as the service trades it, with the market's tick, step and minimum quantity."""
+    decimals = market.price_decimals
+    return Asset(
+        market.symbol,
+        f"{market.base_symbol} perpetual",
+        decimals,
+        market.symbol,
+        "",
+        perpetual=True,
+        tick=int(market.tick_size.scaleb(decimals)),
+        step=max(1, int(market.step_size.scaleb(QUANTITY_DECIMALS))),
+        min_quantity=max(1, int(market.min_quantity.scaleb(QUANTITY_DECIMALS))),
+    )
 
 
 def register(assets: Iterable[Asset]) -> list[Asset]:

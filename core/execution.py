@@ -38,10 +38,19 @@ class Terms:
     take_profit: int | None = None
     expires_at: datetime | None = None
     quantity: int | None = None
+    step: int = 1  # the market's lot: quantities are multiples of `step`, at least `min_quantity`
+    min_quantity: int = 1
 
     @property
     def buying(self) -> bool:
         return self.side == Side.LONG
+
+    def sized(self, price: int) -> int:
+        """The quantity margin x leverage buys at `price`, down to the market's step; 0 below its
+        minimum quantity."""
+        quantity = rules.quantity(self.margin, self.leverage, price, self.decimals)
+        quantity -= quantity % self.step
+        return quantity if quantity >= self.min_quantity else 0
 
 
 @dataclass(frozen=True)
@@ -147,7 +156,7 @@ class MarketOrder:
         if account.free_usd is not None and account.free_usd < terms.margin:
             return Reject(RejectReason.INSUFFICIENT_BALANCE)  # the account's own limit first: it holds at any price
         reference = terms.requested_price or rules.open_fill(terms.side, market.bid, market.ask)
-        quantity = rules.quantity(terms.margin, terms.leverage, reference, terms.decimals)
+        quantity = terms.sized(reference)
         if not 0 < quantity <= MAX_QUANTITY:
             return Reject(RejectReason.INVALID_QUANTITY)
         execution = market.fill(quantity, terms.buying)
@@ -183,7 +192,7 @@ class RestingOrder:
 
     def quantity(self, terms: Terms) -> int:
         price = self.price_of(terms)
-        return rules.quantity(terms.margin, terms.leverage, price, terms.decimals) if price else 0
+        return terms.sized(price) if price else 0
 
     def arrive(self, terms: Terms, account: Account, market: Market | None, costs: Costs, now: datetime) -> Decision:
         quantity = self.quantity(terms)
@@ -229,7 +238,7 @@ class RestingOrder:
             priciest = max(priciest, level.price)
         if not priciest:
             return quantity
-        return min(quantity, rules.quantity(terms.margin, terms.leverage, priciest, terms.decimals))
+        return min(quantity, terms.sized(priciest))
 
 
 def _at_or_better(side: Side, price: int, opens_at: int) -> bool:

@@ -53,6 +53,7 @@ LISTINGS = (
     Listing("AVAX_USDC_PERP", "25.123", "0.001", "0.01", "0.01"),
     Listing("LINK_USDC_PERP", "15.234", "0.001", "0.1", "0.1"),
     Listing("HYPE_USDC_PERP", "38.123", "0.001", "0.01", "0.01"),
+    Listing("BNB_USDC_PERP", "712.35", "0.05", "0.01", "0.02"),  # a tick that is not a power of ten
     Listing("WIF_USDC_PERP", "0.9876", "0.0001", "1", "1"),
     Listing("FARTCOIN_USDC_PERP", "1.2345", "0.0001", "0.1", "0.1"),
     Listing("AAPL.US_USDC_PERP", "230.12", "0.01", "0.001", "0.001"),

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, union_all
 
 from app.balances.service import post_entry
 from app.extensions import db, redis_client
-from app.markets.service import price_decimals
+from app.markets.service import lot_of, price_decimals
 from app.models import Balance, Order, utcnow
 from app.prices.service import fresh_quote, market_at
 from core import execution, rules
@@ -92,6 +92,7 @@ def terms_of(order: Order) -> Terms:
         order.take_profit,
         order.expires_at,
         order.quantity,
+        **lot_of(order.asset),
     )
 
 

@@ -158,6 +158,18 @@ def asset_named(symbol: str) -> Asset | None:
     return ASSETS.get(symbol)
 
 
+def book_state(symbol: str) -> str | None:
+    """The market's orderBookState as the catalog last synced it."""
+    return db.session.scalar(select(CatalogMarket.order_book_state).where(CatalogMarket.symbol == symbol))
+
+
+def lot_of(symbol: str) -> dict[str, int]:
+    """The market's lot as `core.execution.Terms` takes it (step and minimum quantity); any
+    quantity of a seed asset, or of a perpetual MARKETS no longer chooses."""
+    asset = asset_named(symbol)
+    return {"step": asset.step, "min_quantity": asset.min_quantity} if asset is not None else {}
+
+
 def price_decimals(symbol: str) -> int:
     """The price decimals of an order's asset, also for a perpetual MARKETS no longer chooses (its
     orders still show): the registry, else the catalog."""

@@ -19,7 +19,7 @@ from app.dispatch import enqueue, wake_engine
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import autocommit, db
-from app.markets.service import asset_named, price_decimals
+from app.markets.service import asset_named, book_state, lot_of, price_decimals
 from app.models import IdempotencyKey, Order, utcnow
 from app.prices.service import fresh_quote, market_at, valuation
 from core import execution, rules
@@ -28,6 +28,7 @@ from core.book import fee, notional
 from core.enums import CloseReason, OrderStatus, OrderType, RejectReason, Side
 from core.events import AccountEvent, OrderChanged, OrderState, RequestFailed
 from core.execution import Account, Costs, Reject, Rest, Terms
+from core.markets import BookState
 from core.money import format_units
 from core.prices import Quote
 from core.tasks import CANCEL_ORDER
@@ -60,6 +61,33 @@ def _require_fresh_price(asset: str) -> Quote:
     return quote
 
 
+PRICED_FIELDS = ("price", "limitPrice", "stopPrice", "stopLoss", "takeProfit")
+
+
+def _check_market_open(symbol: str) -> None:
+    """A perpetual's market takes new orders only while its book is Open."""
+    asset = asset_named(symbol)
+    if asset is not None and asset.perpetual and (state := book_state(symbol)) != BookState.OPEN:
+        abort(ErrorCode.MARKET_NOT_OPEN, f"{symbol} is {state}: it takes no new orders")
+
+
+def _check_market_filters(body: dict, quote: Quote) -> None:
+    """A perpetual's order names every price on its market's tickSize, and margin x leverage at
+    the price now buys at least its minQuantity on its stepSize."""
+    asset = asset_named(body["asset"])
+    if asset is None or not asset.perpetual:
+        return
+    for name in PRICED_FIELDS:
+        if body.get(name) is not None and body[name] % asset.tick:
+            tick = format_units(asset.tick, asset.decimals)
+            abort(ErrorCode.INVALID_PRICE, f"{name} {body[name]} is not on {asset.symbol}'s tickSize {tick}")
+    reference = body.get("limitPrice") or body.get("stopPrice") or rules.open_fill(body["type"], quote.bid, quote.ask)
+    kind, side = OrderType(body["orderType"]), Side(body["type"])
+    if not Terms(kind, side, body["margin"], body["leverage"], asset.decimals, **lot_of(asset.symbol)).sized(reference):
+        minimum = format_units(asset.min_quantity, QUANTITY_DECIMALS)
+        abort(ErrorCode.INVALID_QUANTITY, f"margin x leverage buys less than {asset.symbol}'s minQuantity {minimum}")
+
+
 def _request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -82,6 +110,7 @@ def preview(
         decimals,
         limit_price=trigger if kind == OrderType.LIMIT else None,
         stop_price=trigger if kind == OrderType.STOP else None,
+        **lot_of(asset),
     )
     costs = Costs.of(current_app.config)
     decision = execution.arrive(terms, Account(None), market, costs, utcnow())
@@ -231,7 +260,9 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
         existing = _existing_for_key(user_id, idempotency_key, request_hash)
         if existing is not None:
             return wait_for_open(user_id, existing.id)
+    _check_market_open(body["asset"])
     quote = _require_fresh_price(body["asset"])
+    _check_market_filters(body, quote)
     order_id = uuid.uuid4()
     values = dict(
         id=order_id,

@@ -74,3 +74,37 @@ def test_a_perpetual_position_is_valued_at_the_mark(app, client, make_user, perp
 
     mark(1_200_000, age_s=60)  # a stale mark: no valuation, as a stale quote
     assert client.get(f"/api/v1/trade/{opened['orderId']}", headers=headers).json["markPrice"] is None
+
+
+def test_orders_off_the_markets_filters_or_on_a_market_not_open_are_refused_with_nothing_written(
+    app, client, make_user, perpetuals
+):
+    from sqlalchemy import func, select, update
+
+    from app.models import CatalogMarket
+    from core.prices import PriceStore, Quote
+
+    user_id, headers = make_user()
+    PriceStore(redis_client).write(Quote("BNB_USDC_PERP", 71_230, 71_240, now_micros(), now_micros()))
+
+    def create(**body):
+        return client.post("/api/v1/trade/create", json={"type": "long", "leverage": 1, **body}, headers=headers)
+
+    off_tick = create(symbol="BNB_USDC_PERP", margin=10_000, orderType="limit", limitPrice=71_233)  # tick 0.05
+    assert (off_tick.status_code, off_tick.json["error"]) == (400, "invalid_price")
+    assert "tickSize 0.05" in off_tick.json["message"]
+    stop_off_tick = create(symbol="BNB_USDC_PERP", margin=10_000, stopLoss=70_001)
+    assert stop_off_tick.json["error"] == "invalid_price" and "stopLoss" in stop_off_tick.json["message"]
+    tiny = create(symbol="BNB_USDC_PERP", margin=100)  # 1 USD buys 0.0014 BNB: under its minQuantity 0.02
+    assert (tiny.status_code, tiny.json["error"]) == (400, "invalid_quantity")
+    assert "minQuantity 0.02" in tiny.json["message"]
+
+    db.session.execute(update(CatalogMarket).where(CatalogMarket.symbol == PERP).values(order_book_state="Closed"))
+    db.session.commit()
+    closed = create(symbol=PERP, margin=10_000)
+    assert (closed.status_code, closed.json["error"]) == (400, "market_not_open")
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+
+    on_tick = create(symbol="BNB_USDC_PERP", margin=10_000, orderType="limit", limitPrice=70_000)
+    assert on_tick.status_code == 200 and on_tick.json["status"] == "working", on_tick.json
+    assert on_tick.json["quantity"] % 1_000_000 == 0  # on the 0.01 step
