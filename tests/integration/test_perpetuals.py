@@ -84,7 +84,7 @@ def test_orders_off_the_markets_filters_or_on_a_market_not_open_are_refused_with
     from app.models import CatalogMarket
     from core.prices import PriceStore, Quote
 
-    user_id, headers = make_user()
+    _, headers = make_user()
     PriceStore(redis_client).write(Quote("BNB_USDC_PERP", 71_230, 71_240, now_micros(), now_micros()))
 
     def create(**body):
