@@ -315,7 +315,8 @@ def run(feed: str, engines: int = 1) -> int:
         sim_port = free_port()
         env["BACKPACK_WS_URL"] = f"ws://127.0.0.1:{sim_port}"
         env["BACKPACK_REST_URL"] = f"http://127.0.0.1:{sim_port}"  # klines for `flask candles backfill`
-        processes = {"simulator": f"python -m poller.simulator --port {sim_port}", **processes}
+        funding = f" --funding-interval {env['FUNDING_INTERVAL_S']}" if env.get("FUNDING_INTERVAL_S") else ""
+        processes = {"simulator": f"python -m poller.simulator --port {sim_port}{funding}", **processes}
     flower_user, flower_password = env["FLOWER_BASIC_AUTH"].split(":", 1)
     print(
         f"\n  Terminal http://localhost:{env['PORT']}/\n"

@@ -17,8 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.extensions import db, redis_client
 from app.models import CatalogAsset, CatalogMarket, utcnow
 from core.assets import ASSET_BY_MARKET, ASSETS, Asset, perpetual, register
+from core.funding import next_boundary_ms
 from core.markets import CatalogError, MarketType, choose, parse_market
-from core.marks import MarkStore, price_units
+from core.marks import Mark, MarkStore, price_units
 from core.prices import PriceStore
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def list_markets(market_type: str | None = None, symbol: str | None = None) -> l
                 "markPrice": mark.units(row.price_decimals) if mark else None,
                 "indexPrice": price_units(mark.index, row.price_decimals) if mark and mark.index else None,
                 "fundingRate": str(mark.funding_rate) if mark and mark.funding_rate is not None else None,
-                "nextFundingTimestamp": mark.next_funding_ms if mark else None,
+                "nextFundingTimestamp": _next_funding_ms(mark) if mark else None,
             }
         )
     db.session.rollback()
@@ -144,6 +145,14 @@ def register_chosen_perpetuals() -> list[Asset]:
     db.session.rollback()
     perps = [m for m in catalog if m.symbol in chosen and m.market_type == MarketType.PERP]
     return register(perpetual(market) for market in perps)
+
+
+def _next_funding_ms(mark: Mark) -> int | None:
+    """Backpack's next funding time, or the service's own when FUNDING_INTERVAL_S overrides it."""
+    override_s = current_app.config["FUNDING_INTERVAL_S"]
+    if override_s is None:
+        return mark.next_funding_ms
+    return next_boundary_ms(mark.time_us // 1000, override_s * 1000)
 
 
 def perpetual_symbols() -> list[str]:

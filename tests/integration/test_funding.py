@@ -81,6 +81,26 @@ def test_each_position_open_at_the_boundary_pays_or_receives_once(app, client, m
     assert_ledger_balances(app)
 
 
+def test_the_poller_records_boundaries_from_the_feed_and_the_engine_settles_them(app, client, make_user, perpetuals):
+    """End to end: the simulator's markPrice frames (funding every 2 s) through the poller into
+    Redis, the engine's sweep (sent by beat) settling them."""
+    from poller.simulator import Simulator
+    from tests.support.feed import LiveFeed
+
+    simulator = Simulator(interval_s=0.05, funding_interval_s=2).start()
+    feed = LiveFeed(app, simulator, markets=[PERP], marked=[PERP], funding_intervals_ms={PERP: 2000})
+    try:
+        feed.start()
+        _, opened = open_perpetual(client, make_user, perpetuals, "long", leverage=10)
+        paid = wait_for_payments(opened["orderId"], 2)  # beat's sweeps, every 5 s, at most
+    finally:
+        feed.stop()
+        simulator.stop()
+    assert [p.boundary.timestamp() % 2 for p in paid] == [0, 0]  # on the interval's boundaries
+    assert {p.rate for p in paid} == {Decimal("0.0000125")}  # the simulator's rate while its mark is above its index
+    assert_ledger_balances(app)
+
+
 def test_a_position_closed_before_the_boundary_pays_nothing(app, client, make_user, perpetuals):
     user = make_user()
     _, closed = open_perpetual(client, make_user, perpetuals, "long", leverage=10, user=user)

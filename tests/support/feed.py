@@ -47,7 +47,9 @@ class LiveFeed:
     """What `python -m poller` runs (`poller.wiring`), in a thread: the simulator's quotes into
     Redis, candles into PostgreSQL, and trigger checks sent to the engine by name."""
 
-    def __init__(self, app, simulator, markets=("SOL_USDC", "BTC_USDC", "ETH_USDC"), marked=()):
+    def __init__(
+        self, app, simulator, markets=("SOL_USDC", "BTC_USDC", "ETH_USDC"), marked=(), funding_intervals_ms=None
+    ):
         import threading
 
         import redis
@@ -67,6 +69,7 @@ class LiveFeed:
             rest_url=rest_url,
             silence_s=2,
             marked=marked,
+            funding_intervals_ms=funding_intervals_ms,
         )
         self.threads = [
             threading.Thread(target=self.poller.run, daemon=True),
