@@ -11,9 +11,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cascade, drain, feed, idle, open_loop, snapshots, streams, trades
+from bench import cascade, drain, feed, funding, idle, open_loop, snapshots, streams, trades
 from bench.common import (
     CLIENTS,
+    FUNDING_ACCOUNTS,
+    FUNDING_POSITIONS,
     RESULTS,
     ROOT,
     SNAPSHOT_ACCOUNTS,
@@ -193,6 +195,23 @@ def run_cascade(run: Run) -> None:
     ]
 
 
+def run_funding(run: Run) -> None:
+    run.stop_stack()
+    rounds = [
+        funding.bench_funding(run.app, FUNDING_ACCOUNTS, FUNDING_POSITIONS // 10),
+        funding.bench_funding(run.app, FUNDING_ACCOUNTS, FUNDING_POSITIONS),
+    ]
+    run.results["funding"] = rounds
+    run.failed |= any(r["paid"] != r["positions"] or not r["ledger_balanced"] for r in rounds)
+    run.rows += [
+        (
+            f"funding round, {r['positions']} positions / {r['accounts']} accounts (s, balanced)",
+            f"{r['seconds']} ({r['ledger_balanced']})",
+        )
+        for r in rounds
+    ]
+
+
 # In running order. The idle stack first, on an empty database; the HTTP suites share one stack.
 SUITES: dict[str, Callable[[Run], None]] = {
     "idle": run_idle,
@@ -203,6 +222,7 @@ SUITES: dict[str, Callable[[Run], None]] = {
     "snapshots": run_snapshots,
     "drain": run_drain,
     "cascade": run_cascade,
+    "funding": run_funding,
 }
 NEEDS = {"open_loop": "trades"}  # the open loop runs at half the closed loop's peak
 

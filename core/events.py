@@ -2,8 +2,7 @@
 account's channel (`core.keys.ACCOUNT_EVENTS_CHANNEL`), parsed once by each web process's hub.
 
 They answer the request waiting on the engine and feed the account's streams. A new kind is a
-dataclass here with a `kind` and its entry in `KINDS`; room is left for fills, funding and
-positions.
+dataclass here with a `kind` and its entry in `KINDS`; room is left for fills and positions.
 """
 
 import json
@@ -148,9 +147,31 @@ class ResetEnded:
         return cls(user_id, body["resetId"], ResetStatus(body["status"]), body.get("error"))
 
 
-AccountEvent = OrderChanged | RequestFailed | ResetEnded
-KINDS: dict[str, type[OrderChanged] | type[RequestFailed] | type[ResetEnded]] = {
-    kind.kind: kind for kind in (OrderChanged, RequestFailed, ResetEnded)
+@dataclass(frozen=True)
+class FundingPaid:
+    """The account's positions on `market` paid (< 0) or received `amount` at a funding boundary
+    (ms), with its balance after: one event per account and round, not one per position."""
+
+    kind: ClassVar[str] = "funding"
+    user_id: int
+    market: str
+    boundary_ms: int
+    amount: int
+    balance: BalanceState
+
+    def body(self) -> dict[str, Any]:
+        balance = [self.balance.usd, self.balance.locked_margin]
+        return {"market": self.market, "boundary": self.boundary_ms, "amount": self.amount, "balance": balance}
+
+    @classmethod
+    def parse(cls, user_id: int, body: dict[str, Any]) -> "FundingPaid":
+        usd, locked = body["balance"]
+        return cls(user_id, body["market"], int(body["boundary"]), int(body["amount"]), BalanceState(usd, locked))
+
+
+AccountEvent = OrderChanged | RequestFailed | ResetEnded | FundingPaid
+KINDS: dict[str, type[AccountEvent]] = {
+    kind.kind: kind for kind in (OrderChanged, RequestFailed, ResetEnded, FundingPaid)
 }
 
 

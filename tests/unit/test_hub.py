@@ -80,3 +80,14 @@ def test_a_client_too_far_behind_is_dropped_and_its_stream_ends():
         failed(hub, 1, str(n))
     assert slow not in hub.listeners and 1 not in hub.by_account
     assert slow.get(timeout=0) is CLOSED
+
+
+def test_every_kind_of_account_event_is_parsed_back_to_itself():
+    balance = events.BalanceState(499_875, 100_000)
+    for event in (
+        events.RequestFailed(7, "o1", "not_working"),
+        events.ResetEnded(7, "r1", events.ResetStatus.DONE),
+        events.FundingPaid(7, "BTC_USDC_PERP", 1_764_792_000_000, -125, balance),
+    ):
+        assert events.loads(events.dumps(event)) == event
+    assert set(events.KINDS) == {"order", "failed", "reset", "funding"}
