@@ -316,7 +316,7 @@ class Config:
             ENGINE_CASCADE_BATCH=env.int("ENGINE_CASCADE_BATCH", 500, minimum=1),
             ENGINE_ORDER_BATCH=env.int("ENGINE_ORDER_BATCH", 100, minimum=1),
             ENGINE_LINGER_MS=env.int("ENGINE_LINGER_MS", 20, minimum=0),
-            FUNDING_BATCH=env.int("FUNDING_BATCH", 2000, minimum=1),  # positions per funding transaction
+            FUNDING_BATCH=env.int("FUNDING_BATCH", 10_000, minimum=1),  # positions per funding transaction
             CELERY=celery_settings(
                 redis_url,
                 tls_verify,

@@ -172,7 +172,6 @@ class Order(db.Model):
     fills: Mapped[list | None] = mapped_column(JSONB)  # [{"price", "quantity"}] of the open
     open_fee: Mapped[int] = mapped_column(BigInteger, default=0)
     close_fee: Mapped[int] = mapped_column(BigInteger, default=0)
-    funding: Mapped[int] = mapped_column(BigInteger, default=0)  # cumulative, signed as the ledger (paid < 0)
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
     opened_at: Mapped[Timestamp | None]
     closed_at: Mapped[Timestamp | None]

@@ -17,10 +17,10 @@ INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
   SELECT g, 'open', -CAST(:locked AS bigint), CAST(:locked AS bigint), now() - interval '1 day'
   FROM generate_series(1, :accounts) g;
 INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity, open_price,
-                    liquidation_price, created_at, opened_at, open_fee, close_fee, funding)
+                    liquidation_price, created_at, opened_at, open_fee, close_fee)
   SELECT gen_random_uuid(), (g - 1) % :accounts + 1, 'BTC_USDC_PERP', (ARRAY['long', 'short'])[g % 2 + 1], 'market',
          'open', :margin, 10, 100, 84500, 1183200, CASE WHEN g % 2 = 0 THEN 1076700 ELSE 1289700 END,
-         now() - interval '2 hours', now() - interval '2 hours', 0, 0, 0
+         now() - interval '2 hours', now() - interval '2 hours', 0, 0
   FROM generate_series(1, :positions) g;
 INSERT INTO markets (symbol, base_symbol, quote_symbol, market_type, order_book_state, tick_size, step_size,
                      min_quantity, price_decimals, quantity_decimals, funding_interval_ms, backpack, synced_at)

@@ -48,7 +48,6 @@ class OrderState:
     fills: list[dict[str, int]] | None
     open_fee: int
     close_fee: int
-    funding: int
     created_at: datetime
     opened_at: datetime | None
     closed_at: datetime | None

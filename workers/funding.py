@@ -83,16 +83,12 @@ def settle_due(shards: Iterable[int]) -> int:
 
 DUE_POSITIONS = text(
     """
-    SELECT o.id, o.user_id FROM orders o
+    SELECT o.id, o.user_id, o.side, o.quantity, o.margin, o.status, o.open_price FROM orders o
     WHERE o.asset = :market AND o.opened_at <= :boundary
       AND (o.status = 'open' OR (o.status = 'closed' AND o.closed_at > :boundary))
       AND NOT EXISTS (SELECT 1 FROM funding_payments p WHERE p.order_id = o.id AND p.boundary = :boundary)
     ORDER BY o.user_id, o.id
     """
-)
-BATCH_POSITIONS = text(
-    "SELECT id, user_id, side, quantity, margin, status, open_price FROM orders "
-    "WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY user_id, id"
 )
 LOCK_BALANCES = text(
     "SELECT user_id, usd, locked_margin FROM balances WHERE user_id = ANY(CAST(:users AS bigint[])) FOR UPDATE"
@@ -120,28 +116,27 @@ UPDATE_BALANCES = text(
     WHERE b.user_id = v.user_id
     """
 )
-UPDATE_POSITIONS = text(
+UPDATE_MARGINS = text(
     """
-    UPDATE orders o SET funding = o.funding + v.amount, margin = v.margin,
-                        liquidation_price = coalesce(v.liquidation_price, o.liquidation_price)
-    FROM unnest(CAST(:id AS uuid[]), CAST(:amount AS bigint[]), CAST(:margin AS bigint[]),
-                CAST(:liquidation_price AS bigint[])) AS v(id, amount, margin, liquidation_price)
+    UPDATE orders o SET margin = v.margin, liquidation_price = v.liquidation_price
+    FROM unnest(CAST(:id AS uuid[]), CAST(:margin AS bigint[]), CAST(:liquidation_price AS bigint[]))
+      AS v(id, margin, liquidation_price)
     WHERE o.id = v.id
     """
 )
 
 
 def settle_round(shards: list[int], rate: FundingRate) -> int:
-    """One market's boundary for the positions of `shards`: the unpaid ones listed once, then
-    settled in transactions of about FUNDING_BATCH positions (an account's never split), each
-    locking its accounts' balances and committing payments, ledger entries, balances and
-    positions together; then the shards' progress."""
+    """One market's boundary for the positions of `shards`: the unpaid ones listed once (this
+    process is their one writer: nothing changes them meanwhile), then settled in transactions of
+    about FUNDING_BATCH positions (an account's never split), each locking its accounts' balances
+    and committing payments, ledger entries, balances and moved margins together; then the
+    shards' progress."""
     shard_count = current_app.config["ENGINE_SHARDS"]
     owned = set(shards)
     params = {"market": rate.market, "boundary": rate.boundary}
-    unpaid = [
-        (id_, user) for id_, user in db.session.execute(DUE_POSITIONS, params) if shard_of(user, shard_count) in owned
-    ]
+    listed = db.session.execute(DUE_POSITIONS, params).all()
+    unpaid = [row for row in listed if shard_of(row.user_id, shard_count) in owned]
     db.session.rollback()
     paid, margins_changed = 0, False
     for batch in _batches(unpaid, current_app.config["FUNDING_BATCH"]):
@@ -161,11 +156,11 @@ def settle_round(shards: list[int], rate: FundingRate) -> int:
     return paid
 
 
-def _batches(unpaid: list[tuple], size: int) -> Iterator[list[tuple]]:
+def _batches(unpaid: list, size: int) -> Iterator[list]:
     """Runs of positions (ordered by account) of about `size`, never splitting an account's."""
-    batch: list[tuple] = []
+    batch: list = []
     for position in unpaid:
-        if len(batch) >= size and position[1] != batch[-1][1]:
+        if len(batch) >= size and position.user_id != batch[-1].user_id:
             yield batch
             batch = []
         batch.append(position)
@@ -179,38 +174,39 @@ def _array(items: Iterable) -> str:
     return "{" + ",".join("NULL" if item is None else str(item) for item in items) + "}"
 
 
-def _settle_batch(batch: list[tuple], rate: FundingRate) -> tuple[int, bool]:
+def _settle_batch(batch: list, rate: FundingRate) -> tuple[int, bool]:
     """Pay a batch's positions (`core.funding`) in one transaction, written in one round trip;
-    (how many, whether a margin changed)."""
-    ids, users = _array(id_ for id_, _ in batch), sorted({user for _, user in batch})
+    (how many, whether a margin moved)."""
+    users = sorted({position.user_id for position in batch})
     balances = {u: [usd, locked] for u, usd, locked in db.session.execute(LOCK_BALANCES, {"users": _array(users)})}
     ratio, decimals = current_app.config["LIQUIDATION_RATIO"], price_decimals(rate.market)
     paid: dict[str, list] = defaultdict(list)  # a column per name, a row per position
-    for id_, user, side, quantity, margin, status, open_price in db.session.execute(BATCH_POSITIONS, {"ids": ids}):
-        side, balance = Side(side), balances[user]
-        owed = funding.payment(side, quantity, rate.rate, rate.mark)
-        taken = funding.split(owed, balance[0], margin, status == "open")
-        balance[0], balance[1], margin = balance[0] + taken.usd, balance[1] + taken.margin, margin + taken.margin
-        moved = rules.liquidation_price(side, open_price, quantity, margin, ratio, decimals) if taken.margin else None
-        signed = quantity if side == Side.LONG else -quantity
-        for name, value in zip(
-            PAID_COLUMNS,
-            (id_, user, signed, taken.settled, taken.waived, taken.usd, taken.margin, margin, moved),
-            strict=True,
-        ):
+    moved: dict[str, list] = defaultdict(list)  # the positions whose margin paid a part
+    for position in batch:
+        side, balance = Side(position.side), balances[position.user_id]
+        owed = funding.payment(side, position.quantity, rate.rate, rate.mark)
+        taken = funding.split(owed, balance[0], position.margin, position.status == "open")
+        balance[0], balance[1] = balance[0] + taken.usd, balance[1] + taken.margin
+        signed = position.quantity if side == Side.LONG else -position.quantity
+        row = (position.id, position.user_id, signed, taken.settled, taken.waived, taken.usd, taken.margin)
+        for name, value in zip(PAID_COLUMNS, row, strict=True):
             paid[name].append(value)
-    moved_any = any(paid["locked"])
+        if taken.margin:
+            margin = position.margin + taken.margin
+            level = rules.liquidation_price(side, position.open_price, position.quantity, margin, ratio, decimals)
+            for name, value in (("id", position.id), ("margin", margin), ("liquidation_price", level)):
+                moved[name].append(value)
     entries = [i for i, amount in enumerate(paid["amount"]) if amount]  # nothing moved: no ledger entry
-    column = {name: _array(values) for name, values in paid.items()}
     entry = {name: _array(paid[name][i] for i in entries) for name in ("id", "user", "usd", "locked")}
     figures = {"boundary": rate.boundary, "market": rate.market, "rate": rate.rate, "mark": rate.mark}
+    after = {"users": _array(users), "usd": _array(balances[u][0] for u in users)}
     connection = db.session.connection()
     with connection.connection.driver_connection.pipeline():
-        connection.execute(INSERT_PAYMENTS, figures | column)
+        connection.execute(INSERT_PAYMENTS, figures | {name: _array(values) for name, values in paid.items()})
         connection.execute(INSERT_ENTRIES, {"now": utcnow(), **entry})
-        after = {"users": _array(users), "usd": _array(balances[u][0] for u in users)}
         connection.execute(UPDATE_BALANCES, after | {"locked": _array(balances[u][1] for u in users)})
-        connection.execute(UPDATE_POSITIONS, column)
+        if moved:
+            connection.execute(UPDATE_MARGINS, {name: _array(values) for name, values in moved.items()})
         db.session.commit()
     by_account: dict[int, int] = defaultdict(int)
     for user, amount in zip(paid["user"], paid["amount"], strict=True):
@@ -222,10 +218,10 @@ def _settle_batch(batch: list[tuple], rate: FundingRate) -> tuple[int, bool]:
             for u, amount in by_account.items()
         )
     )
-    return len(batch), moved_any
+    return len(batch), bool(moved)
 
 
-PAID_COLUMNS = ("id", "user", "quantity", "amount", "waived", "usd", "locked", "margin", "liquidation_price")
+PAID_COLUMNS = ("id", "user", "quantity", "amount", "waived", "usd", "locked")
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -20,7 +20,7 @@ from app.extensions import db
 from app.markets.service import register_chosen_perpetuals
 from app.models import AccountReset, LedgerEntry, Order, utcnow
 from app.prices.service import valuation
-from app.trading.service import with_unrealized_pnl
+from app.trading.service import with_valuation
 from core.assets import ASSETS, USD_DECIMALS
 from core.enums import OrderStatus, ResetStatus
 from core.events import AccountEvent, ResetEnded
@@ -182,7 +182,7 @@ def live_equity(user_id: int) -> dict:
     open_orders = db.session.execute(
         select(Order).where(Order.user_id == user_id, Order.status == OrderStatus.OPEN)
     ).scalars()
-    unrealized = sum(getattr(order, "unrealized_pnl", None) or 0 for order in with_unrealized_pnl(list(open_orders)))
+    unrealized = sum(getattr(order, "unrealized_pnl", None) or 0 for order in with_valuation(list(open_orders)))
     return {
         "cash": balance["USD"]["balance"],
         "lockedMargin": balance["lockedMargin"]["balance"],

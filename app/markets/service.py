@@ -160,6 +160,16 @@ def perpetual_symbols() -> list[str]:
     return list(db.session.scalars(select(CatalogMarket.symbol).where(CatalogMarket.market_type == MarketType.PERP)))
 
 
+def is_perpetual(symbol: str) -> bool:
+    """Whether orders on `symbol` are on a perpetual: a registered one, or one the catalog lists
+    (a perpetual MARKETS no longer chooses keeps its positions' history)."""
+    asset = asset_named(symbol)
+    if asset is not None:
+        return asset.perpetual
+    listed = select(CatalogMarket.market_type).where(CatalogMarket.symbol == symbol)
+    return db.session.scalar(listed) == MarketType.PERP
+
+
 def asset_named(symbol: str) -> Asset | None:
     """The tradable asset `symbol` names, looking the catalog up again when it is new here."""
     if symbol not in ASSETS and time.monotonic() - _registered_at >= RELOAD_AT_MOST_EVERY_S:

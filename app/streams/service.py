@@ -20,7 +20,7 @@ from app.markets.service import price_decimals
 from app.models import Order
 from app.prices.service import latest_quotes
 from app.trading.schemas import OrderSchema
-from app.trading.service import with_unrealized_pnl
+from app.trading.service import with_valuation
 from core import rules
 from core.enums import OrderStatus
 from core.events import OrderChanged, RequestFailed
@@ -111,7 +111,7 @@ class AccountView:
 
     def order(self, order_id: str) -> dict | None:
         order = db.session.get(Order, uuid.UUID(order_id))
-        body = OrderSchema().dump(with_unrealized_pnl([order])[0]) if order is not None else None
+        body = OrderSchema().dump(with_valuation([order])[0]) if order is not None else None
         db.session.close()
         return body
 

@@ -130,7 +130,7 @@ class Trade(MethodView):
     @documents(blp, ErrorCode.UNAUTHORIZED, ErrorCode.NOT_FOUND)
     def get(self, order_id):
         """One of your orders (open ones with their unrealized PnL)."""
-        return service.with_unrealized_pnl([service.get_order(current_user_id(), order_id)])[0]
+        return service.with_valuation([service.get_order(current_user_id(), order_id)])[0]
 
 
 @blp.route("/trades")
@@ -158,4 +158,4 @@ class Trades(MethodView):
             error_out=False,
             count=True,
         )
-        return service.with_unrealized_pnl(page.items), 200, {"X-Total-Count": str(page.total)}
+        return service.with_valuation(page.items), 200, {"X-Total-Count": str(page.total)}

@@ -168,7 +168,9 @@ class OrderSchema(Schema):
         metadata={"description": "open perpetual positions: the fresh mark they are valued and liquidated at"},
     )
     cumulativeFunding = fields.Integer(
-        attribute="funding",
+        attribute="cumulative_funding",
+        allow_none=True,
+        dump_default=None,
         metadata={"description": "perpetuals: funding paid (< 0) and received (> 0) so far, USD units"},
     )
     liquidationPrice = fields.Integer(attribute="liquidation_price", allow_none=True)

@@ -12,15 +12,15 @@ import uuid
 from collections.abc import Callable
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.dispatch import enqueue, wake_engine
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import autocommit, db
-from app.markets.service import asset_named, book_state, lot_of, price_decimals
-from app.models import IdempotencyKey, Order, utcnow
+from app.markets.service import asset_named, book_state, is_perpetual, lot_of, price_decimals
+from app.models import FundingPayment, IdempotencyKey, Order, utcnow
 from app.prices.service import fresh_quote, market_at, valuation
 from core import execution, rules
 from core.assets import QUANTITY_DECIMALS, USD_DECIMALS
@@ -163,9 +163,10 @@ def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:
     return order
 
 
-def with_unrealized_pnl(orders: list[Order]) -> list[Order]:
-    """Mark open positions with what closing them at their valuation would realize (a fresh
-    quote; a perpetual's fresh mark, also shown as its `mark_price`)."""
+def with_valuation(orders: list[Order]) -> list[Order]:
+    """Open positions marked with what closing them at their valuation would realize (a fresh
+    quote; a perpetual's fresh mark, also shown as its `mark_price`), and perpetual positions with
+    their cumulative funding (the sum of their payments, one query for the list)."""
     quotes: dict = {}
     for order in orders:
         if order.status != OrderStatus.OPEN:
@@ -183,7 +184,24 @@ def with_unrealized_pnl(orders: list[Order]) -> list[Order]:
             order.side, order.open_price, order.quantity, order.margin, decimals, quote.bid, quote.ask
         )
         order.unrealized_pnl = closing.pnl
+    _with_funding(orders)
     return orders
+
+
+FUNDING_OF = (
+    select(FundingPayment.order_id, func.sum(FundingPayment.amount))
+    .where(FundingPayment.order_id.in_(bindparam("ids", expanding=True)))
+    .group_by(FundingPayment.order_id)
+)
+
+
+def _with_funding(orders: list[Order]) -> None:
+    perpetual = [order for order in orders if order.opened_at is not None and is_perpetual(order.asset)]
+    if not perpetual:
+        return
+    paid = dict(db.session.execute(FUNDING_OF, {"ids": [order.id for order in perpetual]}).all())
+    for order in perpetual:
+        order.cumulative_funding = int(paid.get(order.id, 0))
 
 
 def list_orders(user_id: int, status: str | None):

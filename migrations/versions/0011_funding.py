@@ -22,8 +22,6 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 def upgrade():
-    op.add_column("orders", sa.Column("funding", sa.BigInteger(), nullable=False, server_default="0"))
-    op.alter_column("orders", "funding", server_default=None)
     op.create_index(
         "ix_orders_closed", "orders", ["asset", "closed_at"], postgresql_where=sa.text("status = 'closed'")
     )
@@ -64,4 +62,3 @@ def downgrade():
     op.drop_constraint("kind_known", "ledger_entries")  # refused while funding entries exist: the ledger is kept
     op.create_check_constraint("kind_known", "ledger_entries", _in("kind", LEDGER_KINDS[:-1]))
     op.drop_index("ix_orders_closed", "orders")
-    op.drop_column("orders", "funding")

@@ -118,7 +118,8 @@ def test_a_position_closed_before_the_boundary_pays_nothing(app, client, make_us
 def test_boundaries_settled_late_use_their_own_rate_and_mark_in_order(app, client, make_user, perpetuals):
     """The engine settles nothing between the boundaries (its sweeps come later): each is paid
     at the figures recorded when it passed, not at the latest."""
-    user_id, opened = open_perpetual(client, make_user, perpetuals, "short", leverage=5)
+    user_id, headers = make_user()
+    _, opened = open_perpetual(client, make_user, perpetuals, "short", leverage=5, user=(user_id, headers))
     first = record_boundary("0.0001", "118000")
     second = record_boundary("-0.0003", "119000.5", after_us=first * 1000)
 
@@ -130,7 +131,8 @@ def test_boundaries_settled_late_use_their_own_rate_and_mark_in_order(app, clien
         (Decimal("-0.0003"), Decimal("119000.5")),
     ]
     assert paid[0].amount > 0 > paid[1].amount  # a short receives a positive rate and pays a negative one
-    assert db.session.get(Order, opened["orderId"]).funding == paid[0].amount + paid[1].amount
+    shown = client.get(f"/api/v1/trade/{opened['orderId']}", headers=headers).json
+    assert shown["cumulativeFunding"] == paid[0].amount + paid[1].amount
     assert_ledger_balances(app)
 
 
