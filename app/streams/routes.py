@@ -31,10 +31,13 @@ class PriceStream(MethodView):
 @blp.route("/stream/orders")
 class OrderStream(MethodView):
     @signed_in
-    @blp.doc(responses={"200": {"description": "`balance`, `pnl` and `order` events", "content": EVENT_STREAM}})
+    @blp.doc(
+        responses={"200": {"description": "`balance`, `pnl`, `order` and `funding` events", "content": EVENT_STREAM}}
+    )
     @documents(blp, ErrorCode.UNAUTHORIZED)
     def get(self):
-        """Your account: `order` on every state change, `balance` after every ledger change, `pnl` as prices move.
+        """Your account: `order` on every state change, `balance` after every ledger change, `pnl` as prices move,
+        `funding` after each funding round that paid or credited it.
 
         The stream ends when the token that opened it expires; the client reconnects with a fresh one."""
         return event_stream(order_events(process_hub(), current_user_id(), expires_at=get_jwt()["exp"]))

@@ -16,14 +16,15 @@ from sqlalchemy import select
 from app.balances.service import balances_body, balances_view
 from app.extensions import db
 from app.hub import CLOSED, Hub
-from app.markets.service import price_decimals
+from app.markets.service import is_perpetual, price_decimals
 from app.models import Order
-from app.prices.service import latest_quotes
+from app.prices.service import latest_quotes, valuation
 from app.trading.schemas import OrderSchema
 from app.trading.service import with_valuation
 from core import rules
+from core.assets import USD_DECIMALS
 from core.enums import OrderStatus
-from core.events import OrderChanged, RequestFailed
+from core.events import FundingPaid, OrderChanged, RequestFailed
 from core.prices import Quote
 
 KEEPALIVE_S = 15
@@ -104,10 +105,20 @@ class AccountView:
                 event.order_id, order.asset, order.side, order.open_price, order.quantity, order.margin
             )
             self.positions[event.order_id] = position
-            quote = self.quotes.get(order.asset)
-            fresh = quote is not None and quote.is_fresh(current_app.config["PRICE_MAX_AGE_S"])
-            body["unrealizedPnl"] = position.pnl(quote) if fresh else None
+            quote = self.price_of(order.asset)
+            body["unrealizedPnl"] = position.pnl(quote) if quote is not None else None
         return body
+
+    def price_of(self, asset: str, marks: dict | None = None) -> Quote | None:
+        """What a position on `asset` is valued at: the stream's latest fresh quote, or a
+        perpetual's fresh mark (read once per market into `marks`)."""
+        if is_perpetual(asset):
+            marks = {} if marks is None else marks
+            if asset not in marks:
+                marks[asset] = valuation(asset)
+            return marks[asset]
+        quote = self.quotes.get(asset)
+        return quote if quote is not None and quote.is_fresh(current_app.config["PRICE_MAX_AGE_S"]) else None
 
     def order(self, order_id: str) -> dict | None:
         order = db.session.get(Order, uuid.UUID(order_id))
@@ -116,12 +127,13 @@ class AccountView:
         return body
 
     def pnl(self) -> dict:
-        """Unrealized PnL of every open position at the latest fresh quote, and the equity."""
-        max_age = current_app.config["PRICE_MAX_AGE_S"]
-        positions = {}
+        """Unrealized PnL of every open position at the latest fresh quote (a perpetual's: at its
+        fresh mark, read once per market), and the equity."""
+        positions: dict[str, int | None] = {}
+        marks: dict = {}
         for order_id, position in self.positions.items():
-            quote = self.quotes.get(position.asset)
-            positions[order_id] = position.pnl(quote) if quote is not None and quote.is_fresh(max_age) else None
+            quote = self.price_of(position.asset, marks)
+            positions[order_id] = position.pnl(quote) if quote is not None else None
         unrealized = sum(value for value in positions.values() if value is not None)
         cash, locked = self.balance["USD"]["balance"], self.balance["lockedMargin"]["balance"]
         return {
@@ -158,6 +170,13 @@ def order_events(hub: Hub, user_id: int, expires_at: float) -> Iterator[str]:
                 yield sse("order", view.changed(event.data))
                 yield sse("balance", view.balance)
                 pnl_due, sent_pnl_at = True, 0.0  # at once: the equity changed with the balance
+            elif event is not None and isinstance(event.data, FundingPaid):
+                view.reload()
+                yield sse(
+                    "funding", {"market": event.data.market, "amount": event.data.amount, "decimals": USD_DECIMALS}
+                )
+                yield sse("balance", view.balance)
+                pnl_due, sent_pnl_at = True, 0.0
             elif event is not None and event.kind == "account":  # a failed request, a reset: read it all
                 order = view.order(event.data.order_id) if isinstance(event.data, RequestFailed) else None
                 view.reload()

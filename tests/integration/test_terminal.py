@@ -31,24 +31,35 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 EMAIL = "trader@example.com"
+PERP = "BTC_USDC_PERP"
+FUNDING_INTERVAL_S = 5
 
 
 @pytest.fixture(scope="module")
 def simulator():
     from poller.simulator import Simulator
 
-    sim = Simulator(interval_s=0.1).start()
+    sim = Simulator(interval_s=0.1, funding_interval_s=FUNDING_INTERVAL_S).start()
     yield sim
     sim.stop()
 
 
 @pytest.fixture(scope="module")
 def stack(app, simulator, engine_worker, mail_worker):
-    """Web on a fixed port (restartable), a live feed, and an hour of backfilled candles."""
+    """Web on a fixed port (restartable), the simulator's catalog, a live feed of the seed's
+    markets and one perpetual (funding every few seconds), and an hour of backfilled candles."""
+    from app.markets.service import register_chosen_perpetuals
+
     runner = app.test_cli_runner()
     app.config["BACKPACK_REST_URL"] = f"http://127.0.0.1:{simulator.port}"
-    feed = LiveFeed(app, simulator).start()
-    reset_state(app)  # once, for the whole scenario (the feed writes fresh prices again at once)
+    reset_state(app)  # once, for the whole scenario
+    result = runner.invoke(args=["markets", "sync", "--rest-url", app.config["BACKPACK_REST_URL"]])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        register_chosen_perpetuals()
+    markets = ("SOL_USDC", "BTC_USDC", "ETH_USDC", PERP)
+    feed = LiveFeed(app, simulator, markets, marked=(PERP,), funding_intervals_ms={PERP: FUNDING_INTERVAL_S * 1000})
+    feed.start()
     web = WebServer(workers=1).start()
     result = runner.invoke(args=["candles", "backfill", "--days", "1", "--pause", "0"])
     assert result.exit_code == 0 and "minutes loaded" in result.output, result.output
@@ -87,7 +98,7 @@ def clean_state():
 
 def open_from_ticket(page, asset: str, margin: str, leverage: int) -> None:
     """Open a long from the ticket as a person would: asset tab, margin, leverage, then the button."""
-    page.get_by_role("tab", name=re.compile(asset)).click()
+    page.locator(f".asset-tab[data-asset='{asset}']").click()
     page.get_by_label("Margin (USD)").fill(margin)
     page.get_by_label("Leverage (number)").fill(str(leverage))
     page.get_by_label("Leverage (number)").press("Tab")
@@ -252,11 +263,36 @@ def test_account_tab_equity_activity_csv_and_reset(app, page):
     assert page.errors == []
 
 
+def test_pick_a_perpetual_by_typing_and_see_its_mark_and_funding(page):
+    page.get_by_label("Find a market").fill("btc_usdc_p")
+    page.get_by_label("Find a market").press("Enter")
+    tab = page.locator(f".asset-tab[data-asset='{PERP}']")
+    tab.wait_for()
+    assert tab.get_attribute("aria-selected") == "true"
+    assert page.locator("#chart-title").inner_text().startswith(PERP)
+    page.locator("#perp-info").wait_for()
+    eventually(lambda: re.fullmatch(r"[\d,]+\.\d", page.locator("#perp-mark").inner_text()), timeout=10)
+    assert page.locator("#perp-funding").inner_text() == "+0.00125%"  # the simulator's rate, as a percentage
+    assert re.fullmatch(r"00:00:0\d", page.locator("#perp-countdown").inner_text())
+    shot(page, "15-perpetual-picked")
+
+    open_from_ticket(page, PERP, "100.00", 10)
+    row = page.locator("#positions-body tr").filter(has_text=PERP)
+    eventually(lambda: re.search(r"\d", row.locator("td.mark").inner_text()), timeout=10)
+    # funding every 5 s, settled by the engine's sweep: a long pays the positive rate, rounded against it
+    eventually(lambda: row.locator("td.funding").inner_text().startswith("−"), timeout=40)
+    shot(page, "16-perpetual-position")
+    page.get_by_label("Find a market").fill("nothing-like-this")
+    page.get_by_label("Find a market").press("Enter")
+    page.get_by_text("No open perpetual matches").wait_for()
+    assert page.errors == []
+
+
 def test_phone_screen_and_docs_screenshots(browser, page, stack):
     """390x844: one column, nothing wider than the screen. `make screenshots` keeps these in docs/."""
     docs = ROOT / "docs" if os.environ.get("WRITE_DOCS_SCREENSHOTS") else ARTIFACTS
     open_from_ticket(page, "BTC", "100.00", 10)
-    page.locator("#positions-body tr").first.click()
+    page.locator("#positions-body tr").filter(has_text=PERP).click()  # the perpetual on the chart, its mark line
     page.wait_for_timeout(1500)
     page.screenshot(path=str(docs / "terminal.png"))
 
@@ -293,6 +329,8 @@ def test_phone_screen_and_docs_screenshots(browser, page, stack):
         ("Money.parse('1e3', 2)", None),
         ("Money.parse('', 2)", None),
         ("Money.percentToBps('1.25')", 125),
+        ("Money.percent('0.0000125')", "+0.00125%"),
+        ("Money.percent('-0.0003')", "−0.03%"),
     ],
 )
 def test_money_is_formatted_and_parsed_from_integer_units_without_floats(page, expression, expected):

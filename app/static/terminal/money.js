@@ -34,5 +34,15 @@ const Money = (() => {
     return parse(text, 2);
   }
 
-  return { format, parse, percentToBps };
+  /** A decimal string (a funding rate, "-0.0000125") as a signed percentage ("−0.00125%"). */
+  function percent(rate) {
+    const match = /^(-?)(\d*)\.?(\d*)$/.exec(String(rate));
+    if (!match) return "–";
+    const fraction = match[3];
+    const whole = ((match[2] || "0") + fraction.slice(0, 2).padEnd(2, "0")).replace(/^0+(?=\d)/, "");
+    const rest = fraction.slice(2).replace(/0+$/, "");
+    return `${match[1] ? "−" : "+"}${whole}${rest ? "." + rest : ""}%`;
+  }
+
+  return { format, parse, percentToBps, percent };
 })();

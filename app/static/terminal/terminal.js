@@ -156,7 +156,7 @@
 
   async function loadCandles() {
     const { asset, interval } = state;
-    $("#chart-title").textContent = `${asset}/USD · ${interval} · mid price`;
+    $("#chart-title").textContent = `${perpetuals[asset] ? asset : `${asset}/USD`} · ${interval} · mid price`;
     useAssetFormat();
     try {
       const { data } = await Api.get(`/api/v1/candles?asset=${asset}&interval=${interval}&limit=500`);
@@ -206,8 +206,92 @@
     }
   }
 
+  // ---- perpetuals: the market picker, the mark and funding of the one on screen ------------
+  const perpetuals = {};  // symbol -> its `/api/v1/markets` listing: the open perpetuals one can pick
+  let markLine = null;
+
+  async function loadMarkets() {
+    try {
+      const { data } = await Api.get("/api/v1/markets?marketType=PERP");
+      const open = data.filter((market) => market.orderBookState === "Open");
+      open.forEach((market) => { perpetuals[market.symbol] = market; });
+      $("#market-list").replaceChildren(...open.map((market) => {
+        const option = document.createElement("option");
+        option.value = market.symbol;
+        option.label = `${market.baseSymbol} perpetual`;
+        return option;
+      }));
+    } catch (error) {
+      notify(`Markets unavailable: ${error.message}`, "error");
+    }
+  }
+
+  /** The perpetual a person means by what they typed: exact, then by start, then anywhere. */
+  function findMarket(text) {
+    const query = text.trim().toUpperCase();
+    const symbols = Object.keys(perpetuals).sort();
+    if (!query) return null;
+    return symbols.find((s) => s === query) || symbols.find((s) => s.startsWith(query))
+      || symbols.find((s) => s.includes(query)) || null;
+  }
+
+  function pickMarket(symbol) {
+    let tab = $(`.asset-tab[data-asset="${CSS.escape(symbol)}"]`);
+    if (!tab) {
+      tab = $(".asset-tab").cloneNode(true);
+      tab.dataset.asset = symbol;
+      tab.dataset.decimals = String(perpetuals[symbol].priceDecimals);
+      $(".symbol", tab).textContent = symbol;
+      $$(".bid, .ask, .spread", tab).forEach((value) => { value.textContent = "–"; });
+      tab.addEventListener("click", () => selectAsset(symbol));
+      $(".market-picker").before(tab);
+      decimals[symbol] = perpetuals[symbol].priceDecimals;
+    }
+    $("#market-search").value = "";
+    selectAsset(symbol);
+  }
+
+  $("#market-search").addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    const symbol = findMarket(event.target.value);
+    if (symbol) pickMarket(symbol); else notify(`No open perpetual matches “${event.target.value}”.`, "error", 5);
+  });
+  $("#market-search").addEventListener("change", (event) => {
+    if (perpetuals[event.target.value]) pickMarket(event.target.value);
+  });
+
+  function countdown(untilMs) {
+    const seconds = Math.max(0, Math.round((untilMs - Date.now()) / 1000));
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${pad(Math.floor(seconds / 3600))}:${pad(Math.floor(seconds / 60) % 60)}:${pad(seconds % 60)}`;
+  }
+
+  async function refreshPerpetual() {
+    const asset = state.asset;
+    $("#perp-info").hidden = !perpetuals[asset];
+    if (!perpetuals[asset]) return;
+    try {
+      const { data } = await Api.get(`/api/v1/markets?symbol=${encodeURIComponent(asset)}`);
+      const market = data[0];
+      if (asset !== state.asset || !market) return;
+      $("#perp-mark").textContent = Money.format(market.markPrice, market.priceDecimals);
+      $("#perp-funding").textContent = market.fundingRate === null ? "–" : Money.percent(market.fundingRate);
+      $("#perp-countdown").textContent = market.nextFundingTimestamp ? countdown(market.nextFundingTimestamp) : "–";
+      if (markLine) series.removePriceLine(markLine);
+      markLine = market.markPrice === null ? null : series.createPriceLine({
+        price: market.markPrice, color: "#a78bfa", title: "Mark", lineWidth: 1, lineStyle: 1, axisLabelVisible: true,
+      });
+    } catch (error) {
+      $("#perp-mark").textContent = "–";
+    }
+  }
+
   function selectAsset(asset) {
     state.asset = asset;
+    if (markLine) series.removePriceLine(markLine);
+    markLine = null;
+    refreshPerpetual();
     $$(".asset-tab").forEach((tab) => tab.setAttribute("aria-selected", String(tab.dataset.asset === asset)));
     $$("#stop-loss, #take-profit").forEach((input) => { input.placeholder = "USD price"; });
     loadCandles();
@@ -269,8 +353,10 @@
       row.append(
         cell(order.asset), cell(`${order.type} ${order.leverage}×`, order.type),
         cell(Money.format(order.quantity, QUANTITY), "num"), cell(Money.format(order.openPrice, places), "num"),
+        cell(Money.format(order.markPrice, places), "num mark"),
         cell(Money.format(order.liquidationPrice, places), "num"), cell(stops, "num"),
-        cell(Money.format(order.margin, USD), "num"), pnl,
+        cell(Money.format(order.margin, USD), "num"),
+        cell(Money.format(order.cumulativeFunding, USD, { signed: true }), `num funding ${tone(order.cumulativeFunding)}`), pnl,
       );
       const actions = document.createElement("td");
       const close = document.createElement("button");
@@ -671,13 +757,15 @@
     selectAsset(state.asset);
     setSide(state.side);
     refreshLadder();
-    setInterval(() => { if (!document.hidden) refreshLadder(); }, 1000);
+    loadMarkets();
+    setInterval(() => { if (!document.hidden) { refreshLadder(); refreshPerpetual(); } }, 1000);
     state.streams.prices = openStream("prices", "/api/v1/stream/prices", {
       snapshot: (quotes) => Object.entries(quotes).forEach(([asset, quote]) => showQuote(asset, quote)),
       price: onPrice,
     }, () => { if (state.lastCandle === null) loadCandles(); });
     state.streams.orders = openStream("orders", "/api/v1/stream/orders", {
       balance: (balance) => { showBalance(balance); onAccountChange(); }, pnl: showPnl, order: onOrder,
+      funding: refreshOrders,  // a funding round paid or credited the account's positions
     }, refreshOrders);
   }
 
