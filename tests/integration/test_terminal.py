@@ -285,6 +285,7 @@ def test_pick_a_perpetual_by_typing_and_see_its_mark_and_funding(page):
     page.get_by_label("Find a market").fill("nothing-like-this")
     page.get_by_label("Find a market").press("Enter")
     page.get_by_text("No open perpetual matches").wait_for()
+    page.get_by_label("Find a market").fill("")
     assert page.errors == []
 
 

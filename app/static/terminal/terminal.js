@@ -276,6 +276,9 @@
       const market = data[0];
       if (asset !== state.asset || !market) return;
       $("#perp-mark").textContent = Money.format(market.markPrice, market.priceDecimals);
+      $$(`#positions-body tr[data-asset="${CSS.escape(asset)}"] td.mark`).forEach((mark) => {
+        mark.textContent = Money.format(market.markPrice, market.priceDecimals);  // the rows' mark keeps up too
+      });
       $("#perp-funding").textContent = market.fundingRate === null ? "–" : Money.percent(market.fundingRate);
       $("#perp-countdown").textContent = market.nextFundingTimestamp ? countdown(market.nextFundingTimestamp) : "–";
       if (markLine) series.removePriceLine(markLine);
@@ -344,6 +347,7 @@
     for (const order of state.positions) {
       const row = document.createElement("tr");
       row.dataset.orderId = order.orderId;
+      row.dataset.asset = order.asset;
       row.tabIndex = 0;
       row.setAttribute("aria-selected", String(order.orderId === state.selected));
       const places = order.decimals;
