@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cascade, drain, feed, funding, idle, open_loop, snapshots, streams, trades
+from bench import cascade, drain, feed, funding, idle, open_loop, resting, snapshots, streams, trades
 from bench.common import (
     CLIENTS,
     FUNDING_ACCOUNTS,
@@ -195,6 +195,17 @@ def run_cascade(run: Run) -> None:
     ]
 
 
+def run_resting(run: Run) -> None:
+    run.stop_stack()
+    rounds = [resting.bench_resting(run.app, run.env, orders) for orders in (10_000, 100_000)]
+    run.results["resting"] = rounds
+    run.failed |= any(r["filled"] != r["crossed"] or not r["ledger_balanced"] for r in rounds)
+    run.rows += [
+        (f"tick crossing {r['crossed']} of {r['working']} working limits: filled in (s)", r["seconds"]) for r in rounds
+    ]
+    run.rows.append(("  100k resting / 10k resting", round(rounds[1]["seconds"] / rounds[0]["seconds"], 2)))
+
+
 def run_funding(run: Run) -> None:
     run.stop_stack()
     rounds = [
@@ -222,6 +233,7 @@ SUITES: dict[str, Callable[[Run], None]] = {
     "snapshots": run_snapshots,
     "drain": run_drain,
     "cascade": run_cascade,
+    "resting": run_resting,
     "funding": run_funding,
 }
 NEEDS = {"open_loop": "trades"}  # the open loop runs at half the closed loop's peak

@@ -13,6 +13,7 @@ finishes the round. `funding_settled` then records the shard's progress per mark
 """
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,20 @@ def record_rates() -> int:
         for market, rounds in recorded.items():
             store.forget_funding(market, list(rounds))
     return len(rows)
+
+
+CHECK_AT_MOST_EVERY_S = 1.0
+_checked_at = float("-inf")
+
+
+def settle_now_and_then(shards: Iterable[int]) -> int:
+    """`settle_due` for the sweeps: the sweeps of all a process's shards arrive together every few
+    seconds, and one check covers them all."""
+    global _checked_at
+    if time.monotonic() - _checked_at < CHECK_AT_MOST_EVERY_S:
+        return 0
+    _checked_at = time.monotonic()
+    return settle_due(shards)
 
 
 def settle_due(shards: Iterable[int]) -> int:

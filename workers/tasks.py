@@ -118,7 +118,7 @@ def sweep_stuck_orders(shard: int) -> dict:
     for reset_id, account_id in work["resets"]:
         reset_account_task.delay(str(reset_id), account_id=account_id)
     counts = {kind: len(ids) for kind, ids in work.items()} | {
-        "funding": funding.settle_due(current_app.config["ENGINE_SHARD_SET"])
+        "funding": funding.settle_now_and_then(current_app.config["ENGINE_SHARD_SET"])
     }
     if counts["opens"] or counts["closes"] or counts["resets"]:
         log.warning("sweep of shard %d re-enqueued %s", shard, counts)

@@ -96,7 +96,7 @@ def test_the_poller_records_boundaries_from_the_feed_and_the_engine_settles_them
     finally:
         feed.stop()
         simulator.stop()
-    assert [p.boundary.timestamp() % 2 for p in paid] == [0, 0]  # on the interval's boundaries
+    assert len(paid) >= 2 and {p.boundary.timestamp() % 2 for p in paid} == {0}  # on the interval's boundaries
     assert {p.rate for p in paid} == {Decimal("0.0000125")}  # the simulator's rate while its mark is above its index
     assert_ledger_balances(app)
 

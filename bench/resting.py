@@ -1,0 +1,74 @@
+"""Working limit orders at scale: one tick crossing 1,000 of them while 10,000 or 100,000 rest."""
+
+import time
+
+from bench.common import Progress, run_fixture, start_engines, stop
+
+CROSSED = 1000
+RESTING_FIXTURE = """
+INSERT INTO users (id, email, created_at)
+  SELECT g, 'resting-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
+SELECT setval('users_id_seq', :accounts);
+INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 500000 - CAST(:locked AS bigint), CAST(:locked AS bigint)
+  FROM generate_series(1, :accounts) g;
+INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity,
+                    limit_price, created_at, open_fee, close_fee)
+  SELECT gen_random_uuid(), (g - 1) % :accounts + 1, 'BTC', 'long', 'limit', 'working', 1000, 10, 100, 100000,
+         CASE WHEN g <= :crossed THEN 995000000 ELSE 900000000 - (g % 1000) * 100000 END, now(), 0, 0
+  FROM generate_series(1, :orders) g;
+INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+  SELECT g, 'deposit', 500000, 0, now() FROM generate_series(1, :accounts) g;
+INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+  SELECT g, 'open', -CAST(:locked AS bigint), CAST(:locked AS bigint), now() FROM generate_series(1, :accounts) g;
+ANALYZE
+"""
+
+
+def bench_resting(app, env: dict, orders: int, accounts: int = 1000) -> dict:
+    """`orders` working long limits over `accounts` accounts, CROSSED of them at 99,500 and the rest
+    below 90,000; a tick with the ask at 98,500: seconds until the engine filled the crossed ones
+    (the slowest fill: an upper bound of the p99), and that none of the others filled."""
+    from sqlalchemy import text
+
+    from app.balances.service import ledger_mismatches
+    from app.extensions import db, redis_client
+    from core.prices import PriceStore, Quote, now_micros
+    from core.tasks import request_trigger_check
+
+    with app.app_context():
+        locked = orders // accounts * 1000
+        run_fixture(RESTING_FIXTURE, {"accounts": accounts, "orders": orders, "crossed": CROSSED, "locked": locked})
+        now = now_micros()
+        PriceStore(redis_client).write(Quote("BTC", 989_000_000, 989_100_000, now, now))  # crosses nothing
+    (engine,) = start_engines(env, f"engine-resting-{orders}")
+    progress = Progress(f"resting {orders // 1000}k", CROSSED)
+    try:
+        with app.app_context():
+            now = now_micros()
+            PriceStore(redis_client).write(Quote("BTC", 984_900_000, 985_000_000, now, now))
+            began = time.perf_counter()
+            shards = range(app.config["ENGINE_SHARDS"])  # the fixture's rows have no trigger levels: every shard
+            request_trigger_check(redis_client, app.extensions["celery"], "BTC", shards)
+            filled = 0
+            while filled < CROSSED:
+                if time.perf_counter() - began > 120:
+                    raise RuntimeError(f"fills stalled: {filled} of {CROSSED} after 120 s")
+                time.sleep(0.02)
+                done = db.session.execute(text("SELECT count(*) FROM orders WHERE status = 'open'")).scalar_one()
+                db.session.rollback()
+                progress.tick(done - filled)
+                filled = done
+            seconds = time.perf_counter() - began
+            time.sleep(1)
+            opened = db.session.execute(text("SELECT count(*) FROM orders WHERE status = 'open'")).scalar_one()
+            balanced = ledger_mismatches() == []
+            db.session.rollback()
+    finally:
+        stop(engine)
+    return {
+        "working": orders,
+        "crossed": CROSSED,
+        "filled": opened,
+        "seconds": round(seconds, 3),
+        "ledger_balanced": balanced,
+    }
