@@ -39,7 +39,7 @@ def bench_resting(app, env: dict, orders: int, accounts: int = 1000) -> dict:
         locked = orders // accounts * 1000
         run_fixture(RESTING_FIXTURE, {"accounts": accounts, "orders": orders, "crossed": CROSSED, "locked": locked})
         now = now_micros()
-        PriceStore(redis_client).write(Quote("BTC", 989_000_000, 989_100_000, now, now))  # crosses nothing
+        PriceStore(redis_client).write(Quote("BTC", 1_000_000_000, 1_000_100_000, now, now))  # crosses nothing
     (engine,) = start_engines(env, f"engine-resting-{orders}")
     progress = Progress(f"resting {orders // 1000}k", CROSSED)
     try:
