@@ -47,7 +47,7 @@ class LedgerKind(StrEnum):
     OPEN = "open"
     CLOSE = "close"
     RESET = "reset"  # free USD set back to the starting balance
-    FEE = "fee"  # TAKER_FEE_BPS of an open's or a close's notional
+    FEE = "fee"  # TAKER_FEE_BPS of an open's or a close's notional (MAKER_FEE_BPS: a rested limit's open)
     RELEASE = "release"  # the reserved margin of a working order that was cancelled or expired
     FUNDING = "funding"  # a perpetual position's payment at a funding boundary (`core.funding`)
 

@@ -96,11 +96,17 @@ class Costs:
     taker_fee_bps: int
     liquidation_ratio: Decimal
     max_working_orders: int
+    maker_fee_bps: int = 0  # a limit order that rested before the book reached it
 
     @classmethod
     def of(cls, settings: Mapping[str, Any]) -> "Costs":
         """From the service's settings (`config.Config`)."""
-        return cls(settings["TAKER_FEE_BPS"], settings["LIQUIDATION_RATIO"], settings["MAX_WORKING_ORDERS"])
+        return cls(
+            settings["TAKER_FEE_BPS"],
+            settings["LIQUIDATION_RATIO"],
+            settings["MAX_WORKING_ORDERS"],
+            settings["MAKER_FEE_BPS"],
+        )
 
 
 @dataclass(frozen=True)
@@ -133,12 +139,15 @@ class Reject:
 Decision = Fill | Rest | Reject
 
 
-def _open(terms: Terms, execution: Execution, model: FillModel, account: Account, costs: Costs) -> Fill | Reject:
+def _open(
+    terms: Terms, execution: Execution, model: FillModel, account: Account, costs: Costs, maker: bool = False
+) -> Fill | Reject:
     """The fill, unless its stops are on the wrong side of its price; the fee from what is free
     (a working order's margin is already reserved: its fee never takes the balance below zero)."""
     if not rules.stops_valid(terms.side, execution.price, terms.stop_loss, terms.take_profit):
         return Reject(RejectReason.INVALID_STOPS)
-    charged = fee(notional(execution.price, execution.quantity, terms.decimals), costs.taker_fee_bps)
+    fee_bps = costs.maker_fee_bps if maker else costs.taker_fee_bps
+    charged = fee(notional(execution.price, execution.quantity, terms.decimals), fee_bps)
     if account.free_usd is not None:
         charged = min(charged, account.free_usd)
     liquidation = rules.liquidation_price(
@@ -184,11 +193,13 @@ class RestingOrder:
 
     Its quantity comes from its own price, but never so much that the notional at the fill
     exceeds margin x leverage: the effective leverage never exceeds the requested one, whatever
-    price the order names (`_capped`)."""
+    price the order names (`_capped`). A `maker` (a limit) filled after it rested pays
+    MAKER_FEE_BPS; filled as it arrives, it took liquidity: TAKER_FEE_BPS."""
 
     price_of: Callable[[Terms], int | None]
     reached: Callable[[Side, int, int], bool]  # (side, its price, the price it would open at)
     limit_of: Callable[[Terms], int | None]
+    maker: bool = False
 
     def quantity(self, terms: Terms) -> int:
         price = self.price_of(terms)
@@ -206,10 +217,15 @@ class RestingOrder:
             return Reject(RejectReason.TOO_MANY_WORKING_ORDERS)
         placed = Terms(**{**terms.__dict__, "quantity": quantity})
         reserved = Account(None if account.free_usd is None else account.free_usd - terms.margin)
-        decision = self.on_price(placed, reserved, market, costs, now) if market is not None else None
+        decision = self._fill(placed, reserved, market, costs, now, maker=False) if market is not None else None
         return Rest(quantity, self.price_of(terms) or 0) if decision is None else decision
 
     def on_price(self, terms: Terms, account: Account, market: Market, costs: Costs, now: datetime) -> Decision | None:
+        return self._fill(terms, account, market, costs, now, maker=self.maker)
+
+    def _fill(
+        self, terms: Terms, account: Account, market: Market, costs: Costs, now: datetime, maker: bool
+    ) -> Decision | None:
         price, quantity = self.price_of(terms), terms.quantity
         if price is None or quantity is None:
             return None
@@ -221,7 +237,7 @@ class RestingOrder:
         quantity = self._capped(terms, quantity, market.side_levels(terms.buying, limit))
         execution = market.fill(quantity, terms.buying, limit) if quantity else None
         if execution is not None:
-            return _open(terms, execution, market.model, account, costs)
+            return _open(terms, execution, market.model, account, costs, maker)
         if limit is not None and sum(level.quantity for level in market.side_levels(terms.buying)) >= quantity > 0:
             return None  # the book holds it, not yet within its limit: all or nothing, it keeps working
         return Reject(RejectReason.INSUFFICIENT_LIQUIDITY)  # reached, and the book can never fill it
@@ -254,7 +270,7 @@ Handler = MarketOrder | RestingOrder
 HANDLERS: dict[OrderType, Handler] = {
     OrderType.MARKET: MarketOrder(),
     # fills when the price it opens at is at or better than its limit, never worse than it
-    OrderType.LIMIT: RestingOrder(lambda t: t.limit_price, _at_or_better, lambda t: t.limit_price),
+    OrderType.LIMIT: RestingOrder(lambda t: t.limit_price, _at_or_better, lambda t: t.limit_price, maker=True),
     # a market order once the price it opens at is at or beyond its stop
     OrderType.STOP: RestingOrder(lambda t: t.stop_price, _at_or_beyond, lambda t: None),
 }

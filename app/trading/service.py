@@ -119,7 +119,8 @@ def preview(
     working = isinstance(decision, Rest)
     if isinstance(decision, Rest):
         price, quantity = decision.price, decision.quantity
-        charged = fee(notional(price, quantity, decimals), costs.taker_fee_bps)
+        fee_bps = costs.maker_fee_bps if kind == OrderType.LIMIT else costs.taker_fee_bps  # filled once it rested
+        charged = fee(notional(price, quantity, decimals), fee_bps)
         liquidation = rules.liquidation_price(side, price, quantity, margin, costs.liquidation_ratio, decimals)
     else:
         price, quantity, charged, liquidation = (

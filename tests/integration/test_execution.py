@@ -18,7 +18,7 @@ from tests.support.processes import EngineFleet
 from tests.support.state import assert_ledger_balances
 from tests.support.trading import BTC_ASK, BTC_BID, open_trade
 from tests.support.trading import usd_balance as balance
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, wait_for_status
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
 Q = 10**8  # one BTC in quantity units
@@ -104,9 +104,9 @@ def test_a_book_too_thin_refuses_the_open_and_the_users_close_but_not_a_liquidat
 
 @pytest.fixture
 def engine_with_fees(engine_worker):
-    """The engine restarted with TAKER_FEE_BPS=10 for one test, then as it was."""
+    """The engine restarted with TAKER_FEE_BPS=10 and MAKER_FEE_BPS=2 for one test, then as it was."""
     engine_worker.stop()
-    worker = EngineFleet(2, env={"TAKER_FEE_BPS": "10"}).start()
+    worker = EngineFleet(2, env={"TAKER_FEE_BPS": "10", "MAKER_FEE_BPS": "2"}).start()
     yield
     worker.stop()
     engine_worker.start()
@@ -133,6 +133,14 @@ def test_fees_are_ledger_entries_of_their_own_and_money_is_conserved(app, client
             .all()
         )
     assert sorted(fees) == sorted([-open_fee, -close_fee])
+
+    limit = open_trade(client, headers, margin=100_000, leverage=10, orderType="limit", limitPrice=BTC_BID - 10_000_000)
+    assert limit.json["status"] == "working", limit.json
+    set_price("BTC", BTC_BID - 20_000_000, BTC_BID - 10_000_000)  # the book comes down to the rested limit
+    request_trigger_checks(app, "BTC")
+    filled = wait_for_status(app, limit.json["orderId"], "open")
+    notional = filled.open_price * filled.quantity // 10**10
+    assert filled.open_fee == -(-notional * 2 // 10_000) > 0  # the maker fee: 2 bps, not the taker's 10
     assert_ledger_balances(app)
 
 

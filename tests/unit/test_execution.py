@@ -129,8 +129,20 @@ def test_a_reached_stop_the_book_cannot_fill_ends_insufficient_liquidity():
     assert execution.on_price(working, RICH, thin, COSTS, NOW) == Reject(RejectReason.INSUFFICIENT_LIQUIDITY)
 
 
+def test_a_limit_filled_after_resting_pays_the_maker_fee_and_one_filled_on_arrival_the_taker_fee():
+    costs = Costs(taker_fee_bps=10, liquidation_ratio=Decimal("0.9"), max_working_orders=3, maker_fee_bps=2)
+    quantity = rules.quantity(100_000, 10, ASK, 4)
+    charged = {bps: -(-notional(ASK, quantity, 4) * bps // 10_000) for bps in (2, 10)}
+    rested = execution.on_price(btc(OrderType.LIMIT, limit_price=ASK, quantity=quantity), RICH, deep(), costs, NOW)
+    assert isinstance(rested, Fill) and rested.fee == charged[2]
+    arrived = execution.arrive(btc(OrderType.LIMIT, limit_price=ASK), RICH, deep(), costs, NOW)
+    assert isinstance(arrived, Fill) and arrived.fee == charged[10]
+    stopped = execution.on_price(btc(OrderType.STOP, stop_price=ASK, quantity=quantity), RICH, deep(), costs, NOW)
+    assert isinstance(stopped, Fill) and stopped.fee == charged[10]  # a stop becomes a market order: a taker
+
+
 def test_a_working_fill_takes_its_fee_only_from_what_is_free():
-    working = btc(OrderType.LIMIT, limit_price=ASK, quantity=rules.quantity(100_000, 10, ASK, 4))
+    working = btc(OrderType.STOP, stop_price=ASK, quantity=rules.quantity(100_000, 10, ASK, 4))
     decision = execution.on_price(working, Account(3), deep(), COSTS, NOW)
     assert isinstance(decision, Fill) and decision.fee == 3
 
