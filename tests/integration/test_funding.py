@@ -73,6 +73,9 @@ def test_each_position_open_at_the_boundary_pays_or_receives_once(app, client, m
     entries = db.session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "funding")).all()
     assert sorted((e.usd_delta, e.locked_delta) for e in entries) == sorted([(paid.amount, 0), (received.amount, 0)])
 
+    activities = client.get("/api/v1/activities?type=funding", headers=long_headers).json["activities"]
+    assert [(a["type"], a["usd"], a["orderId"]) for a in activities] == [("funding", paid.amount, long["orderId"])]
+
     settle(app, long_user, short_user)  # again: nothing more
     record_boundary("0.0001", "118320.5", after_us=boundary * 1000)  # the next boundary pays again
     settle(app, long_user, short_user)
@@ -209,3 +212,17 @@ def test_redis_records_the_boundaries_core_funding_names(app_ctx, previous_us, g
     expected = funding.boundary_crossed(previous_us, previous_us + gap_us, interval_ms)
     recorded = store.funding_rounds([PERP]).get(PERP, {})
     assert recorded == ({expected: (Decimal("0.0001"), Decimal("100.5"))} if expected is not None else {})
+
+
+def test_the_markets_listing_counts_down_to_the_services_own_boundary_under_funding_interval_s(app, client, perpetuals):
+    _, mark = perpetuals
+    mark(1_183_201)
+    listed = {m["symbol"]: m for m in client.get("/api/v1/markets?marketType=PERP").json}
+    backpacks = listed[PERP]["nextFundingTimestamp"]  # the simulator's: its hour
+    app.config["FUNDING_INTERVAL_S"] = 7
+    try:
+        listed = {m["symbol"]: m for m in client.get("/api/v1/markets?marketType=PERP").json}
+    finally:
+        app.config["FUNDING_INTERVAL_S"] = None
+    ours = listed[PERP]["nextFundingTimestamp"]
+    assert ours % 7000 == 0 and 0 < ours - now_micros() // 1000 <= 7000 + 1000 and ours != backpacks
