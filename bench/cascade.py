@@ -2,7 +2,7 @@
 
 import time
 
-from bench.common import Progress, run_fixture, start_engines, stop
+from bench.common import Progress, run_fixture, start_engines, stop, wait_for_orders
 
 CASCADE_FIXTURE = """
 INSERT INTO users (id, email, created_at)
@@ -47,16 +47,7 @@ def bench_cascade(app, env: dict, batch: int, accounts: int = 1000, per_account:
             began = time.perf_counter()
             shards = range(app.config["ENGINE_SHARDS"])  # the fixture's rows have no trigger levels: every shard
             request_trigger_check(redis_client, app.extensions["celery"], "BTC", shards)
-            closed = 0
-            while closed < total:
-                if time.perf_counter() - began > 300:
-                    raise RuntimeError(f"cascade stalled: {closed} of {total} closed after 300 s")
-                time.sleep(0.1)
-                done = db.session.execute(text("SELECT count(*) FROM orders WHERE status = 'closed'")).scalar_one()
-                db.session.rollback()
-                progress.tick(done - closed)
-                closed = done
-            seconds = time.perf_counter() - began
+            seconds = wait_for_orders("closed", total, progress, began, poll_s=0.1, stall_s=300)
             balanced = ledger_mismatches() == []
     finally:
         stop(engine)

@@ -272,6 +272,26 @@ def run_fixture(script: str, params: dict) -> None:
     db.session.commit()
 
 
+def wait_for_orders(status: str, total: int, progress: Progress, began: float, poll_s: float, stall_s: float) -> float:
+    """Seconds from `began` until `total` orders have `status` (the engine's work, counted by
+    polling the table), ticking `progress`; a RuntimeError after `stall_s`."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    count = text("SELECT count(*) FROM orders WHERE status = :status")
+    reached = 0
+    while reached < total:
+        if time.perf_counter() - began > stall_s:
+            raise RuntimeError(f"stalled: {reached} of {total} orders {status} after {stall_s} s")
+        time.sleep(poll_s)
+        done = db.session.execute(count, {"status": status}).scalar_one()
+        db.session.rollback()
+        progress.tick(done - reached)
+        reached = done
+    return time.perf_counter() - began
+
+
 def stalls_line(stalls: list[dict] | None) -> str:
     if stalls is None:
         return "not reported"

@@ -2,7 +2,7 @@
 
 import time
 
-from bench.common import Progress, run_fixture, start_engines, stop
+from bench.common import Progress, run_fixture, start_engines, stop, wait_for_orders
 
 CROSSED = 1000
 RESTING_FIXTURE = """
@@ -49,16 +49,7 @@ def bench_resting(app, env: dict, orders: int, accounts: int = 1000) -> dict:
             began = time.perf_counter()
             shards = range(app.config["ENGINE_SHARDS"])  # the fixture's rows have no trigger levels: every shard
             request_trigger_check(redis_client, app.extensions["celery"], "BTC", shards)
-            filled = 0
-            while filled < CROSSED:
-                if time.perf_counter() - began > 120:
-                    raise RuntimeError(f"fills stalled: {filled} of {CROSSED} after 120 s")
-                time.sleep(0.02)
-                done = db.session.execute(text("SELECT count(*) FROM orders WHERE status = 'open'")).scalar_one()
-                db.session.rollback()
-                progress.tick(done - filled)
-                filled = done
-            seconds = time.perf_counter() - began
+            seconds = wait_for_orders("open", CROSSED, progress, began, poll_s=0.02, stall_s=120)
             time.sleep(1)
             opened = db.session.execute(text("SELECT count(*) FROM orders WHERE status = 'open'")).scalar_one()
             balanced = ledger_mismatches() == []
