@@ -178,7 +178,7 @@ def with_valuation(orders: list[Order]) -> list[Order]:
         quote = quotes[order.asset]
         if quote is None:
             continue
-        if (asset := asset_named(order.asset)) is not None and asset.perpetual:
+        if is_perpetual(order.asset):
             order.mark_price = quote.bid
         decimals = price_decimals(order.asset)
         closing = rules.close_at(
