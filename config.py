@@ -206,6 +206,7 @@ class Config:
     JWT_ACCESS_TOKEN_EXPIRES: timedelta
     # Trading rules: what a user may do and what it costs
     STARTING_BALANCE: int
+    MAX_ACCOUNTS: int
     LIQUIDATION_RATIO: Decimal
     TAKER_FEE_BPS: int
     MAKER_FEE_BPS: int
@@ -296,6 +297,7 @@ class Config:
             JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=env.int("JWT_ACCESS_TOKEN_EXPIRES_S", 86400, minimum=1)),
             # Trading rules
             STARTING_BALANCE=env.int("STARTING_BALANCE", 500_000),
+            MAX_ACCOUNTS=env.int("MAX_ACCOUNTS", 10, minimum=1),
             LIQUIDATION_RATIO=env.decimal("LIQUIDATION_RATIO", "0.9", low="0", high="1"),
             TAKER_FEE_BPS=env.int("TAKER_FEE_BPS", 0),
             MAKER_FEE_BPS=env.int("MAKER_FEE_BPS", 0),

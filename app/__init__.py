@@ -39,6 +39,7 @@ def create_app(config: Config | None = None) -> Flask:
     celery_init_app(app)
 
     from app.account.routes import blp as account_blp
+    from app.accounts.routes import blp as accounts_blp
     from app.assets.routes import blp as assets_blp
     from app.auth.routes import blp as auth_blp
     from app.balances.commands import cli as ledger_cli
@@ -59,6 +60,7 @@ def create_app(config: Config | None = None) -> Flask:
         trading_blp,
         balances_blp,
         account_blp,
+        accounts_blp,
         assets_blp,
         markets_blp,
         prices_blp,

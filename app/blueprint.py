@@ -8,6 +8,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from app.errors import ErrorCode, abort
 from app.hardening import parse_json_body
+from app.identity import ACCOUNT_HEADER
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_PARAMETER = {
@@ -17,6 +18,15 @@ IDEMPOTENCY_PARAMETER = {
     "description": "A retry with the same key gets the first request's outcome instead of doing it twice",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
+
+ACCOUNT_PARAMETER = {
+    "in": "header",
+    "name": ACCOUNT_HEADER,
+    "required": False,
+    "description": "The paper account to act on (GET /api/v1/accounts); default: your main account",
+    "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+}
+ACCOUNT_ERRORS = (ErrorCode.VALIDATION, ErrorCode.NOT_FOUND)  # a malformed account id; not one of yours
 
 
 class BoundedParser(FlaskParser):

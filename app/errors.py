@@ -34,6 +34,10 @@ class ErrorCode(StrEnum):
     INVALID_PRICE = "invalid_price"  # not on the market's tickSize
     INVALID_QUANTITY = "invalid_quantity"  # not on its stepSize, or under its minQuantity
     MARKET_NOT_OPEN = "market_not_open"  # its orderBookState is not Open
+    ACCOUNT_ARCHIVED = "account_archived"  # an archived account takes no new orders
+    TOO_MANY_ACCOUNTS = "too_many_accounts"  # the user has MAX_ACCOUNTS already
+    NAME_TAKEN = "name_taken"  # the user has an account of that name
+    MAIN_ACCOUNT = "main_account"  # the account sign-up created is never archived
     TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
@@ -59,6 +63,10 @@ STATUS = {
     ErrorCode.INVALID_PRICE: 400,
     ErrorCode.INVALID_QUANTITY: 400,
     ErrorCode.MARKET_NOT_OPEN: 400,
+    ErrorCode.ACCOUNT_ARCHIVED: 409,
+    ErrorCode.TOO_MANY_ACCOUNTS: 409,
+    ErrorCode.NAME_TAKEN: 409,
+    ErrorCode.MAIN_ACCOUNT: 409,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,
@@ -132,7 +140,7 @@ def error_response(status: int, message: str, code: ErrorCode | None = None, err
 def documents(blp: flask_smorest.Blueprint, *codes: ErrorCode):
     """Document exactly the error codes a route can return, grouped by status."""
     by_status: dict[int, list[str]] = {}
-    for code in codes:
+    for code in dict.fromkeys(codes):  # each once, in order
         by_status.setdefault(STATUS[code], []).append(code.value)
 
     def decorate(view):

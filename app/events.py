@@ -28,7 +28,7 @@ def _error(event: AccountEvent) -> str | None:
 
 
 def wait_for_engine(
-    user_id: int,
+    account_id: int,
     about: Callable[[AccountEvent], bool],
     reload: Callable[[], Row],
     done: Callable[[Row], bool],
@@ -41,7 +41,7 @@ def wait_for_engine(
     carries the row as committed (`from_event`)."""
     deadline = time.monotonic() + current_app.config["TRADE_WAIT_S"]
     hub = process_hub()
-    listener = hub.listen(account=user_id, prices=False)
+    listener = hub.listen(account=account_id, prices=False)
     try:
         if send is not None:
             send()

@@ -1,6 +1,6 @@
 """Marshmallow fields shared by the domain schemas."""
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 
 class StrictInteger(fields.Integer):
@@ -22,3 +22,23 @@ def plain_text(max_length: int) -> list:
         validate.Length(min=1, max=max_length),
         validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="Control characters are not allowed."),
     ]
+
+
+MAX_ID = 2**63 - 1
+ACCOUNT_ID_DESCRIPTION = "the account to act on; default: the X-Account-Id header's, else your main account"
+
+
+class AccountInBody(Schema):
+    """A request body that may name the paper account it acts on (`app.identity.current_account_id`)."""
+
+    accountId = StrictInteger(
+        load_only=True, validate=validate.Range(min=1, max=MAX_ID), metadata={"description": ACCOUNT_ID_DESCRIPTION}
+    )
+
+
+class AccountInQuery(Schema):
+    """A query string that may name the paper account it reads (an EventSource cannot send headers)."""
+
+    accountId = fields.Integer(
+        load_only=True, validate=validate.Range(min=1, max=MAX_ID), metadata={"description": ACCOUNT_ID_DESCRIPTION}
+    )

@@ -2,25 +2,25 @@
 
 import time
 
-from bench.common import Progress, run_fixture, start_engines, stop, wait_for_orders
+from bench.common import Progress, run_fixture, start_engines, stop, users_with_main_accounts, wait_for_orders
 
-CASCADE_FIXTURE = """
-INSERT INTO users (id, email, created_at)
-  SELECT g, 'cascade-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
-SELECT setval('users_id_seq', :accounts);
-INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 500000 - 1000 * :per, 1000 * :per
+CASCADE_FIXTURE = (
+    users_with_main_accounts("cascade")
+    + """
+INSERT INTO balances (account_id, usd, locked_margin) SELECT g, 500000 - 1000 * :per, 1000 * :per
   FROM generate_series(1, :accounts) g;
-INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity, open_price,
-                    liquidation_price, stop_loss, take_profit, created_at, opened_at, open_fee, close_fee)
+INSERT INTO orders (id, account_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity,
+                    open_price, liquidation_price, stop_loss, take_profit, created_at, opened_at, open_fee, close_fee)
   SELECT gen_random_uuid(), (g - 1) / :per + 1, 'BTC', 'long', 'market', 'open', 1000, 100, 100, 100000, 1000100000,
          CASE WHEN g % 3 = 0 THEN 991000000 ELSE 1 END, CASE WHEN g % 3 = 1 THEN 995000000 END,
          CASE WHEN g % 3 = 2 THEN 980000000 END, now(), now(), 0, 0
   FROM generate_series(1, :accounts * :per) g;
-INSERT INTO ledger_entries (user_id, order_id, kind, usd_delta, locked_delta, created_at)
-  SELECT user_id, id, 'open', -1000, 1000, now() FROM orders;
-INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+INSERT INTO ledger_entries (account_id, order_id, kind, usd_delta, locked_delta, created_at)
+  SELECT account_id, id, 'open', -1000, 1000, now() FROM orders;
+INSERT INTO ledger_entries (account_id, kind, usd_delta, locked_delta, created_at)
   SELECT g, 'deposit', 500000, 0, now() FROM generate_series(1, :accounts) g
 """
+)
 
 
 def bench_cascade(app, env: dict, batch: int, accounts: int = 1000, per_account: int = 10) -> dict:

@@ -259,6 +259,17 @@ def make_users(app, count: int) -> list[dict]:
     return headers
 
 
+def users_with_main_accounts(prefix: str) -> str:
+    """A fixture's first statements: `:accounts` users, each with its main account of the same id."""
+    return f"""
+INSERT INTO users (id, email, created_at)
+  SELECT g, '{prefix}-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
+SELECT setval('users_id_seq', :accounts);
+INSERT INTO accounts (id, user_id, name, mode, starting_balance, leverage_limit, created_at)
+  SELECT g, g, 'main', 'hedging', 500000, 10, now() FROM generate_series(1, :accounts) g;
+SELECT setval('accounts_id_seq', :accounts);"""
+
+
 def run_fixture(script: str, params: dict) -> None:
     """Empty the bench's tables, then run `script` (statements ending in `;` + newline), committed."""
     from sqlalchemy import text

@@ -2,20 +2,20 @@
 
 import time
 
-from bench.common import DRAIN_ORDERS, CpuProfile, Progress, run_fixture, start_engines, stop
+from bench.common import DRAIN_ORDERS, CpuProfile, Progress, run_fixture, start_engines, stop, users_with_main_accounts
 
-DRAIN_FIXTURE = """
-INSERT INTO users (id, email, created_at)
-  SELECT g, 'drain-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
-SELECT setval('users_id_seq', :accounts);
-INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 500000, 0 FROM generate_series(1, :accounts) g;
-INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+DRAIN_FIXTURE = (
+    users_with_main_accounts("drain")
+    + """
+INSERT INTO balances (account_id, usd, locked_margin) SELECT g, 500000, 0 FROM generate_series(1, :accounts) g;
+INSERT INTO ledger_entries (account_id, kind, usd_delta, locked_delta, created_at)
   SELECT g, 'deposit', 500000, 0, now() FROM generate_series(1, :accounts) g;
-INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, created_at,
+INSERT INTO orders (id, account_id, asset, side, order_type, status, margin, leverage, slippage_bps, created_at,
                     open_fee, close_fee)
   SELECT gen_random_uuid(), (g - 1) % :accounts + 1, 'BTC', 'long', 'market', 'pending', 1000, 5, 100, now(), 0, 0
   FROM generate_series(1, :orders) g
 """
+)
 
 
 def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, accounts: int = 1000) -> dict:
@@ -50,7 +50,7 @@ def bench_drain(app, env: dict, processes: int, orders: int = DRAIN_ORDERS, acco
             for shard in range(shards):  # none left over from an earlier phase
                 clear_wake_up(redis_client, shard)
             first_of_shard = {}
-            for (account_id,) in db.session.execute(text("SELECT user_id FROM orders ORDER BY created_at")):
+            for (account_id,) in db.session.execute(text("SELECT account_id FROM orders ORDER BY created_at")):
                 first_of_shard.setdefault(shard_of(account_id, shards), account_id)
             db.session.rollback()
             with CpuProfile() as profile:

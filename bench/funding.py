@@ -2,22 +2,21 @@
 
 import time
 
-from bench.common import Progress, run_fixture
+from bench.common import Progress, run_fixture, users_with_main_accounts
 
 MARGIN = 1000  # 10.00 USD a position, at 10x: 0.00084500 BTC at 118,320.0
-FUNDING_FIXTURE = """
-INSERT INTO users (id, email, created_at)
-  SELECT g, 'funding-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
-SELECT setval('users_id_seq', :accounts);
-INSERT INTO balances (user_id, usd, locked_margin)
+FUNDING_FIXTURE = (
+    users_with_main_accounts("funding")
+    + """
+INSERT INTO balances (account_id, usd, locked_margin)
   SELECT g, 500000 - CAST(:locked AS bigint), CAST(:locked AS bigint) FROM generate_series(1, :accounts) g;
-INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+INSERT INTO ledger_entries (account_id, kind, usd_delta, locked_delta, created_at)
   SELECT g, 'deposit', 500000, 0, now() - interval '1 day' FROM generate_series(1, :accounts) g;
-INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+INSERT INTO ledger_entries (account_id, kind, usd_delta, locked_delta, created_at)
   SELECT g, 'open', -CAST(:locked AS bigint), CAST(:locked AS bigint), now() - interval '1 day'
   FROM generate_series(1, :accounts) g;
-INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity, open_price,
-                    liquidation_price, created_at, opened_at, open_fee, close_fee)
+INSERT INTO orders (id, account_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity,
+                    open_price, liquidation_price, created_at, opened_at, open_fee, close_fee)
   SELECT gen_random_uuid(), (g - 1) % :accounts + 1, 'BTC_USDC_PERP', (ARRAY['long', 'short'])[g % 2 + 1], 'market',
          'open', :margin, 10, 100, 84500, 1183200, CASE WHEN g % 2 = 0 THEN 1076700 ELSE 1289700 END,
          now() - interval '2 hours', now() - interval '2 hours', 0, 0
@@ -29,6 +28,7 @@ INSERT INTO funding_rates (market, boundary, rate, mark)
   VALUES ('BTC_USDC_PERP', now() - interval '1 hour', 0.0000125, 118320.5);
 ANALYZE
 """
+)
 
 
 def bench_funding(app, accounts: int, positions: int) -> dict:

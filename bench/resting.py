@@ -2,26 +2,27 @@
 
 import time
 
-from bench.common import Progress, run_fixture, start_engines, stop, wait_for_orders
+from bench.common import Progress, run_fixture, start_engines, stop, users_with_main_accounts, wait_for_orders
 
 CROSSED = 1000
-RESTING_FIXTURE = """
-INSERT INTO users (id, email, created_at)
-  SELECT g, 'resting-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
-SELECT setval('users_id_seq', :accounts);
-INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 500000 - CAST(:locked AS bigint), CAST(:locked AS bigint)
+RESTING_FIXTURE = (
+    users_with_main_accounts("resting")
+    + """
+INSERT INTO balances (account_id, usd, locked_margin)
+  SELECT g, 500000 - CAST(:locked AS bigint), CAST(:locked AS bigint)
   FROM generate_series(1, :accounts) g;
-INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity,
+INSERT INTO orders (id, account_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity,
                     limit_price, created_at, open_fee, close_fee)
   SELECT gen_random_uuid(), (g - 1) % :accounts + 1, 'BTC', 'long', 'limit', 'working', 1000, 10, 100, 100000,
          CASE WHEN g <= :crossed THEN 995000000 ELSE 900000000 - (g % 1000) * 100000 END, now(), 0, 0
   FROM generate_series(1, :orders) g;
-INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+INSERT INTO ledger_entries (account_id, kind, usd_delta, locked_delta, created_at)
   SELECT g, 'deposit', 500000, 0, now() FROM generate_series(1, :accounts) g;
-INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+INSERT INTO ledger_entries (account_id, kind, usd_delta, locked_delta, created_at)
   SELECT g, 'open', -CAST(:locked AS bigint), CAST(:locked AS bigint), now() FROM generate_series(1, :accounts) g;
 ANALYZE
 """
+)
 
 
 def bench_resting(app, env: dict, orders: int, accounts: int = 1000) -> dict:

@@ -2,24 +2,24 @@
 
 import time
 
-from bench.common import Progress, run_fixture
+from bench.common import Progress, run_fixture, users_with_main_accounts
 
-SNAPSHOT_FIXTURE = """
-INSERT INTO users (id, email, created_at)
-  SELECT g, 'snap-' || g || '@bench', now() FROM generate_series(1, :accounts) g;
-SELECT setval('users_id_seq', :accounts);
-INSERT INTO balances (user_id, usd, locked_margin) SELECT g, 490000, CASE WHEN g <= :positions THEN 10000 ELSE 0 END
+SNAPSHOT_FIXTURE = (
+    users_with_main_accounts("snap")
+    + """
+INSERT INTO balances (account_id, usd, locked_margin) SELECT g, 490000, CASE WHEN g <= :positions THEN 10000 ELSE 0 END
   FROM generate_series(1, :accounts) g;
-INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at)
+INSERT INTO ledger_entries (account_id, kind, usd_delta, locked_delta, created_at)
   SELECT g, 'deposit', 500000, 0, now() - interval '1 day' FROM generate_series(1, :accounts) g;
-INSERT INTO orders (id, user_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity, open_price,
-                    liquidation_price, created_at, opened_at, open_fee, close_fee)
+INSERT INTO orders (id, account_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity,
+                    open_price, liquidation_price, created_at, opened_at, open_fee, close_fee)
   SELECT gen_random_uuid(), g, (ARRAY['BTC', 'ETH', 'SOL'])[g % 3 + 1], (ARRAY['long', 'short'])[g % 2 + 1], 'market',
          'open', 10000, 10, 100,
          (ARRAY[999900, 33333333, 56179775])[g % 3 + 1], (ARRAY[1000100000, 3000000000, 178000000])[g % 3 + 1],
          CASE WHEN g % 2 = 0 THEN 1 ELSE 2000000000000 END, now(), now(), 0, 0
   FROM generate_series(1, :positions) g;
 """
+)
 
 
 def bench_snapshots(app, accounts: int, positions: int) -> dict:
@@ -47,7 +47,7 @@ def bench_snapshots(app, accounts: int, positions: int) -> dict:
         progress.tick()
         db.session.execute(
             text(
-                "INSERT INTO ledger_entries (user_id, kind, usd_delta, locked_delta, created_at) "
+                "INSERT INTO ledger_entries (account_id, kind, usd_delta, locked_delta, created_at) "
                 "SELECT g, 'deposit', 0, 0, now() FROM generate_series(1, :accounts, 10) g"
             ),
             {"accounts": accounts},

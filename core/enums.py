@@ -3,6 +3,11 @@
 from enum import StrEnum
 
 
+class AccountMode(StrEnum):
+    HEDGING = "hedging"  # every trade its own isolated position, opened and closed by id (the seed's model)
+    NETTING = "netting"  # Backpack's: one signed position per market, cross margin
+
+
 class Side(StrEnum):
     LONG = "long"
     SHORT = "short"

@@ -22,7 +22,7 @@ class OrderState:
     them equal), so the request waiting on it answers without reading the row again."""
 
     id: uuid.UUID
-    user_id: int
+    account_id: int
     asset: str
     side: str
     order_type: str
@@ -93,7 +93,7 @@ class OrderChanged:
     account's balance right after: a stream shows both without reading either again."""
 
     kind: ClassVar[str] = "order"
-    user_id: int
+    account_id: int
     order: OrderState
     balance: BalanceState
 
@@ -105,9 +105,9 @@ class OrderChanged:
         return {"order": self.order.to_json(), "balance": [self.balance.usd, self.balance.locked_margin]}
 
     @classmethod
-    def parse(cls, user_id: int, body: dict[str, Any]) -> "OrderChanged":
+    def parse(cls, account_id: int, body: dict[str, Any]) -> "OrderChanged":
         usd, locked = body["balance"]
-        return cls(user_id, OrderState.from_json(body["order"]), BalanceState(int(usd), int(locked)))
+        return cls(account_id, OrderState.from_json(body["order"]), BalanceState(int(usd), int(locked)))
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class RequestFailed:
     cannot fill, a cancel of an order no longer working."""
 
     kind: ClassVar[str] = "failed"
-    user_id: int
+    account_id: int
     order_id: str
     error: str
 
@@ -124,8 +124,8 @@ class RequestFailed:
         return {"orderId": self.order_id, "error": self.error}
 
     @classmethod
-    def parse(cls, user_id: int, body: dict[str, Any]) -> "RequestFailed":
-        return cls(user_id, body["orderId"], body["error"])
+    def parse(cls, account_id: int, body: dict[str, Any]) -> "RequestFailed":
+        return cls(account_id, body["orderId"], body["error"])
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class ResetEnded:
     """An account reset ran: `done`, or `failed` (with why) having changed nothing."""
 
     kind: ClassVar[str] = "reset"
-    user_id: int
+    account_id: int
     reset_id: str
     status: ResetStatus
     error: str | None = None
@@ -142,8 +142,8 @@ class ResetEnded:
         return {"resetId": self.reset_id, "status": str(self.status), "error": self.error}
 
     @classmethod
-    def parse(cls, user_id: int, body: dict[str, Any]) -> "ResetEnded":
-        return cls(user_id, body["resetId"], ResetStatus(body["status"]), body.get("error"))
+    def parse(cls, account_id: int, body: dict[str, Any]) -> "ResetEnded":
+        return cls(account_id, body["resetId"], ResetStatus(body["status"]), body.get("error"))
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class FundingPaid:
     (ms), with its balance after: one event per account and round, not one per position."""
 
     kind: ClassVar[str] = "funding"
-    user_id: int
+    account_id: int
     market: str
     boundary_ms: int
     amount: int
@@ -163,9 +163,9 @@ class FundingPaid:
         return {"market": self.market, "boundary": self.boundary_ms, "amount": self.amount, "balance": balance}
 
     @classmethod
-    def parse(cls, user_id: int, body: dict[str, Any]) -> "FundingPaid":
+    def parse(cls, account_id: int, body: dict[str, Any]) -> "FundingPaid":
         usd, locked = body["balance"]
-        return cls(user_id, body["market"], int(body["boundary"]), int(body["amount"]), BalanceState(usd, locked))
+        return cls(account_id, body["market"], int(body["boundary"]), int(body["amount"]), BalanceState(usd, locked))
 
 
 AccountEvent = OrderChanged | RequestFailed | ResetEnded | FundingPaid
@@ -176,10 +176,10 @@ KINDS: dict[str, type[AccountEvent]] = {
 
 def dumps(event: AccountEvent) -> str:
     """The event's one JSON form."""
-    return json.dumps({"kind": event.kind, "userId": event.user_id, **event.body()}, separators=(",", ":"))
+    return json.dumps({"kind": event.kind, "accountId": event.account_id, **event.body()}, separators=(",", ":"))
 
 
 def loads(payload: str | bytes) -> AccountEvent:
     """The event `dumps` wrote. Raises ValueError (or KeyError) on anything else."""
     data = json.loads(payload)
-    return KINDS[data["kind"]].parse(int(data["userId"]), data)
+    return KINDS[data["kind"]].parse(int(data["accountId"]), data)

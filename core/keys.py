@@ -5,10 +5,10 @@ PRICE_CHANNEL = "prices:{asset}"  # one JSON message per stored quote
 FEED_STATUS_KEY = "feed:status"  # hash: state, reconnects, last:<ASSET> (receipt time, µs)
 FEED_LAST_MESSAGE_FIELD = "last:"  # + asset: the last frame of that market (or socket ping)
 BOOK_KEY = "book:{asset}"  # JSON {"bids", "asks": [[price, size]...] best first, "u", "time"}; absent while syncing
-# JSON {"userId", "orderId", "status", "error"?, "order"? (the row as committed, when a batch
+# JSON {"accountId", "orderId", "status", "error"?, "order"? (the row as committed, when a batch
 # executed it)}, published by the engine after each commit that changes an order (and so the
 # account's balance): answers the request waiting on the order and feeds the account's order stream.
-ACCOUNT_EVENTS_CHANNEL = "account-events:{user_id}"
+ACCOUNT_EVENTS_CHANNEL = "account-events:{account_id}"
 TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}:{shard}"  # coalesces trigger checks per asset and shard
 # set while a wake-up task for the shard's engine is on its way or the engine holds it while it runs:
 # the orders accepted meanwhile send none; counts the claims (`core.wakeups`)
@@ -25,4 +25,4 @@ MARK_KEY = "mark:{market}"
 # hash per perpetual market: funding boundary (ms) -> "<rate> <mark>", the last mark event before it,
 # recorded with the mark that closed its interval; copied to PostgreSQL (`funding_rates`) by the engine
 FUNDING_KEY = "funding:{market}"
-TRADE_RATE_KEY = "trade-rate:{account}:{window}"  # requests of an account in one TRADE_RATE_LIMIT window
+TRADE_RATE_KEY = "trade-rate:{user}:{window}"  # trade requests of a user (all accounts) in one TRADE_RATE_LIMIT window

@@ -37,12 +37,12 @@ def publish(*events: AccountEvent) -> None:
     built before the commit: reading a row after it would reload it, a round trip per trade."""
     with redis_client.pipeline(transaction=False) as pipe:
         for event in events:
-            pipe.publish(ACCOUNT_EVENTS_CHANNEL.format(user_id=event.user_id), dumps(event))
+            pipe.publish(ACCOUNT_EVENTS_CHANNEL.format(account_id=event.account_id), dumps(event))
         pipe.execute()
 
 
 def changed(order: Order, balance: Balance) -> OrderChanged:
-    return OrderChanged(order.user_id, OrderState.of(order), BalanceState(balance.usd, balance.locked_margin))
+    return OrderChanged(order.account_id, OrderState.of(order), BalanceState(balance.usd, balance.locked_margin))
 
 
 def commit_and_publish(*events: AccountEvent) -> int:
@@ -59,7 +59,7 @@ def lock_with_balance(model, row_id):
     """
     row = db.session.execute(
         select(Balance, model)
-        .join(model, model.user_id == Balance.user_id)
+        .join(model, model.account_id == Balance.account_id)
         .where(model.id == row_id)
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -158,7 +158,7 @@ def _batch_statement(shard_set: frozenset[int], shards: int, size: int):
     """The batch's statement, built once per process: building it, and deriving its cache key on
     every execution, cost a third of a one-order wake-up's CPU. `shards` is ENGINE_SHARDS, which
     `account_shard` reads."""
-    own = account_shard(Order.user_id).in_(sorted(shard_set))
+    own = account_shard(Order.account_id).in_(sorted(shard_set))
     opens = select(Order.id, Order.created_at.label("requested_at")).where(Order.status == OrderStatus.PENDING, own)
     closes = select(Order.id, Order.close_requested_at.label("requested_at")).where(
         Order.status == OrderStatus.OPEN, Order.close_requested_at.is_not(None), own
@@ -166,21 +166,21 @@ def _batch_statement(shard_set: frozenset[int], shards: int, size: int):
     oldest = union_all(opens, closes).order_by("requested_at").limit(size).subquery()
     return (
         select(Order, Balance)
-        .join(Balance, Balance.user_id == Order.user_id)
+        .join(Balance, Balance.account_id == Order.account_id)
         .where(Order.id.in_(select(oldest.c.id)))
-        .order_by(Order.user_id, Order.created_at, Order.id)  # an account's orders in their own order
+        .order_by(Order.account_id, Order.created_at, Order.id)  # an account's orders in their own order
         .with_for_update(of=[Order, Balance])
         .execution_options(populate_existing=True)
     )
 
 
-def _working_counts(user_ids: set[int]) -> dict[int, int]:
+def _working_counts(account_ids: set[int]) -> dict[int, int]:
     rows = db.session.execute(
-        select(Order.user_id, func.count())
-        .where(Order.status == OrderStatus.WORKING, Order.user_id.in_(user_ids))
-        .group_by(Order.user_id)
+        select(Order.account_id, func.count())
+        .where(Order.status == OrderStatus.WORKING, Order.account_id.in_(account_ids))
+        .group_by(Order.account_id)
     )
-    return {user_id: count for user_id, count in rows}
+    return {account_id: count for account_id, count in rows}
 
 
 def execute_batch(size: int) -> int:
@@ -194,7 +194,7 @@ def execute_batch(size: int) -> int:
         return 0
     markets: dict[str, Market | None] = {}
     rules_now, now = costs(), utcnow()
-    resting = {o.user_id for o, _ in rows if o.status == OrderStatus.PENDING and o.order_type != OrderType.MARKET}
+    resting = {o.account_id for o, _ in rows if o.status == OrderStatus.PENDING and o.order_type != OrderType.MARKET}
     working = _working_counts(resting) if resting else {}
     events: list[AccountEvent] = []
     for order, balance in rows:
@@ -206,7 +206,7 @@ def execute_batch(size: int) -> int:
             events.append(changed(order, balance))
         elif order.status == OrderStatus.OPEN and order.close_requested_at is not None:
             error = _close_requested(balance, order, market)
-            failed = RequestFailed(order.user_id, str(order.id), error) if error else None
+            failed = RequestFailed(order.account_id, str(order.id), error) if error else None
             events.append(failed or changed(order, balance))
     tightened = levels.added(order for order, _ in rows)
     commit_and_publish(*events)
@@ -221,11 +221,11 @@ def _arrive(
     if now - order.created_at > timedelta(seconds=current_app.config["ORDER_MAX_DELAY_S"]):
         decision: Decision = Reject(RejectReason.EXPIRED)  # an engine outage must not fill it late
     else:
-        account = Account(balance.usd, working.get(order.user_id, 0))
+        account = Account(balance.usd, working.get(order.account_id, 0))
         decision = execution.arrive(terms_of(order), account, market, rules_now, now)
     apply(balance, order, decision, reserved=False)
     if isinstance(decision, Rest):
-        working[order.user_id] = working.get(order.user_id, 0) + 1
+        working[order.account_id] = working.get(order.account_id, 0) + 1
 
 
 def _close_requested(balance: Balance, order: Order, market: Market | None) -> RejectReason | None:
@@ -244,10 +244,10 @@ def cancel_working(order_id: uuid.UUID, expired: bool = False) -> str | None:
     """Cancel a working order (or expire it past its expiresAt): its margin back, once."""
     balance, order = lock_with_balance(Order, order_id)
     if order is None or order.status != OrderStatus.WORKING:
-        user_id = order.user_id if order is not None else None
+        account_id = order.account_id if order is not None else None
         db.session.rollback()
-        if user_id is not None and not expired:
-            publish(RequestFailed(user_id, str(order_id), "not_working"))
+        if account_id is not None and not expired:
+            publish(RequestFailed(account_id, str(order_id), "not_working"))
         return "not_working"
     if expired:
         release(balance, order, OrderStatus.REJECTED, RejectReason.EXPIRED)

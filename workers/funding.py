@@ -98,37 +98,38 @@ def settle_due(shards: Iterable[int]) -> int:
 
 DUE_POSITIONS = text(
     """
-    SELECT o.id, o.user_id, o.side, o.quantity, o.margin, o.status, o.open_price FROM orders o
+    SELECT o.id, o.account_id, o.side, o.quantity, o.margin, o.status, o.open_price FROM orders o
     WHERE o.asset = :market AND o.opened_at <= :boundary
       AND (o.status = 'open' OR (o.status = 'closed' AND o.closed_at > :boundary))
       AND NOT EXISTS (SELECT 1 FROM funding_payments p WHERE p.order_id = o.id AND p.boundary = :boundary)
-    ORDER BY o.user_id, o.id
+    ORDER BY o.account_id, o.id
     """
 )
 LOCK_BALANCES = text(
-    "SELECT user_id, usd, locked_margin FROM balances WHERE user_id = ANY(CAST(:users AS bigint[])) FOR UPDATE"
+    "SELECT account_id, usd, locked_margin FROM balances WHERE account_id = ANY(CAST(:accounts AS bigint[])) FOR UPDATE"
 )
 INSERT_PAYMENTS = text(
     """
-    INSERT INTO funding_payments (order_id, boundary, user_id, market, rate, mark, quantity, amount, waived)
-    SELECT id, :boundary, user_id, :market, :rate, :mark, quantity, amount, waived
-    FROM unnest(CAST(:id AS uuid[]), CAST(:user AS bigint[]), CAST(:quantity AS bigint[]),
-                CAST(:amount AS bigint[]), CAST(:waived AS bigint[])) AS v(id, user_id, quantity, amount, waived)
+    INSERT INTO funding_payments (order_id, boundary, account_id, market, rate, mark, quantity, amount, waived)
+    SELECT id, :boundary, account_id, :market, :rate, :mark, quantity, amount, waived
+    FROM unnest(CAST(:id AS uuid[]), CAST(:account AS bigint[]), CAST(:quantity AS bigint[]),
+                CAST(:amount AS bigint[]), CAST(:waived AS bigint[])) AS v(id, account_id, quantity, amount, waived)
     """
 )
 INSERT_ENTRIES = text(
     """
-    INSERT INTO ledger_entries (user_id, order_id, kind, usd_delta, locked_delta, created_at)
-    SELECT user_id, id, 'funding', usd, locked, :now
-    FROM unnest(CAST(:user AS bigint[]), CAST(:id AS uuid[]), CAST(:usd AS bigint[]), CAST(:locked AS bigint[]))
-      AS v(user_id, id, usd, locked)
+    INSERT INTO ledger_entries (account_id, order_id, kind, usd_delta, locked_delta, created_at)
+    SELECT account_id, id, 'funding', usd, locked, :now
+    FROM unnest(CAST(:account AS bigint[]), CAST(:id AS uuid[]), CAST(:usd AS bigint[]), CAST(:locked AS bigint[]))
+      AS v(account_id, id, usd, locked)
     """
 )
 UPDATE_BALANCES = text(
     """
     UPDATE balances b SET usd = v.usd, locked_margin = v.locked
-    FROM unnest(CAST(:users AS bigint[]), CAST(:usd AS bigint[]), CAST(:locked AS bigint[])) AS v(user_id, usd, locked)
-    WHERE b.user_id = v.user_id
+    FROM unnest(CAST(:accounts AS bigint[]), CAST(:usd AS bigint[]), CAST(:locked AS bigint[]))
+      AS v(account_id, usd, locked)
+    WHERE b.account_id = v.account_id
     """
 )
 UPDATE_MARGINS = text(
@@ -151,7 +152,7 @@ def settle_round(shards: list[int], rate: FundingRate) -> int:
     owned = set(shards)
     params = {"market": rate.market, "boundary": rate.boundary}
     listed = db.session.execute(DUE_POSITIONS, params).all()
-    unpaid = [row for row in listed if shard_of(row.user_id, shard_count) in owned]
+    unpaid = [row for row in listed if shard_of(row.account_id, shard_count) in owned]
     db.session.rollback()
     paid, margins_changed = 0, False
     for batch in _batches(unpaid, current_app.config["FUNDING_BATCH"]):
@@ -175,7 +176,7 @@ def _batches(unpaid: list, size: int) -> Iterator[list]:
     """Runs of positions (ordered by account) of about `size`, never splitting an account's."""
     batch: list = []
     for position in unpaid:
-        if len(batch) >= size and position.user_id != batch[-1].user_id:
+        if len(batch) >= size and position.account_id != batch[-1].account_id:
             yield batch
             batch = []
         batch.append(position)
@@ -192,18 +193,19 @@ def _array(items: Iterable) -> str:
 def _settle_batch(batch: list, rate: FundingRate) -> tuple[int, bool]:
     """Pay a batch's positions (`core.funding`) in one transaction, written in one round trip;
     (how many, whether a margin moved)."""
-    users = sorted({position.user_id for position in batch})
-    balances = {u: [usd, locked] for u, usd, locked in db.session.execute(LOCK_BALANCES, {"users": _array(users)})}
+    accounts = sorted({position.account_id for position in batch})
+    locked_rows = db.session.execute(LOCK_BALANCES, {"accounts": _array(accounts)})
+    balances = {account: [usd, locked] for account, usd, locked in locked_rows}
     ratio, decimals = current_app.config["LIQUIDATION_RATIO"], price_decimals(rate.market)
     paid: dict[str, list] = defaultdict(list)  # a column per name, a row per position
     moved: dict[str, list] = defaultdict(list)  # the positions whose margin paid a part
     for position in batch:
-        side, balance = Side(position.side), balances[position.user_id]
+        side, balance = Side(position.side), balances[position.account_id]
         owed = funding.payment(side, position.quantity, rate.rate, rate.mark)
         taken = funding.split(owed, balance[0], position.margin, position.status == "open")
         balance[0], balance[1] = balance[0] + taken.usd, balance[1] + taken.margin
         signed = position.quantity if side == Side.LONG else -position.quantity
-        row = (position.id, position.user_id, signed, taken.settled, taken.waived, taken.usd, taken.margin)
+        row = (position.id, position.account_id, signed, taken.settled, taken.waived, taken.usd, taken.margin)
         for name, value in zip(PAID_COLUMNS, row, strict=True):
             paid[name].append(value)
         if taken.margin:
@@ -212,31 +214,31 @@ def _settle_batch(batch: list, rate: FundingRate) -> tuple[int, bool]:
             for name, value in (("id", position.id), ("margin", margin), ("liquidation_price", level)):
                 moved[name].append(value)
     entries = [i for i, amount in enumerate(paid["amount"]) if amount]  # nothing moved: no ledger entry
-    entry = {name: _array(paid[name][i] for i in entries) for name in ("id", "user", "usd", "locked")}
+    entry = {name: _array(paid[name][i] for i in entries) for name in ("id", "account", "usd", "locked")}
     figures = {"boundary": rate.boundary, "market": rate.market, "rate": rate.rate, "mark": rate.mark}
-    after = {"users": _array(users), "usd": _array(balances[u][0] for u in users)}
+    after = {"accounts": _array(accounts), "usd": _array(balances[a][0] for a in accounts)}
     connection = db.session.connection()
     with connection.connection.driver_connection.pipeline():
         connection.execute(INSERT_PAYMENTS, figures | {name: _array(values) for name, values in paid.items()})
         connection.execute(INSERT_ENTRIES, {"now": utcnow(), **entry})
-        connection.execute(UPDATE_BALANCES, after | {"locked": _array(balances[u][1] for u in users)})
+        connection.execute(UPDATE_BALANCES, after | {"locked": _array(balances[a][1] for a in accounts)})
         if moved:
             connection.execute(UPDATE_MARGINS, {name: _array(values) for name, values in moved.items()})
         db.session.commit()
     by_account: dict[int, int] = defaultdict(int)
-    for user, amount in zip(paid["user"], paid["amount"], strict=True):
-        by_account[user] += amount
+    for account, amount in zip(paid["account"], paid["amount"], strict=True):
+        by_account[account] += amount
     boundary_ms = (rate.boundary - EPOCH) // timedelta(milliseconds=1)
     publish(
         *(
-            FundingPaid(u, rate.market, boundary_ms, amount, BalanceState(*balances[u]))
-            for u, amount in by_account.items()
+            FundingPaid(account, rate.market, boundary_ms, amount, BalanceState(*balances[account]))
+            for account, amount in by_account.items()
         )
     )
     return len(batch), bool(moved)
 
 
-PAID_COLUMNS = ("id", "user", "quantity", "amount", "waived", "usd", "locked")
+PAID_COLUMNS = ("id", "account", "quantity", "amount", "waived", "usd", "locked")
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -21,7 +21,7 @@ from workers.shards import account_shard
 
 LEVEL_COLUMNS = (
     Order.asset,
-    Order.user_id,
+    Order.account_id,
     Order.status,
     Order.side,
     Order.order_type,
@@ -61,7 +61,7 @@ def added(orders: Iterable[Order]) -> dict[tuple[str, int], Levels]:
     tightened: dict[tuple[str, int], Levels] = defaultdict(Levels)
     for order in orders:
         if order.status in (OrderStatus.OPEN, OrderStatus.WORKING):
-            key = (order.asset, shard_of(order.user_id, shards))
+            key = (order.asset, shard_of(order.account_id, shards))
             tightened[key] = tightened[key].tighter(levels_of(order))
     return tightened
 
@@ -111,14 +111,14 @@ def recompute(shards: Iterable[int], assets: Iterable[str] | None = None, check_
     crossed, and would be checked again and again at one price."""
     shards = sorted(set(shards))
     query = select(*LEVEL_COLUMNS).where(
-        Order.status.in_([OrderStatus.OPEN, OrderStatus.WORKING]), account_shard(Order.user_id).in_(shards)
+        Order.status.in_([OrderStatus.OPEN, OrderStatus.WORKING]), account_shard(Order.account_id).in_(shards)
     )
     if assets is not None:
         query = query.where(Order.asset.in_(sorted(set(assets))))
     by_market: dict[str, dict[int, list[Levels]]] = defaultdict(lambda: defaultdict(list))
     count = current_app.config["ENGINE_SHARDS"]
     for row in db.session.execute(query):
-        by_market[row.asset][shard_of(row.user_id, count)].append(levels_of(row))
+        by_market[row.asset][shard_of(row.account_id, count)].append(levels_of(row))
     db.session.rollback()
     store = TriggerLevels(redis_client)
     for asset in sorted(set(assets)) if assets is not None else ASSETS:

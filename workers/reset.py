@@ -4,12 +4,11 @@ balance row's lock), so a reset can never interleave with one."""
 import logging
 import uuid
 
-from flask import current_app
 from sqlalchemy import select
 
 from app.balances.service import post_entry
 from app.extensions import db
-from app.models import AccountReset, EquitySnapshot, Order, utcnow
+from app.models import Account, AccountReset, EquitySnapshot, Order, utcnow
 from core.enums import CloseReason, LedgerKind, OrderStatus, RejectReason, ResetStatus
 from core.events import AccountEvent, ResetEnded
 from workers.execution import changed, commit_and_publish, lock_with_balance, market_now, release, settle
@@ -19,17 +18,17 @@ log = logging.getLogger(__name__)
 
 def reset_account(reset_id: uuid.UUID) -> ResetStatus | None:
     """Close every open position of the account at the book and cancel its working orders, then
-    one `reset` ledger entry sets free USD back to the starting balance; the equity history gets a
+    one `reset` ledger entry sets free USD back to the account's starting balance; the equity history gets a
     point at that moment. Without a fresh price for every position nothing changes: `failed`."""
     balance, reset = lock_with_balance(AccountReset, reset_id)
     if reset is None or reset.status != ResetStatus.PENDING:
         db.session.rollback()
         return None
-    user_id = balance.user_id
+    account_id = balance.account_id
     orders = (
         db.session.execute(
             select(Order)
-            .where(Order.user_id == user_id, Order.status.in_([OrderStatus.OPEN, OrderStatus.WORKING]))
+            .where(Order.account_id == account_id, Order.status.in_([OrderStatus.OPEN, OrderStatus.WORKING]))
             .order_by(Order.id)
             .with_for_update()
         )
@@ -41,18 +40,19 @@ def reset_account(reset_id: uuid.UUID) -> ResetStatus | None:
     reset.done_at = utcnow()
     if None in markets.values():
         reset.status = ResetStatus.FAILED
-        commit_and_publish(ResetEnded(user_id, str(reset_id), ResetStatus.FAILED, RejectReason.PRICE_UNAVAILABLE))
+        commit_and_publish(ResetEnded(account_id, str(reset_id), ResetStatus.FAILED, RejectReason.PRICE_UNAVAILABLE))
         return ResetStatus.FAILED
     for order in orders:
         if order.status == OrderStatus.WORKING:
             release(balance, order, OrderStatus.CANCELLED)
         else:
             settle(balance, order, markets[order.asset], CloseReason.RESET)
-    post_entry(balance, LedgerKind.RESET, current_app.config["STARTING_BALANCE"] - balance.usd, 0)
+    starting = db.session.scalar(select(Account.starting_balance).where(Account.id == account_id))
+    post_entry(balance, LedgerKind.RESET, starting - balance.usd, 0)
     events: list[AccountEvent] = [changed(order, balance) for order in orders]  # with the balance after the reset
     db.session.add(
         EquitySnapshot(
-            user_id=user_id,
+            account_id=account_id,
             taken_at=reset.done_at,
             cash=balance.usd,
             locked_margin=balance.locked_margin,
@@ -60,6 +60,6 @@ def reset_account(reset_id: uuid.UUID) -> ResetStatus | None:
         )
     )
     reset.status, reset.closed_positions = ResetStatus.DONE, len(positions)
-    commit_and_publish(*events, ResetEnded(user_id, str(reset_id), ResetStatus.DONE))
-    log.info("reset account %d: %d positions closed", user_id, len(positions))
+    commit_and_publish(*events, ResetEnded(account_id, str(reset_id), ResetStatus.DONE))
+    log.info("reset account %d: %d positions closed", account_id, len(positions))
     return ResetStatus.DONE

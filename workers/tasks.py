@@ -52,7 +52,7 @@ def run_wake_up(shard: int) -> int:
 
 
 def _ids_in_shard(model, shard: int, *where) -> list[tuple]:
-    query = select(model.id, model.user_id).where(*where, account_shard(model.user_id) == shard)
+    query = select(model.id, model.account_id).where(*where, account_shard(model.account_id) == shard)
     return [tuple(row) for row in db.session.execute(query.limit(SWEEP_BATCH))]
 
 

@@ -56,7 +56,7 @@ def crossed_order_ids(asset: str, quote: Quote, shards: list[int]) -> list[uuid.
             Order.status == OrderStatus.OPEN,
             Order.asset == asset,
             or_(long_crossed, short_crossed),
-            account_shard(Order.user_id).in_(shards),
+            account_shard(Order.account_id).in_(shards),
         )
     )
     return list(rows.scalars())
@@ -69,7 +69,10 @@ def reached_working_ids(asset: str, quote: Quote, market: Market, shards: list[i
     reached = or_(*(and_(Order.order_type == kind, crossing(quote)) for kind, crossing in CROSSING.items()))
     rows = db.session.execute(
         select(Order).where(
-            Order.status == OrderStatus.WORKING, Order.asset == asset, reached, account_shard(Order.user_id).in_(shards)
+            Order.status == OrderStatus.WORKING,
+            Order.asset == asset,
+            reached,
+            account_shard(Order.account_id).in_(shards),
         )
     ).scalars()
     rules_now = costs()
@@ -112,9 +115,9 @@ def check_triggers(asset: str, shard: int) -> int:
 def _lock_batch(order_ids: list[uuid.UUID]) -> list:
     return db.session.execute(
         select(Order, Balance)
-        .join(Balance, Balance.user_id == Order.user_id)
+        .join(Balance, Balance.account_id == Order.account_id)
         .where(Order.id.in_(order_ids))
-        .order_by(Order.user_id, Order.id)
+        .order_by(Order.account_id, Order.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()

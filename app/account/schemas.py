@@ -2,12 +2,13 @@ from marshmallow import Schema, fields, validate
 
 from app.account.service import PERIODS, TIMEFRAMES
 from app.balances.schemas import BalancesSchema
+from app.fields import AccountInQuery
 from core.enums import LedgerKind, ResetStatus
 
 FORMATS = validate.OneOf(["json", "csv"])
 
 
-class ActivityQuerySchema(Schema):
+class ActivityQuerySchema(AccountInQuery):
     type = fields.String(validate=validate.OneOf([k.value for k in LedgerKind]))
     cursor = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1), metadata={"description": "nextCursor"})
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
@@ -29,7 +30,7 @@ class ActivitiesSchema(Schema):
     nextCursor = fields.String(metadata={"description": "pass as `cursor` for the next (older) page"})
 
 
-class PortfolioQuerySchema(Schema):
+class PortfolioQuerySchema(AccountInQuery):
     period = fields.String(load_default="1W", validate=validate.OneOf(list(PERIODS)))
     timeframe = fields.String(load_default="1h", validate=validate.OneOf(list(TIMEFRAMES)))
 

@@ -37,21 +37,21 @@ CSV_BATCH = 1000
 SNAPSHOT_ROUND = """
 WITH quotes(asset, bid, ask, scale) AS (VALUES {quotes}),
 open_pnl AS (
-  SELECT o.user_id,
+  SELECT o.account_id,
          sum(GREATEST(-o.margin, trunc(
            (CASE WHEN o.side = 'long' THEN q.bid - o.open_price ELSE o.open_price - q.ask END)::numeric
            * o.quantity / q.scale)))::bigint AS pnl,
          bool_and(q.asset IS NOT NULL) AS priced
   FROM orders o LEFT JOIN quotes q ON q.asset = o.asset
   WHERE o.status = 'open'
-  GROUP BY o.user_id
+  GROUP BY o.account_id
 ),
 previous AS (SELECT coalesce(max(taken_at), '-infinity'::timestamptz) AS at FROM equity_snapshots),
-active AS (SELECT DISTINCT l.user_id FROM ledger_entries l, previous WHERE l.created_at > previous.at)
-INSERT INTO equity_snapshots (user_id, taken_at, cash, locked_margin, unrealized_pnl)
-SELECT b.user_id, :now, b.usd, b.locked_margin, coalesce(p.pnl, 0)
-FROM balances b LEFT JOIN open_pnl p ON p.user_id = b.user_id
-WHERE CASE WHEN p.user_id IS NULL THEN b.user_id IN (SELECT user_id FROM active) ELSE p.priced END
+active AS (SELECT DISTINCT l.account_id FROM ledger_entries l, previous WHERE l.created_at > previous.at)
+INSERT INTO equity_snapshots (account_id, taken_at, cash, locked_margin, unrealized_pnl)
+SELECT b.account_id, :now, b.usd, b.locked_margin, coalesce(p.pnl, 0)
+FROM balances b LEFT JOIN open_pnl p ON p.account_id = b.account_id
+WHERE CASE WHEN p.account_id IS NULL THEN b.account_id IN (SELECT account_id FROM active) ELSE p.priced END
 ON CONFLICT DO NOTHING
 """
 # Older than two days, only the last point of each account's hour is kept.
@@ -60,7 +60,7 @@ COMPACT = text(
     DELETE FROM equity_snapshots s
     WHERE s.taken_at < :cutoff AND EXISTS (
       SELECT 1 FROM equity_snapshots t
-      WHERE t.user_id = s.user_id AND t.taken_at > s.taken_at
+      WHERE t.account_id = s.account_id AND t.taken_at > s.taken_at
         AND t.taken_at < date_trunc('hour', s.taken_at) + interval '1 hour')
     """
 )
@@ -68,15 +68,15 @@ HISTORY = text(
     """
     SELECT DISTINCT ON (bin) extract(epoch FROM date_bin(make_interval(secs => :step), taken_at,
              TIMESTAMPTZ 'epoch'))::bigint AS bin, cash, locked_margin, unrealized_pnl
-    FROM equity_snapshots WHERE user_id = :user_id AND taken_at >= :start
+    FROM equity_snapshots WHERE account_id = :account_id AND taken_at >= :start
     ORDER BY bin DESC, taken_at DESC LIMIT :limit
     """
 )
 
 
 # ---- activities ---------------------------------------------------------------------------
-def _activity_query(user_id: int, kind: str | None):
-    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id).order_by(LedgerEntry.id.desc())
+def _activity_query(account_id: int, kind: str | None):
+    query = select(LedgerEntry).where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id.desc())
     return query.where(LedgerEntry.kind == kind) if kind else query
 
 
@@ -91,10 +91,10 @@ def activity(entry: LedgerEntry) -> dict:
     }
 
 
-def activities(user_id: int, kind: str | None, cursor: int | None, limit: int) -> dict:
+def activities(account_id: int, kind: str | None, cursor: int | None, limit: int) -> dict:
     """Newest first, keyset-paged on the entry id: entries that arrive meanwhile are newer than any
     cursor, so paging on never skips or repeats one (an account's entries are written one at a time)."""
-    query = _activity_query(user_id, kind).limit(limit + 1)
+    query = _activity_query(account_id, kind).limit(limit + 1)
     if cursor is not None:
         query = query.where(LedgerEntry.id < cursor)
     entries = list(db.session.execute(query).scalars())
@@ -107,9 +107,9 @@ def activities(user_id: int, kind: str | None, cursor: int | None, limit: int) -
 ACTIVITY_CSV_HEADER = ["id", "time", "type", "usd", "locked_margin", "order_id"]
 
 
-def activity_csv_rows(user_id: int, kind: str | None) -> Iterator[list]:
+def activity_csv_rows(account_id: int, kind: str | None) -> Iterator[list]:
     """Every entry, newest first, read in batches from a server-side cursor (never all in memory)."""
-    result = db.session.execute(_activity_query(user_id, kind).execution_options(yield_per=CSV_BATCH))
+    result = db.session.execute(_activity_query(account_id, kind).execution_options(yield_per=CSV_BATCH))
     for entry in result.scalars():
         yield [
             entry.id,
@@ -146,21 +146,23 @@ def snapshot_round(now: datetime | None = None) -> int:
     return taken
 
 
-def portfolio_history(user_id: int, period: str, timeframe: str) -> dict:
+def portfolio_history(account_id: int, period: str, timeframe: str) -> dict:
     now = utcnow()
     start = now - PERIODS[period] if PERIODS[period] else datetime.fromtimestamp(0, now.tzinfo)
     rows = db.session.execute(
-        HISTORY, {"step": TIMEFRAMES[timeframe], "user_id": user_id, "start": start, "limit": MAX_POINTS}
+        HISTORY, {"step": TIMEFRAMES[timeframe], "account_id": account_id, "start": start, "limit": MAX_POINTS}
     ).all()
     now_s = int(now.timestamp())
     points = [_point(bin_, cash, locked, pnl) for bin_, cash, locked, pnl in reversed(rows) if bin_ <= now_s]
-    live = live_equity(user_id)
+    live = live_equity(account_id)
     # after the last bin, even one that starts this very second (a chart's times must increase)
     live_s = max(now_s, points[-1]["time"] + 1) if points else now_s
     points.append(_point(live_s, live["cash"], live["lockedMargin"], live["unrealizedPnl"]))
     resets = db.session.execute(
         select(AccountReset.done_at).where(
-            AccountReset.user_id == user_id, AccountReset.status == ResetStatus.DONE, AccountReset.done_at >= start
+            AccountReset.account_id == account_id,
+            AccountReset.status == ResetStatus.DONE,
+            AccountReset.done_at >= start,
         )
     ).scalars()
     return {"points": points, "resets": [int(at.timestamp()) for at in resets], "decimals": USD_DECIMALS}
@@ -176,11 +178,11 @@ def _point(time_s: int, cash: int, locked: int, unrealized: int) -> dict:
     }
 
 
-def live_equity(user_id: int) -> dict:
+def live_equity(account_id: int) -> dict:
     """Cash, locked margin and unrealized PnL now (open positions at the latest fresh prices)."""
-    balance = balances_view(user_id)
+    balance = balances_view(account_id)
     open_orders = db.session.execute(
-        select(Order).where(Order.user_id == user_id, Order.status == OrderStatus.OPEN)
+        select(Order).where(Order.account_id == account_id, Order.status == OrderStatus.OPEN)
     ).scalars()
     unrealized = sum(getattr(order, "unrealized_pnl", None) or 0 for order in with_valuation(list(open_orders)))
     return {
@@ -191,28 +193,29 @@ def live_equity(user_id: int) -> dict:
 
 
 # ---- reset ----------------------------------------------------------------------------------
-def reset(user_id: int, idempotency_key: str | None) -> AccountReset:
+def reset(account_id: int, idempotency_key: str | None) -> AccountReset:
     """Record the reset (once per key), hand it to the engine, and wait for it like a trade."""
     reset_id = db.session.execute(
         insert(AccountReset)
         .values(
             id=uuid.uuid4(),
-            user_id=user_id,
+            account_id=account_id,
             idempotency_key=idempotency_key,
             status=ResetStatus.PENDING,
             created_at=utcnow(),
         )
-        .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+        .on_conflict_do_nothing(index_elements=["account_id", "idempotency_key"])
         .returning(AccountReset.id)
     ).scalar_one_or_none()
     if reset_id is None:  # this key was used before: the same reset, never a second one
         reset_id = db.session.execute(
             select(AccountReset.id).where(
-                AccountReset.user_id == user_id, AccountReset.idempotency_key == idempotency_key
+                AccountReset.account_id == account_id, AccountReset.idempotency_key == idempotency_key
             )
         ).scalar_one()
     db.session.commit()
-    enqueue(RESET_ACCOUNT, str(reset_id), account_id=user_id)  # again for a retried key: the engine does a reset once
+    # again for a retried key: the engine does a reset once
+    enqueue(RESET_ACCOUNT, str(reset_id), account_id=account_id)
 
     def reload() -> AccountReset:
         query = select(AccountReset).where(AccountReset.id == reset_id).execution_options(populate_existing=True)
@@ -221,7 +224,7 @@ def reset(user_id: int, idempotency_key: str | None) -> AccountReset:
     def about(event: AccountEvent) -> bool:
         return isinstance(event, ResetEnded) and event.reset_id == str(reset_id)
 
-    done, error = wait_for_engine(user_id, about, reload, lambda r: r.status != ResetStatus.PENDING)
+    done, error = wait_for_engine(account_id, about, reload, lambda r: r.status != ResetStatus.PENDING)
     if error or done.status == ResetStatus.FAILED:
         abort(ErrorCode.PRICE_UNAVAILABLE, "No fresh price to close every position at; nothing was changed")
     return done

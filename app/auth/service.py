@@ -15,12 +15,12 @@ from flask_jwt_extended import create_access_token
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from app.balances.service import post_entry
+from app.accounts.service import MAIN, open_account
 from app.dispatch import enqueue
 from app.errors import ErrorCode, abort
 from app.extensions import db
-from app.models import Balance, LoginToken, MailOutbox, User, utcnow
-from core.enums import LedgerKind
+from app.models import LoginToken, MailOutbox, User, utcnow
+from core.enums import AccountMode
 from core.tasks import SEND_SIGN_IN_LINK
 
 LINK_TTL = timedelta(minutes=15)
@@ -32,8 +32,8 @@ def _hash(token: str) -> str:
 
 
 def create_user(email: str) -> User:
-    """The account for `email` with the starting balance credited through the ledger (the
-    existing account, unchanged, if there is one), in the caller's transaction."""
+    """The user of `email` with its main account, the starting balance credited through the
+    ledger (the existing user, unchanged, if there is one), in the caller's transaction."""
     user_id = db.session.execute(
         insert(User)
         .values(email=email, created_at=utcnow())
@@ -42,9 +42,7 @@ def create_user(email: str) -> User:
     ).scalar_one_or_none()
     if user_id is None:
         return db.session.execute(select(User).where(User.email == email)).scalar_one()
-    balance = Balance(user_id=user_id, usd=0, locked_margin=0)
-    db.session.add(balance)
-    post_entry(balance, LedgerKind.DEPOSIT, current_app.config["STARTING_BALANCE"], 0)
+    open_account(user_id, MAIN, AccountMode.HEDGING, current_app.config["STARTING_BALANCE"])
     return db.session.get(User, user_id)
 
 

@@ -2,9 +2,10 @@ from flask.views import MethodView
 
 from app.balances.schemas import AmountSchema, BalancesSchema
 from app.balances.service import balances_view
-from app.blueprint import Blueprint
+from app.blueprint import ACCOUNT_ERRORS, ACCOUNT_PARAMETER, Blueprint
 from app.errors import ErrorCode, documents
-from app.identity import authenticated, current_user_id
+from app.fields import AccountInQuery
+from app.identity import authenticated, current_account_id
 
 blp = Blueprint("balances", __name__, description="USD balance and locked margin")
 
@@ -13,17 +14,21 @@ blp = Blueprint("balances", __name__, description="USD balance and locked margin
 class UsdBalance(MethodView):
     @authenticated
     @blp.response(200, AmountSchema)
-    @documents(blp, ErrorCode.UNAUTHORIZED)
-    def get(self):
+    @blp.arguments(AccountInQuery, location="query")
+    @blp.doc(parameters=[ACCOUNT_PARAMETER])
+    @documents(blp, ErrorCode.UNAUTHORIZED, *ACCOUNT_ERRORS)
+    def get(self, query):
         """Free USD balance (margin of open positions excluded)."""
-        return balances_view(current_user_id())["USD"]
+        return balances_view(current_account_id(query.get("accountId")))["USD"]
 
 
 @blp.route("/balance/", strict_slashes=False)
 class Balances(MethodView):
     @authenticated
     @blp.response(200, BalancesSchema)
-    @documents(blp, ErrorCode.UNAUTHORIZED)
-    def get(self):
+    @blp.arguments(AccountInQuery, location="query")
+    @blp.doc(parameters=[ACCOUNT_PARAMETER])
+    @documents(blp, ErrorCode.UNAUTHORIZED, *ACCOUNT_ERRORS)
+    def get(self, query):
         """Every balance: free USD, locked margin, and the (always zero) CFD asset balances."""
-        return balances_view(current_user_id())
+        return balances_view(current_account_id(query.get("accountId")))

@@ -17,7 +17,7 @@ def post_entry(balance: Balance, kind: LedgerKind, usd_delta: int, locked_delta:
     balance.locked_margin += locked_delta
     db.session.add(
         LedgerEntry(
-            user_id=balance.user_id,
+            account_id=balance.account_id,
             order_id=order.id if order is not None else None,
             kind=kind,
             usd_delta=usd_delta,
@@ -26,12 +26,12 @@ def post_entry(balance: Balance, kind: LedgerKind, usd_delta: int, locked_delta:
     )
 
 
-def get_balance(user_id: int) -> Balance:
-    return db.session.get(Balance, user_id)
+def get_balance(account_id: int) -> Balance:
+    return db.session.get(Balance, account_id)
 
 
-def balances_view(user_id: int) -> dict:
-    balance = get_balance(user_id)
+def balances_view(account_id: int) -> dict:
+    balance = get_balance(account_id)
     return balances_body(balance.usd, balance.locked_margin)
 
 
@@ -47,21 +47,22 @@ def balances_body(usd: int, locked_margin: int) -> dict:
 
 
 def ledger_mismatches() -> list[dict]:
-    """Users whose balance differs from the sum of their ledger entries (empty when all is well)."""
+    """Accounts whose balance differs from the sum of their ledger entries (empty when all is well)."""
     sums = (
         select(
-            LedgerEntry.user_id,
+            LedgerEntry.account_id,
             func.sum(LedgerEntry.usd_delta).label("usd"),
             func.sum(LedgerEntry.locked_delta).label("locked"),
         )
-        .group_by(LedgerEntry.user_id)
+        .group_by(LedgerEntry.account_id)
         .subquery()
     )
     rows = db.session.execute(
-        select(Balance.user_id, Balance.usd, Balance.locked_margin, sums.c.usd, sums.c.locked)
-        .outerjoin(sums, sums.c.user_id == Balance.user_id)
+        select(Balance.account_id, Balance.usd, Balance.locked_margin, sums.c.usd, sums.c.locked)
+        .outerjoin(sums, sums.c.account_id == Balance.account_id)
         .where(
             (Balance.usd != func.coalesce(sums.c.usd, 0)) | (Balance.locked_margin != func.coalesce(sums.c.locked, 0))
         )
     ).all()
-    return [{"userId": r[0], "usd": r[1], "lockedMargin": r[2], "ledgerUsd": r[3], "ledgerLocked": r[4]} for r in rows]
+    keys = ("accountId", "usd", "lockedMargin", "ledgerUsd", "ledgerLocked")
+    return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -77,16 +77,16 @@ class OpenPosition:
 class AccountView:
     """What one account's stream knows: its balance, open positions and the latest quotes."""
 
-    def __init__(self, user_id: int, quotes: dict[str, dict]):
-        self.user_id = user_id
+    def __init__(self, account_id: int, quotes: dict[str, dict]):
+        self.account_id = account_id
         self.quotes = {asset: _quote(data) for asset, data in quotes.items()}
         self.balance: dict = {}
         self.positions: dict[str, OpenPosition] = {}
 
     def reload(self) -> None:
-        self.balance = balances_view(self.user_id)
+        self.balance = balances_view(self.account_id)
         rows = db.session.execute(
-            select(Order).where(Order.user_id == self.user_id, Order.status == OrderStatus.OPEN)
+            select(Order).where(Order.account_id == self.account_id, Order.status == OrderStatus.OPEN)
         ).scalars()
         self.positions = {
             str(o.id): OpenPosition(str(o.id), o.asset, o.side, o.open_price, o.quantity, o.margin) for o in rows
@@ -148,12 +148,12 @@ def _quote(data: dict) -> Quote:
     return Quote(data["asset"], int(data["bid"]), int(data["ask"]), int(data["time"]))
 
 
-def order_events(hub: Hub, user_id: int, expires_at: float) -> Iterator[str]:
+def order_events(hub: Hub, account_id: int, expires_at: float) -> Iterator[str]:
     """The account's stream until `expires_at` (Unix seconds: its token's expiry)."""
     ends = time.monotonic() + (expires_at - time.time())
-    listener = hub.listen(account=user_id)
+    listener = hub.listen(account=account_id)
     try:
-        view = AccountView(user_id, latest_quotes())
+        view = AccountView(account_id, latest_quotes())
         view.reload()
         yield f"retry: {RECONNECT_MS}\n\n"
         yield sse("balance", view.balance)

@@ -1,4 +1,4 @@
-"""TRADE_RATE_LIMIT: one budget per account over every route that enqueues engine work, so a
+"""TRADE_RATE_LIMIT: one budget per user (over all their accounts) and every route that enqueues engine work, so a
 runaway loop fills its own budget, not its shard's queue. A fixed window counted in Redis in one
 pipelined round trip (INCR and EXPIRE); Flask-Limiter cost these routes about a millisecond of
 web CPU a request (its bookkeeping, and a second round trip for its headers)."""
@@ -23,7 +23,7 @@ def _limit(text: str) -> tuple[int, int]:
 
 
 def trade_rate_limited(view):
-    """After authentication: a 429 `rate_limited` with `Retry-After` past the account's budget.
+    """After authentication: a 429 `rate_limited` with `Retry-After` past the user's budget.
     Redis down: the request goes on (limits fail open, as the sign-in limits do)."""
 
     @functools.wraps(view)
@@ -31,7 +31,7 @@ def trade_rate_limited(view):
         amount, window_s = _limit(current_app.config["TRADE_RATE_LIMIT"])
         now = time.time()
         window = int(now // window_s)
-        key = TRADE_RATE_KEY.format(account=current_user_id(), window=window)
+        key = TRADE_RATE_KEY.format(user=current_user_id(), window=window)
         try:
             with redis_client.pipeline(transaction=False) as pipe:
                 pipe.incr(key)
@@ -41,7 +41,7 @@ def trade_rate_limited(view):
             return view(*args, **kwargs)
         if count > amount:
             response = error_response(
-                429, f"Rate limit exceeded: {amount} per {window_s} s per account", ErrorCode.RATE_LIMITED
+                429, f"Rate limit exceeded: {amount} per {window_s} s per user", ErrorCode.RATE_LIMITED
             )
             response.headers["Retry-After"] = str(max(1, int((window + 1) * window_s - now + 0.999)))
             return response

@@ -1,11 +1,12 @@
 from flask import jsonify, url_for
 from flask.views import MethodView
 
-from app.blueprint import IDEMPOTENCY_PARAMETER, Blueprint, idempotency_key
+from app.blueprint import ACCOUNT_PARAMETER, IDEMPOTENCY_PARAMETER, Blueprint, idempotency_key
 from app.csv import csv_response, json_or_csv, wants_csv
 from app.errors import ErrorCode, documents
 from app.extensions import db
-from app.identity import authenticated, current_user_id
+from app.fields import AccountInQuery
+from app.identity import authenticated, current_account_id
 from app.trading import service
 from app.trading.limits import trade_rate_limited
 from app.trading.schemas import (
@@ -37,11 +38,13 @@ class CreateTrade(MethodView):
     @blp.arguments(CreateTradeSchema)
     @blp.response(200, OrderSchema, description="Executed by the engine")
     @blp.alt_response(202, schema=PendingOrderSchema, description="Accepted; the engine has not answered yet")
-    @blp.doc(parameters=[IDEMPOTENCY_PARAMETER])
+    @blp.doc(parameters=[IDEMPOTENCY_PARAMETER, ACCOUNT_PARAMETER])
     @documents(
         blp,
         ErrorCode.VALIDATION,
         ErrorCode.UNAUTHORIZED,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.ACCOUNT_ARCHIVED,
         ErrorCode.INSUFFICIENT_BALANCE,
         ErrorCode.INVALID_PRICE,
         ErrorCode.INVALID_QUANTITY,
@@ -55,7 +58,7 @@ class CreateTrade(MethodView):
     )
     def post(self, body):
         """Open a position (optional `Idempotency-Key` header makes retries safe)."""
-        order = service.create_order(current_user_id(), body, idempotency_key())
+        order = service.create_order(current_account_id(body.get("accountId")), body, idempotency_key())
         if order.status == OrderStatus.PENDING:
             return _accepted(order, "pending")
         return order
@@ -66,6 +69,7 @@ class CloseTrade(MethodView):
     @authenticated
     @trade_rate_limited
     @blp.arguments(CloseTradeSchema)
+    @blp.doc(parameters=[ACCOUNT_PARAMETER])
     @blp.response(200, OrderSchema, description="Closed at the current price")
     @blp.alt_response(202, schema=PendingOrderSchema, description="Close accepted; not executed yet")
     @documents(
@@ -81,7 +85,7 @@ class CloseTrade(MethodView):
     )
     def post(self, body):
         """Close an open position at the current price."""
-        order = service.close(current_user_id(), body["orderId"])
+        order = service.close(current_account_id(body.get("accountId")), body["orderId"])
         if order.status != OrderStatus.CLOSED:
             return _accepted(order, "closing")
         return order
@@ -92,6 +96,7 @@ class CancelTrade(MethodView):
     @authenticated
     @trade_rate_limited
     @blp.arguments(CloseTradeSchema)
+    @blp.doc(parameters=[ACCOUNT_PARAMETER])
     @blp.response(200, OrderSchema, description="Cancelled; its margin is back in free USD")
     @blp.alt_response(202, schema=PendingOrderSchema, description="Cancel accepted; not executed yet")
     @documents(
@@ -104,7 +109,7 @@ class CancelTrade(MethodView):
     )
     def post(self, body):
         """Cancel a working limit or stop order (exactly one of a cancel and a fill wins)."""
-        order = service.cancel(current_user_id(), body["orderId"])
+        order = service.cancel(current_account_id(body.get("accountId")), body["orderId"])
         if order.status == OrderStatus.WORKING:
             return _accepted(order, "cancelling")
         return order
@@ -126,17 +131,21 @@ class TradePreview(MethodView):
 @blp.route("/trade/<uuid:order_id>")
 class Trade(MethodView):
     @authenticated
+    @blp.arguments(AccountInQuery, location="query")
+    @blp.doc(parameters=[ACCOUNT_PARAMETER])
     @blp.response(200, OrderSchema)
-    @documents(blp, ErrorCode.UNAUTHORIZED, ErrorCode.NOT_FOUND)
-    def get(self, order_id):
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED, ErrorCode.NOT_FOUND)
+    def get(self, query, order_id):
         """One of your orders (open ones with their unrealized PnL)."""
-        return service.with_valuation([service.get_order(current_user_id(), order_id)])[0]
+        account_id = current_account_id(query.get("accountId"))
+        return service.with_valuation([service.get_order(account_id, order_id)])[0]
 
 
 @blp.route("/trades")
 class Trades(MethodView):
     @authenticated
     @blp.arguments(TradeListQuerySchema, location="query")
+    @blp.doc(parameters=[ACCOUNT_PARAMETER])
     @blp.response(200, OrderSchema(many=True))
     @blp.doc(
         **json_or_csv(
@@ -145,14 +154,15 @@ class Trades(MethodView):
             headers={"X-Total-Count": {"description": "orders matching the filter", "schema": {"type": "integer"}}},
         )
     )
-    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED)
+    @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED, ErrorCode.NOT_FOUND)
     def get(self, query):
         """Your orders, newest first, `page_size` per `page`; `format=csv` (or Accept: text/csv) streams them all."""
+        account_id = current_account_id(query.get("accountId"))
         if wants_csv(query["format"]):
-            rows = service.order_csv_rows(current_user_id(), query.get("status"))
+            rows = service.order_csv_rows(account_id, query.get("status"))
             return csv_response("trades.csv", service.ORDER_CSV_HEADER, rows)
         page = db.paginate(
-            service.list_orders(current_user_id(), query.get("status")),
+            service.list_orders(account_id, query.get("status")),
             page=query["page"],
             per_page=query["page_size"],
             error_out=False,

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from app.fields import StrictInteger
+from app.fields import AccountInBody, AccountInQuery, StrictInteger
 from app.markets.fields import TradableAsset
 from app.markets.service import price_decimals
 from core.assets import QUANTITY_DECIMALS
@@ -46,7 +46,7 @@ def symbol_as_asset(data):
     return data
 
 
-class CreateTradeSchema(Schema):
+class CreateTradeSchema(AccountInBody):
     asset = TradableAsset(required=True)
     symbol = fields.String(
         load_only=True, metadata={"description": "instead of asset: a perpetual's market symbol (GET /api/v1/markets)"}
@@ -104,7 +104,7 @@ class CreateTradeSchema(Schema):
             raise ValidationError("a short's stopLoss must be above its takeProfit", "stopLoss")
 
 
-class CloseTradeSchema(Schema):
+class CloseTradeSchema(AccountInBody):
     orderId = fields.String(required=True, validate=validate.Length(min=1, max=64))
 
 
@@ -123,7 +123,7 @@ def _fees(order) -> int:
     return (order.open_fee or 0) + (order.close_fee or 0)
 
 
-class TradeListQuerySchema(Schema):
+class TradeListQuerySchema(AccountInQuery):
     status = fields.String(validate=one_of(OrderStatus))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10**6))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))

@@ -20,6 +20,7 @@ from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import autocommit, db
 from app.markets.service import asset_named, book_state, is_perpetual, lot_of, price_decimals
+from app.models import Account as AccountRow
 from app.models import FundingPayment, IdempotencyKey, Order, utcnow
 from app.prices.service import fresh_quote, market_at, valuation
 from core import execution, rules
@@ -145,8 +146,35 @@ def preview(
 # Built once: a statement built per request, and the cache key SQLAlchemy derives from each new
 # one, cost more CPU than the database's answer. Always the row as committed now.
 ORDER_BY_ID = select(Order).where(Order.id == bindparam("order_id")).execution_options(populate_existing=True)
-INSERT_ORDER = insert(Order)
-CLOSE_TARGET = select(Order.user_id, Order.status, Order.asset).where(Order.id == bindparam("order_id"))
+NEW_ORDER_FIELDS = (
+    "id",
+    "account_id",
+    "asset",
+    "side",
+    "margin",
+    "leverage",
+    "slippage_bps",
+    "requested_price",
+    "order_type",
+    "limit_price",
+    "stop_price",
+    "expires_at",
+    "stop_loss",
+    "take_profit",
+    "status",
+)
+# The order, if its account is not archived: the check costs no round trip of its own.
+INSERT_ORDER = (
+    insert(Order.__table__)  # the table: a session runs it as one statement
+    .from_select(
+        NEW_ORDER_FIELDS,
+        select(*(bindparam(name, type_=Order.__table__.c[name].type) for name in NEW_ORDER_FIELDS)).where(
+            AccountRow.id == bindparam("account_id"), AccountRow.archived_at.is_(None)
+        ),
+    )
+    .returning(Order.__table__.c.id)  # psycopg reports no rowcount for INSERT ... SELECT
+)
+CLOSE_TARGET = select(Order.account_id, Order.status, Order.asset).where(Order.id == bindparam("order_id"))
 REQUEST_CLOSE = update(Order).where(Order.id == bindparam("order_id")).values(close_requested_at=bindparam("at"))
 
 
@@ -157,9 +185,9 @@ def _order_key(order_id: str | uuid.UUID) -> uuid.UUID:
         abort(ErrorCode.NOT_FOUND, "No such order")
 
 
-def get_order(user_id: int, order_id: str | uuid.UUID) -> Order:
+def get_order(account_id: int, order_id: str | uuid.UUID) -> Order:
     order = db.session.execute(ORDER_BY_ID, {"order_id": _order_key(order_id)}).scalar_one_or_none()
-    if order is None or order.user_id != user_id:
+    if order is None or order.account_id != account_id:
         abort(ErrorCode.NOT_FOUND, "No such order")
     return order
 
@@ -205,8 +233,8 @@ def _with_funding(orders: list[Order]) -> None:
         order.cumulative_funding = int(paid.get(order.id, 0))
 
 
-def list_orders(user_id: int, status: str | None):
-    query = select(Order).where(Order.user_id == user_id).order_by(Order.created_at.desc(), Order.id)
+def list_orders(account_id: int, status: str | None):
+    query = select(Order).where(Order.account_id == account_id).order_by(Order.created_at.desc(), Order.id)
     if status:
         query = query.where(Order.status == status)
     return query
@@ -233,9 +261,9 @@ ORDER_CSV_HEADER = [
 ]
 
 
-def order_csv_rows(user_id: int, status: str | None):
+def order_csv_rows(account_id: int, status: str | None):
     """Every matching order, newest first, from a server-side cursor; amounts as decimals."""
-    result = db.session.execute(list_orders(user_id, status).execution_options(yield_per=1000))
+    result = db.session.execute(list_orders(account_id, status).execution_options(yield_per=1000))
     for o in result.scalars():
         price = price_decimals(o.asset)
 
@@ -263,8 +291,8 @@ def order_csv_rows(user_id: int, status: str | None):
         ]
 
 
-def _existing_for_key(user_id: int, key: str, request_hash: str) -> Order | None:
-    record = db.session.get(IdempotencyKey, (user_id, key))
+def _existing_for_key(account_id: int, key: str, request_hash: str) -> Order | None:
+    record = db.session.get(IdempotencyKey, (account_id, key))
     if record is None:
         return None
     if record.request_hash != request_hash:
@@ -272,20 +300,20 @@ def _existing_for_key(user_id: int, key: str, request_hash: str) -> Order | None
     return db.session.get(Order, record.order_id)
 
 
-def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order | OrderState:
+def create_order(account_id: int, body: dict, idempotency_key: str | None) -> Order | OrderState:
     """Record the order as pending (once per idempotency key), enqueue it, wait for the engine."""
     request_hash = _request_hash(body) if idempotency_key else ""
     if idempotency_key:
-        existing = _existing_for_key(user_id, idempotency_key, request_hash)
+        existing = _existing_for_key(account_id, idempotency_key, request_hash)
         if existing is not None:
-            return wait_for_open(user_id, existing.id)
+            return wait_for_open(account_id, existing.id)
     _check_market_open(body["asset"])
     quote = _require_fresh_price(body["asset"])
     _check_market_filters(body, quote)
     order_id = uuid.uuid4()
     values = dict(
         id=order_id,
-        user_id=user_id,
+        account_id=account_id,
         asset=body["asset"],
         side=body["type"],
         margin=body["margin"],
@@ -305,34 +333,45 @@ def create_order(user_id: int, body: dict, idempotency_key: str | None) -> Order
 
         def record_and_wake() -> None:
             with autocommit() as connection:
-                connection.execute(INSERT_ORDER, values)
-            wake_engine(user_id)
+                _refuse_if_archived(connection.execute(INSERT_ORDER, values).first())
+            wake_engine(account_id)
 
-        return wait_for_open(user_id, order_id, send=record_and_wake)
-    db.session.add(Order(**values))
-    db.session.flush()
+        return wait_for_open(account_id, order_id, send=record_and_wake)
+    _refuse_if_archived(db.session.execute(INSERT_ORDER, values).first())
     claimed = db.session.execute(
         insert(IdempotencyKey)
-        .values(user_id=user_id, key=idempotency_key, request_hash=request_hash, order_id=order_id, created_at=utcnow())
+        .values(
+            account_id=account_id,
+            key=idempotency_key,
+            request_hash=request_hash,
+            order_id=order_id,
+            created_at=utcnow(),
+        )
         .on_conflict_do_nothing()
         .returning(IdempotencyKey.key)
     ).scalar_one_or_none()
     if claimed is None:  # a concurrent request with the same key won the race
         db.session.rollback()
-        return wait_for_open(user_id, _existing_for_key(user_id, idempotency_key, request_hash).id)
-    return wait_for_open(user_id, order_id, send=_commit_and_wake(user_id))
+        return wait_for_open(account_id, _existing_for_key(account_id, idempotency_key, request_hash).id)
+    return wait_for_open(account_id, order_id, send=_commit_and_wake(account_id))
 
 
-def close(user_id: int, order_id: str) -> Order | OrderState:
+def _refuse_if_archived(inserted) -> None:
+    if inserted is None:
+        db.session.rollback()
+        abort(ErrorCode.ACCOUNT_ARCHIVED, "This account is archived: it takes no new orders")
+
+
+def close(account_id: int, order_id: str) -> Order | OrderState:
     order_id = _order_key(order_id)
 
     def request_close_and_wake() -> None:
         """Check the position and record its close request on one connection, without a
         transaction: the engine takes the close request whenever it lands, and the row cannot
-        stop being this user's."""
+        stop being this account's."""
         with autocommit() as connection:
             order = connection.execute(CLOSE_TARGET, {"order_id": order_id}).one_or_none()
-            if order is None or order.user_id != user_id:
+            if order is None or order.account_id != account_id:
                 abort(ErrorCode.NOT_FOUND, "No such order")
             if order.status == OrderStatus.CLOSED:
                 abort(ErrorCode.ALREADY_CLOSED, "The order is already closed")
@@ -340,10 +379,10 @@ def close(user_id: int, order_id: str) -> Order | OrderState:
                 abort(ErrorCode.NOT_OPEN, f"The order is {order.status}, not open")
             _require_fresh_price(order.asset)
             connection.execute(REQUEST_CLOSE, {"order_id": order_id, "at": utcnow()})
-        wake_engine(user_id)
+        wake_engine(account_id)
 
     closed = lambda o: o.status == OrderStatus.CLOSED  # noqa: E731
-    order, error = _wait(user_id, order_id, closed, send=request_close_and_wake)
+    order, error = _wait(account_id, order_id, closed, send=request_close_and_wake)
     if error:
         _error_for(error)
     if order.status == OrderStatus.CLOSED and order.close_reason != CloseReason.USER:
@@ -351,9 +390,9 @@ def close(user_id: int, order_id: str) -> Order | OrderState:
     return order
 
 
-def cancel(user_id: int, order_id: str) -> Order | OrderState:
+def cancel(account_id: int, order_id: str) -> Order | OrderState:
     """Cancel a working order through the engine (so it cannot race the order's fill)."""
-    order = get_order(user_id, order_id)
+    order = get_order(account_id, order_id)
     if order.status != OrderStatus.WORKING:
         abort(ErrorCode.NOT_WORKING, f"The order is {order.status}, not working")
     order_id = order.id
@@ -361,34 +400,34 @@ def cancel(user_id: int, order_id: str) -> Order | OrderState:
     ended = lambda o: o.status != OrderStatus.WORKING  # noqa: E731
     # not a wake-up: a cancel is the engine's answer about this one order
     order, error = _wait(
-        user_id, order_id, ended, send=lambda: enqueue(CANCEL_ORDER, str(order_id), account_id=user_id)
+        account_id, order_id, ended, send=lambda: enqueue(CANCEL_ORDER, str(order_id), account_id=account_id)
     )
     if error == ErrorCode.NOT_WORKING or order.status not in (OrderStatus.WORKING, OrderStatus.CANCELLED):
         abort(ErrorCode.NOT_WORKING, f"The order is {order.status}: it filled or ended first")
     return order
 
 
-def _commit_and_wake(user_id: int) -> Callable[[], None]:
+def _commit_and_wake(account_id: int) -> Callable[[], None]:
     """Commit the work, then wake the engine: sent while the request already listens, since a
     batch the engine is about to start executes the work as soon as it is committed."""
 
     def send() -> None:
         db.session.commit()
-        wake_engine(user_id)
+        wake_engine(account_id)
 
     return send
 
 
-def wait_for_open(user_id: int, order_id: uuid.UUID, send: Callable[[], object] | None = None) -> Order | OrderState:
+def wait_for_open(account_id: int, order_id: uuid.UUID, send: Callable[[], object] | None = None) -> Order | OrderState:
     """The order once the engine executed it (raising the contract's error for a rejection)."""
-    order, _ = _wait(user_id, order_id, lambda o: o.status != OrderStatus.PENDING, send)
+    order, _ = _wait(account_id, order_id, lambda o: o.status != OrderStatus.PENDING, send)
     if order.status == OrderStatus.REJECTED:
         _error_for(order.reject_reason)
     return order
 
 
 def _wait(
-    user_id: int, order_id: uuid.UUID, done, send: Callable[[], object] | None = None
+    account_id: int, order_id: uuid.UUID, done, send: Callable[[], object] | None = None
 ) -> tuple[Order | OrderState, str | None]:
     """`send()` the order's work to the engine, if given, then wait up to TRADE_WAIT_S for
     `done(order)` or an engine error published for the order. The order comes from its event as
@@ -403,4 +442,4 @@ def _wait(
     def from_event(event: AccountEvent) -> OrderState | None:
         return event.order if isinstance(event, OrderChanged) else None
 
-    return wait_for_engine(user_id, about, reload, done, send, from_event)
+    return wait_for_engine(account_id, about, reload, done, send, from_event)

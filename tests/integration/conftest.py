@@ -56,12 +56,17 @@ def smtp(servers):
 @pytest.fixture(scope="session")
 def app(servers, smtp):
     from flask_migrate import upgrade
+    from sqlalchemy import text
 
     from app import create_app
+    from app.extensions import db
 
     application = create_app()
     with application.app_context():
         upgrade()
+        # account ids far from user ids: a test that passes one for the other fails
+        db.session.execute(text("SELECT setval('accounts_id_seq', GREATEST(nextval('accounts_id_seq'), 1000000))"))
+        db.session.commit()
     return application
 
 
@@ -115,18 +120,20 @@ def mail_worker(app):
 
 @pytest.fixture
 def make_user(app):
-    """Create a user with the starting balance; returns (user_id, auth headers)."""
+    """Create a user with its main account and the starting balance; returns (the main account's
+    id, auth headers)."""
     from flask_jwt_extended import create_access_token
 
     from app.auth.service import create_user
     from app.extensions import db
+    from app.identity import main_account_id
 
     def make(email: str | None = None):
         with app.app_context():
             user = create_user(email or f"user-{uuid.uuid4().hex[:12]}@example.com")
             db.session.commit()
             token = create_access_token(identity=str(user.id))
-            return user.id, {"Authorization": f"Bearer {token}"}
+            return main_account_id(user.id), {"Authorization": f"Bearer {token}"}
 
     return make
 
@@ -137,10 +144,10 @@ def make_order(app):
     from app.extensions import db
     from app.models import Order
 
-    def make(user_id: int, **fields):
+    def make(account_id: int, **fields):
         values = dict(asset="BTC", side="long", margin=10_000, leverage=1, slippage_bps=100) | fields
         with app.app_context():
-            order = Order(user_id=user_id, **values)
+            order = Order(account_id=account_id, **values)
             db.session.add(order)
             db.session.commit()
             return order.id

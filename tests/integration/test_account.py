@@ -111,10 +111,10 @@ def test_paging_never_skips_or_repeats_while_new_entries_arrive(client, make_use
     assert len(seen) == len(set(seen)) and set(seen) == before  # every older entry once, nothing twice
 
 
-def snapshots(app, user_id):
+def snapshots(app, account_id):
     with app.app_context():
         rows = db.session.execute(
-            db.select(EquitySnapshot).where(EquitySnapshot.user_id == user_id).order_by(EquitySnapshot.taken_at)
+            db.select(EquitySnapshot).where(EquitySnapshot.account_id == account_id).order_by(EquitySnapshot.taken_at)
         ).scalars()
         return [(s.cash, s.locked_margin, s.unrealized_pnl) for s in rows]
 
@@ -158,36 +158,38 @@ def test_snapshot_round_arithmetic_matches_hand_computed_accounts(app, client, m
     assert snapshots(app, long_id)[-1] == (400_000, 100_000, loss) and loss == -50_094
 
 
-def add_snapshot(user_id: int, taken_at, cash: int, locked: int = 0, unrealized: int = 0) -> None:
+def add_snapshot(account_id: int, taken_at, cash: int, locked: int = 0, unrealized: int = 0) -> None:
     """A snapshot as a round writes it (in the caller's app context and transaction)."""
     db.session.add(
-        EquitySnapshot(user_id=user_id, taken_at=taken_at, cash=cash, locked_margin=locked, unrealized_pnl=unrealized)
+        EquitySnapshot(
+            account_id=account_id, taken_at=taken_at, cash=cash, locked_margin=locked, unrealized_pnl=unrealized
+        )
     )
 
 
 def test_old_minute_snapshots_are_compacted_to_hourly(app, make_user):
-    user_id, _ = make_user()
+    account_id, _ = make_user()
     now = utcnow().replace(minute=30, second=0, microsecond=0)
     old = now - timedelta(days=3)
     with app.app_context():
         for minute in range(0, 30, 10):  # 3 points in one old hour, 2 in a recent one
-            add_snapshot(user_id, old + timedelta(minutes=minute), cash=minute)
+            add_snapshot(account_id, old + timedelta(minutes=minute), cash=minute)
         for minute in (1, 2):
-            add_snapshot(user_id, now - timedelta(minutes=minute), cash=minute)
+            add_snapshot(account_id, now - timedelta(minutes=minute), cash=minute)
         db.session.commit()
         snapshot_round(now)
-    assert [cash for cash, _, _ in snapshots(app, user_id)][:3] == [20, 2, 1]  # the old hour's last, then all
+    assert [cash for cash, _, _ in snapshots(app, account_id)][:3] == [20, 2, 1]  # the old hour's last, then all
 
 
 def test_portfolio_history_bins_snapshots_and_ends_with_a_live_point(app, client, make_user, set_price):
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     now = utcnow()
     # half past an hour already gone: the points below fall in two hours whatever the clock says
     anchor = now.replace(minute=30, second=0, microsecond=0) - timedelta(hours=1 if now.minute < 30 else 0)
     with app.app_context():
         for minutes_ago, cash in ((125, 1), (70, 2), (65, 3)):
-            add_snapshot(user_id, anchor - timedelta(minutes=minutes_ago), cash=cash, locked=10, unrealized=5)
+            add_snapshot(account_id, anchor - timedelta(minutes=minutes_ago), cash=cash, locked=10, unrealized=5)
         db.session.commit()
     history = client.get("/api/v1/portfolio/history?period=1D&timeframe=1h", headers=headers).json
     points = history["points"]
@@ -235,7 +237,7 @@ def test_reset_without_a_fresh_price_changes_nothing(client, make_user, set_pric
 
 
 def test_reset_during_twenty_concurrent_trades_leaves_every_order_terminal_once(app, make_user, set_price):
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     answers, threads = [], []
 
@@ -253,7 +255,7 @@ def test_reset_during_twenty_concurrent_trades_leaves_every_order_terminal_once(
         thread.join(60)
     assert Counter(answers)[200] == 21, answers  # 20 opens (the balance covers them) and the reset
     with app.app_context():
-        orders = db.session.execute(db.select(Order).where(Order.user_id == user_id)).scalars().all()
+        orders = db.session.execute(db.select(Order).where(Order.account_id == account_id)).scalars().all()
         entries = Counter(
             (e.order_id, e.kind) for e in db.session.execute(db.select(LedgerEntry)).scalars() if e.order_id
         )
@@ -272,10 +274,10 @@ def test_reset_during_twenty_concurrent_trades_leaves_every_order_terminal_once(
 def test_a_reset_left_pending_by_a_lost_message_is_swept(app, make_user, set_price):
     from app.models import AccountReset
 
-    user_id, _ = make_user()
+    account_id, _ = make_user()
     with app.app_context():
         reset_id = uuid.uuid4()
-        db.session.add(AccountReset(id=reset_id, user_id=user_id, status="pending"))
+        db.session.add(AccountReset(id=reset_id, account_id=account_id, status="pending"))
         db.session.commit()
     from tests.support.waiting import eventually
 

@@ -18,16 +18,16 @@ pytestmark = pytest.mark.usefixtures("engine_worker")
 ACCOUNTS, PER_ACCOUNT, MARGIN = 100, 10, 1_000
 
 
-def open_positions(app, user_ids: list[int]) -> list[uuid.UUID]:
+def open_positions(app, account_ids: list[int]) -> list[uuid.UUID]:
     """Open long positions as the engine would have: rows, ledger entries and balances together.
     A third have a stop-loss and a third a take-profit above the tick below (kept open by it)."""
     ids = []
     with app.app_context():
-        for user_id in user_ids:
+        for account_id in account_ids:
             for n in range(PER_ACCOUNT):
                 order = Order(
                     id=uuid.uuid4(),
-                    user_id=user_id,
+                    account_id=account_id,
                     asset="BTC",
                     side="long",
                     status="open",
@@ -43,10 +43,12 @@ def open_positions(app, user_ids: list[int]) -> list[uuid.UUID]:
                 db.session.add(order)
                 db.session.flush()  # the order row before its ledger entry (no ORM relationship orders them)
                 db.session.add(
-                    LedgerEntry(user_id=user_id, order_id=order.id, kind="open", usd_delta=-MARGIN, locked_delta=MARGIN)
+                    LedgerEntry(
+                        account_id=account_id, order_id=order.id, kind="open", usd_delta=-MARGIN, locked_delta=MARGIN
+                    )
                 )
                 ids.append(order.id)
-            balance = db.session.get(Balance, user_id)
+            balance = db.session.get(Balance, account_id)
             balance.usd -= MARGIN * PER_ACCOUNT
             balance.locked_margin += MARGIN * PER_ACCOUNT
         db.session.commit()

@@ -24,7 +24,7 @@ def wait_until_executed(app, at_least: int) -> None:
 def test_engines_killed_mid_batch_lose_and_double_nothing(app, engine_worker, make_user, set_price, victims):
     users = [user_on_engine(make_user, app, index % 2) for index in range(4)]  # two on each engine
     killed = engine_worker.engines if victims == "every engine" else engine_worker.engines[:1]
-    killed_accounts = [user_id for index, (user_id, _) in enumerate(users) if index % 2 == 0 or len(killed) == 2]
+    killed_accounts = [account_id for index, (account_id, _) in enumerate(users) if index % 2 == 0 or len(killed) == 2]
     set_price("BTC", 1_000_000_000, 1_000_100_000)
     accepted, unexpected = [], []
     done = threading.Event()
@@ -52,7 +52,7 @@ def test_engines_killed_mid_batch_lose_and_double_nothing(app, engine_worker, ma
     wait_until_executed(app, at_least=10)
     # kill at a moment when the victims have accepted orders waiting for them
     eventually(
-        lambda: count(app, Order.status == "pending", Order.user_id.in_(killed_accounts)), timeout=30, interval=0.002
+        lambda: count(app, Order.status == "pending", Order.account_id.in_(killed_accounts)), timeout=30, interval=0.002
     )
     for engine in killed:
         engine.kill()
@@ -82,6 +82,6 @@ def test_engines_killed_mid_batch_lose_and_double_nothing(app, engine_worker, ma
             assert order.status in ("open", "rejected")
             assert entries[(order.id, "open")] == (1 if order.status == "open" else 0)
         # 500000 each buys exactly 8 positions of 60000 (of its 20 orders)
-        per_user = Counter(o.user_id for o in orders if o.status == "open")
+        per_user = Counter(o.account_id for o in orders if o.status == "open")
         assert set(per_user.values()) == {8}
         assert ledger_mismatches() == []

@@ -114,7 +114,7 @@ def engine_with_fees(engine_worker):
 
 @pytest.mark.usefixtures("engine_with_fees")
 def test_fees_are_ledger_entries_of_their_own_and_money_is_conserved(app, client, make_user, set_price):
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     body = open_trade(client, headers, margin=100_000, leverage=10).json  # notional ~10000.00 USD
     open_fee = -(-(BTC_ASK * body["quantity"] // 10**10) * 10 // 10_000)
@@ -127,7 +127,7 @@ def test_fees_are_ledger_entries_of_their_own_and_money_is_conserved(app, client
     with app.app_context():
         fees = (
             db.session.execute(
-                db.select(LedgerEntry.usd_delta).where(LedgerEntry.user_id == user_id, LedgerEntry.kind == "fee")
+                db.select(LedgerEntry.usd_delta).where(LedgerEntry.account_id == account_id, LedgerEntry.kind == "fee")
             )
             .scalars()
             .all()
@@ -281,20 +281,20 @@ def test_an_expires_at_already_past_is_refused_and_a_past_order_is_never_filled(
     app, client, make_user, make_order, set_book
 ):
     """Defect 1: a marketable limit whose expiresAt had passed was filled at placement."""
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_book(bids=[(BTC_BID, Q)], asks=[(BTC_ASK, Q)])
     past = (utcnow() - timedelta(seconds=1)).isoformat()
     refused = open_trade(client, headers, margin=10_000, orderType="limit", limitPrice=BTC_ASK + 50_000, expiresAt=past)
     assert refused.status_code == 422 and refused.json["error"] == "validation"
     accepted_late = make_order(  # accepted just before its expiry, reached by the engine just after
-        user_id,
+        account_id,
         order_type="limit",
         limit_price=BTC_ASK + 50_000,
         expires_at=utcnow() - timedelta(milliseconds=1),
         requested_price=BTC_ASK,
     )
     with app.app_context():
-        wake_engine(user_id)
+        wake_engine(account_id)
     ended = eventually(lambda: (o := order(app, accepted_late)).status != "pending" and o, timeout=20)
     assert (ended.status, ended.reject_reason, ended.open_price) == ("rejected", "expired", None)
     assert balance(client, headers) == 500_000

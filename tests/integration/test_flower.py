@@ -48,7 +48,7 @@ def flower():
 
 def test_flower_needs_basic_auth_and_shows_tasks_without_personal_data(flower, client, make_user, set_price):
     assert requests.get(flower, timeout=5).status_code == 401
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", 1_000_000_000, 1_000_100_000)
     client.post(
         "/api/v1/trade/create", headers=headers, json={"asset": "BTC", "type": "long", "margin": 1_000, "leverage": 1}
@@ -61,7 +61,7 @@ def test_flower_needs_basic_auth_and_shows_tasks_without_personal_data(flower, c
         return tasks if {"engine.wake_up", "mail.send_sign_in_link"} <= set(tasks) else None
 
     tasks = eventually(listed_tasks, timeout=20, interval=0.5)
-    assert tasks["engine.wake_up"]["kwargs"] == repr({"account_id": user_id})  # the account id, nothing else
+    assert tasks["engine.wake_up"]["kwargs"] == repr({"account_id": account_id})  # the account id, nothing else
     for task in tasks.values():
         shown = f"{task['args']} {task['kwargs']} {task.get('result')}"
         assert "@" not in shown and "token=" not in shown, task

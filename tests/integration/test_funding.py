@@ -36,10 +36,10 @@ def record_boundary(rate: str, mark: str, after_us: int | None = None) -> int:
     return boundary_us // 1000
 
 
-def settle(app, *user_ids: int) -> None:
+def settle(app, *account_ids: int) -> None:
     """Ask the users' shards' engines for a sweep now (beat sends one every few seconds anyway)."""
     celery = app.extensions["celery"]
-    for shard in {shard_of(user_id, app.config["ENGINE_SHARDS"]) for user_id in user_ids}:
+    for shard in {shard_of(account_id, app.config["ENGINE_SHARDS"]) for account_id in account_ids}:
         celery.send_task(SWEEP_STUCK_ORDERS, kwargs={"shard": shard})
 
 
@@ -121,12 +121,12 @@ def test_a_position_closed_before_the_boundary_pays_nothing(app, client, make_us
 def test_boundaries_settled_late_use_their_own_rate_and_mark_in_order(app, client, make_user, perpetuals):
     """The engine settles nothing between the boundaries (its sweeps come later): each is paid
     at the figures recorded when it passed, not at the latest."""
-    user_id, headers = make_user()
-    _, opened = open_perpetual(client, make_user, perpetuals, "short", leverage=5, user=(user_id, headers))
+    account_id, headers = make_user()
+    _, opened = open_perpetual(client, make_user, perpetuals, "short", leverage=5, user=(account_id, headers))
     first = record_boundary("0.0001", "118000")
     second = record_boundary("-0.0003", "119000.5", after_us=first * 1000)
 
-    settle(app, user_id)
+    settle(app, account_id)
     paid = sorted(wait_for_payments(opened["orderId"], 2), key=lambda p: p.boundary)
     assert [p.boundary.timestamp() * 1000 for p in paid] == [first, second]
     assert [(p.rate, p.mark) for p in paid] == [
@@ -140,8 +140,8 @@ def test_boundaries_settled_late_use_their_own_rate_and_mark_in_order(app, clien
 
 
 def test_funding_beyond_free_usd_comes_out_of_the_positions_margin(app, client, make_user, perpetuals):
-    user_id, headers = make_user()
-    _, opened = open_perpetual(client, make_user, perpetuals, "long", leverage=2, user=(user_id, headers))
+    account_id, headers = make_user()
+    _, opened = open_perpetual(client, make_user, perpetuals, "long", leverage=2, user=(account_id, headers))
     rest = client.get("/api/v1/balance/usd", headers=headers).json["balance"]
     body = {"symbol": PERP, "type": "long", "margin": rest, "leverage": 1}  # free USD all in margin
     assert client.post("/api/v1/trade/create", json=body, headers=headers).json["status"] == "open"
@@ -149,7 +149,7 @@ def test_funding_beyond_free_usd_comes_out_of_the_positions_margin(app, client, 
     margin, liquidation = before.margin, before.liquidation_price
     record_boundary("0.01", "118320")
 
-    settle(app, user_id)
+    settle(app, account_id)
     [paid] = wait_for_payments(opened["orderId"], 1)
     db.session.rollback()
     after = db.session.get(Order, opened["orderId"])
@@ -179,7 +179,7 @@ def test_an_engine_killed_mid_round_settles_each_position_exactly_once(
     fleet = EngineFleet(2, env={"FUNDING_BATCH": "1"}).start()
     try:
         with db.engine.connect() as blocker:  # the last account's balance stays locked: its batch waits
-            blocker.execute(text("SELECT 1 FROM balances WHERE user_id = :id FOR UPDATE"), {"id": users[-1][0]})
+            blocker.execute(text("SELECT 1 FROM balances WHERE account_id = :id FOR UPDATE"), {"id": users[-1][0]})
             record_boundary("0.0001", "118320")
             settle(app, users[0][0])
             eventually(lambda: sum(len(payments(order)) for order in orders) == 2, timeout=30)

@@ -4,7 +4,7 @@ import jwt as pyjwt
 import pytest
 import requests
 
-from tests.support.state import statements_reading
+from tests.support.state import statements_reading, user_of
 
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 
@@ -44,28 +44,29 @@ def test_validly_signed_tokens_naming_no_account_are_401(app, client, subject):
     assert response.status_code == 401 and response.json["error"] == "unauthorized"
 
 
-def test_a_validly_signed_token_for_an_account_that_does_not_exist_is_401(app, client):
+def test_a_validly_signed_token_for_a_user_that_does_not_exist_is_401(app, client):
     token = pyjwt.encode(
         {"sub": "123456789012", "type": "access", "fresh": False, "jti": "j", "nbf": 0, "exp": 2**40},
         app.config["JWT_SECRET_KEY"],
         algorithm="HS256",
     )
     response = client.get("/api/v1/balance/usd", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 401 and response.json["message"] == "This account does not exist"
+    assert response.status_code == 401 and response.json["message"] == "This user does not exist"
 
 
-def test_a_process_reads_an_account_once_for_all_its_tokens(app, client, make_user):
+def test_a_process_reads_a_user_and_its_main_account_once_for_all_its_tokens(app, client, make_user):
     _, headers = make_user()
-    with statements_reading(app, "users") as account_reads:
+    with statements_reading(app, "users") as user_reads, statements_reading(app, "accounts") as account_reads:
         for _ in range(3):
             assert client.get("/api/v1/balance/usd", headers=headers).status_code == 200
-    assert len(account_reads) <= 1  # accounts are never deleted: once found, remembered
+    # users and accounts are never deleted and never change hands: once found, remembered
+    assert len(user_reads) <= 1 and len(account_reads) <= 1
 
 
 def test_a_validly_signed_token_without_exp_is_401(app, client, make_user):
-    user_id, _ = make_user()
+    account_id, _ = make_user()
     token = pyjwt.encode(
-        {"sub": str(user_id), "type": "access", "fresh": False, "jti": "j", "nbf": 0},
+        {"sub": str(user_of(app, account_id)), "type": "access", "fresh": False, "jti": "j", "nbf": 0},
         app.config["JWT_SECRET_KEY"],
         algorithm="HS256",
     )

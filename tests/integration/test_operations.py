@@ -38,11 +38,11 @@ def test_probes_answer_for_a_platform(client):
 
 
 def test_metrics_count_what_the_service_is_doing(app, client, make_user, make_order, set_price):
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK, age_s=3)
     resting = open_trade(client, headers, orderType="limit", limitPrice=BTC_BID // 2)
     assert resting.status_code == 200 and resting.json["status"] == "working"
-    make_order(user_id, status=OrderStatus.CLOSED, close_reason=CloseReason.LIQUIDATION)
+    make_order(account_id, status=OrderStatus.CLOSED, close_reason=CloseReason.LIQUIDATION)
 
     text = client.get("/metrics").get_data(as_text=True)
     assert metric(text, "paper_orders", status="working") == 1

@@ -21,9 +21,9 @@ def test_a_spike_with_a_calm_mark_liquidates_nothing_and_a_mark_through_the_leve
     app, client, make_user, perpetuals
 ):
     quote, mark = perpetuals
-    user_id, opened = open_perpetual(client, make_user, perpetuals, "long", leverage=100)
+    account_id, opened = open_perpetual(client, make_user, perpetuals, "long", leverage=100)
     liquidation = opened["liquidationPrice"]
-    shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+    shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
 
     quote(liquidation - 5_000, liquidation - 4_998)  # the last price spikes through the level
     mark(1_183_150)  # the mark stays calm
@@ -46,7 +46,7 @@ def test_the_poller_asks_for_a_check_when_a_mark_crosses_a_positions_level(app, 
     from tests.support.feed import RecordingSender
     from tests.support.waiting import eventually
 
-    user_id, opened = open_perpetual(client, make_user, perpetuals, "short", leverage=50)
+    account_id, opened = open_perpetual(client, make_user, perpetuals, "short", leverage=50)
     liquidation = opened["liquidationPrice"]
     sender = RecordingSender()
 
@@ -54,15 +54,15 @@ def test_the_poller_asks_for_a_check_when_a_mark_crosses_a_positions_level(app, 
         return Mark(PERP, Decimal(tenths).scaleb(-1), None, None, None, now_micros())
 
     assert check_mark_crossings(redis_client, sender, mark_at(1_183_300)) == 0  # calm: no check
-    shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+    shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
     eventually(lambda: check_mark_crossings(redis_client, sender, mark_at(liquidation + 10)) >= 1)
     assert ("engine.check_triggers", PERP, shard) in [(name, asset, s) for name, asset, s in sender.sent]
 
 
 def test_a_perpetual_position_is_valued_at_the_mark(app, client, make_user, perpetuals):
     quote, mark = perpetuals
-    user_id, headers = make_user()
-    _, opened = open_perpetual(client, make_user, perpetuals, "long", leverage=10, user=(user_id, headers))
+    account_id, headers = make_user()
+    _, opened = open_perpetual(client, make_user, perpetuals, "long", leverage=10, user=(account_id, headers))
     quote(1_100_000, 1_100_002)  # the book falls away
     mark(1_200_000)  # the mark rises
     shown = client.get(f"/api/v1/trade/{opened['orderId']}", headers=headers).json

@@ -28,16 +28,20 @@ def run(script: str, url: str) -> str:
 
 
 def test_first_five_minutes_commands_work_as_written(live_server, set_price, smtp):
-    signup, trade = walkthrough_blocks()
+    signup, trade, accounts = walkthrough_blocks()
     set_price("BTC", 1_183_183_000, 1_183_184_000)
     assert "sign-in link" in run(signup, live_server)
     link = link_from(wait_for_mail(smtp, "you@example.com"))
     trade = re.sub(r"^LINK=.*$", f"LINK='{link}'", trade, count=1, flags=re.M)
     shell_state = re.search(r"^API=.*$", signup, re.M).group(0)  # the same terminal session
-    trade = f"{shell_state}\n{trade}"
+    trade = f"{shell_state}\n{trade}\n{accounts}"  # the same session: the second account needs $AUTH
     output = run(trade, live_server).strip().splitlines()
-    prices, opened, closed, balances = (json.loads(line) for line in output)
+    prices, opened, closed, balances, shorted, listed = (json.loads(line) for line in output)
     assert prices["BTC"]["ask"] == 1_183_184_000
     assert opened["status"] == "open" and opened["openPrice"] == 1_183_184_000
     assert closed["status"] == "closed" and closed["orderId"] == opened["orderId"]
     assert balances["USD"]["balance"] == 500_000 + closed["pnl"]
+    assert shorted["status"] == "open" and shorted["type"] == "short"
+    main, second = listed
+    assert (main["name"], main["usd"]) == ("main", balances["USD"]["balance"])
+    assert (second["name"], second["usd"], second["lockedMargin"]) == ("scalping", 95_000 - shorted["fees"], 5_000)

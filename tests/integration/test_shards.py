@@ -61,16 +61,16 @@ def test_orders_accepted_while_a_wake_up_is_pending_send_no_task_of_their_own(
 ):
     from app.dispatch import wake_engine
 
-    user_id, _ = user_on_engine(make_user, app, 1)
-    shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+    account_id, _ = user_on_engine(make_user, app, 1)
+    shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
     try:
         engine_worker.engines[1].stop()
         set_price("BTC", BTC_BID, BTC_ASK)
-        ids = [make_order(user_id, margin=1_000) for _ in range(4)]
+        ids = [make_order(account_id, margin=1_000) for _ in range(4)]
         before = queued_messages(shard)
         with app.app_context():
             for _ in ids:  # what the API does after committing each
-                wake_engine(user_id)
+                wake_engine(account_id)
         assert queued_messages(shard) - before == 1
     finally:
         engine_worker.engines[1].start()

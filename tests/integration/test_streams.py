@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 
+from tests.support.state import user_of
 from tests.support.trading import BTC_ASK, BTC_BID, open_trade
 from tests.support.waiting import eventually
 
@@ -143,9 +144,9 @@ def test_an_order_stream_ends_when_its_token_expires(app, live_server, make_user
 
     from flask_jwt_extended import create_access_token
 
-    user_id, _ = make_user()
+    account_id, _ = make_user()
     with app.app_context():
-        token = create_access_token(identity=str(user_id), expires_delta=timedelta(seconds=3))
+        token = create_access_token(identity=str(user_of(app, account_id)), expires_delta=timedelta(seconds=3))
     stream = reader(f"{live_server}/api/v1/stream/orders", {"Authorization": f"Bearer {token}"})
     eventually(lambda: stream.of("balance"))
     assert not stream.ended.is_set()

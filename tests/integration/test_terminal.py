@@ -289,6 +289,35 @@ def test_pick_a_perpetual_by_typing_and_see_its_mark_and_funding(page):
     assert page.errors == []
 
 
+def test_open_a_second_account_and_switch_between_accounts(page):
+    main_usd = page.locator("#free-usd").inner_text()
+    page.get_by_role("button", name="New account").click()
+    page.get_by_label("Name", exact=True).fill("Scalping")
+    page.get_by_label("Starting balance (USD)").fill("1,000.00")
+    page.get_by_role("button", name="Open account").click()
+    page.get_by_text("Opened Scalping with 1,000.00 USD").wait_for()
+    eventually(lambda: page.locator("#free-usd").inner_text() == "1,000.00", timeout=10)
+    eventually(lambda: page.locator("#positions-body tr").count() == 0, timeout=10)
+    open_from_ticket(page, "BTC", "100.00", 10)
+    eventually(lambda: page.locator("#free-usd").inner_text() == "900.00", timeout=10)
+    eventually(lambda: page.locator("#positions-body tr").filter(has_text="BTC").count() == 1, timeout=10)
+    shot(page, "17-second-account")
+
+    page.reload()  # the account chosen last is the one the page comes back to
+    eventually(lambda: page.locator("#account-select option:checked").inner_text() == "Scalping · hedging")
+    eventually(lambda: page.locator("#free-usd").inner_text() == "900.00", timeout=10)
+    page.get_by_label("Paper account").select_option(label="main · hedging")
+    eventually(lambda: page.locator("#positions-body tr").filter(has_text=PERP).count() == 1, timeout=10)
+    eventually(lambda: page.locator("#free-usd").inner_text() not in ("900.00", "–"), timeout=10)
+    assert page.locator("#free-usd").inner_text() != "1,000.00" and main_usd != "900.00"
+    page.get_by_role("button", name="New account").click()
+    page.get_by_label("Name", exact=True).fill("main")
+    page.get_by_role("button", name="Open account").click()
+    page.get_by_text("You have an account with that name already.").wait_for()
+    page.get_by_role("button", name="Cancel").click()
+    assert page.errors == []
+
+
 def test_phone_screen_and_docs_screenshots(browser, page, stack):
     """390x844: one column, nothing wider than the screen. `make screenshots` keeps these in docs/."""
     docs = ROOT / "docs" if os.environ.get("WRITE_DOCS_SCREENSHOTS") else ARTIFACTS

@@ -4,6 +4,7 @@ import pytest
 
 from app.extensions import db
 from app.models import AccessToken
+from tests.support.state import user_of
 from tests.support.trading import BTC_ASK, BTC_BID, open_trade
 
 pytestmark = pytest.mark.usefixtures("engine_worker")
@@ -14,13 +15,13 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 def test_a_token_is_shown_once_acts_for_its_account_and_dies_when_revoked(app, app_ctx, client, make_user, set_price):
-    user_id, session = make_user()
+    account_id, session = make_user()
     created = client.post("/api/v1/tokens", json={"label": "grid bot"}, headers=session)
     assert created.status_code == 201
     secret, token_id = created.json["token"], created.json["id"]
     assert secret.startswith("pat_") and created.json["prefix"] == secret[:12]
     stored = db.session.get(AccessToken, token_id)
-    assert stored.user_id == user_id and secret not in (stored.token_hash, stored.prefix)
+    assert stored.user_id == user_of(app, account_id) and secret not in (stored.token_hash, stored.prefix)
 
     set_price("BTC", BTC_BID, BTC_ASK)
     assert client.get("/api/v1/balance/usd", headers=bearer(secret)).json["balance"] == 500_000

@@ -122,7 +122,7 @@ def test_stale_or_missing_price_is_503(client, make_user, set_price):
 
 
 def test_same_idempotency_key_gives_one_order(app, client, make_user, set_price):
-    _user_id, headers = make_user()
+    _account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     keyed = {**headers, "Idempotency-Key": "retry-me-1"}
     first = open_trade(client, keyed)
@@ -137,7 +137,7 @@ def test_same_idempotency_key_gives_one_order(app, client, make_user, set_price)
 
 
 def test_fifty_concurrent_opens_with_balance_for_ten(app, make_user, set_price):
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     results = []
 
@@ -155,7 +155,7 @@ def test_fifty_concurrent_opens_with_balance_for_ten(app, make_user, set_price):
     assert statuses.count(400) == 40
     assert all(body["error"] == "insufficient_balance" for status, body in results if status == 400)
     with app.app_context():
-        row = db.session.get(Balance, user_id)
+        row = db.session.get(Balance, account_id)
         assert row.usd == 0 and row.locked_margin == 500_000
     assert_ledger_balances(app)
 
@@ -221,8 +221,8 @@ def test_price_moves_trigger_liquidation_stop_loss_and_take_profit(app, client, 
 def test_sweep_executes_orders_whose_message_was_lost(app, make_user, make_order, set_price):
     """An order committed as pending but never enqueued (API crashed in between) is executed by
     the beat process's sweep once it is older than PENDING_SWEEP_AFTER_S."""
-    user_id, _ = make_user()
-    order_id = make_order(user_id)
+    account_id, _ = make_user()
+    order_id = make_order(account_id)
 
     def refresh_price_until_open():
         set_price("BTC", BTC_BID, BTC_ASK)
@@ -295,8 +295,8 @@ def test_stops_on_the_wrong_side_of_the_fill_are_rejected_by_the_engine(client, 
 
 @pytest.mark.parametrize("status", ["pending", "rejected"])
 def test_closing_an_order_that_is_not_open_is_409_not_open(client, make_user, make_order, status):
-    user_id, headers = make_user()
-    order_id = make_order(user_id, status=status)
+    account_id, headers = make_user()
+    order_id = make_order(account_id, status=status)
     response = client.post("/api/v1/trade/close", json={"orderId": str(order_id)}, headers=headers)
     assert response.status_code == 409 and response.json["error"] == "not_open"
 
@@ -310,14 +310,14 @@ def test_overlong_idempotency_key_is_422(client, make_user):
 def test_duplicate_deliveries_of_engine_tasks_change_nothing(app, client, make_user, set_price):
     from workers.tasks import wake_up
 
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     order_id = open_trade(client, headers, margin=10_000).json["orderId"]
     for _ in range(3):
-        wake_up.delay(account_id=user_id)
+        wake_up.delay(account_id=account_id)
     closed = client.post("/api/v1/trade/close", json={"orderId": order_id}, headers=headers).json
     for _ in range(6):
-        wake_up.delay(account_id=user_id)
+        wake_up.delay(account_id=account_id)
     # one engine takes the account's shard queue in order, so once a cancel sent after them ran, so
     # did the duplicates (a later trade is no barrier: a duplicate's wake-up can execute it early)
     working = open_trade(client, headers, margin=10_000, orderType="limit", limitPrice=BTC_BID // 2).json
@@ -349,10 +349,10 @@ def test_without_a_client_price_the_top_of_book_at_acceptance_is_the_reference(
 def test_an_order_the_engine_reaches_too_late_expires_instead_of_filling(app, client, make_user, make_order, set_price):
     """After an engine outage, the sweep finds orders older than ORDER_MAX_DELAY_S: they end
     rejected `expired`, never filled minutes late at a price the client never saw."""
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
-    stale_id = make_order(user_id, created_at=utcnow() - timedelta(seconds=app.config["ORDER_MAX_DELAY_S"] + 5))
-    fresh_id = make_order(user_id, created_at=utcnow() - timedelta(seconds=3))
+    stale_id = make_order(account_id, created_at=utcnow() - timedelta(seconds=app.config["ORDER_MAX_DELAY_S"] + 5))
+    fresh_id = make_order(account_id, created_at=utcnow() - timedelta(seconds=3))
 
     def swept():
         set_price("BTC", BTC_BID, BTC_ASK)
@@ -371,15 +371,15 @@ def test_one_wake_up_runs_the_shards_whole_backlog_in_batches(app, make_user, ma
     from core.wakeups import claim_wake_up
     from workers.tasks import run_wake_up
 
-    user_id, _ = user_on_engine(make_user, app, 0)
+    account_id, _ = user_on_engine(make_user, app, 0)
     engine_worker.engines[0].stop()  # a wake-up some earlier test left queued must not take these orders
     set_price("BTC", BTC_BID, BTC_ASK)
-    ids = [make_order(user_id, margin=1_000) for _ in range(5)]
+    ids = [make_order(account_id, margin=1_000) for _ in range(5)]
     batch = app.config["ENGINE_ORDER_BATCH"]
     app.config["ENGINE_ORDER_BATCH"] = 2
     try:
         with app.app_context():  # this process owns every shard: it runs the wake-up as an engine would
-            shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+            shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
             claim_wake_up(redis_client, shard)
             assert run_wake_up(shard) == 5  # three batches of at most 2
             assert claim_wake_up(redis_client, shard)  # the wake-up's flag was cleared: the next order sends one
@@ -411,14 +411,14 @@ def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it
     from core.wakeups import claim_wake_up
 
     shards = app.config["ENGINE_SHARDS"]
-    user_id, _ = user_on_engine(make_user, app, 0)
+    account_id, _ = user_on_engine(make_user, app, 0)
     while True:  # a second account on another shard of the same engine
         other_id, _ = user_on_engine(make_user, app, 0)
-        if shard_of(other_id, shards) != shard_of(user_id, shards):
+        if shard_of(other_id, shards) != shard_of(account_id, shards):
             break
     engine_worker.engines[0].stop()  # a wake-up some earlier test left queued must not take these orders
     set_price("BTC", BTC_BID, BTC_ASK)
-    first = make_order(user_id, margin=1_000)
+    first = make_order(account_id, margin=1_000)
     arrivals, claims = [], []
     run_batch = engine.execute_batch
 
@@ -431,12 +431,12 @@ def test_work_committed_while_a_wake_up_runs_sends_no_task_and_is_executed_by_it
     monkeypatch.setattr(engine, "execute_batch", batch_with_an_arrival)
     try:
         with app.app_context():  # this process owns every shard: it runs the wake-up as an engine would
-            claim_wake_up(redis_client, shard_of(user_id, shards))
-            assert engine.run_wake_up(shard_of(user_id, shards)) == 2
+            claim_wake_up(redis_client, shard_of(account_id, shards))
+            assert engine.run_wake_up(shard_of(account_id, shards)) == 2
             assert claims == [False]  # the running wake-up held the flag: no task of its own
             assert {db.session.get(Order, i).status for i in (first, *arrivals)} == {"open"}
             # both flags were let go: the next order of either shard sends its own wake-up
-            assert claim_wake_up(redis_client, shard_of(user_id, shards))
+            assert claim_wake_up(redis_client, shard_of(account_id, shards))
             assert claim_wake_up(redis_client, shard_of(other_id, shards))
     finally:
         engine_worker.engines[0].start()
@@ -451,26 +451,26 @@ def test_work_committed_while_a_wake_up_lingers_after_a_short_read_is_executed_b
     from workers.tasks import run_wake_up
 
     shards = app.config["ENGINE_SHARDS"]
-    user_id, _ = user_on_engine(make_user, app, 0)
+    account_id, _ = user_on_engine(make_user, app, 0)
     engine_worker.engines[0].stop()  # a wake-up some earlier test left queued must not take these orders
     set_price("BTC", BTC_BID, BTC_ASK)
-    first = make_order(user_id, margin=1_000)
+    first = make_order(account_id, margin=1_000)
     arrivals, claims = [], []
     take = wakeups.take_claims
 
     def an_arrival_while_lingering(flags, held):
         if not arrivals:  # accepted after the first batch came back short
-            accept_order(make_order, user_id, shards, arrivals, claims)
+            accept_order(make_order, account_id, shards, arrivals, claims)
         return take(flags, held)
 
     monkeypatch.setattr(wakeups, "take_claims", an_arrival_while_lingering)
     try:
         with app.app_context():
-            claim_wake_up(redis_client, shard_of(user_id, shards))
-            assert run_wake_up(shard_of(user_id, shards)) == 2
+            claim_wake_up(redis_client, shard_of(account_id, shards))
+            assert run_wake_up(shard_of(account_id, shards)) == 2
             assert claims == [False]  # the lingering wake-up still held the flag: no task of its own
             assert {db.session.get(Order, i).status for i in (first, *arrivals)} == {"open"}
-            assert claim_wake_up(redis_client, shard_of(user_id, shards))  # let go once nothing came
+            assert claim_wake_up(redis_client, shard_of(account_id, shards))  # let go once nothing came
     finally:
         engine_worker.engines[0].start()
     assert_ledger_balances(app)
@@ -485,11 +485,11 @@ def test_a_wake_up_past_its_lingering_time_lets_go_at_its_next_short_read(
     from core.wakeups import claim_wake_up
     from workers.tasks import run_wake_up
 
-    user_id, _ = user_on_engine(make_user, app, 0)
-    shard = shard_of(user_id, app.config["ENGINE_SHARDS"])
+    account_id, _ = user_on_engine(make_user, app, 0)
+    shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
     engine_worker.engines[0].stop()
     set_price("BTC", BTC_BID, BTC_ASK)
-    make_order(user_id, margin=1_000)
+    make_order(account_id, margin=1_000)
     lingered = []
     monkeypatch.setattr(wakeups, "LINGER_WITHIN_S", 0)
     monkeypatch.setattr(wakeups, "take_claims", lambda flags, held: lingered.append(held))
@@ -510,7 +510,7 @@ def test_a_trade_request_listens_for_the_engine_before_it_commits(app, client, m
 
     from app.hub import Hub
 
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     committed_at_listen = []
     listen = Hub.listen
@@ -519,7 +519,7 @@ def test_a_trade_request_listens_for_the_engine_before_it_commits(app, client, m
         with psycopg.connect(app.config["DATABASE_URL"]) as other:  # sees only what is committed
             committed_at_listen.append(
                 other.execute(
-                    "SELECT count(*), count(close_requested_at) FROM orders WHERE user_id = %s", (user_id,)
+                    "SELECT count(*), count(close_requested_at) FROM orders WHERE account_id = %s", (account_id,)
                 ).fetchone()
             )
         return listen(self, *args, **kwargs)
@@ -535,12 +535,12 @@ def test_an_account_past_its_trade_rate_limit_gets_429_and_nothing_is_enqueued(a
     from config import Config
 
     limited = create_app(Config.from_env(TRADE_RATE_LIMIT="2/minute")).test_client()
-    (user_id, headers), (_, other) = make_user(), make_user()
+    (account_id, headers), (_, other) = make_user(), make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     assert open_trade(limited, headers, leverage=0).status_code == 422  # refused, but counted
     assert limited.post("/api/v1/trade/cancel", json={"orderId": str(uuid.uuid4())}, headers=headers).status_code == 404
     refused = open_trade(limited, headers)
     assert refused.status_code == 429 and refused.json["error"] == "rate_limited"
     assert int(refused.headers["Retry-After"]) > 0
-    assert db.session.query(Order).filter_by(user_id=user_id).count() == 0
+    assert db.session.query(Order).filter_by(account_id=account_id).count() == 0
     assert open_trade(limited, other).status_code == 200  # another account has its own budget

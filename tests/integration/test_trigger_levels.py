@@ -30,21 +30,21 @@ def test_a_price_move_crossing_no_level_sends_no_check(app_ctx):
     assert sender.sent == [("engine.check_triggers", "BTC", 3)]  # only the shard that holds it
 
 
-def levels_of(app, user_id) -> Levels:
+def levels_of(app, account_id) -> Levels:
     with app.app_context():
-        return TriggerLevels(redis_client).read("BTC").get(shard_of(user_id, app.config["ENGINE_SHARDS"]), Levels())
+        return TriggerLevels(redis_client).read("BTC").get(shard_of(account_id, app.config["ENGINE_SHARDS"]), Levels())
 
 
 def test_the_engine_keeps_a_positions_levels_and_a_check_loosens_what_a_close_left(app, client, make_user, set_price):
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     position = open_trade(client, headers, margin=10_000, leverage=10, takeProfit=1_100_000_000).json
     expected = Levels(bid_at_or_below=position["liquidationPrice"], bid_at_or_above=1_100_000_000)
-    eventually(lambda: levels_of(app, user_id) == expected)  # written right after the answer's event
+    eventually(lambda: levels_of(app, account_id) == expected)  # written right after the answer's event
     assert client.post("/api/v1/trade/close", json={"orderId": position["orderId"]}, headers=headers).status_code == 200
     set_price("BTC", position["liquidationPrice"] - 1, position["liquidationPrice"] + 100_000)
     assert request_trigger_checks(app) == 1  # the closed position's level, left behind: one spurious check
-    eventually(lambda: levels_of(app, user_id) == Levels(), timeout=15, interval=0.1)  # which loosened it
+    eventually(lambda: levels_of(app, account_id) == Levels(), timeout=15, interval=0.1)  # which loosened it
 
 
 def test_a_new_position_its_quote_already_crosses_closes_without_another_move(app, client, make_user, set_price, beat):
@@ -64,10 +64,10 @@ def test_a_new_position_its_quote_already_crosses_closes_without_another_move(ap
 
 
 def test_levels_lost_with_redis_come_back_with_the_sweep_and_check_what_they_cross(app, client, make_user, set_price):
-    user_id, headers = make_user()
+    account_id, headers = make_user()
     set_price("BTC", BTC_BID, BTC_ASK)
     position = open_trade(client, headers, margin=10_000, leverage=100).json
-    eventually(lambda: levels_of(app, user_id) != Levels())
+    eventually(lambda: levels_of(app, account_id) != Levels())
     with app.app_context():
         redis_client.delete(*redis_client.keys("trigger-levels*"))  # as if Redis had lost them
     set_price("BTC", position["liquidationPrice"] - 1, position["liquidationPrice"] + 100_000)

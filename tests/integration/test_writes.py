@@ -47,8 +47,8 @@ def test_changed_columns_and_new_rows_go_out_with_the_commit_in_one_pipeline(app
     users = [make_user()[0] for _ in range(2)]
     with app.app_context():
         before = ledger_rows()
-        balances = db.session.execute(select(Balance).where(Balance.user_id.in_(users))).scalars().all()
-        starting = {balance.user_id: (balance.usd, balance.locked_margin) for balance in balances}
+        balances = db.session.execute(select(Balance).where(Balance.account_id.in_(users))).scalars().all()
+        starting = {balance.account_id: (balance.usd, balance.locked_margin) for balance in balances}
         for balance in balances:
             post_entry(balance, LedgerKind.DEPOSIT, 1_000, 0)
         sent.clear()
@@ -57,8 +57,8 @@ def test_changed_columns_and_new_rows_go_out_with_the_commit_in_one_pipeline(app
         writes = [(text.split()[0], piped) for text, piped in sent]
         assert writes == [("UPDATE", True), ("INSERT", True), ("COMMIT", True)]
         assert "locked_margin" not in sent[0][0]  # only what changed is written
-        after = db.session.execute(select(Balance).where(Balance.user_id.in_(users))).scalars().all()
-        assert {b.user_id: (b.usd, b.locked_margin) for b in after} == {
+        after = db.session.execute(select(Balance).where(Balance.account_id.in_(users))).scalars().all()
+        assert {b.account_id: (b.usd, b.locked_margin) for b in after} == {
             user: (usd + 1_000, locked) for user, (usd, locked) in starting.items()
         }
         assert ledger_rows() == before + 2
@@ -66,10 +66,10 @@ def test_changed_columns_and_new_rows_go_out_with_the_commit_in_one_pipeline(app
 
 
 def test_a_failing_statement_fails_the_commit_and_writes_nothing(app, make_user):
-    user_id, _ = make_user()
+    account_id, _ = make_user()
     with app.app_context():
         before = ledger_rows()
-        balance = db.session.get(Balance, user_id)
+        balance = db.session.get(Balance, account_id)
         post_entry(balance, LedgerKind.DEPOSIT, -balance.usd - 1, 0)  # below zero: the table refuses it
         with pytest.raises(IntegrityError, match="usd_not_negative"):
             commit_in_one_round_trip(db.session)

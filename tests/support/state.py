@@ -70,7 +70,16 @@ def assert_ledger_balances(app):
         for row in db.session.execute(db.select(Balance)).scalars():
             open_margin = db.session.execute(
                 db.select(db.func.coalesce(db.func.sum(Order.margin), 0)).where(
-                    Order.user_id == row.user_id, Order.status.in_(["open", "working"])
+                    Order.account_id == row.account_id, Order.status.in_(["open", "working"])
                 )
             ).scalar_one()
             assert row.locked_margin == open_margin
+
+
+def user_of(app, account_id: int) -> int:
+    """The user an account belongs to (what a JWT's `sub` names)."""
+    from app.extensions import db
+    from app.models import Account
+
+    with app.app_context():
+        return db.session.get(Account, account_id).user_id

@@ -20,9 +20,9 @@ def user_on_engine(make_user, app, engine_index: int, processes: int = 2):
     from core.shards import shard_of
 
     while True:
-        user_id, headers = make_user()
-        if shard_of(user_id, app.config["ENGINE_SHARDS"]) % processes == engine_index:
-            return user_id, headers
+        account_id, headers = make_user()
+        if shard_of(account_id, app.config["ENGINE_SHARDS"]) % processes == engine_index:
+            return account_id, headers
 
 
 def open_perpetual(client, make_user, perpetuals, side: str, leverage: int, user=None) -> tuple[int, dict]:
@@ -30,8 +30,8 @@ def open_perpetual(client, make_user, perpetuals, side: str, leverage: int, user
     quote, mark = perpetuals
     quote(1_183_200, 1_183_202)
     mark(1_183_201)
-    user_id, headers = user or make_user()
+    account_id, headers = user or make_user()
     body = {"symbol": PERP, "type": side, "margin": 100_000, "leverage": leverage}
     opened = client.post("/api/v1/trade/create", json=body, headers=headers)
     assert opened.status_code == 200 and opened.json["status"] == "open", opened.json
-    return user_id, opened.json
+    return account_id, opened.json

@@ -30,6 +30,8 @@ def documented_errors(operation) -> set[str]:
             {
                 "validation",
                 "unauthorized",
+                "not_found",  # an account that is not yours
+                "account_archived",
                 "insufficient_balance",
                 "invalid_price",
                 "invalid_quantity",
@@ -56,11 +58,13 @@ def documented_errors(operation) -> set[str]:
                 "rate_limited",
             },
         ),
-        ("/api/v1/trade/{order_id}", "get", {"unauthorized", "not_found"}),
+        ("/api/v1/trade/{order_id}", "get", {"validation", "unauthorized", "not_found"}),
         ("/api/v1/trade/cancel", "post", {"validation", "unauthorized", "not_found", "not_working", "rate_limited"}),
         ("/api/v1/signup", "post", {"validation", "rate_limited"}),
         ("/api/v1/signin/post", "get", {"validation", "unauthorized"}),
-        ("/api/v1/balance/usd", "get", {"unauthorized"}),
+        ("/api/v1/balance/usd", "get", {"validation", "unauthorized", "not_found"}),
+        ("/api/v1/accounts", "post", {"validation", "unauthorized", "too_many_accounts", "name_taken"}),
+        ("/api/v1/accounts/{account_id}", "delete", {"unauthorized", "not_found", "main_account"}),
     ],
 )
 def test_each_route_documents_exactly_its_errors(spec, path, method, expected):

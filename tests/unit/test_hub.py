@@ -18,9 +18,11 @@ def dispatch(hub: Hub, channel: str, data: dict) -> None:
     hub._dispatch(channel, json.dumps(data))
 
 
-def failed(hub: Hub, user_id: int, order_id: str) -> None:
+def failed(hub: Hub, account_id: int, order_id: str) -> None:
     """An account event as the engine publishes one (`core.events.dumps`)."""
-    hub._dispatch(f"account-events:{user_id}", events.dumps(events.RequestFailed(user_id, order_id, "not_working")))
+    hub._dispatch(
+        f"account-events:{account_id}", events.dumps(events.RequestFailed(account_id, order_id, "not_working"))
+    )
 
 
 def drain(listener: Listener) -> list:

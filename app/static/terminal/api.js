@@ -15,6 +15,9 @@ const Api = (() => {
     idempotency_mismatch: "This request was already sent with different details.",
     unavailable: "The service is briefly unavailable. Try again in a moment.",
     too_large: "The request is too large.",
+    account_archived: "This account is archived: it takes no new orders.",
+    too_many_accounts: "You have as many accounts as allowed; archive one you no longer use.",
+    name_taken: "You have an account with that name already.",
     internal: "Something went wrong on our side. Try again.",
   };
 
@@ -41,8 +44,11 @@ const Api = (() => {
     return MESSAGES[body.error] || body.message || "The request failed.";
   }
 
+  let account = null;  // the paper account every request acts on (X-Account-Id); null: the main one
+
   async function request(method, path, body, extraHeaders = {}) {
     const headers = { Accept: "application/json", ...extraHeaders };
+    if (account !== null) headers["X-Account-Id"] = String(account);
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET") headers["X-CSRF-TOKEN"] = csrfToken();
     let response;
@@ -63,6 +69,7 @@ const Api = (() => {
   return {
     ApiError,
     get: (path) => request("GET", path),
+    setAccount: (id) => { account = id; },
     post: (path, body, headers) => request("POST", path, body === undefined ? {} : body, headers),
   };
 })();

@@ -17,8 +17,9 @@
   const decimals = Object.fromEntries($$(".asset-tab").map((tab) => [tab.dataset.asset, Number(tab.dataset.decimals)]));
   const state = {
     asset: "BTC", interval: "1m", side: "long", orderType: "market", positions: [], selected: null, preview: null,
-    balance: null, streams: {}, live: { prices: false, orders: false }, lastCandle: null,
+    balance: null, streams: {}, live: { prices: false, orders: false }, lastCandle: null, account: null,
   };
+  const ACCOUNT_KEY = "paper-terminal-account";  // the account chosen last, kept across visits
 
   // ---- notices and messages -------------------------------------------------------------
   function notify(text, kind = "info", seconds = 10) {
@@ -753,8 +754,71 @@
     }
   }
 
+  // ---- paper accounts: the switcher and a new account ------------------------------------
+  async function loadAccounts() {
+    const { data } = await Api.get("/api/v1/accounts");
+    const stored = Number(localStorage.getItem(ACCOUNT_KEY));
+    const usable = data.filter((account) => account.archivedAt === null);
+    const chosen = usable.find((account) => account.id === stored) || data.find((account) => account.main);
+    const select = $("#account-select");
+    select.replaceChildren(...usable.map((account) => {
+      const option = document.createElement("option");
+      option.value = String(account.id);
+      option.textContent = `${account.name} · ${account.mode}`;
+      return option;
+    }));
+    select.value = String(chosen.id);
+    useAccount(chosen.id);
+  }
+
+  function useAccount(id) {
+    state.account = id;
+    localStorage.setItem(ACCOUNT_KEY, String(id));
+    Api.setAccount(id);
+    if (state.streams.orders) state.streams.orders.close();
+    state.streams.orders = openStream("orders", `/api/v1/stream/orders?accountId=${id}`, {
+      balance: (balance) => { showBalance(balance); onAccountChange(); }, pnl: showPnl, order: onOrder,
+      funding: refreshOrders,  // a funding round paid or credited the account's positions
+    }, refreshOrders);
+    state.selected = null;
+    onAccountChange();
+  }
+
+  $("#account-select").addEventListener("change", (event) => useAccount(Number(event.target.value)));
+
+  function showAccountForm(shown) {
+    $("#account-form").hidden = !shown;
+    $("#account-new").setAttribute("aria-expanded", String(shown));
+    say($("#account-message"), "");
+    if (shown) $("#account-name").focus();
+  }
+
+  $("#account-new").addEventListener("click", () => showAccountForm($("#account-form").hidden));
+  $("#account-cancel").addEventListener("click", () => showAccountForm(false));
+  $("#account-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("#account-name").value.trim();
+    const deposit = Money.parse($("#account-deposit").value, USD);
+    if (!name) return say($("#account-message"), "Name the account.", "error");
+    if (deposit === null || deposit <= 0) return say($("#account-message"), "Enter a starting balance in USD, like 5000.00.", "error");
+    $("#account-create").disabled = true;
+    try {
+      const { data } = await Api.post("/api/v1/accounts", { name, startingBalance: deposit });
+      localStorage.setItem(ACCOUNT_KEY, String(data.id));
+      showAccountForm(false);
+      $("#account-name").value = "";
+      await loadAccounts();
+      notify(`Opened ${data.name} with ${Money.format(data.usd, USD)} USD. You are trading on it now.`, "success");
+    } catch (error) {
+      if (error.code === "unauthorized") return showSignIn(error.message);
+      say($("#account-message"), error.message, "error");
+    } finally {
+      $("#account-create").disabled = false;
+    }
+  });
+
   // ---- start ------------------------------------------------------------------------------
-  function startTerminal() {
+  async function startTerminal() {
     $("#signin").hidden = true;
     $("#terminal").hidden = false;
     $(`.interval[data-interval="${state.interval}"]`).setAttribute("aria-pressed", "true");
@@ -767,10 +831,12 @@
       snapshot: (quotes) => Object.entries(quotes).forEach(([asset, quote]) => showQuote(asset, quote)),
       price: onPrice,
     }, () => { if (state.lastCandle === null) loadCandles(); });
-    state.streams.orders = openStream("orders", "/api/v1/stream/orders", {
-      balance: (balance) => { showBalance(balance); onAccountChange(); }, pnl: showPnl, order: onOrder,
-      funding: refreshOrders,  // a funding round paid or credited the account's positions
-    }, refreshOrders);
+    try {
+      await loadAccounts();
+    } catch (error) {
+      if (error.code === "unauthorized") return showSignIn(error.message);
+      notify(`Accounts unavailable: ${error.message}`, "error");
+    }
   }
 
   async function boot() {
