@@ -139,6 +139,27 @@ def test_streams_of_other_accounts_hear_nothing(live_server, client, make_user, 
     assert bobs.of("order") == [] and len(bobs.of("balance")) == 1
 
 
+def test_an_order_stream_follows_the_account_it_names_and_no_one_elses(
+    live_server, client, make_user, set_price, reader
+):
+    _, headers = make_user()
+    second = client.post("/api/v1/accounts", json={"name": "second", "startingBalance": 70_000}, headers=headers).json
+    _, stranger = make_user()
+    set_price("BTC", BTC_BID, BTC_ASK)
+    mains = reader(f"{live_server}/api/v1/stream/orders", headers)
+    seconds = reader(f"{live_server}/api/v1/stream/orders?accountId={second['id']}", headers)
+    eventually(lambda: mains.of("balance") and seconds.of("balance"))
+    assert seconds.of("balance")[0]["USD"]["balance"] == 70_000 and mains.of("balance")[0]["USD"]["balance"] == 500_000
+
+    opened = open_trade(client, {**headers, "X-Account-Id": str(second["id"])}, margin=10_000).json
+    eventually(lambda: [o for o in seconds.of("order") if o["orderId"] == opened["orderId"]])
+    eventually(lambda: seconds.of("balance")[-1]["USD"]["balance"] == 60_000)
+    time.sleep(0.5)
+    assert mains.of("order") == [] and len(mains.of("balance")) == 1
+    refused = requests.get(f"{live_server}/api/v1/stream/orders?accountId={second['id']}", headers=stranger, timeout=5)
+    assert refused.status_code == 404 and refused.json()["error"] == "not_found"
+
+
 def test_an_order_stream_ends_when_its_token_expires(app, live_server, make_user, reader):
     from datetime import timedelta
 
