@@ -201,7 +201,11 @@ def run_resting(run: Run) -> None:
     run.results["resting"] = rounds
     run.failed |= any(r["filled"] != r["crossed"] or not r["ledger_balanced"] for r in rounds)
     run.rows += [
-        (f"tick crossing {r['crossed']} of {r['working']} working limits: filled in (s)", r["seconds"]) for r in rounds
+        (
+            f"tick crossing {r['crossed']} of {r['working']} working limits ({r['markets']} markets): filled in (s)",
+            r["seconds"],
+        )
+        for r in rounds
     ]
     run.rows.append(("  100k resting / 10k resting", round(rounds[1]["seconds"] / rounds[0]["seconds"], 2)))
 

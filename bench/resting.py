@@ -1,10 +1,12 @@
-"""Working limit orders at scale: one tick crossing 1,000 of them while 10,000 or 100,000 rest."""
+"""Working limit orders at scale: one tick crossing 1,000 of them while 10,000 or 100,000 rest
+over MARKETS markets (Backpack lists about 90 open perpetuals)."""
 
 import time
 
 from bench.common import Progress, run_fixture, start_engines, stop, users_with_main_accounts, wait_for_orders
 
 CROSSED = 1000
+MARKETS = 90
 RESTING_FIXTURE = (
     users_with_main_accounts("resting")
     + """
@@ -13,7 +15,9 @@ INSERT INTO balances (account_id, usd, locked_margin)
   FROM generate_series(1, :accounts) g;
 INSERT INTO orders (id, account_id, asset, side, order_type, status, margin, leverage, slippage_bps, quantity,
                     limit_price, created_at, open_fee, close_fee)
-  SELECT gen_random_uuid(), (g - 1) % :accounts + 1, 'BTC', 'long', 'limit', 'working', 1000, 10, 100, 100000,
+  SELECT gen_random_uuid(), (g - 1) % :accounts + 1,
+         CASE WHEN g <= :crossed OR g % :markets = 0 THEN 'BTC' ELSE 'M' || g % :markets || '_USDC_PERP' END,
+         'long', 'limit', 'working', 1000, 10, 100, 100000,
          CASE WHEN g <= :crossed THEN 995000000 ELSE 900000000 - (g % 1000) * 100000 END, now(), 0, 0
   FROM generate_series(1, :orders) g;
 INSERT INTO ledger_entries (account_id, kind, usd_delta, locked_delta, created_at)
@@ -26,9 +30,10 @@ ANALYZE
 
 
 def bench_resting(app, env: dict, orders: int, accounts: int = 1000) -> dict:
-    """`orders` working long limits over `accounts` accounts, CROSSED of them at 99,500 and the rest
-    below 90,000; a tick with the ask at 98,500: seconds until the engine filled the crossed ones
-    (the slowest fill: an upper bound of the p99), and that none of the others filled."""
+    """`orders` working long limits over `accounts` accounts and MARKETS markets, CROSSED of them on
+    BTC at 99,500 and the rest below 90,000 (a MARKETS-th of them on BTC); a tick with BTC's ask at
+    98,500: seconds until the engine filled the crossed ones (the slowest fill: an upper bound of
+    the p99), and that none of the others filled."""
     from sqlalchemy import text
 
     from app.balances.service import ledger_mismatches
@@ -38,7 +43,10 @@ def bench_resting(app, env: dict, orders: int, accounts: int = 1000) -> dict:
 
     with app.app_context():
         locked = orders // accounts * 1000
-        run_fixture(RESTING_FIXTURE, {"accounts": accounts, "orders": orders, "crossed": CROSSED, "locked": locked})
+        run_fixture(
+            RESTING_FIXTURE,
+            {"accounts": accounts, "orders": orders, "crossed": CROSSED, "locked": locked, "markets": MARKETS},
+        )
         now = now_micros()
         PriceStore(redis_client).write(Quote("BTC", 1_000_000_000, 1_000_100_000, now, now))  # crosses nothing
     (engine,) = start_engines(env, f"engine-resting-{orders}")
@@ -59,6 +67,7 @@ def bench_resting(app, env: dict, orders: int, accounts: int = 1000) -> dict:
         stop(engine)
     return {
         "working": orders,
+        "markets": MARKETS,
         "crossed": CROSSED,
         "filled": opened,
         "seconds": round(seconds, 3),
