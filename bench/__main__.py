@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cascade, drain, feed, funding, idle, open_loop, resting, snapshots, streams, trades
+from bench import all_markets, cascade, drain, feed, funding, idle, open_loop, resting, snapshots, streams, trades
 from bench.common import (
     CLIENTS,
     FUNDING_ACCOUNTS,
@@ -146,6 +146,24 @@ def run_feed(run: Run) -> None:
     ]
 
 
+def run_all_markets(run: Run) -> None:
+    run.stop_stack()
+    result = all_markets.bench_all_markets(run.app, run.env)
+    run.results["all_markets"] = result
+    run.failed |= any(r["markets_behind"] for r in result["rounds"])
+    run.rows.append((f"poller over {result['markets']} markets, {result['streams']} streams", ""))
+    run.rows += [
+        (
+            f"  {r['rate']}x Backpack: frames/s; poller cores, MB; caught up after (s)",
+            f"{r['frames_per_s_sent']}; {r['poller_cores']}, {r['poller_rss_mb']}; {r['caught_up_after_s']}"
+            + (f" ({r['markets_behind']} markets behind)" if r["markets_behind"] else ""),
+        )
+        for r in result["rounds"]
+    ]
+    first, fifth = result["rounds"]
+    run.rows.append(("  poller cores at 5x / 1x", round(fifth["poller_cores"] / max(first["poller_cores"], 0.01), 2)))
+
+
 def run_snapshots(run: Run) -> None:
     run.stop_stack()  # the snapshot rounds write every asset's quote themselves
     rounds = [
@@ -234,6 +252,7 @@ SUITES: dict[str, Callable[[Run], None]] = {
     "open_loop": run_open_loop,
     "streams": run_streams,
     "feed": run_feed,
+    "all_markets": run_all_markets,
     "snapshots": run_snapshots,
     "drain": run_drain,
     "cascade": run_cascade,

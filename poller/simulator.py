@@ -22,6 +22,7 @@ deterministic candles), `/status`, `/ping` and `/time`.
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -65,7 +66,7 @@ class Market:
     listing: Listing | None = None
 
 
-def default_markets() -> dict[str, Market]:
+def default_markets(listings: tuple[Listing, ...] = LISTINGS) -> dict[str, Market]:
     start = int(time.time() * 1000)  # ids keep increasing across simulator restarts
     return {
         listing.symbol: Market(
@@ -77,7 +78,7 @@ def default_markets() -> dict[str, Market]:
             start,
             listing=listing,
         )
-        for listing in LISTINGS
+        for listing in listings
     }
 
 
@@ -134,13 +135,14 @@ class Simulator:
         ping_interval_s=60.0,
         replay: list[dict] | None = None,
         funding_interval_s: int = 3600,
+        listings: tuple[Listing, ...] = LISTINGS,
     ):
         self.host, self.port = host, port
         self.funding_interval_s = funding_interval_s
         self.rng = random.Random(seed)
         self.interval_s = interval_s
         self.ping_interval_s = ping_interval_s
-        self.markets = default_markets()
+        self.markets = default_markets(listings)
         self.replay = itertools.cycle(replay) if replay else None
         self.connections: set = set()
         self.subscriptions: dict = {}
@@ -193,15 +195,16 @@ class Simulator:
         market = self.markets[symbol]
         market.mid = (Decimal(bid) + Decimal(ask)) / 2
 
-    def broadcast_raw(self, *texts: str) -> None:
-        """Send `texts` as they are, back to back, to every connection (malformed frames, bursts)."""
+    def broadcast_raw(self, *texts: str) -> concurrent.futures.Future:
+        """Send `texts` as they are, back to back, to every connection (malformed frames, bursts);
+        the future is done once they are written."""
 
         async def send():
             for connection in list(self.connections):
                 for text in texts:
                     await _send(connection, text)
 
-        asyncio.run_coroutine_threadsafe(send(), self._loop)
+        return asyncio.run_coroutine_threadsafe(send(), self._loop)
 
     def _spawn(self, coroutine) -> None:
         """Run `coroutine` on the loop, holding a reference until it is done (the loop keeps only weak ones)."""

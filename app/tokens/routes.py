@@ -16,7 +16,7 @@ class Tokens(MethodView):
     @blp.response(201, CreatedAccessTokenSchema)
     @documents(blp, ErrorCode.VALIDATION, ErrorCode.UNAUTHORIZED)
     def post(self, body):
-        """Create a token acting for your account: send it as `Authorization: Bearer pat_...`.
+        """Create a token acting for you (every account, as a sign-in): send it as `Authorization: Bearer pat_...`.
         The secret is in this answer only; store it now."""
         return service.create(current_user_id(), body["label"])
 
