@@ -156,7 +156,7 @@ def run_all_markets(run: Run) -> None:
         (
             f"  {r['rate']}x Backpack: frames/s; poller cores, MB; caught up after (s)",
             f"{r['frames_per_s_sent']}; {r['poller_cores']}, {r['poller_rss_mb']}; {r['caught_up_after_s']}"
-            + (f" ({r['markets_behind']} markets behind)" if r["markets_behind"] else ""),
+            + (f" ({r['markets_behind']} markets behind: {'; '.join(r['behind'])})" if r["markets_behind"] else ""),
         )
         for r in result["rounds"]
     ]

@@ -128,8 +128,8 @@ def process_usage(pid: int) -> tuple[float, int]:
 
 
 def lagging(client, tapes: list[Tape], asset_of: dict[str, str]) -> list[str]:
-    """Markets whose quote, book or mark in Redis is not yet the last one sent, or whose book's
-    best levels disagree with its quote."""
+    """Markets (with what lags) whose quote, book or mark in Redis is not yet the last one sent,
+    or whose book's best levels disagree with its quote."""
     import json
 
     from core.keys import BOOK_KEY, MARK_KEY, PRICE_KEY
@@ -146,14 +146,15 @@ def lagging(client, tapes: list[Tape], asset_of: dict[str, str]) -> list[str]:
     for index, tape in enumerate(tapes):
         quote_u, (bid, ask), book, mark_us = answers[4 * index : 4 * index + 4]
         book = json.loads(book) if book else None
-        checks = (
-            quote_u is not None and int(quote_u) == tape.last.get("quote_u", int(quote_u)),
-            book is not None and book["u"] == tape.last["depth_u"],
-            book is not None and [book["bids"][0][0], book["asks"][0][0]] == [int(bid or 0), int(ask or 0)],
-            "mark_us" not in tape.last or (mark_us is not None and int(mark_us) == tape.last["mark_us"]),
-        )
-        if not all(checks):
-            behind.append(tape.symbol)
+        checks = {
+            "quote": quote_u is not None and int(quote_u) == tape.last.get("quote_u", int(quote_u)),
+            "book": book is not None and book["u"] == tape.last["depth_u"],
+            "book top = quote": book is not None
+            and [book["bids"][0][0], book["asks"][0][0]] == [int(bid or 0), int(ask or 0)],
+            "mark": "mark_us" not in tape.last or (mark_us is not None and int(mark_us) == tape.last["mark_us"]),
+        }
+        if not all(checks.values()):
+            behind.append(f"{tape.symbol} ({', '.join(name for name, ok in checks.items() if not ok)})")
     return behind
 
 
@@ -203,10 +204,12 @@ def bench_all_markets(app, env: dict) -> dict:
 def _feed(simulator, pid: int, tapes: list[Tape], marks: dict, rate: float, asset_of: dict) -> dict:
     from app.extensions import redis_client
     from core.prices import now_micros
+    from poller.simulator import encode_text_frames
 
-    began_us = now_micros() + 2_000_000
-    slices = schedule(tapes, marks, rate, began_us)
-    total = sum(len(frames) for frames in slices)
+    began_us = now_micros() + 5_000_000
+    texts = schedule(tapes, marks, rate, began_us)
+    total = sum(len(frames) for frames in texts)
+    slices = [encode_text_frames(frames) for frames in texts]
     progress = Progress(f"all markets at {rate}x", len(slices))
     while now_micros() < began_us:
         time.sleep(0.001)
@@ -221,12 +224,11 @@ def _feed(simulator, pid: int, tapes: list[Tape], marks: dict, rate: float, asse
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
-    sent = None
     for index, frames in enumerate(slices):
         time.sleep(max(0.0, began + index * SLICE_S - time.perf_counter()))
-        sent = simulator.broadcast_raw(*frames)
+        simulator.broadcast_encoded(frames)
         progress.tick()
-    sent.result(timeout=120)
+    simulator.broadcast_raw().result(timeout=120)  # queued behind the last slice's write
     sent_s = time.perf_counter() - began
     behind = lagging(redis_client, tapes, asset_of)
     while behind and time.perf_counter() - began < sent_s + CAUGHT_UP_WITHIN_S:
@@ -244,4 +246,5 @@ def _feed(simulator, pid: int, tapes: list[Tape], marks: dict, rate: float, asse
         "poller_rss_mb": round(max(peak_kb, rss_kb) / 1024, 1),
         "caught_up_after_s": round(wall - SECONDS, 2),
         "markets_behind": len(behind),
+        "behind": behind[:5],
     }
