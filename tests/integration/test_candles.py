@@ -1,6 +1,7 @@
 """Minute candles: the poller's recorder (batched upserts that merge), SQL aggregation of larger
 intervals, and the backfill from Backpack's REST klines (served by the simulator)."""
 
+import re
 import time
 from datetime import UTC, datetime
 
@@ -135,4 +136,4 @@ def test_backfill_loads_klines_only_where_the_service_has_no_candle(app, simulat
     rows = {row[0]: row for row in stored(app, "SOL")}
     assert len(rows) == 1440 and rows[mine] == (mine, 1, 1, 1, 1, 1)  # its own minute untouched
     again = app.test_cli_runner().invoke(args=["candles", "backfill", "--days", "1", "--asset", "SOL", "--pause", "0"])
-    assert "SOL: 0 minutes loaded" in again.output
+    assert re.search(r"SOL: [01] minutes loaded", again.output)  # none again (one if a new minute began meanwhile)
