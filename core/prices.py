@@ -13,24 +13,35 @@ from typing import Any
 from core.candles import mid
 from core.keys import FEED_LAST_MESSAGE_FIELD, FEED_STATUS_KEY, PRICE_CHANNEL, PRICE_KEY
 
-# KEYS[1] price hash, KEYS[2] feed status; ARGV: bid, ask, time, u, channel, payload,
-# status field, receipt time. Newer means a larger update id; without ids (u = -1), a later
-# event time. The receipt time is recorded either way: it is the feed's liveness.
+# KEYS: each quote's price hash, then the feed status hash; ARGV: the receipt time, then seven
+# values a quote: bid, ask, time, u, channel, payload, status field. A quote is stored only when
+# newer: a larger update id, or without ids (u = -1) a later event time; the receipt time is
+# recorded either way (it is the feed's liveness). One call for every waiting market's quote.
 _WRITE_IF_NEWER = """
-redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
-local current = redis.call('HMGET', KEYS[1], 'u', 'time')
-local new_u, new_time = tonumber(ARGV[4]), tonumber(ARGV[3])
-if current[1] then
-  local old_u, old_time = tonumber(current[1]), tonumber(current[2])
-  if new_u >= 0 and old_u >= 0 then
-    if new_u <= old_u then return 0 end
-  elseif new_time <= old_time then
-    return 0
+local status, now, stored = KEYS[#KEYS], ARGV[1], {}
+for i = 1, #KEYS - 1 do
+  local a = 1 + (i - 1) * 7
+  redis.call('HSET', status, ARGV[a + 7], now)
+  local current = redis.call('HMGET', KEYS[i], 'u', 'time')
+  local new_u, new_time = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 3])
+  local newer = true
+  if current[1] then
+    local old_u, old_time = tonumber(current[1]), tonumber(current[2])
+    if new_u >= 0 and old_u >= 0 then newer = new_u > old_u else newer = new_time > old_time end
   end
+  if newer then
+    redis.call('HSET', KEYS[i], 'bid', ARGV[a + 1], 'ask', ARGV[a + 2], 'time', ARGV[a + 3], 'u', ARGV[a + 4])
+    redis.call('PUBLISH', ARGV[a + 5], ARGV[a + 6])
+  end
+  stored[i] = newer and 1 or 0
 end
-redis.call('HSET', KEYS[1], 'bid', ARGV[1], 'ask', ARGV[2], 'time', ARGV[3], 'u', ARGV[4])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
-return 1
+return stored
+"""
+# KEYS: price hashes; one call answers every one's bid, ask, time and u (false where absent).
+_READ_MANY = """
+local found = {}
+for i = 1, #KEYS do found[i] = redis.call('HMGET', KEYS[i], 'bid', 'ask', 'time', 'u') end
+return found
 """
 
 
@@ -70,33 +81,39 @@ class PriceStore:
     def __init__(self, client: Any):
         self.client = client
         self._write = client.register_script(_WRITE_IF_NEWER)
+        self._read_many = client.register_script(_READ_MANY)
 
     def write(self, quote: Quote) -> bool:
         """Store `quote` unless a newer one is already there; True when it was stored.
 
         Also records when the feed last delivered this asset (one round trip for both).
         """
-        payload = json.dumps(quote.event())
-        stored = self._write(
-            keys=[PRICE_KEY.format(asset=quote.asset), FEED_STATUS_KEY],
-            args=[
-                quote.bid,
-                quote.ask,
-                quote.time_us,
-                quote.update_id,
-                PRICE_CHANNEL.format(asset=quote.asset),
-                payload,
-                f"{FEED_LAST_MESSAGE_FIELD}{quote.asset}",
-                now_micros(),
-            ],
-        )
-        return bool(stored)
+        return bool(self.write_many([quote]))
+
+    def write_many(self, quotes: list[Quote]) -> list[Quote]:
+        """`write` for several markets' quotes in one call; the ones stored."""
+        keys = [PRICE_KEY.format(asset=quote.asset) for quote in quotes] + [FEED_STATUS_KEY]
+        args: list[Any] = [now_micros()]
+        for quote in quotes:
+            args += [quote.bid, quote.ask, quote.time_us, quote.update_id, PRICE_CHANNEL.format(asset=quote.asset)]
+            args += [json.dumps(quote.event()), f"{FEED_LAST_MESSAGE_FIELD}{quote.asset}"]
+        stored = self._write(keys=keys, args=args)
+        return [quote for quote, done in zip(quotes, stored, strict=True) if done]
 
     def read(self, asset: str) -> Quote | None:
-        values = self.client.hgetall(PRICE_KEY.format(asset=asset))
-        if not values:
-            return None
-        return Quote(asset, int(values["bid"]), int(values["ask"]), int(values["time"]), int(values["u"]))
+        found = self.read_many([asset])
+        return found[0] if found else None
+
+    def read_many(self, assets: list[str]) -> list[Quote]:
+        """The quotes of those of `assets` that have one, in one call."""
+        if not assets:
+            return []
+        rows = self._read_many(keys=[PRICE_KEY.format(asset=asset) for asset in assets])
+        return [
+            Quote(asset, int(bid), int(ask), int(time_us), int(u))
+            for asset, (bid, ask, time_us, u) in zip(assets, rows, strict=True)
+            if bid is not None
+        ]
 
     def read_fresh(self, asset: str, max_age_s: float) -> Quote | None:
         """The latest quote if it is fresh, else None."""

@@ -91,6 +91,14 @@ end
 """
 
 
+# KEYS: level hashes; one call answers every one's fields and values, flat.
+_READ_MANY = """
+local found = {}
+for i = 1, #KEYS do found[i] = redis.call('HGETALL', KEYS[i]) end
+return found
+"""
+
+
 def _field(shard: int, name: str) -> str:
     return f"{shard}:{name}"
 
@@ -126,15 +134,32 @@ class TriggerLevels:
             pipe.execute()
 
     def read(self, asset: str) -> dict[int, Levels]:
-        by_shard: dict[int, Levels] = {}
-        for field, price in self.client.hgetall(TRIGGER_LEVELS_KEY.format(asset=asset)).items():
-            shard, kind = _text(field).split(":")
-            by_shard[int(shard)] = replace(by_shard.get(int(shard), Levels()), **{kind: int(price)})
-        return by_shard
+        return _by_shard(self.client.hgetall(TRIGGER_LEVELS_KEY.format(asset=asset)))
 
     def crossed_shards(self, asset: str, bid: int, ask: int) -> list[int]:
         """The shards whose levels on `asset` this quote crosses."""
         return sorted(shard for shard, levels in self.read(asset).items() if levels.crossed(bid, ask))
+
+    def crossed_shards_many(self, prices: list[tuple[str, int, int]]) -> dict[str, list[int]]:
+        """`crossed_shards` of several (asset, bid, ask) in one call: the assets crossing any."""
+        if not prices:
+            return {}
+        flat = self.client.eval(_READ_MANY, len(prices), *(TRIGGER_LEVELS_KEY.format(asset=a) for a, _, _ in prices))
+        crossed = {}
+        for (asset, bid, ask), pairs in zip(prices, flat, strict=True):
+            raw = dict(zip(pairs[::2], pairs[1::2], strict=True))
+            shards = sorted(shard for shard, levels in _by_shard(raw).items() if levels.crossed(bid, ask))
+            if shards:
+                crossed[asset] = shards
+        return crossed
+
+
+def _by_shard(raw: dict[Any, Any]) -> dict[int, Levels]:
+    by_shard: dict[int, Levels] = {}
+    for field, price in raw.items():
+        shard, kind = _text(field).split(":")
+        by_shard[int(shard)] = replace(by_shard.get(int(shard), Levels()), **{kind: int(price)})
+    return by_shard
 
 
 def _text(value: str | bytes) -> str:

@@ -14,6 +14,7 @@ import logging
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from core.assets import QUANTITY_DECIMALS, Asset
+from core.money import plain_units
 
 log = logging.getLogger(__name__)
 TOP_LEVELS = 50  # a side, kept in Redis
@@ -24,6 +25,9 @@ class BookGap(Exception):
 
 
 def _size(value) -> int:
+    plain = plain_units(value, QUANTITY_DECIMALS, ROUND_FLOOR) if isinstance(value, str) else None
+    if plain is not None:
+        return plain
     try:
         number = Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
@@ -34,6 +38,9 @@ def _size(value) -> int:
 
 
 def _price(value, decimals: int, rounding: str) -> int:
+    plain = plain_units(value, decimals, rounding) if isinstance(value, str) else None
+    if plain is not None and plain > 0:
+        return plain
     number = Decimal(value)
     if not number.is_finite() or number <= 0:
         raise ValueError(f"price is not positive: {value!r}")
@@ -135,7 +142,7 @@ class DepthBook:
         }
 
     def serialized(self, levels: int = TOP_LEVELS) -> str:
-        """`top()` as compact JSON, assembled from each level's cached text (this runs every frame)."""
+        """`top()` as compact JSON, assembled from each level's cached text (once a write of the book)."""
         bids = ",".join(self._bid_json[p] for p in reversed(self._bid_prices[-levels:]))
         asks = ",".join(self._ask_json[p] for p in self._ask_prices[:levels])
         return f'{{"bids":[{bids}],"asks":[{asks}],"u":{self.last_u},"time":{self.time_us}}}'

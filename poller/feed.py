@@ -1,14 +1,15 @@
 """The Backpack feed: a websocket thread per connection, reconnected forever with backoff.
 
-`Poller.run()` owns the loop: connect, subscribe to every stream, store each quote in Redis,
-and on any close, error or silence longer than `silence_s` (a half-open socket sends nothing)
+`Poller.run()` owns the loop: connect, subscribe to every stream, store each market's latest
+quote in Redis (a writer thread of its own, every waiting market in one round trip), and on any
+close, error or silence longer than `silence_s` (a half-open socket sends nothing)
 reconnect after an exponential backoff with full jitter, resubscribing everything.
 
 With a REST URL it also keeps each market's L2 book (`poller.depth`): `depth.<market>` deltas
-aligned with a REST snapshot fetched on its own thread, the top levels written to Redis in one
-round trip per frame, a market resynced alone on a gap. For perpetuals (`marked`) it keeps each
-market's mark, index, funding rate and next funding time (`core.marks`) from `markPrice.<market>`,
-starting from `/api/v1/markPrices` at each connection.
+aligned with a REST snapshot fetched on its own thread, the top levels written to Redis by a
+writer thread (every changed book in one round trip), a market resynced alone on a gap. For
+perpetuals (`marked`) it keeps each market's mark, index, funding rate and next funding time
+(`core.marks`) from `markPrice.<market>`, starting from `/api/v1/markPrices` at each connection.
 """
 
 import contextlib
@@ -25,11 +26,14 @@ import websocket
 from core.assets import ASSET_BY_MARKET
 from core.book import BookStore
 from core.marks import Mark, MarkStore
-from core.prices import FeedStatus, PriceStore, now_micros
+from core.prices import FeedStatus, PriceStore, Quote, now_micros
 from poller.depth import BookGap, DepthBook
 from poller.normalize import BadFrame, decode, depth_delta, mark_from, quote_from
 
 SNAPSHOT_LIMIT = "100"  # Backpack takes only its listed limits, as strings
+# A writer starts a round trip at most this often: a busy feed's frames coalesce into fewer, larger
+# writes (a market's latest value wins) instead of taking the interpreter from the socket thread.
+WRITE_EVERY_S = 0.005
 ALIVE_EVERY_S = 2.0
 
 log = logging.getLogger(__name__)
@@ -40,30 +44,43 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     return rng.uniform(0, min(cap, base * 2**attempt))
 
 
-class BookWriter:
-    """Writes each market's latest book to Redis on a thread of its own, so the socket thread never
-    waits on Redis: while one write is in flight, newer books replace older ones (latest wins), and
-    the next round trip writes every waiting market at once."""
+class LatestWriter:
+    """Writes each market's latest value to Redis on a thread of its own, so the socket thread
+    never waits on Redis: while one write is in flight, newer values replace older ones (latest
+    wins), and the next round trip writes every waiting market at once. `prepare(batch)` turns the
+    waiting values into what is written (outside every lock of this writer), `write(prepared)`
+    stores them and returns the markets it stored, and `on_written(markets)` hears of those once
+    they are in Redis (one call a batch, so what it reads it can read for all of them at once).
+    A round trip starts at most every `every_s`: a quiet market's value goes at once, a busy
+    feed's coalesce.
 
-    def __init__(self, store: BookStore, on_written=None):
-        self.store, self.on_written = store, on_written
-        self.pending: dict[str, str] = {}
+    A market dropped meanwhile (`drop`: its book resyncing) is not written by the batch that was
+    on its way: each drop moves the market to a new epoch, and a value prepared in an older one
+    is discarded under the same lock the drop's delete takes, so nothing stale follows a drop."""
+
+    def __init__(self, name: str, write, on_written=None, delete=None, prepare=None, every_s: float = WRITE_EVERY_S):
+        self.name, self.write, self.on_written, self.delete = name, write, on_written, delete
+        self.every_s = every_s
+        self.prepare = prepare or (lambda batch: batch)
+        self.pending: dict[str, object] = {}
+        self.epochs: dict[str, int] = {}
         self.ready = threading.Condition()
-        self.writing = threading.Lock()  # a drop waits for the write in flight: no stale book after it
+        self.writing = threading.Lock()
         self.busy = False
         self.writes = 0
 
-    def put(self, asset: str, book_json: str) -> None:
+    def put(self, asset: str, value) -> None:
         with self.ready:
-            self.pending[asset] = book_json
+            self.pending[asset] = value
             self.ready.notify()
 
     def drop(self, *assets: str) -> None:
         with self.ready:
             for asset in assets:
                 self.pending.pop(asset, None)
+                self.epochs[asset] = self.epochs.get(asset, 0) + 1
         with self.writing:
-            self.store.delete(*assets)
+            self.delete(*assets)
 
     def idle(self) -> bool:
         with self.ready:
@@ -71,18 +88,23 @@ class BookWriter:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            began = time.monotonic()
             with self.ready:
                 while not self.pending and not stop.is_set():
                     self.ready.wait(0.5)
                 batch, self.pending, self.busy = self.pending, {}, bool(self.pending)
+                epochs = {asset: self.epochs.get(asset, 0) for asset in batch}
             if not batch:
                 continue
             try:
+                prepared = self.prepare(batch)
                 with self.writing:
-                    self.store.write_many(batch)
+                    with self.ready:
+                        prepared = {a: v for a, v in prepared.items() if self.epochs.get(a, 0) == epochs[a]}
+                    stored = self.write(prepared) if prepared else []
                 self.writes += 1
-            except Exception:  # Redis away: keep the books that nothing newer replaced, retry
-                log.exception("could not write %d books", len(batch))
+            except Exception:  # Redis away: keep what nothing newer replaced, retry
+                log.exception("could not write %d %s", len(batch), self.name)
                 with self.ready:
                     self.pending = {**batch, **self.pending}
                 stop.wait(0.5)
@@ -90,9 +112,12 @@ class BookWriter:
             finally:
                 with self.ready:
                     self.busy = False
-            if self.on_written is not None:
-                for asset in batch:
-                    self.on_written(asset)
+            if self.on_written is not None and stored:
+                try:
+                    self.on_written(stored)
+                except Exception:  # a failed trigger check must not stop the writes: the sweep repeats it
+                    log.exception("after writing %d %s", len(stored), self.name)
+            stop.wait(self.every_s - (time.monotonic() - began))  # what arrives meanwhile waits, latest wins
 
 
 class Poller:
@@ -101,12 +126,12 @@ class Poller:
         url: str,
         markets: list[str],
         redis_client,
-        on_quote=None,
+        on_quotes=None,
         silence_s: float = 20.0,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
         rest_url: str | None = None,
-        on_book=None,
+        on_books=None,
         marked: list[str] | tuple[str, ...] = (),
         on_mark=None,
         funding_intervals_ms: dict[str, int] | None = None,
@@ -122,14 +147,17 @@ class Poller:
         self.books = {m: DepthBook(ASSET_BY_MARKET[m]) for m in markets if rest_url and m in ASSET_BY_MARKET}
         self.streams += [f"depth.{market}" for market in self.books]
         self.book_store = BookStore(redis_client)
-        # on_book is called with the asset once a change of its live book is in Redis
-        self.book_writer = BookWriter(self.book_store, on_written=on_book)
+        # on_books hears of the assets whose live book changed, once the change is in Redis
+        self.book_writer = LatestWriter(
+            "books", self._write_books, on_books, self.book_store.delete, prepare=self._serialize_books
+        )
         self.depth_frames = 0
         self.resyncs = 0
         self._books_lock = threading.Lock()
         self.prices = PriceStore(redis_client)
+        # on_quotes hears of the quotes stored (newer than what Redis had), once they are in Redis
+        self.quote_writer = LatestWriter("quotes", self._write_quotes, on_quotes)
         self.status = FeedStatus(redis_client)
-        self.on_quote = on_quote
         self.silence_s = silence_s
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
@@ -174,8 +202,19 @@ class Poller:
             return
         self._got_data = True
         self.frames += 1
-        if self.prices.write(quote) and self.on_quote is not None:
-            self.on_quote(quote)
+        self.quote_writer.put(quote.asset, quote)
+
+    def _write_quotes(self, batch: dict[str, Quote]) -> list[Quote]:
+        return self.prices.write_many(list(batch.values()))
+
+    def _serialize_books(self, batch: dict[str, DepthBook]) -> dict[str, str]:
+        """Each changed live book as it is now: serialized once a write rather than once a frame."""
+        with self._books_lock:
+            return {asset: book.serialized() for asset, book in batch.items() if book.live}
+
+    def _write_books(self, books: dict[str, str]) -> list[str]:
+        self.book_store.write_many(books)
+        return list(books)
 
     def _on_mark(self, mark: Mark) -> None:
         self._got_data = True
@@ -213,7 +252,7 @@ class Poller:
                 self._resync(market, str(exc))
                 return
             if changed:
-                self.book_writer.put(asset.symbol, book.serialized())
+                self.book_writer.put(asset.symbol, book)
         self._got_data = True
         self.depth_frames += 1
 
@@ -237,7 +276,7 @@ class Poller:
                 with self._books_lock:
                     book = self.books[market]
                     if book.live or book.on_snapshot(snapshot):
-                        self.book_writer.put(book.asset.symbol, book.serialized())
+                        self.book_writer.put(book.asset.symbol, book)
                 return  # live, or the socket's next deltas complete the alignment
             except BookGap as gap:
                 log.info("%s; fetching the snapshot again", gap)
@@ -294,6 +333,7 @@ class Poller:
 
     def run(self) -> None:
         attempt = 0
+        threading.Thread(target=self.quote_writer.run, args=(self.stop_event,), name="quotes", daemon=True).start()
         if self.books:
             threading.Thread(target=self.book_writer.run, args=(self.stop_event,), name="books", daemon=True).start()
         while not self.stop_event.is_set():

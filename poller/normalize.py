@@ -1,8 +1,9 @@
 """Backpack frames to exact integer quotes. Defensive: the wire drifts from the docs."""
 
-import json
 import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+
+import orjson
 
 from core.assets import ASSET_BY_MARKET, Asset
 from core.marks import Mark
@@ -40,7 +41,7 @@ def _price(value, decimals: int, rounding: str) -> int:
 def decode(raw: str | bytes) -> dict:
     """The `data` object of a stream frame. Raises BadFrame for malformed frames and error frames."""
     try:
-        frame = json.loads(raw)
+        frame = orjson.loads(raw)
     except (ValueError, RecursionError):  # also UnicodeDecodeError and over-long integers
         raise BadFrame(f"not JSON: {raw[:80]!r}") from None
     if not isinstance(frame, dict):

@@ -14,10 +14,11 @@ from poller.candles import CandleRecorder
 from poller.feed import Poller
 
 
-def check_crossings(client: Any, sender: TaskSender, quote: Quote) -> int:
-    """After writing `quote`: a trigger check for each shard whose levels it crosses (none pending)."""
-    shards = TriggerLevels(client).crossed_shards(quote.asset, quote.bid, quote.ask)
-    return request_trigger_check(client, sender, quote.asset, shards)
+def check_crossings(client: Any, sender: TaskSender, quotes: list[Quote]) -> int:
+    """After writing `quotes`: a trigger check for each shard whose levels one crosses (none
+    pending), every market's levels read in one round trip."""
+    crossed = TriggerLevels(client).crossed_shards_many([(quote.asset, quote.bid, quote.ask) for quote in quotes])
+    return sum(request_trigger_check(client, sender, asset, shards) for asset, shards in crossed.items())
 
 
 def check_mark_crossings(client: Any, sender: TaskSender, mark: Mark) -> int:
@@ -42,24 +43,25 @@ def wired_poller(
     marked: list[str] | tuple[str, ...] = (),
     funding_intervals_ms: dict[str, int] | None = None,
 ) -> Poller:
-    def on_quote(quote: Quote) -> None:
-        candles.add(quote)
-        check_crossings(client, sender, quote)
+    prices = PriceStore(client)
 
-    def on_book(asset: str) -> None:
+    def on_quotes(quotes: list[Quote]) -> None:
+        for quote in quotes:
+            candles.add(quote)
+        check_crossings(client, sender, quotes)
+
+    def on_books(assets: list[str]) -> None:
         """Working limits are filled by the book, not only its top: a book change is checked too."""
-        quote = PriceStore(client).read(asset)
-        if quote is not None:
-            check_crossings(client, sender, quote)
+        check_crossings(client, sender, prices.read_many(assets))
 
     return Poller(
         ws_url,
         markets,
         client,
-        on_quote=on_quote,
+        on_quotes=on_quotes,
         silence_s=silence_s,
         rest_url=rest_url,
-        on_book=on_book,
+        on_books=on_books,
         marked=marked,
         on_mark=lambda mark: check_mark_crossings(client, sender, mark),
         funding_intervals_ms=funding_intervals_ms,

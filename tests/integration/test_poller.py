@@ -35,7 +35,13 @@ def redis_conn(app):
 def running_poller(simulator, redis_conn):
     moved = []
     poller = Poller(
-        simulator.url, MARKETS, redis_conn, on_quote=moved.append, silence_s=1.0, backoff_base_s=0.05, backoff_cap_s=0.2
+        simulator.url,
+        MARKETS,
+        redis_conn,
+        on_quotes=moved.extend,
+        silence_s=1.0,
+        backoff_base_s=0.05,
+        backoff_cap_s=0.2,
     )
     poller.moved = moved
     thread = threading.Thread(target=poller.run, daemon=True)

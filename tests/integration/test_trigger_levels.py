@@ -22,12 +22,17 @@ def quote(bid: int) -> Quote:
 
 def test_a_price_move_crossing_no_level_sends_no_check(app_ctx):
     sender = RecordingSender()
-    assert check_crossings(redis_client, sender, quote(BTC_BID)) == 0  # nothing open anywhere
+    assert check_crossings(redis_client, sender, [quote(BTC_BID)]) == 0  # nothing open anywhere
     TriggerLevels(redis_client).tighten("BTC", 3, Levels(bid_at_or_below=990_000_000))
     TriggerLevels(redis_client).tighten("BTC", 5, Levels(ask_at_or_above=1_200_000_000))
-    assert check_crossings(redis_client, sender, quote(995_000_000)) == 0
-    assert check_crossings(redis_client, sender, quote(989_000_000)) == 1
+    assert check_crossings(redis_client, sender, [quote(995_000_000)]) == 0
+    assert check_crossings(redis_client, sender, [quote(989_000_000)]) == 1
     assert sender.sent == [("engine.check_triggers", "BTC", 3)]  # only the shard that holds it
+    TriggerLevels(redis_client).tighten("ETH", 7, Levels(bid_at_or_below=3_000_000_000))
+    eth, sol = Quote("ETH", 2_999_000_000, 2_999_100_000, now_micros()), Quote("SOL", 1, 2, now_micros())
+    redis_client.delete(*redis_client.keys("engine:trigger-check-pending:*"))  # the BTC check ran
+    assert check_crossings(redis_client, sender, [sol, eth, quote(980_000_000)]) == 2  # levels read at once
+    assert sender.sent[1:] == [("engine.check_triggers", "ETH", 7), ("engine.check_triggers", "BTC", 3)]
 
 
 def levels_of(app, account_id) -> Levels:

@@ -21,7 +21,7 @@ def request_trigger_checks(app, asset: str = "BTC") -> int:
     from poller.wiring import check_crossings
 
     with app.app_context():
-        return check_crossings(redis_client, app.extensions["celery"], PriceStore(redis_client).read(asset))
+        return check_crossings(redis_client, app.extensions["celery"], PriceStore(redis_client).read_many([asset]))
 
 
 def book_ticker(symbol, bid, ask, u=1, E=1754517402450016, **extra) -> str:
