@@ -33,7 +33,10 @@ from poller.normalize import BadFrame, decode, depth_delta, mark_from, quote_fro
 SNAPSHOT_LIMIT = "100"  # Backpack takes only its listed limits, as strings
 # A writer starts a round trip at most this often: a busy feed's frames coalesce into fewer, larger
 # writes (a market's latest value wins) instead of taking the interpreter from the socket thread.
-WRITE_EVERY_S = 0.005
+# Quotes carry the top of book and trigger checks: soon. A book is the depth a fill walks beyond
+# the top, and serializing it costs more: a little later.
+QUOTES_EVERY_S = 0.005
+BOOKS_EVERY_S = 0.02
 ALIVE_EVERY_S = 2.0
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ class LatestWriter:
     on its way: each drop moves the market to a new epoch, and a value prepared in an older one
     is discarded under the same lock the drop's delete takes, so nothing stale follows a drop."""
 
-    def __init__(self, name: str, write, on_written=None, delete=None, prepare=None, every_s: float = WRITE_EVERY_S):
+    def __init__(self, name: str, write, every_s: float, on_written=None, delete=None, prepare=None):
         self.name, self.write, self.on_written, self.delete = name, write, on_written, delete
         self.every_s = every_s
         self.prepare = prepare or (lambda batch: batch)
@@ -149,14 +152,14 @@ class Poller:
         self.book_store = BookStore(redis_client)
         # on_books hears of the assets whose live book changed, once the change is in Redis
         self.book_writer = LatestWriter(
-            "books", self._write_books, on_books, self.book_store.delete, prepare=self._serialize_books
+            "books", self._write_books, BOOKS_EVERY_S, on_books, self.book_store.delete, self._serialize_books
         )
         self.depth_frames = 0
         self.resyncs = 0
         self._books_lock = threading.Lock()
         self.prices = PriceStore(redis_client)
         # on_quotes hears of the quotes stored (newer than what Redis had), once they are in Redis
-        self.quote_writer = LatestWriter("quotes", self._write_quotes, on_quotes)
+        self.quote_writer = LatestWriter("quotes", self._write_quotes, QUOTES_EVERY_S, on_quotes)
         self.status = FeedStatus(redis_client)
         self.silence_s = silence_s
         self.backoff_base_s = backoff_base_s
