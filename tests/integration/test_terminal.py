@@ -308,6 +308,7 @@ def test_open_a_second_account_and_switch_between_accounts(page):
     eventually(lambda: page.locator("#free-usd").inner_text() == "900.00", timeout=10)
     page.get_by_label("Paper account").select_option(label="main · hedging")
     eventually(lambda: page.locator("#positions-body tr").filter(has_text=PERP).count() == 1, timeout=10)
+    page.locator(f".asset-tab[data-asset='{PERP}']").wait_for()  # a tab for each perpetual held, after a reload too
     eventually(lambda: page.locator("#free-usd").inner_text() not in ("900.00", "–"), timeout=10)
     assert page.locator("#free-usd").inner_text() != "1,000.00" and main_usd != "900.00"
     page.get_by_role("button", name="New account").click()

@@ -216,6 +216,7 @@
       const { data } = await Api.get("/api/v1/markets?marketType=PERP");
       const open = data.filter((market) => market.orderBookState === "Open");
       open.forEach((market) => { perpetuals[market.symbol] = market; });
+      state.positions.forEach((position) => ensureMarketTab(position.asset));
       $("#market-list").replaceChildren(...open.map((market) => {
         const option = document.createElement("option");
         option.value = market.symbol;
@@ -236,18 +237,22 @@
       || symbols.find((s) => s.includes(query)) || null;
   }
 
+  /** A tab for a perpetual: the one picked, and every one the account holds a position on. */
+  function ensureMarketTab(symbol) {
+    if ($(`.asset-tab[data-asset="${CSS.escape(symbol)}"]`) || !perpetuals[symbol]) return;
+    const tab = $(".asset-tab").cloneNode(true);
+    tab.dataset.asset = symbol;
+    tab.dataset.decimals = String(perpetuals[symbol].priceDecimals);
+    tab.setAttribute("aria-selected", "false");
+    $(".symbol", tab).textContent = symbol;
+    $$(".bid, .ask, .spread", tab).forEach((value) => { value.textContent = "–"; });
+    tab.addEventListener("click", () => selectAsset(symbol));
+    $(".market-picker").before(tab);
+    decimals[symbol] = perpetuals[symbol].priceDecimals;
+  }
+
   function pickMarket(symbol) {
-    let tab = $(`.asset-tab[data-asset="${CSS.escape(symbol)}"]`);
-    if (!tab) {
-      tab = $(".asset-tab").cloneNode(true);
-      tab.dataset.asset = symbol;
-      tab.dataset.decimals = String(perpetuals[symbol].priceDecimals);
-      $(".symbol", tab).textContent = symbol;
-      $$(".bid, .ask, .spread", tab).forEach((value) => { value.textContent = "–"; });
-      tab.addEventListener("click", () => selectAsset(symbol));
-      $(".market-picker").before(tab);
-      decimals[symbol] = perpetuals[symbol].priceDecimals;
-    }
+    ensureMarketTab(symbol);
     $("#market-search").value = "";
     selectAsset(symbol);
   }
@@ -450,6 +455,7 @@
         Api.get("/api/v1/balance/"),
       ]);
       state.positions = open.data;
+      state.positions.forEach((position) => ensureMarketTab(position.asset));
       if (!state.positions.some((p) => p.orderId === state.selected)) state.selected = null;
       renderPositions();
       renderWorking(working.data);
