@@ -36,35 +36,9 @@ class RedisClient:
         return getattr(self._client, name)
 
 
-class RememberingJWTManager(JWTManager):
-    """flask-jwt-extended, remembering the claims of each token it verified (per process, at most
-    VERIFIED_MAX): a session's requests after its first skip two decodes and the signature check,
-    about half a millisecond of the web's CPU each. Every use still checks the expiry; a token
-    past it takes the full path, which refuses it as before. The key is the whole token (its
-    signature included) with the request's CSRF value: anything else decodes afresh."""
-
-    VERIFIED_MAX = 10_000
-
-    def __init__(self, app=None):
-        self._verified: dict[tuple, dict] = {}
-        super().__init__(app)
-
-    def _decode_jwt_from_config(self, encoded_token: str, csrf_value=None, allow_expired: bool = False) -> dict:
-        key = (encoded_token, csrf_value, allow_expired)
-        claims = self._verified.get(key)
-        if claims is not None and (allow_expired or claims["exp"] > time.time()):
-            return dict(claims)
-        claims = super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
-        if isinstance(claims.get("exp"), int | float):
-            if len(self._verified) >= self.VERIFIED_MAX:
-                self._verified.clear()
-            self._verified[key] = dict(claims)
-        return claims
-
-
 db = SQLAlchemy()
 migrate = Migrate()
-jwt = RememberingJWTManager()
+jwt = JWTManager()
 api = Api()
 redis_client = RedisClient()
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
