@@ -8,7 +8,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from app.errors import ErrorCode, abort
 from app.hardening import parse_json_body
-from app.identity import ACCOUNT_HEADER
+from app.identity import ACCOUNT_HEADER, ID
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_PARAMETER = {
@@ -24,7 +24,7 @@ ACCOUNT_PARAMETER = {
     "name": ACCOUNT_HEADER,
     "required": False,
     "description": "The paper account to act on (GET /api/v1/accounts); default: your main account",
-    "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+    "schema": {"type": "string", "pattern": f"^{ID.pattern}$"},
 }
 ACCOUNT_ERRORS = (ErrorCode.VALIDATION, ErrorCode.NOT_FOUND)  # a malformed account id; not one of yours
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from app.balances.service import post_entry
 from app.errors import ErrorCode, abort
 from app.extensions import db
+from app.identity import main_account_id
 from app.models import Account, Balance, User, utcnow
 from core.enums import AccountMode, LedgerKind
 
@@ -99,8 +100,7 @@ def _owned(user_id: int, account_id: int) -> Account:
 
 
 def _is_main(account: Account) -> bool:
-    first = db.session.scalar(select(func.min(Account.id)).where(Account.user_id == account.user_id))
-    return account.id == first
+    return account.id == main_account_id(account.user_id)
 
 
 def _refuse_taken_name(user_id: int, name: str) -> None:
