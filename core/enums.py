@@ -55,6 +55,50 @@ class LedgerKind(StrEnum):
     FEE = "fee"  # TAKER_FEE_BPS of an open's or a close's notional (MAKER_FEE_BPS: a rested limit's open)
     RELEASE = "release"  # the reserved margin of a working order that was cancelled or expired
     FUNDING = "funding"  # a perpetual position's payment at a funding boundary (`core.funding`)
+    REALIZED_PNL = "realized_pnl"  # a netting fill that reduced a position: the PnL it realized
+    LIQUIDATION_FEE = "liquidation_fee"  # 1 % of each fill of a netting account's liquidation
+    INSURANCE = "insurance"  # a liquidation left the account below zero: the deficit, covered
+
+
+class TradeSide(StrEnum):
+    """A netting order's side."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class NetOrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"  # good till cancelled: a limit's rest works
+    IOC = "IOC"  # immediate or cancel: what does not fill now expires
+    FOK = "FOK"  # fill or kill: all now, or nothing
+
+
+class NetOrderStatus(StrEnum):
+    """A netting order's life, Backpack's statuses (`app.backpack` spells them its way)."""
+
+    PENDING = "pending"  # accepted, not executed yet
+    NEW = "new"  # working, nothing filled yet
+    PARTIALLY_FILLED = "partially_filled"  # working, part filled
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # its time in force ended it (IOC, FOK, a market order the book could not fill whole)
+    REJECTED = "rejected"
+
+
+class NetRejectReason(StrEnum):
+    PRICE_UNAVAILABLE = "price_unavailable"
+    INSUFFICIENT_MARGIN = "insufficient_margin"  # equity after it would not cover the initial margin
+    INSUFFICIENT_LIQUIDITY = "insufficient_liquidity"
+    QUANTITY_TOO_SMALL = "quantity_too_small"  # quoteQuantity buys less than the market's minQuantity
+    REDUCE_ONLY_NOT_REDUCING = "reduce_only_not_reducing"
+    POST_ONLY_WOULD_TAKE = "post_only_would_take"
+    TOO_MANY_WORKING_ORDERS = "too_many_working_orders"
+    EXPIRED = "expired"  # not executed within ORDER_MAX_DELAY_S
 
 
 class FillModel(StrEnum):

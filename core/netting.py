@@ -1,0 +1,389 @@
+"""Netting accounts, Backpack's model, as pure decisions: one signed position per market, cross
+margin over the whole account, and what an order does against the book.
+
+Units are those of `core.money`: USD in cents, prices in the market's price decimals, quantities
+in QUANTITY_DECIMALS. A position keeps its cost basis exactly (`cost` = Σ price × quantity of
+what is open, in price × quantity units), so neither its entry price nor the PnL a partial close
+realizes drifts with rounding. Every rounding goes against the trader.
+
+Margin (Backpack's liquidation and futures pages): a market's margin fraction is
+max(base, factor × √notional) of its `imfFunction` (initial) or `mmfFunction` (maintenance);
+the initial fraction is never below 1 / the account's leverageLimit. Positions are valued at the
+mark. An order that adds exposure is taken only if the account's equity after it covers the
+initial margin of its positions and working orders; the account is liquidated once its equity is
+at or below the maintenance margin of its positions.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_CEILING, Decimal
+
+from core.book import Level, fee
+from core.enums import NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide
+from core.markets import MarginFunction
+from core.money import ceil_div, scale
+
+LIQUIDATION_FEE_BPS = 100  # Backpack: 1 % of each liquidation fill
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A perpetual as netting needs it: its decimals, its lot and its margin functions."""
+
+    symbol: str
+    decimals: int
+    imf: MarginFunction
+    mmf: MarginFunction
+    step: int = 1
+    min_quantity: int = 1
+
+    def notional(self, price: int, quantity: int) -> int:
+        """USD cents of |quantity| at `price`, rounded up (margin is never understated)."""
+        return ceil_div(price * abs(quantity), scale(self.decimals))
+
+
+def margin_fraction(function: MarginFunction, notional_cents: int) -> Decimal:
+    """max(base, factor × √notional), the notional in USD."""
+    usd = Decimal(notional_cents) / 100
+    return max(function.base, function.factor * usd.sqrt())
+
+
+def _margin(notional_cents: int, fraction: Decimal) -> int:
+    return int((notional_cents * fraction).to_integral_value(rounding=ROUND_CEILING))
+
+
+@dataclass(frozen=True)
+class Position:
+    """A market's signed net quantity (long > 0) and the exact cost of what is open."""
+
+    quantity: int = 0
+    cost: int = 0
+
+    @property
+    def long(self) -> bool:
+        return self.quantity > 0
+
+    def entry_price(self) -> Decimal | None:
+        """The average price paid for what is open, in price units (a fraction of one, exactly)."""
+        return Decimal(self.cost) / abs(self.quantity) if self.quantity else None
+
+    def unrealized(self, mark: int, decimals: int) -> int:
+        """Cents the position would realize at `mark`, rounded down."""
+        value = mark * abs(self.quantity)
+        return (value - self.cost if self.long else self.cost - value) // scale(decimals)
+
+    def after(self, buying: bool, quantity: int, price: int, decimals: int) -> tuple["Position", int]:
+        """The position after a fill, and the PnL (cents, rounded down) the fill realized by
+        reducing it: the reduced part's share of the cost, rounded against the trader."""
+        signed = quantity if buying else -quantity
+        if self.quantity == 0 or (self.quantity > 0) == buying:
+            return Position(self.quantity + signed, self.cost + price * quantity), 0
+        held = abs(self.quantity)
+        reduced = min(quantity, held)
+        # a long's basis rounds up, a short's down: either way the realized PnL comes out lower
+        basis = ceil_div(self.cost * reduced, held) if self.long else self.cost * reduced // held
+        proceeds = price * reduced
+        realized = (proceeds - basis if self.long else basis - proceeds) // scale(decimals)
+        left = Position(self.quantity + signed if reduced < held else 0, self.cost - basis if reduced < held else 0)
+        if quantity > held:  # flipped: the rest opens the other way at this price
+            left = Position(signed + self.quantity, price * (quantity - held))
+        return left, realized
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A market of the account: its position, the mark it is valued at, and the notional (cents,
+    at their own prices) of its working orders that would add exposure."""
+
+    spec: Spec
+    position: Position = Position()
+    mark: int = 0
+    working: int = 0
+
+    def notional(self) -> int:
+        return self.spec.notional(self.mark, self.position.quantity)
+
+
+@dataclass(frozen=True)
+class Account:
+    """What a netting account holds: cash (cents; it may go below zero while unrealized profit
+    covers it), its leverageLimit and its markets."""
+
+    cash: int
+    leverage_limit: int
+    holdings: Mapping[str, Holding] = field(default_factory=dict)
+
+    def equity(self) -> int:
+        return self.cash + sum(h.position.unrealized(h.mark, h.spec.decimals) for h in self.holdings.values())
+
+    def initial_fraction(self, function: MarginFunction, notional_cents: int) -> Decimal:
+        return max(margin_fraction(function, notional_cents), Decimal(1) / self.leverage_limit)
+
+    def initial_margin(self) -> int:
+        """What positions and working orders need for new exposure: each at its market's IMF."""
+        total = 0
+        for holding in self.holdings.values():
+            for notional in (holding.notional(), holding.working):
+                if notional:
+                    total += _margin(notional, self.initial_fraction(holding.spec.imf, notional))
+        return total
+
+    def maintenance_margin(self) -> int:
+        total = 0
+        for holding in self.holdings.values():
+            if notional := holding.notional():
+                total += _margin(notional, margin_fraction(holding.spec.mmf, notional))
+        return total
+
+    def exposure(self) -> int:
+        return sum(holding.notional() for holding in self.holdings.values())
+
+    def liquidatable(self) -> bool:
+        """Margin fraction (equity / exposure) at or below the maintenance fraction."""
+        return self.exposure() > 0 and self.equity() <= self.maintenance_margin()
+
+    def with_holding(self, symbol: str, holding: Holding, cash_delta: int = 0) -> "Account":
+        return Account(self.cash + cash_delta, self.leverage_limit, {**self.holdings, symbol: holding})
+
+    def estimated_liquidation_price(self, symbol: str) -> int | None:
+        """The mark of `symbol` at which the account would be liquidated, every other mark held
+        (Backpack: a reference only). None without a position, or when no price liquidates it."""
+        holding = self.holdings.get(symbol)
+        if holding is None or holding.position.quantity == 0:
+            return None
+
+        def liquidated_at(mark: int) -> bool:
+            moved = self.with_holding(symbol, replace(holding, mark=mark))
+            return moved.equity() <= moved.maintenance_margin()
+
+        if holding.position.long:  # liquidated as the mark falls: the highest mark that does it
+            low, high = 0, holding.mark
+            if not liquidated_at(low):
+                return None  # not even at zero
+            if liquidated_at(high):
+                return high
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if liquidated_at(middle) else (low, middle)
+            return low
+        low, high = holding.mark, max(holding.mark, 1)
+        if liquidated_at(low):
+            return low
+        for _ in range(64):  # a short: the lowest mark above that liquidates it
+            high *= 2
+            if liquidated_at(high):
+                break
+        else:
+            return None
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if liquidated_at(middle) else (middle, high)
+        return high
+
+
+@dataclass(frozen=True)
+class Costs:
+    taker_fee_bps: int
+    maker_fee_bps: int
+    max_working_orders: int
+
+
+@dataclass(frozen=True)
+class Order:
+    """What a netting order asks for; `filled` is what a working order has executed so far."""
+
+    side: TradeSide
+    order_type: NetOrderType
+    quantity: int | None = None
+    quote_quantity: int | None = None  # cents a market order spends (buy) or receives (sell)
+    price: int | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    reduce_only: bool = False
+    filled: int = 0
+
+    @property
+    def buying(self) -> bool:
+        return self.side == TradeSide.BUY
+
+
+@dataclass(frozen=True)
+class Trade:
+    """One fill: a level of the book taken, its fee, and the PnL it realized."""
+
+    price: int
+    quantity: int
+    fee: int
+    maker: bool
+    realized: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an order did: its fills (and the position and cash after them), the quantity it works
+    on from now, and its status; `reason` when it was rejected."""
+
+    status: NetOrderStatus
+    trades: tuple[Trade, ...] = ()
+    quantity: int | None = None  # the order's whole quantity (from quoteQuantity: what it bought)
+    working: int = 0
+    position: Position | None = None
+    cash_delta: int = 0
+    reason: NetRejectReason | None = None
+
+    @property
+    def executed(self) -> int:
+        return sum(trade.quantity for trade in self.trades)
+
+
+def rejected(reason: NetRejectReason) -> Outcome:
+    return Outcome(NetOrderStatus.REJECTED, reason=reason)
+
+
+def _within(levels: Sequence[Level], buying: bool, price: int | None) -> list[Level]:
+    if price is None:
+        return list(levels)
+    return [level for level in levels if (level.price <= price if buying else level.price >= price)]
+
+
+def _take(levels: Sequence[Level], quantity: int) -> list[Level]:
+    taken, remaining = [], quantity
+    for level in levels:
+        if remaining <= 0:
+            break
+        size = min(level.quantity, remaining)
+        if size > 0:
+            taken.append(Level(level.price, size))
+            remaining -= size
+    return taken
+
+
+def _spend(levels: Sequence[Level], budget: int, spec: Spec) -> list[Level]:
+    """The levels `budget` cents buys (or, selling, brings in), each size down to the step."""
+    taken, left = [], budget * scale(spec.decimals)  # in price × quantity units
+    for level in levels:
+        size = min(level.quantity, left // level.price)
+        size -= size % spec.step
+        if size <= 0:
+            break
+        taken.append(Level(level.price, size))
+        left -= level.price * size
+    return taken
+
+
+def _trades(
+    levels: list[Level], order: Order, position: Position, spec: Spec, fee_bps: int, maker: bool
+) -> tuple[tuple[Trade, ...], Position, int]:
+    """The levels as fills one after the other, the position after them, and the cash they moved."""
+    trades, cash = [], 0
+    for level in levels:
+        position, realized = position.after(order.buying, level.quantity, level.price, spec.decimals)
+        charged = fee(spec.notional(level.price, level.quantity), fee_bps)
+        trades.append(Trade(level.price, level.quantity, charged, maker, realized))
+        cash += realized - charged
+    return tuple(trades), position, cash
+
+
+def _reducible(order: Order, position: Position) -> int:
+    """How much an order on the other side of the position can reduce it (0: it cannot)."""
+    if position.quantity == 0 or position.long == order.buying:
+        return 0
+    return abs(position.quantity)
+
+
+def arrive(
+    order: Order, account: Account, symbol: str, levels: Sequence[Level] | None, costs: Costs, working_orders: int
+) -> Outcome:
+    """A new order against the side of the book it takes (`levels`, best first; None: no fresh
+    price): fill what it may now, rest the rest (a GTC limit), or reject it whole."""
+    holding = account.holdings[symbol]
+    spec, position = holding.spec, holding.position
+    if levels is None:
+        return rejected(NetRejectReason.PRICE_UNAVAILABLE)
+    quantity = order.quantity
+    if order.reduce_only:
+        reducible = _reducible(order, position)
+        if not reducible:
+            return rejected(NetRejectReason.REDUCE_ONLY_NOT_REDUCING)
+        quantity = min(quantity, reducible) if quantity is not None else None
+    within = _within(levels, order.buying, order.price if order.order_type == NetOrderType.LIMIT else None)
+    if order.order_type == NetOrderType.LIMIT and order.post_only and within:
+        return rejected(NetRejectReason.POST_ONLY_WOULD_TAKE)
+    if quantity is None:  # a market order by quoteQuantity
+        taken = _spend(within, order.quote_quantity or 0, spec)
+        quantity = sum(level.quantity for level in taken)
+        if order.reduce_only:
+            taken = _take(taken, min(quantity, _reducible(order, position)))
+            quantity = sum(level.quantity for level in taken)
+        if quantity < spec.min_quantity:
+            return rejected(NetRejectReason.QUANTITY_TOO_SMALL if within else NetRejectReason.INSUFFICIENT_LIQUIDITY)
+    else:
+        taken = _take(within, quantity)
+    executed = sum(level.quantity for level in taken)
+    if order.time_in_force == TimeInForce.FOK and executed < quantity:
+        return Outcome(NetOrderStatus.EXPIRED, quantity=quantity)
+    rests = order.order_type == NetOrderType.LIMIT and order.time_in_force == TimeInForce.GTC and executed < quantity
+    if rests and working_orders >= costs.max_working_orders:
+        return rejected(NetRejectReason.TOO_MANY_WORKING_ORDERS)
+    trades, after, cash = _trades(taken, order, position, spec, costs.taker_fee_bps, maker=False)
+    working = quantity - executed if rests else 0
+    adds_working = working and not order.reduce_only
+    new_holding = replace(
+        holding,
+        position=after,
+        working=holding.working + (spec.notional(order.price or 0, working) if adds_working else 0),
+    )
+    if _adds_exposure(position, after) or adds_working:
+        result = account.with_holding(symbol, new_holding, cash)
+        if result.equity() < result.initial_margin():
+            return rejected(NetRejectReason.INSUFFICIENT_MARGIN)
+    if working:
+        status = NetOrderStatus.PARTIALLY_FILLED if executed else NetOrderStatus.NEW
+    else:
+        status = NetOrderStatus.FILLED if executed == quantity else NetOrderStatus.EXPIRED
+    return Outcome(status, trades, quantity, working, after, cash)
+
+
+def _adds_exposure(before: Position, after: Position) -> bool:
+    """More held, or the position flipped to the other side."""
+    flipped = before.quantity and after.quantity and before.long != after.long
+    return abs(after.quantity) > abs(before.quantity) or bool(flipped)
+
+
+def on_book(
+    order: Order, quantity: int, position: Position, spec: Spec, levels: Sequence[Level], costs: Costs
+) -> Outcome | None:
+    """A working limit at a new book: fill (as a maker) up to the size visible at or better than
+    its price, keep the rest working. None: the book does not reach it. A reduce-only order fills
+    no more than the position it reduces, and ends when there is none left to reduce."""
+    remaining = quantity - order.filled
+    if order.reduce_only:
+        reducible = _reducible(order, position)
+        if not reducible:
+            return Outcome(NetOrderStatus.CANCELLED, quantity=quantity)
+        remaining = min(remaining, reducible)
+    taken = _take(_within(levels, order.buying, order.price), remaining)
+    if not taken:
+        return None
+    trades, after, cash = _trades(taken, order, position, spec, costs.maker_fee_bps, maker=True)
+    executed = order.filled + sum(trade.quantity for trade in trades)
+    if executed >= quantity:
+        return Outcome(NetOrderStatus.FILLED, trades, quantity, 0, after, cash)
+    if order.reduce_only and after.quantity == 0:
+        return Outcome(NetOrderStatus.CANCELLED, trades, quantity, 0, after, cash)
+    return Outcome(NetOrderStatus.PARTIALLY_FILLED, trades, quantity, quantity - executed, after, cash)
+
+
+def liquidation(position: Position, spec: Spec, levels: Sequence[Level]) -> tuple[tuple[Trade, ...], int]:
+    """Close `position` against the book (a thin book fills the rest at its worst visible level):
+    its fills, each paying LIQUIDATION_FEE_BPS, and the cash they bring."""
+    size = abs(position.quantity)
+    taken = _take(levels, size)
+    short_by = size - sum(level.quantity for level in taken)
+    if short_by and taken:
+        taken[-1] = Level(taken[-1].price, taken[-1].quantity + short_by)
+    elif short_by:
+        return (), 0
+    closing = Order(TradeSide.SELL if position.long else TradeSide.BUY, NetOrderType.MARKET, size)
+    trades, _, cash = _trades(taken, closing, position, spec, LIQUIDATION_FEE_BPS, maker=False)
+    return trades, cash
