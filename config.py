@@ -210,6 +210,8 @@ class Config:
     LIQUIDATION_RATIO: Decimal
     TAKER_FEE_BPS: int
     MAKER_FEE_BPS: int
+    NETTING_TAKER_FEE_BPS: int  # netting accounts' fees: Backpack's VIP0 perpetual fees by default
+    NETTING_MAKER_FEE_BPS: int
     MAX_WORKING_ORDERS: int
     ORDER_MAX_DELAY_S: float
     PRICE_MAX_AGE_S: float
@@ -301,6 +303,8 @@ class Config:
             LIQUIDATION_RATIO=env.decimal("LIQUIDATION_RATIO", "0.9", low="0", high="1"),
             TAKER_FEE_BPS=env.int("TAKER_FEE_BPS", 0),
             MAKER_FEE_BPS=env.int("MAKER_FEE_BPS", 0),
+            NETTING_TAKER_FEE_BPS=env.int("NETTING_TAKER_FEE_BPS", 5, minimum=0),
+            NETTING_MAKER_FEE_BPS=env.int("NETTING_MAKER_FEE_BPS", 2, minimum=0),
             MAX_WORKING_ORDERS=env.int("MAX_WORKING_ORDERS", 200, minimum=1),
             ORDER_MAX_DELAY_S=env.float("ORDER_MAX_DELAY_S", 30, minimum=1),
             PRICE_MAX_AGE_S=env.float("PRICE_MAX_AGE_S", 10),

@@ -48,6 +48,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.health.routes import probes as probes_blp
     from app.markets.commands import cli as markets_cli
     from app.markets.routes import blp as markets_blp
+    from app.netting.routes import blp as netting_blp
     from app.prices.commands import cli as candles_cli
     from app.prices.routes import blp as prices_blp
     from app.streams.routes import blp as streams_blp
@@ -58,6 +59,7 @@ def create_app(config: Config | None = None) -> Flask:
     blueprints = (
         auth_blp,
         trading_blp,
+        netting_blp,
         balances_blp,
         account_blp,
         accounts_blp,

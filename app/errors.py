@@ -38,6 +38,10 @@ class ErrorCode(StrEnum):
     TOO_MANY_ACCOUNTS = "too_many_accounts"  # the user has MAX_ACCOUNTS already
     NAME_TAKEN = "name_taken"  # the user has an account of that name
     MAIN_ACCOUNT = "main_account"  # the account sign-up created is never archived
+    WRONG_ACCOUNT_MODE = "wrong_account_mode"  # a hedging route on a netting account, or the reverse
+    INSUFFICIENT_MARGIN = "insufficient_margin"  # a netting order the account's equity cannot margin
+    REDUCE_ONLY = "reduce_only"  # a reduceOnly order that would not reduce the position
+    POST_ONLY = "post_only"  # a postOnly order that would take liquidity
     TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
@@ -67,6 +71,10 @@ STATUS = {
     ErrorCode.TOO_MANY_ACCOUNTS: 409,
     ErrorCode.NAME_TAKEN: 409,
     ErrorCode.MAIN_ACCOUNT: 409,
+    ErrorCode.WRONG_ACCOUNT_MODE: 409,
+    ErrorCode.INSUFFICIENT_MARGIN: 400,
+    ErrorCode.REDUCE_ONLY: 400,
+    ErrorCode.POST_ONLY: 400,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,

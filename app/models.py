@@ -19,11 +19,16 @@ from core.enums import (
     CloseReason,
     FillModel,
     LedgerKind,
+    NetOrderStatus,
+    NetOrderType,
+    NetRejectReason,
     OrderStatus,
     OrderType,
     RejectReason,
     ResetStatus,
     Side,
+    TimeInForce,
+    TradeSide,
 )
 from core.markets import BookState, MarketType
 
@@ -108,13 +113,15 @@ class Balance(db.Model):
 
     __tablename__ = "balances"
     __table_args__ = (
-        CheckConstraint("usd >= 0", name="usd_not_negative"),
+        CheckConstraint("usd >= 0 OR cross_margin", name="usd_not_negative"),
         CheckConstraint("locked_margin >= 0", name="locked_margin_not_negative"),
     )
 
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     usd: Mapped[int] = mapped_column(BigInteger, default=0)
     locked_margin: Mapped[int] = mapped_column(BigInteger, default=0)
+    # a netting account's cash may go below zero while its open positions' profit covers it
+    cross_margin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class LedgerEntry(db.Model):
@@ -130,6 +137,7 @@ class LedgerEntry(db.Model):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    net_order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("net_orders.id"), index=True)
     kind: Mapped[LedgerKind] = mapped_column(String(32))
     usd_delta: Mapped[int] = mapped_column(BigInteger)
     locked_delta: Mapped[int] = mapped_column(BigInteger)
@@ -206,6 +214,99 @@ class Order(db.Model):
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
     opened_at: Mapped[Timestamp | None]
     closed_at: Mapped[Timestamp | None]
+
+
+class NetOrder(db.Model):
+    """An order of a netting account (Backpack's model): `pending` until the engine executes it,
+    then filled, working (`new`, `partially_filled`) or ended. Quantities in QUANTITY_DECIMALS,
+    prices in the market's price decimals, USD in cents."""
+
+    __tablename__ = "net_orders"
+    __table_args__ = (
+        one_of("side", TradeSide, "net_side_known"),
+        one_of("order_type", NetOrderType, "net_order_type_known"),
+        one_of("status", NetOrderStatus, "net_status_known"),
+        one_of("time_in_force", TimeInForce, "time_in_force_known"),
+        one_of("reject_reason", NetRejectReason, "net_reject_reason_known"),
+        Index("ix_net_orders_account_created", "account_id", "created_at"),
+        Index("ix_net_orders_pending", "created_at", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_net_orders_working",
+            "symbol",
+            "side",
+            "price",
+            postgresql_where=text("status IN ('new', 'partially_filled')"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[TradeSide] = mapped_column(String(4))
+    order_type: Mapped[NetOrderType] = mapped_column(String(8))
+    status: Mapped[NetOrderStatus] = mapped_column(String(16), default=NetOrderStatus.PENDING)
+    quantity: Mapped[int | None] = mapped_column(BigInteger)  # None until a quoteQuantity order executes
+    quote_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    price: Mapped[int | None] = mapped_column(BigInteger)
+    time_in_force: Mapped[TimeInForce] = mapped_column(String(3), default=TimeInForce.GTC)
+    post_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    reduce_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    client_id: Mapped[int | None] = mapped_column(BigInteger)
+    executed_quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    executed_quote: Mapped[int] = mapped_column(BigInteger, default=0)  # cents: Σ fills' notional
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    liquidation: Mapped[bool] = mapped_column(Boolean, default=False)  # a close of the account's liquidation
+    reject_reason: Mapped[NetRejectReason | None] = mapped_column(String(32))
+    book_update: Mapped[int | None] = mapped_column(BigInteger)  # the book a working order last filled on
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+    ended_at: Mapped[Timestamp | None]
+
+
+class Fill(db.Model):
+    """One fill of a netting order: a level of the book taken, its fee and the PnL it realized."""
+
+    __tablename__ = "fills"
+    __table_args__ = (
+        one_of("side", TradeSide, "fill_side_known"),
+        Index("ix_fills_account_id", "account_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("net_orders.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[TradeSide] = mapped_column(String(4))
+    price: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = mapped_column(BigInteger)
+    realized_pnl: Mapped[int] = mapped_column(BigInteger)
+    maker: Mapped[bool] = mapped_column(Boolean)
+    liquidation: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+
+
+class Position(db.Model):
+    """A netting account's position on one market: signed quantity (long > 0) and the exact cost
+    of what is open (`core.netting.Position`). Kept when flat (quantity 0), never deleted."""
+
+    __tablename__ = "positions"
+    __table_args__ = (
+        Index(
+            "ix_positions_open_liquidation",
+            "symbol",
+            "liquidation_price",
+            postgresql_where=text("quantity <> 0"),
+        ),
+    )
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost: Mapped[Decimal] = mapped_column(Numeric(40, 0), default=0)  # price × quantity units: beyond BIGINT
+    realized_pnl: Mapped[int] = mapped_column(BigInteger, default=0)  # since it last opened from flat
+    liquidation_price: Mapped[int | None] = mapped_column(BigInteger)  # estimated at its last change
+    opened_at: Mapped[Timestamp | None]
+    updated_at: Mapped[Timestamp] = mapped_column(default=utcnow)
 
 
 class IdempotencyKey(db.Model):

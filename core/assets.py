@@ -6,7 +6,7 @@ its tickSize; quantities have QUANTITY_DECIMALS everywhere."""
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.markets import Market
+from core.markets import MarginFunction, Market
 
 USD_DECIMALS = 2
 QUANTITY_DECIMALS = 8
@@ -23,6 +23,9 @@ class Asset:
     tick: int = 1  # prices are multiples of this, in price units (a tickSize of 0.05 in 2 decimals: 5)
     step: int = 1  # quantities are multiples of this, in QUANTITY_DECIMALS units
     min_quantity: int = 1
+    quantity_decimals: int = QUANTITY_DECIMALS  # a perpetual's: its stepSize's (at most QUANTITY_DECIMALS)
+    imf: MarginFunction | None = None  # a perpetual's initial and maintenance margin functions
+    mmf: MarginFunction | None = None
 
 
 SEED_ASSETS: dict[str, Asset] = {
@@ -52,6 +55,9 @@ def perpetual(market: Market) -> Asset:
         tick=int(market.tick_size.scaleb(decimals)),
         step=max(1, int(market.step_size.scaleb(QUANTITY_DECIMALS))),
         min_quantity=max(1, int(market.min_quantity.scaleb(QUANTITY_DECIMALS))),
+        quantity_decimals=min(market.quantity_decimals, QUANTITY_DECIMALS),
+        imf=market.imf,
+        mmf=market.mmf,
     )
 
 

@@ -168,9 +168,28 @@ class FundingPaid:
         return cls(account_id, body["market"], int(body["boundary"]), int(body["amount"]), BalanceState(usd, locked))
 
 
-AccountEvent = OrderChanged | RequestFailed | ResetEnded | FundingPaid
+@dataclass(frozen=True)
+class NetOrderChanged:
+    """A netting account's order changed (executed, filled in part or whole, cancelled, ended,
+    or a liquidation's close), with the account's cash after: its fills are in the database."""
+
+    kind: ClassVar[str] = "net_order"
+    account_id: int
+    order_id: str
+    status: str
+    usd: int
+
+    def body(self) -> dict[str, Any]:
+        return {"orderId": self.order_id, "status": self.status, "usd": self.usd}
+
+    @classmethod
+    def parse(cls, account_id: int, body: dict[str, Any]) -> "NetOrderChanged":
+        return cls(account_id, body["orderId"], body["status"], int(body["usd"]))
+
+
+AccountEvent = OrderChanged | RequestFailed | ResetEnded | FundingPaid | NetOrderChanged
 KINDS: dict[str, type[AccountEvent]] = {
-    kind.kind: kind for kind in (OrderChanged, RequestFailed, ResetEnded, FundingPaid)
+    kind.kind: kind for kind in (OrderChanged, RequestFailed, ResetEnded, FundingPaid, NetOrderChanged)
 }
 
 

@@ -17,6 +17,7 @@ ENGINE_WORKER_PREFIX = "engine"  # engine worker names: engine<index>@<host>
 
 WAKE_UP = "engine.wake_up"  # new work of the account's shard: `core.wakeups`
 CANCEL_ORDER = "engine.cancel_order"
+CANCEL_NET_ORDER = "engine.cancel_net_order"  # a netting account's working order
 CHECK_TRIGGERS = "engine.check_triggers"
 SWEEP_STUCK_ORDERS = "engine.sweep_stuck_orders"
 RESET_ACCOUNT = "engine.reset_account"

@@ -9,10 +9,10 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db, redis_client
-from app.models import Order
+from app.models import NetOrder, Order, Position
 from app.prices.service import fresh_quote
 from core.assets import ASSETS
-from core.enums import OrderStatus, OrderType, Side
+from core.enums import NetOrderStatus, OrderStatus, OrderType, Side, TradeSide
 from core.keys import TRIGGER_LEVELS_SWEPT_KEY
 from core.shards import shard_of
 from core.tasks import request_trigger_check
@@ -39,6 +39,36 @@ def levels_of(order) -> Levels:
         return of_position(Side(order.side), order.liquidation_price, order.stop_loss, order.take_profit)
     price = order.limit_price if order.order_type == OrderType.LIMIT else order.stop_price
     return of_working(OrderType(order.order_type), Side(order.side), price)
+
+
+def netting_order_levels(side: str, price: int) -> Levels:
+    """A working netting limit is reached as a buy's ask falls to its price or a sell's bid rises to it."""
+    return of_working(OrderType.LIMIT, Side.LONG if side == TradeSide.BUY else Side.SHORT, price)
+
+
+def netting_position_levels(quantity: int, liquidation_price: int | None) -> Levels:
+    """A netting position's estimated liquidation price, crossed by its mark (bid = ask = mark)."""
+    if liquidation_price is None or quantity == 0:
+        return Levels()
+    return Levels(bid_at_or_below=liquidation_price) if quantity > 0 else Levels(ask_at_or_above=liquidation_price)
+
+
+NETTING_WORKING = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED)
+
+
+def added_netting(orders: Iterable[NetOrder], positions: Iterable[Position]) -> dict[tuple[str, int], Levels]:
+    """As `added`, for netting accounts' working orders and positions."""
+    shards = current_app.config["ENGINE_SHARDS"]
+    tightened: dict[tuple[str, int], Levels] = defaultdict(Levels)
+    for order in orders:
+        if order.status in NETTING_WORKING and order.price is not None:
+            key = (order.symbol, shard_of(order.account_id, shards))
+            tightened[key] = tightened[key].tighter(netting_order_levels(order.side, order.price))
+    for row in positions:
+        if row.quantity and row.liquidation_price is not None:
+            key = (row.symbol, shard_of(row.account_id, shards))
+            tightened[key] = tightened[key].tighter(netting_position_levels(row.quantity, row.liquidation_price))
+    return tightened
 
 
 # (asset, shard) -> the price (quote time, book update) this process last checked that shard at
@@ -92,6 +122,25 @@ def _check_crossed(asset: str, by_shard: dict[int, Levels], recheck: bool = Fals
     request_trigger_check(redis_client, current_app.extensions["celery"], asset, crossed)
 
 
+def _netting_levels(shards: list[int], assets: Iterable[str] | None) -> list[tuple[str, int, Levels]]:
+    """The levels of the shards' netting working orders and open positions."""
+    orders = select(NetOrder.symbol, NetOrder.account_id, NetOrder.side, NetOrder.price).where(
+        NetOrder.status.in_(NETTING_WORKING), account_shard(NetOrder.account_id).in_(shards)
+    )
+    positions = select(Position.symbol, Position.account_id, Position.quantity, Position.liquidation_price).where(
+        Position.quantity != 0, account_shard(Position.account_id).in_(shards)
+    )
+    if assets is not None:
+        orders = orders.where(NetOrder.symbol.in_(sorted(set(assets))))
+        positions = positions.where(Position.symbol.in_(sorted(set(assets))))
+    found = [(r.symbol, r.account_id, netting_order_levels(r.side, r.price)) for r in db.session.execute(orders)]
+    found += [
+        (r.symbol, r.account_id, netting_position_levels(r.quantity, r.liquidation_price))
+        for r in db.session.execute(positions)
+    ]
+    return found
+
+
 SWEEP_LEVELS_EVERY_S = 60
 
 
@@ -119,6 +168,8 @@ def recompute(shards: Iterable[int], assets: Iterable[str] | None = None, check_
     count = current_app.config["ENGINE_SHARDS"]
     for row in db.session.execute(query):
         by_market[row.asset][shard_of(row.account_id, count)].append(levels_of(row))
+    for symbol, account_id, levels in _netting_levels(shards, assets):
+        by_market[symbol][shard_of(account_id, count)].append(levels)
     db.session.rollback()
     store = TriggerLevels(redis_client)
     for asset in sorted(set(assets)) if assets is not None else ASSETS:

@@ -18,12 +18,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.extensions import db, redis_client
-from app.models import AccountReset, Order, utcnow
+from app.models import AccountReset, NetOrder, Order, utcnow
 from core import wakeups
-from core.enums import OrderStatus, ResetStatus
+from core.enums import NetOrderStatus, OrderStatus, ResetStatus
 from core.shards import shard_of
-from core.tasks import CANCEL_ORDER, CHECK_TRIGGERS, RESET_ACCOUNT, SWEEP_STUCK_ORDERS, WAKE_UP, clear_trigger_check
-from workers import funding, levels, triggers
+from core.tasks import (
+    CANCEL_NET_ORDER,
+    CANCEL_ORDER,
+    CHECK_TRIGGERS,
+    RESET_ACCOUNT,
+    SWEEP_STUCK_ORDERS,
+    WAKE_UP,
+    clear_trigger_check,
+)
+from workers import funding, levels, netting_execution, triggers
 from workers.execution import cancel_working, execute_batch
 from workers.reset import reset_account
 from workers.shards import account_shard
@@ -40,10 +48,11 @@ def run_wake_up(shard: int) -> int:
     size, taken = config["ENGINE_ORDER_BATCH"], 0
 
     def read() -> int:
+        """A batch of hedging work and one of netting orders: a full batch of either reads again."""
         nonlocal taken
-        count = execute_batch(size)
-        taken += count
-        return count
+        hedging, nets = execute_batch(size), netting_execution.execute_pending(size)
+        taken += hedging + nets
+        return max(hedging, nets)
 
     linger_s = config["ENGINE_LINGER_MS"] / 1000
     shards = config["ENGINE_SHARD_SET"]
@@ -61,7 +70,8 @@ def stuck_work(shard: int, older_than: timedelta) -> dict[str, list[tuple]]:
     requested closes and resets older than the bound, and working orders past their expiry."""
     cutoff = utcnow() - older_than
     return {
-        "opens": _ids_in_shard(Order, shard, Order.status == OrderStatus.PENDING, Order.created_at < cutoff),
+        "opens": _ids_in_shard(Order, shard, Order.status == OrderStatus.PENDING, Order.created_at < cutoff)
+        + _ids_in_shard(NetOrder, shard, NetOrder.status == NetOrderStatus.PENDING, NetOrder.created_at < cutoff),
         "closes": _ids_in_shard(Order, shard, Order.status == OrderStatus.OPEN, Order.close_requested_at < cutoff),
         "resets": _ids_in_shard(
             AccountReset, shard, AccountReset.status == ResetStatus.PENDING, AccountReset.created_at < cutoff
@@ -89,6 +99,11 @@ def wake_up(account_id: int) -> int:
 @shared_task(name=CANCEL_ORDER, **RETRY_ON_OUTAGE)
 def cancel_order(order_id: str, expired: bool = False, account_id: int | None = None) -> str | None:
     return cancel_working(uuid.UUID(order_id), expired=expired)
+
+
+@shared_task(name=CANCEL_NET_ORDER, **RETRY_ON_OUTAGE)
+def cancel_net_order(order_id: str, account_id: int | None = None) -> str | None:
+    return netting_execution.cancel(uuid.UUID(order_id))
 
 
 @shared_task(name=RESET_ACCOUNT, **RETRY_ON_OUTAGE)

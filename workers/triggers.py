@@ -18,7 +18,7 @@ from core.enums import OrderStatus, OrderType, Side
 from core.events import AccountEvent
 from core.execution import Account, Market
 from core.prices import Quote
-from workers import levels
+from workers import levels, netting_execution
 from workers.execution import (
     apply,
     changed,
@@ -107,6 +107,7 @@ def check_triggers(asset: str, shard: int) -> int:
     now = utcnow()
     reached = reached_working_ids(asset, quote, market, shards, now)
     changed_count += sum(_fill_batch(reached[i : i + size], market, now) for i in range(0, len(reached), size))
+    changed_count += netting_execution.on_price(asset, quote, market, trigger, shards)
     levels.checked(asset, shards, price)
     levels.recompute(shards, [asset])  # what closed and ended no longer triggers
     return changed_count

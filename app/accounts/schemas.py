@@ -11,10 +11,12 @@ class NewAccountSchema(Schema):
     name = fields.String(required=True, validate=plain_text(64))
     mode = fields.String(
         load_default=AccountMode.HEDGING.value,
-        validate=validate.OneOf(
-            [AccountMode.HEDGING.value], error="hedging is the only mode so far; netting accounts are coming"
-        ),
-        metadata={"enum": [mode.value for mode in AccountMode]},
+        validate=validate.OneOf([mode.value for mode in AccountMode]),
+        metadata={
+            "enum": [mode.value for mode in AccountMode],
+            "description": "hedging: every trade its own isolated position (/trade/create); "
+            "netting: Backpack's, one position per market, cross margin (/orders)",
+        },
     )
     startingBalance = StrictInteger(
         validate=validate.Range(min=1, max=MAX_STARTING_BALANCE),

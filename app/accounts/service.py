@@ -33,7 +33,7 @@ def open_account(user_id: int, name: str, mode: AccountMode, starting_balance: i
     )
     db.session.add(account)
     db.session.flush()
-    balance = Balance(account_id=account.id, usd=0, locked_margin=0)
+    balance = Balance(account_id=account.id, usd=0, locked_margin=0, cross_margin=mode == AccountMode.NETTING)
     db.session.add(balance)
     post_entry(balance, LedgerKind.DEPOSIT, starting_balance, 0)
     return account

@@ -26,7 +26,7 @@ from app.prices.service import fresh_quote, market_at, valuation
 from core import execution, rules
 from core.assets import QUANTITY_DECIMALS, USD_DECIMALS
 from core.book import fee, notional
-from core.enums import CloseReason, OrderStatus, OrderType, RejectReason, Side
+from core.enums import AccountMode, CloseReason, OrderStatus, OrderType, RejectReason, Side
 from core.events import AccountEvent, OrderChanged, OrderState, RequestFailed
 from core.execution import Account, Costs, Reject, Rest, Terms
 from core.markets import BookState
@@ -163,13 +163,15 @@ NEW_ORDER_FIELDS = (
     "take_profit",
     "status",
 )
-# The order, if its account is not archived: the check costs no round trip of its own.
+# The order, if its account is a hedging one and not archived: the check costs no round trip of its own.
 INSERT_ORDER = (
     insert(Order.__table__)  # the table: a session runs it as one statement
     .from_select(
         NEW_ORDER_FIELDS,
         select(*(bindparam(name, type_=Order.__table__.c[name].type) for name in NEW_ORDER_FIELDS)).where(
-            AccountRow.id == bindparam("account_id"), AccountRow.archived_at.is_(None)
+            AccountRow.id == bindparam("account_id"),
+            AccountRow.archived_at.is_(None),
+            AccountRow.mode == AccountMode.HEDGING,
         ),
     )
     .returning(Order.__table__.c.id)  # psycopg reports no rowcount for INSERT ... SELECT
@@ -333,11 +335,11 @@ def create_order(account_id: int, body: dict, idempotency_key: str | None) -> Or
 
         def record_and_wake() -> None:
             with autocommit() as connection:
-                _refuse_if_archived(connection.execute(INSERT_ORDER, values).first())
+                _refuse_unless_inserted(connection.execute(INSERT_ORDER, values).first(), account_id)
             wake_engine(account_id)
 
         return wait_for_open(account_id, order_id, send=record_and_wake)
-    _refuse_if_archived(db.session.execute(INSERT_ORDER, values).first())
+    _refuse_unless_inserted(db.session.execute(INSERT_ORDER, values).first(), account_id)
     claimed = db.session.execute(
         insert(IdempotencyKey)
         .values(
@@ -356,9 +358,12 @@ def create_order(account_id: int, body: dict, idempotency_key: str | None) -> Or
     return wait_for_open(account_id, order_id, send=_commit_and_wake(account_id))
 
 
-def _refuse_if_archived(inserted) -> None:
+def _refuse_unless_inserted(inserted, account_id: int) -> None:
+    """Nothing inserted: the account is a netting one, or archived (a rare path: read which)."""
     if inserted is None:
         db.session.rollback()
+        if db.session.scalar(select(AccountRow.mode).where(AccountRow.id == account_id)) == AccountMode.NETTING:
+            abort(ErrorCode.WRONG_ACCOUNT_MODE, "This is a netting account: place its orders with POST /api/v1/orders")
         abort(ErrorCode.ACCOUNT_ARCHIVED, "This account is archived: it takes no new orders")
 
 

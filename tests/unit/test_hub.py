@@ -90,6 +90,7 @@ def test_every_kind_of_account_event_is_parsed_back_to_itself():
         events.RequestFailed(7, "o1", "not_working"),
         events.ResetEnded(7, "r1", events.ResetStatus.DONE),
         events.FundingPaid(7, "BTC_USDC_PERP", 1_764_792_000_000, -125, balance),
+        events.NetOrderChanged(7, "o2", "partially_filled", -1_250),
     ):
         assert events.loads(events.dumps(event)) == event
-    assert set(events.KINDS) == {"order", "failed", "reset", "funding"}
+    assert set(events.KINDS) == {"order", "failed", "reset", "funding", "net_order"}

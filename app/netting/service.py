@@ -1,0 +1,294 @@
+"""Netting orders (Backpack's model): checked against the market's filters, recorded pending in
+one statement, executed by the engine (`workers.netting_execution`), answered once it has.
+
+Quantities arrive and leave in the market's quantity decimals and are kept in QUANTITY_DECIMALS
+inside; prices in the market's price decimals, USD in cents."""
+
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert
+
+from app.dispatch import enqueue, wake_engine
+from app.errors import ErrorCode, abort
+from app.events import wait_for_engine
+from app.extensions import autocommit, db
+from app.markets.service import asset_named, book_state
+from app.models import Account, Fill, NetOrder, Position, utcnow
+from app.prices.service import fresh_mark, fresh_quote
+from core import netting
+from core.assets import QUANTITY_DECIMALS, Asset
+from core.enums import AccountMode, NetOrderStatus, NetRejectReason
+from core.events import AccountEvent, NetOrderChanged, RequestFailed
+from core.markets import BookState
+from core.money import format_units
+from core.tasks import CANCEL_NET_ORDER
+
+REJECTIONS = {
+    NetRejectReason.PRICE_UNAVAILABLE: (ErrorCode.PRICE_UNAVAILABLE, "No fresh price for this market"),
+    NetRejectReason.INSUFFICIENT_MARGIN: (
+        ErrorCode.INSUFFICIENT_MARGIN,
+        "The account's equity after this order would not cover its initial margin",
+    ),
+    NetRejectReason.INSUFFICIENT_LIQUIDITY: (ErrorCode.INSUFFICIENT_LIQUIDITY, "The visible book cannot fill it"),
+    NetRejectReason.QUANTITY_TOO_SMALL: (
+        ErrorCode.INVALID_QUANTITY,
+        "quoteQuantity buys less than the market's minQuantity",
+    ),
+    NetRejectReason.REDUCE_ONLY_NOT_REDUCING: (
+        ErrorCode.REDUCE_ONLY,
+        "reduceOnly: the order would not reduce the position (none open, or on the same side)",
+    ),
+    NetRejectReason.POST_ONLY_WOULD_TAKE: (ErrorCode.POST_ONLY, "postOnly: the order would take liquidity now"),
+    NetRejectReason.TOO_MANY_WORKING_ORDERS: (
+        ErrorCode.TOO_MANY_WORKING_ORDERS,
+        "The account has MAX_WORKING_ORDERS working orders already; cancel one first",
+    ),
+    NetRejectReason.EXPIRED: (ErrorCode.EXPIRED, "Not executed within ORDER_MAX_DELAY_S; nothing was traded"),
+}
+
+NEW_FIELDS = (
+    "id",
+    "account_id",
+    "symbol",
+    "side",
+    "order_type",
+    "status",
+    "quantity",
+    "quote_quantity",
+    "price",
+    "time_in_force",
+    "post_only",
+    "reduce_only",
+    "client_id",
+    "executed_quantity",
+    "executed_quote",
+    "fee",
+    "liquidation",
+    "created_at",
+)
+# The order, if its account is a netting one and not archived: no round trip of its own.
+INSERT_NET_ORDER = (
+    insert(NetOrder.__table__)
+    .from_select(
+        NEW_FIELDS,
+        select(*(bindparam(name, type_=NetOrder.__table__.c[name].type) for name in NEW_FIELDS)).where(
+            Account.id == bindparam("account_id"),
+            Account.archived_at.is_(None),
+            Account.mode == AccountMode.NETTING,
+        ),
+    )
+    .returning(NetOrder.__table__.c.id)
+)
+ORDER_BY_ID = select(NetOrder).where(NetOrder.id == bindparam("order_id")).execution_options(populate_existing=True)
+
+
+def lot(asset: Asset) -> int:
+    """Internal quantity units per unit of the market's quantity decimals."""
+    return 10 ** (QUANTITY_DECIMALS - asset.quantity_decimals)
+
+
+def _market(symbol: str) -> Asset:
+    asset = asset_named(symbol)
+    if asset is None or not asset.perpetual or asset.imf is None:
+        abort(ErrorCode.VALIDATION, f"{symbol} is not a perpetual this service trades (GET /api/v1/markets)")
+    state = book_state(symbol)
+    if state != BookState.OPEN:
+        abort(ErrorCode.MARKET_NOT_OPEN, f"{symbol} is {state}: it takes no new orders")
+    return asset
+
+
+def _checked(asset: Asset, body: dict) -> dict:
+    """The order's figures inside, each on the market's filters (a 400 naming the filter)."""
+    price = body.get("price")
+    if price is not None and price % asset.tick:
+        tick = format_units(asset.tick, asset.decimals)
+        abort(ErrorCode.INVALID_PRICE, f"price {price} is not on {asset.symbol}'s tickSize {tick}")
+    quantity = body.get("quantity")
+    if quantity is not None:
+        quantity *= lot(asset)
+        if quantity % asset.step or quantity < asset.min_quantity:
+            step = format_units(asset.step // lot(asset), asset.quantity_decimals)
+            minimum = format_units(asset.min_quantity // lot(asset), asset.quantity_decimals)
+            abort(
+                ErrorCode.INVALID_QUANTITY,
+                f"quantity must be a multiple of {asset.symbol}'s stepSize {step}, at least its minQuantity {minimum}",
+            )
+    return {"quantity": quantity, "price": price}
+
+
+def create_order(account_id: int, body: dict) -> dict:
+    """Record the order pending, wake the engine, and answer with the order as it executed."""
+    asset = _market(body["symbol"])
+    figures = _checked(asset, body)
+    if fresh_quote(asset.symbol) is None:
+        abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh price for {asset.symbol}")
+    order_id = uuid.uuid4()
+    values = dict(
+        id=order_id,
+        account_id=account_id,
+        symbol=asset.symbol,
+        side=body["side"],
+        order_type=body["orderType"],
+        status=NetOrderStatus.PENDING,
+        quantity=figures["quantity"],
+        quote_quantity=body.get("quoteQuantity"),
+        price=figures["price"],
+        time_in_force=body["timeInForce"],
+        post_only=body["postOnly"],
+        reduce_only=body["reduceOnly"],
+        client_id=body.get("clientId"),
+        executed_quantity=0,
+        executed_quote=0,
+        fee=0,
+        liquidation=False,
+        created_at=utcnow(),
+    )
+
+    def record_and_wake() -> None:
+        with autocommit() as connection:
+            if connection.execute(INSERT_NET_ORDER, values).first() is None:
+                _refuse(connection.execute(select(Account.mode).where(Account.id == account_id)).scalar())
+        wake_engine(account_id)
+
+    order, _ = _wait(account_id, order_id, lambda o: o.status != NetOrderStatus.PENDING, record_and_wake)
+    if order.status == NetOrderStatus.REJECTED:
+        code, message = REJECTIONS[NetRejectReason(order.reject_reason)]
+        abort(code, message)
+    return view(order)
+
+
+def _refuse(mode: str | None) -> None:
+    if mode == AccountMode.HEDGING:
+        abort(ErrorCode.WRONG_ACCOUNT_MODE, "This is a hedging account: trade it with POST /api/v1/trade/create")
+    abort(ErrorCode.ACCOUNT_ARCHIVED, "This account is archived: it takes no new orders")
+
+
+def _wait(account_id: int, order_id: uuid.UUID, done, send=None):
+    def reload() -> NetOrder:
+        return db.session.execute(ORDER_BY_ID, {"order_id": order_id}).scalar_one()
+
+    def about(event: AccountEvent) -> bool:
+        return isinstance(event, NetOrderChanged | RequestFailed) and event.order_id == str(order_id)
+
+    return wait_for_engine(account_id, about, reload, done, send)
+
+
+def _order_key(order_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(order_id))
+    except ValueError:
+        abort(ErrorCode.NOT_FOUND, "No such order")
+
+
+def get_order(account_id: int, order_id: str) -> dict:
+    order = db.session.execute(ORDER_BY_ID, {"order_id": _order_key(order_id)}).scalar_one_or_none()
+    if order is None or order.account_id != account_id:
+        abort(ErrorCode.NOT_FOUND, "No such order")
+    return view(order)
+
+
+def cancel(account_id: int, order_id: str) -> dict:
+    """Cancel a working order through the engine, so it cannot race the order's fill."""
+    key = _order_key(order_id)
+    order = db.session.execute(ORDER_BY_ID, {"order_id": key}).scalar_one_or_none()
+    if order is None or order.account_id != account_id:
+        abort(ErrorCode.NOT_FOUND, "No such order")
+    if order.status not in (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED):
+        abort(ErrorCode.NOT_WORKING, f"The order is {order.status}, not working")
+    db.session.rollback()
+    working = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED)
+    order, error = _wait(
+        account_id,
+        key,
+        lambda o: o.status not in working,
+        send=lambda: enqueue(CANCEL_NET_ORDER, str(key), account_id=account_id),
+    )
+    if error or order.status != NetOrderStatus.CANCELLED:
+        abort(ErrorCode.NOT_WORKING, f"The order is {order.status}: it filled or ended first")
+    return view(order)
+
+
+def list_orders(account_id: int, status: str | None, symbol: str | None, limit: int = 200) -> list[dict]:
+    query = select(NetOrder).where(NetOrder.account_id == account_id)
+    if status:
+        query = query.where(NetOrder.status == status)
+    if symbol:
+        query = query.where(NetOrder.symbol == symbol)
+    orders = list(db.session.scalars(query.order_by(NetOrder.created_at.desc(), NetOrder.id).limit(limit)))
+    return views(orders)
+
+
+def list_fills(account_id: int, symbol: str | None, limit: int = 500) -> list[dict]:
+    query = select(Fill).where(Fill.account_id == account_id)
+    if symbol:
+        query = query.where(Fill.symbol == symbol)
+    return [_fill(fill) for fill in db.session.scalars(query.order_by(Fill.id.desc()).limit(limit))]
+
+
+def _fill(fill: Fill) -> dict:
+    asset = asset_named(fill.symbol)
+    per = lot(asset) if asset is not None else 1
+    return {**{c.name: getattr(fill, c.name) for c in Fill.__table__.columns}, "quantity": fill.quantity // per}
+
+
+def view(order: NetOrder) -> dict:
+    return views([order])[0]
+
+
+def views(orders: list[NetOrder]) -> list[dict]:
+    """The orders with their fills (one query for the list), quantities in the market's decimals."""
+    fills: dict[uuid.UUID, list[dict]] = {order.id: [] for order in orders}
+    if orders:
+        for fill in db.session.scalars(select(Fill).where(Fill.order_id.in_(list(fills))).order_by(Fill.id)):
+            fills[fill.order_id].append(_fill(fill))
+    shown = []
+    for order in orders:
+        asset = asset_named(order.symbol)
+        per = lot(asset) if asset is not None else 1
+        row = {c.name: getattr(order, c.name) for c in NetOrder.__table__.columns}
+        row["id"] = str(order.id)
+        row["quantity"] = None if order.quantity is None else order.quantity // per
+        row["executed_quantity"] = order.executed_quantity // per
+        row["price_decimals"] = asset.decimals if asset is not None else 0
+        row["quantity_decimals"] = asset.quantity_decimals if asset is not None else QUANTITY_DECIMALS
+        row["fills"] = fills[order.id]
+        shown.append(row)
+    return shown
+
+
+def positions(account_id: int) -> list[dict]:
+    """The account's open positions, valued at their fresh marks (none: no valuation shown), with
+    the estimated liquidation price the engine keeps."""
+    rows = list(
+        db.session.scalars(
+            select(Position).where(Position.account_id == account_id, Position.quantity != 0).order_by(Position.symbol)
+        )
+    )
+    shown = []
+    for row in rows:
+        asset = asset_named(row.symbol)
+        if asset is None:
+            continue
+        held = netting.Position(row.quantity, int(row.cost))
+        mark = fresh_mark(asset)
+        entry = held.entry_price() or Decimal(0)
+        value = None if mark is None else netting.Spec(row.symbol, asset.decimals, asset.imf, asset.mmf)
+        shown.append(
+            {
+                "symbol": row.symbol,
+                "net_quantity": row.quantity // lot(asset),
+                "entry_price": int(entry.to_integral_value(rounding=ROUND_HALF_UP)),
+                "mark_price": None if mark is None else mark.bid,
+                "notional": None if value is None or mark is None else value.notional(mark.bid, row.quantity),
+                "unrealized_pnl": None if mark is None else held.unrealized(mark.bid, asset.decimals),
+                "realized_pnl": row.realized_pnl,
+                "liquidation_price": row.liquidation_price,
+                "cumulative_funding": 0,
+                "price_decimals": asset.decimals,
+                "quantity_decimals": asset.quantity_decimals,
+                "opened_at": row.opened_at,
+            }
+        )
+    return shown

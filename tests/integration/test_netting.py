@@ -1,0 +1,210 @@
+"""Netting accounts (Backpack's model) through the API and a real engine process: one signed
+position per market, fills against the book, working limits filled by the visible size, cross
+margin, and the account's liquidation on the mark."""
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db, redis_client
+from app.models import Fill, LedgerEntry, NetOrder, Position
+from core.book import BookStore
+from core.shards import shard_of
+from tests.support.state import assert_ledger_balances
+from tests.support.trading import PERP
+from workers.triggers import check_triggers
+
+pytestmark = pytest.mark.usefixtures("engine_worker")
+LOT = 1_000  # BTC_USDC_PERP's stepSize is 0.00001: its quantities have 5 decimals, 8 inside
+
+
+@pytest.fixture
+def book(perpetuals):
+    """A fresh depth book for the perpetual (levels as (tenths, quantity in 8 decimals)), its top as
+    the quote and the mark at the mid, each with a newer update id."""
+    quote, mark = perpetuals
+    updates = iter(range(1, 10**6))
+
+    def set_(bids: list[tuple[int, int]], asks: list[tuple[int, int]], mark_at: int | None = None):
+        quote(bids[0][0], asks[0][0])
+        mark(mark_at if mark_at is not None else (bids[0][0] + asks[0][0]) // 2)
+        BookStore(redis_client).write(PERP, json.dumps({"bids": bids, "asks": asks, "u": next(updates), "time": 1}))
+
+    return set_
+
+
+DEEP_BIDS = [(1_183_200, 10**8)]
+DEEP_ASKS = [(1_183_210, 3_000_000), (1_183_220, 10**8)]
+
+
+def netting_account(client, make_user, starting_balance: int = 1_000_000, user=None) -> tuple[int, dict, int]:
+    main_id, headers = user or make_user()
+    opened = client.post(
+        "/api/v1/accounts",
+        json={"name": "perps", "mode": "netting", "startingBalance": starting_balance},
+        headers=headers,
+    )
+    assert opened.status_code == 201, opened.json
+    return opened.json["id"], headers, main_id
+
+
+def place(client, headers, account_id, **order):
+    body = {"accountId": account_id, "symbol": PERP, "side": "buy", "orderType": "market", **order}
+    return client.post("/api/v1/orders", json=body, headers=headers)
+
+
+def fresh(order_id) -> NetOrder:
+    """The order as committed now (the engine's trigger checks ran in this process)."""
+    db.session.rollback()
+    query = select(NetOrder).where(NetOrder.id == order_id).execution_options(populate_existing=True)
+    return db.session.execute(query).scalar_one()
+
+
+def positions(client, headers, account_id):
+    response = client.get(f"/api/v1/positions?accountId={account_id}", headers=headers)
+    assert response.status_code == 200, response.json
+    return {p["symbol"]: p for p in response.json}
+
+
+def test_a_market_order_walks_the_book_into_one_signed_position(app, client, make_user, book):
+    account_id, headers, _ = netting_account(client, make_user)
+    book(DEEP_BIDS, DEEP_ASKS)
+    bought = place(client, headers, account_id, quantity=5_000)  # 0.05 BTC
+    assert bought.status_code == 200, bought.json
+    order = bought.json
+    assert (order["status"], order["executedQuantity"], order["quantityDecimals"]) == ("filled", 5_000, 5)
+    assert [(f["price"], f["quantity"], f["maker"]) for f in order["fills"]] == [
+        (1_183_210, 3_000, False),
+        (1_183_220, 2_000, False),
+    ]
+    # 5 bps of 3,549.63 and of 2,366.44, each rounded up
+    assert [f["fee"] for f in order["fills"]] == [178, 119] and order["fee"] == 297
+
+    sold = place(client, headers, account_id, side="sell", quantity=2_000)
+    assert sold.status_code == 200 and sold.json["fills"][0]["price"] == 1_183_200
+    position = positions(client, headers, account_id)[PERP]
+    assert position["netQuantity"] == 3_000
+    assert position["markPrice"] == 1_183_205
+    assert position["estLiquidationPrice"] is None  # 0.03 BTC on 10,000 USD: no price liquidates it
+    assert sold.json["fills"][0]["realizedPnl"] < 0  # sold below the average it bought at
+
+    flipped = place(client, headers, account_id, side="sell", quantity=8_000)
+    assert flipped.status_code == 200
+    assert positions(client, headers, account_id)[PERP]["netQuantity"] == -5_000  # through zero: short
+    kinds = db.session.scalars(select(LedgerEntry.kind).where(LedgerEntry.account_id == account_id)).all()
+    assert {"deposit", "fee", "realized_pnl"} <= set(kinds)
+    assert_ledger_balances(app)
+
+
+def test_a_resting_limit_fills_by_the_visible_size_once_per_book_as_a_maker(app, client, make_user, book):
+    account_id, headers, _ = netting_account(client, make_user)
+    book(DEEP_BIDS, DEEP_ASKS)
+    placed = place(client, headers, account_id, orderType="limit", price=1_183_000, quantity=5_000)
+    assert placed.status_code == 200 and placed.json["status"] == "new"
+    shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
+
+    book([(1_182_900, 10**8)], [(1_182_950, 2_000_000), (1_183_000, 1_000_000), (1_183_100, 10**8)])
+    assert check_triggers(PERP, shard) == 1
+    order = fresh(placed.json["id"])
+    assert (order.status, order.executed_quantity) == ("partially_filled", 3_000_000)  # the 0.03 at or under
+    assert check_triggers(PERP, shard) == 0  # the same book: nothing taken twice
+
+    book([(1_182_900, 10**8)], [(1_182_990, 10**8)])
+    assert check_triggers(PERP, shard) == 1
+    order = fresh(placed.json["id"])
+    assert (order.status, order.executed_quantity) == ("filled", 5_000_000)
+    fills = db.session.scalars(select(Fill).where(Fill.order_id == order.id).order_by(Fill.id)).all()
+    assert [(f.price, f.quantity, f.maker) for f in fills] == [
+        (1_182_950, 2_000_000, True),
+        (1_183_000, 1_000_000, True),
+        (1_182_990, 2_000_000, True),
+    ]
+    assert fills[0].fee == 48  # 2 bps (maker) of 2,365.90, rounded up
+    assert positions(client, headers, account_id)[PERP]["netQuantity"] == 5_000
+    assert_ledger_balances(app)
+
+
+def test_a_working_order_is_cancelled_through_the_engine(app, client, make_user, book):
+    account_id, headers, _ = netting_account(client, make_user)
+    book(DEEP_BIDS, DEEP_ASKS)
+    placed = place(client, headers, account_id, orderType="limit", side="sell", price=1_190_000, quantity=1_000)
+    assert placed.json["status"] == "new"
+    cancelled = client.delete(f"/api/v1/orders/{placed.json['id']}?accountId={account_id}", headers=headers)
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+    again = client.delete(f"/api/v1/orders/{placed.json['id']}?accountId={account_id}", headers=headers)
+    assert again.status_code == 409 and again.json["error"] == "not_working"
+    listed = client.get(f"/api/v1/orders?accountId={account_id}&status=cancelled", headers=headers).json
+    assert [o["id"] for o in listed] == [placed.json["id"]]
+
+
+@pytest.mark.parametrize(
+    "order, status, code",
+    [
+        ({"quantity": 5_000, "price": 1_183_000}, 422, "validation"),  # a market order takes no price
+        # BNB_USDC_PERP: tickSize 0.05, stepSize 0.01, minQuantity 0.02
+        ({"symbol": "BNB_USDC_PERP", "orderType": "limit", "quantity": 100, "price": 71_237}, 400, "invalid_price"),
+        ({"symbol": "BNB_USDC_PERP", "orderType": "limit", "quantity": 1, "price": 71_235}, 400, "invalid_quantity"),
+        ({"orderType": "limit", "quantity": 5_000}, 422, "validation"),  # a limit needs its price
+        ({"quantity": 5_000, "quoteQuantity": 100}, 422, "validation"),
+        ({"symbol": "BTC", "quantity": 5_000}, 422, "validation"),  # not a perpetual
+        ({"symbol": "NOPE_USDC_PERP", "quantity": 5_000}, 422, "validation"),
+        ({"quantity": 5_000, "reduceOnly": True}, 400, "reduce_only"),  # nothing to reduce
+        ({"orderType": "limit", "price": 1_183_210, "quantity": 1_000, "postOnly": True}, 400, "post_only"),
+        ({"quantity": 10**7}, 400, "insufficient_margin"),  # 100 BTC on 10,000 USD
+        ({"quantity": 5_000, "timeInForce": "DAY"}, 422, "validation"),
+        ({"quantity": 5_000, "clientId": 2**32}, 422, "validation"),
+    ],
+)
+def test_bad_orders_get_a_clear_error_and_change_nothing(app, client, make_user, book, order, status, code):
+    account_id, headers, _ = netting_account(client, make_user)
+    book(DEEP_BIDS, DEEP_ASKS)
+    refused = place(client, headers, account_id, **order)
+    assert (refused.status_code, refused.json["error"]) == (status, code), refused.json
+    assert positions(client, headers, account_id) == {}
+    entries = db.session.scalar(select(func.count()).where(LedgerEntry.account_id == account_id))
+    assert entries == 1  # the deposit alone
+    assert db.session.scalar(select(func.count()).select_from(Fill).where(Fill.account_id == account_id)) == 0
+
+
+def test_each_mode_has_its_own_routes_and_another_users_account_is_not_found(app, client, make_user, book):
+    account_id, headers, main_id = netting_account(client, make_user)
+    book(DEEP_BIDS, DEEP_ASKS)
+    hedging = place(client, headers, main_id, quantity=5_000)
+    assert (hedging.status_code, hedging.json["error"]) == (409, "wrong_account_mode")
+    trade = {"accountId": account_id, "symbol": PERP, "type": "long", "margin": 10_000, "leverage": 2}
+    netting_trade = client.post("/api/v1/trade/create", json=trade, headers=headers)
+    assert (netting_trade.status_code, netting_trade.json["error"]) == (409, "wrong_account_mode")
+    _, stranger = make_user()
+    assert place(client, stranger, account_id, quantity=5_000).status_code == 404
+    assert db.session.scalar(select(func.count()).select_from(NetOrder).where(NetOrder.account_id == account_id)) == 0
+
+
+def test_the_account_is_liquidated_on_the_mark_with_a_fee_per_fill(app, client, make_user, book):
+    account_id, headers, _ = netting_account(client, make_user, starting_balance=100_000)  # 1,000 USD
+    client.patch(f"/api/v1/accounts/{account_id}", json={"leverageLimit": 20}, headers=headers)
+    book(DEEP_BIDS, DEEP_ASKS)
+    bought = place(client, headers, account_id, quantity=15_000)  # 0.15 BTC, about 17,750 USD: 17.7x
+    assert bought.status_code == 200, bought.json
+    resting = place(client, headers, account_id, orderType="limit", price=1_100_000, quantity=1_000)
+    assert resting.json["status"] == "new"
+    level = positions(client, headers, account_id)[PERP]["estLiquidationPrice"]
+    shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
+
+    book([(level - 5_000, 10**8)], [(level - 4_990, 10**8)], mark_at=level + 50)  # the book spikes; the mark holds
+    assert check_triggers(PERP, shard) == 0
+    assert positions(client, headers, account_id)[PERP]["netQuantity"] == 15_000
+
+    book([(level - 20, 10**7), (level - 100, 10**8)], [(level, 10**8)], mark_at=level)
+    assert check_triggers(PERP, shard) >= 2  # the working order cancelled, the position closed
+    assert positions(client, headers, account_id) == {}
+    closes = db.session.scalars(select(NetOrder).where(NetOrder.account_id == account_id, NetOrder.liquidation)).all()
+    assert len(closes) == 1 and closes[0].side == "sell" and closes[0].status == "filled"
+    fills = db.session.scalars(select(Fill).where(Fill.order_id == closes[0].id).order_by(Fill.id)).all()
+    assert [f.quantity for f in fills] == [10**7, 5 * 10**6] and all(f.liquidation for f in fills)
+    assert fills[0].fee == ((level - 20) * 10**7 // 10**7 + 99) // 100  # 1 % of the notional, rounded up
+    assert fresh(resting.json["id"]).status == "cancelled"
+    kinds = set(db.session.scalars(select(LedgerEntry.kind).where(LedgerEntry.account_id == account_id)))
+    assert "liquidation_fee" in kinds
+    assert db.session.scalar(select(Position.quantity).where(Position.account_id == account_id)) == 0
+    assert_ledger_balances(app)

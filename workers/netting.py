@@ -1,0 +1,218 @@
+"""Netting accounts on the engine: short transactions around `core.netting`'s decisions.
+
+Every transaction locks the accounts' balance rows with the orders it changes (balances first,
+in account order, as every engine transaction does), then the accounts' positions, and writes
+fills, ledger entries and positions with the orders in one commit (`workers.writes`). A netting
+account's state for a decision is its cash, its positions valued at their marks and the notional
+of its working orders (`AccountState`).
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.extensions import db, redis_client
+from app.markets.service import asset_named, price_decimals
+from app.models import Account as AccountRow
+from app.models import Balance, Fill, LedgerEntry, NetOrder, Position, utcnow
+from core import netting
+from core.book import Level, notional
+from core.enums import LedgerKind, NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide
+from core.events import NetOrderChanged
+from core.marks import MarkStore
+from core.netting import Costs, Holding, Outcome, Spec, Trade
+
+log = logging.getLogger(__name__)
+
+WORKING = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED)
+ENDED = frozenset({NetOrderStatus.FILLED, NetOrderStatus.CANCELLED, NetOrderStatus.EXPIRED, NetOrderStatus.REJECTED})
+
+
+def spec_of(symbol: str) -> Spec | None:
+    """The perpetual as netting trades it; None for anything else."""
+    asset = asset_named(symbol)
+    if asset is None or not asset.perpetual or asset.imf is None or asset.mmf is None:
+        return None
+    return Spec(symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
+
+
+def costs() -> Costs:
+    config = current_app.config
+    return Costs(config["NETTING_TAKER_FEE_BPS"], config["NETTING_MAKER_FEE_BPS"], config["MAX_WORKING_ORDERS"])
+
+
+def marks(symbols: set[str]) -> dict[str, int]:
+    """Each market's latest mark in its price units (stale or not: a position is valued at the
+    last mark Backpack published rather than not at all)."""
+    found = MarkStore(redis_client).read_many(sorted(symbols))
+    units = {}
+    for symbol, mark in found.items():
+        spec = spec_of(symbol)
+        if spec is not None:
+            units[symbol] = mark.units(spec.decimals)
+    return units
+
+
+@dataclass
+class AccountState:
+    """A netting account inside one transaction: its locked balance, positions and working orders."""
+
+    balance: Balance
+    leverage_limit: int
+    positions: dict[str, Position] = field(default_factory=dict)
+    working: list[NetOrder] = field(default_factory=list)
+
+    def position(self, symbol: str) -> Position:
+        if symbol not in self.positions:
+            row = Position(account_id=self.balance.account_id, symbol=symbol, quantity=0, cost=Decimal(0))
+            row.realized_pnl, row.updated_at = 0, utcnow()
+            db.session.add(row)
+            self.positions[symbol] = row
+        return self.positions[symbol]
+
+    def view(self, prices: dict[str, int], *extra: str) -> netting.Account:
+        """The account as `core.netting` decides on it (a market of `extra` included even if flat)."""
+        holdings = {}
+        for symbol in {*self.positions, *(o.symbol for o in self.working), *extra}:
+            spec = spec_of(symbol)
+            if spec is None:
+                continue
+            row = self.positions.get(symbol)
+            held = netting.Position(row.quantity, int(row.cost)) if row is not None else netting.Position()
+            entry = held.entry_price()
+            mark = prices.get(symbol) or (int(entry) if entry is not None else 0)
+            working = sum(
+                spec.notional(o.price or 0, (o.quantity or 0) - o.executed_quantity)
+                for o in self.working
+                if o.symbol == symbol and not o.reduce_only
+            )
+            holdings[symbol] = Holding(spec, held, mark, working)
+        return netting.Account(self.balance.usd, self.leverage_limit, holdings)
+
+
+def load_states(balances: dict[int, Balance]) -> dict[int, AccountState]:
+    """The accounts' leverage limits, positions (locked) and working orders, their balances
+    already locked by the caller."""
+    ids = sorted(balances)
+    limits = dict(
+        db.session.execute(select(AccountRow.id, AccountRow.leverage_limit).where(AccountRow.id.in_(ids))).all()
+    )
+    states = {account_id: AccountState(balances[account_id], limits[account_id]) for account_id in ids}
+    positions = select(Position).where(Position.account_id.in_(ids)).order_by(Position.account_id, Position.symbol)
+    for row in db.session.scalars(positions.with_for_update().execution_options(populate_existing=True)):
+        states[row.account_id].positions[row.symbol] = row
+    working = select(NetOrder).where(NetOrder.account_id.in_(ids), NetOrder.status.in_(WORKING))
+    for order in db.session.scalars(working.execution_options(populate_existing=True)):
+        states[order.account_id].working.append(order)
+    return states
+
+
+def post(balance: Balance, kind: LedgerKind, usd_delta: int, order: NetOrder | None) -> None:
+    """Change the cash and append its ledger entry, in the caller's transaction."""
+    if not usd_delta:
+        return
+    balance.usd += usd_delta
+    db.session.add(
+        LedgerEntry(
+            account_id=balance.account_id,
+            net_order_id=order.id if order is not None else None,
+            kind=kind,
+            usd_delta=usd_delta,
+            locked_delta=0,
+            created_at=utcnow(),
+        )
+    )
+
+
+def record_trades(state: AccountState, order: NetOrder, trades: tuple[Trade, ...], fee_kind: LedgerKind) -> None:
+    """The fills of `order`, its executed figures, and their fees and realized PnL in the ledger."""
+    now, decimals = utcnow(), price_decimals(order.symbol)
+    for trade in trades:
+        db.session.add(
+            Fill(
+                order_id=order.id,
+                account_id=order.account_id,
+                symbol=order.symbol,
+                side=order.side,
+                price=trade.price,
+                quantity=trade.quantity,
+                fee=trade.fee,
+                realized_pnl=trade.realized,
+                maker=trade.maker,
+                liquidation=order.liquidation,
+                created_at=now,
+            )
+        )
+        order.executed_quantity += trade.quantity
+        order.executed_quote += notional(trade.price, trade.quantity, decimals)
+        order.fee += trade.fee
+    post(state.balance, LedgerKind.REALIZED_PNL, sum(t.realized for t in trades), order)
+    post(state.balance, fee_kind, -sum(t.fee for t in trades), order)
+
+
+def apply(state: AccountState, order: NetOrder, outcome: Outcome) -> None:
+    """Write what `core.netting` decided for `order`: its fills, its status, the position."""
+    now = utcnow()
+    if outcome.status == NetOrderStatus.REJECTED:
+        order.status, order.reject_reason, order.ended_at = NetOrderStatus.REJECTED, outcome.reason, now
+        return
+    if outcome.quantity is not None:
+        order.quantity = outcome.quantity
+    record_trades(state, order, outcome.trades, LedgerKind.FEE)
+    if outcome.position is not None and outcome.trades:
+        row = state.position(order.symbol)
+        if row.quantity == 0:
+            row.opened_at, row.realized_pnl = now, 0
+        row.quantity, row.cost = outcome.position.quantity, Decimal(outcome.position.cost)
+        row.realized_pnl += sum(trade.realized for trade in outcome.trades)
+        row.updated_at = now
+    order.status = outcome.status
+    if outcome.status in ENDED:
+        order.ended_at = now
+        if order in state.working:
+            state.working.remove(order)
+    elif order not in state.working:
+        state.working.append(order)
+
+
+def reestimate(state: AccountState, prices: dict[str, int]) -> None:
+    """Each open position's estimated liquidation price, as the account stands now: the level
+    the mark is compared with (`workers.levels`)."""
+    view = state.view(prices)
+    for symbol, row in state.positions.items():
+        estimate = view.estimated_liquidation_price(symbol) if row.quantity else None
+        if row.liquidation_price != estimate:
+            row.liquidation_price = estimate
+
+
+def changed(order: NetOrder, balance: Balance) -> NetOrderChanged:
+    return NetOrderChanged(order.account_id, str(order.id), str(order.status), balance.usd)
+
+
+def arrive(state: AccountState, order: NetOrder, levels: tuple[Level, ...] | None, prices: dict[str, int]) -> None:
+    """A pending order: `core.netting.arrive` on the side of the book it takes, written."""
+    if utcnow() - order.created_at > timedelta(seconds=current_app.config["ORDER_MAX_DELAY_S"]):
+        apply(state, order, netting.rejected(NetRejectReason.EXPIRED))  # an outage must not fill it late
+        return
+    terms = terms_of(order)
+    working_count = len(state.working)
+    outcome = netting.arrive(terms, state.view(prices, order.symbol), order.symbol, levels, costs(), working_count)
+    apply(state, order, outcome)
+
+
+def terms_of(order: NetOrder) -> netting.Order:
+    return netting.Order(
+        TradeSide(order.side),
+        NetOrderType(order.order_type),
+        order.quantity,
+        order.quote_quantity,
+        order.price,
+        TimeInForce(order.time_in_force),
+        order.post_only,
+        order.reduce_only,
+        order.executed_quantity,
+    )
