@@ -269,6 +269,7 @@ class Fill(db.Model):
     __table_args__ = (
         one_of("side", TradeSide, "fill_side_known"),
         Index("ix_fills_account_id", "account_id", "id"),
+        Index("ix_fills_position_created", "account_id", "symbol", "created_at"),  # a position at a past time
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -307,6 +308,22 @@ class Position(db.Model):
     liquidation_price: Mapped[int | None] = mapped_column(BigInteger)  # estimated at its last change
     opened_at: Mapped[Timestamp | None]
     updated_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+
+
+class NetFundingPayment(db.Model):
+    """A netting position's funding at one boundary: its primary key makes it exactly once. The
+    quantity is the position's at the boundary (its fills since then taken back out), written
+    with its ledger entry (`amount`) in one transaction."""
+
+    __tablename__ = "net_funding_payments"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    boundary: Mapped[Timestamp] = mapped_column(primary_key=True)
+    rate: Mapped[Decimal] = mapped_column(Numeric)
+    mark: Mapped[Decimal] = mapped_column(Numeric)
+    quantity: Mapped[int] = mapped_column(BigInteger)  # signed: negative for a short
+    amount: Mapped[int] = mapped_column(BigInteger)  # signed as the ledger: paid < 0
 
 
 class IdempotencyKey(db.Model):

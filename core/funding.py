@@ -12,11 +12,13 @@ balance never goes below zero (`split`).
 """
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 
 from core.assets import QUANTITY_DECIMALS, USD_DECIMALS
 from core.enums import Side
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # boundaries are counted from it
 DEFAULT_INTERVAL_MS = 3_600_000  # Backpack's interval on every perp since 2025-08-20
 
 

@@ -374,9 +374,11 @@ def on_book(
     return Outcome(NetOrderStatus.PARTIALLY_FILLED, trades, quantity, quantity - executed, after, cash)
 
 
-def liquidation(position: Position, spec: Spec, levels: Sequence[Level]) -> tuple[tuple[Trade, ...], int]:
+def close_out(
+    position: Position, spec: Spec, levels: Sequence[Level], fee_bps: int = LIQUIDATION_FEE_BPS
+) -> tuple[tuple[Trade, ...], int]:
     """Close `position` against the book (a thin book fills the rest at its worst visible level):
-    its fills, each paying LIQUIDATION_FEE_BPS, and the cash they bring."""
+    its fills, each paying `fee_bps` (a liquidation's by default), and the cash they bring."""
     size = abs(position.quantity)
     taken = _take(levels, size)
     short_by = size - sum(level.quantity for level in taken)
@@ -385,5 +387,5 @@ def liquidation(position: Position, spec: Spec, levels: Sequence[Level]) -> tupl
     elif short_by:
         return (), 0
     closing = Order(TradeSide.SELL if position.long else TradeSide.BUY, NetOrderType.MARKET, size)
-    trades, _, cash = _trades(taken, closing, position, spec, LIQUIDATION_FEE_BPS, maker=False)
+    trades, _, cash = _trades(taken, closing, position, spec, fee_bps, maker=False)
     return trades, cash

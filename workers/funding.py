@@ -16,7 +16,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import DateTime, String, and_, column, select, text, values
@@ -30,7 +30,7 @@ from core.enums import Side
 from core.events import BalanceState, FundingPaid
 from core.marks import MarkStore
 from core.shards import shard_of
-from workers import levels
+from workers import levels, netting_funding
 from workers.execution import publish
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,7 @@ def settle_round(shards: list[int], rate: FundingRate) -> int:
     for batch in _batches(unpaid, current_app.config["FUNDING_BATCH"]):
         settled, changed_margin = _settle_batch(batch, rate)
         paid, margins_changed = paid + settled, margins_changed or changed_margin
+    paid += netting_funding.settle_round(shards, rate)
     for shard in shards:
         db.session.execute(
             insert(FundingSettled)
@@ -240,8 +241,7 @@ def _settle_batch(batch: list, rate: FundingRate) -> tuple[int, bool]:
 
 PAID_COLUMNS = ("id", "account", "quantity", "amount", "waived", "usd", "locked")
 
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = funding.EPOCH
 
 
 def _time(boundary_ms: int) -> datetime:

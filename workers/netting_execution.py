@@ -130,7 +130,7 @@ def _liquidations(asset: str, trigger: Quote, shards: list[int]) -> int:
     events: list[AccountEvent] = []
     for state in states.values():
         if state.view(prices).liquidatable():
-            events.extend(liquidate(state, prices))
+            events.extend(liquidate(state))
         reestimate(state, prices)
     tightened = added(states.values())
     commit_and_publish(*events)
@@ -138,11 +138,23 @@ def _liquidations(asset: str, trigger: Quote, shards: list[int]) -> int:
     return len(events)
 
 
-def liquidate(state: AccountState, prices: dict[str, int]) -> list:
+def liquidate(state: AccountState) -> list:
     """Backpack's liquidation: every working order cancelled, every position closed against the
     book as an order of its own (`liquidation`: Backpack's LIQUIDATION_AUTOCLOSE), 1 % a fill;
     what the account then owes beyond its cash is covered (`insurance`), never left below zero."""
+    return close_everything(state, liquidation=True)
+
+
+def close_everything(state: AccountState, liquidation: bool) -> list:
+    """Cancel the account's working orders and close its positions against the book, each close
+    an order of its own: a liquidation's (1 % a fill) or a reset's (the taker fee)."""
+    with db.session.no_autoflush:  # a new order and its fills go out together, parents first, at the commit
+        return _close_everything(state, liquidation)
+
+
+def _close_everything(state: AccountState, liquidation: bool) -> list:
     now, events = utcnow(), []
+    fee_bps = netting.LIQUIDATION_FEE_BPS if liquidation else state_of.costs().taker_fee_bps
     for order in list(state.working):
         order.status, order.ended_at = NetOrderStatus.CANCELLED, now
         state.working.remove(order)
@@ -152,7 +164,7 @@ def liquidate(state: AccountState, prices: dict[str, int]) -> list:
         if not row.quantity or spec is None or market is None:
             continue
         held = netting.Position(row.quantity, int(row.cost))
-        trades, _ = netting.liquidation(held, spec, market.side_levels(not held.long))
+        trades, _ = netting.close_out(held, spec, market.side_levels(not held.long), fee_bps)
         if not trades:
             continue
         order = NetOrder(
@@ -169,17 +181,17 @@ def liquidate(state: AccountState, prices: dict[str, int]) -> list:
             executed_quantity=0,
             executed_quote=0,
             fee=0,
-            liquidation=True,
+            liquidation=liquidation,
             created_at=now,
             ended_at=now,
         )
         db.session.add(order)
-        state_of.record_trades(state, order, trades, LedgerKind.LIQUIDATION_FEE)
+        state_of.record_trades(state, order, trades, LedgerKind.LIQUIDATION_FEE if liquidation else LedgerKind.FEE)
         row.realized_pnl += sum(trade.realized for trade in trades)
         row.quantity, row.cost, row.updated_at = 0, 0, now
         events.append(changed(order, state.balance))
-        log.warning("liquidated account %d on %s: %d fills", state.balance.account_id, symbol, len(trades))
-    if state.balance.usd < 0 and not any(row.quantity for row in state.positions.values()):
+        log.info("closed account %d's %s (liquidation: %s)", state.balance.account_id, symbol, liquidation)
+    if liquidation and state.balance.usd < 0 and not any(row.quantity for row in state.positions.values()):
         state_of.post(state.balance, LedgerKind.INSURANCE, -state.balance.usd, None)
     return events
 

@@ -12,6 +12,8 @@ from app.models import Account, AccountReset, EquitySnapshot, Order, utcnow
 from core.enums import CloseReason, LedgerKind, OrderStatus, RejectReason, ResetStatus
 from core.events import AccountEvent, ResetEnded
 from workers.execution import changed, commit_and_publish, lock_with_balance, market_now, release, settle
+from workers.netting import load_states
+from workers.netting_execution import close_everything
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,9 @@ def reset_account(reset_id: uuid.UUID) -> ResetStatus | None:
         .all()
     )
     positions = [order for order in orders if order.status == OrderStatus.OPEN]
-    markets = {asset: market_now(asset) for asset in {order.asset for order in positions}}
+    netting = load_states({account_id: balance})[account_id]
+    held = {symbol for symbol, row in netting.positions.items() if row.quantity}
+    markets = {asset: market_now(asset) for asset in {order.asset for order in positions} | held}
     reset.done_at = utcnow()
     if None in markets.values():
         reset.status = ResetStatus.FAILED
@@ -48,6 +52,7 @@ def reset_account(reset_id: uuid.UUID) -> ResetStatus | None:
         else:
             settle(balance, order, markets[order.asset], CloseReason.RESET)
     starting = db.session.scalar(select(Account.starting_balance).where(Account.id == account_id))
+    closes = close_everything(netting, liquidation=False)  # a netting account's working orders and positions
     post_entry(balance, LedgerKind.RESET, starting - balance.usd, 0)
     events: list[AccountEvent] = [changed(order, balance) for order in orders]  # with the balance after the reset
     db.session.add(
@@ -59,7 +64,7 @@ def reset_account(reset_id: uuid.UUID) -> ResetStatus | None:
             unrealized_pnl=0,
         )
     )
-    reset.status, reset.closed_positions = ResetStatus.DONE, len(positions)
-    commit_and_publish(*events, ResetEnded(account_id, str(reset_id), ResetStatus.DONE))
+    reset.status, reset.closed_positions = ResetStatus.DONE, len(positions) + len(held)
+    commit_and_publish(*events, *closes, ResetEnded(account_id, str(reset_id), ResetStatus.DONE))
     log.info("reset account %d: %d positions closed", account_id, len(positions))
     return ResetStatus.DONE

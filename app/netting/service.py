@@ -15,7 +15,7 @@ from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import autocommit, db
 from app.markets.service import asset_named, book_state
-from app.models import Account, Fill, NetOrder, Position, utcnow
+from app.models import Account, Fill, NetFundingPayment, NetOrder, Position, utcnow
 from app.prices.service import fresh_mark, fresh_quote
 from core import netting
 from core.assets import QUANTITY_DECIMALS, Asset
@@ -258,6 +258,23 @@ def views(orders: list[NetOrder]) -> list[dict]:
     return shown
 
 
+def _funding_since_opened(account_id: int, rows: list[Position]) -> dict[str, int]:
+    """Each position's funding since it last opened from flat (Backpack's cumulativeFundingPayment)."""
+    if not rows:
+        return {}
+    opened = {row.symbol: row.opened_at for row in rows}
+    payments = db.session.execute(
+        select(NetFundingPayment.symbol, NetFundingPayment.boundary, NetFundingPayment.amount).where(
+            NetFundingPayment.account_id == account_id, NetFundingPayment.symbol.in_(list(opened))
+        )
+    )
+    paid: dict[str, int] = {}
+    for symbol, boundary, amount in payments:
+        if opened[symbol] is not None and boundary >= opened[symbol]:
+            paid[symbol] = paid.get(symbol, 0) + amount
+    return paid
+
+
 def positions(account_id: int) -> list[dict]:
     """The account's open positions, valued at their fresh marks (none: no valuation shown), with
     the estimated liquidation price the engine keeps."""
@@ -266,6 +283,7 @@ def positions(account_id: int) -> list[dict]:
             select(Position).where(Position.account_id == account_id, Position.quantity != 0).order_by(Position.symbol)
         )
     )
+    paid = _funding_since_opened(account_id, rows)
     shown = []
     for row in rows:
         asset = asset_named(row.symbol)
@@ -285,7 +303,7 @@ def positions(account_id: int) -> list[dict]:
                 "unrealized_pnl": None if mark is None else held.unrealized(mark.bid, asset.decimals),
                 "realized_pnl": row.realized_pnl,
                 "liquidation_price": row.liquidation_price,
-                "cumulative_funding": 0,
+                "cumulative_funding": paid.get(row.symbol, 0),
                 "price_decimals": asset.decimals,
                 "quantity_decimals": asset.quantity_decimals,
                 "opened_at": row.opened_at,

@@ -1,4 +1,4 @@
-"""netting accounts: their orders, fills and positions; cash that may go below zero under cross
+"""netting accounts: their orders, fills, positions and funding payments; cash that may go below zero under cross
 margin; ledger kinds for realized PnL, liquidation fees and the insurance that covers a deficit
 
 Revision ID: 0013
@@ -104,6 +104,7 @@ def upgrade():
     )
     op.create_index("ix_fills_order_id", "fills", ["order_id"])
     op.create_index("ix_fills_account_id", "fills", ["account_id", "id"])
+    op.create_index("ix_fills_position_created", "fills", ["account_id", "symbol", "created_at"])
     op.create_table(
         "positions",
         sa.Column("account_id", sa.BigInteger(), sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
@@ -121,6 +122,16 @@ def upgrade():
         ["symbol", "liquidation_price"],
         postgresql_where=sa.text("quantity <> 0"),
     )
+    op.create_table(
+        "net_funding_payments",
+        sa.Column("account_id", sa.BigInteger(), sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("symbol", sa.String(64), primary_key=True),
+        sa.Column("boundary", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("rate", sa.Numeric(), nullable=False),
+        sa.Column("mark", sa.Numeric(), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+    )
     op.add_column("ledger_entries", sa.Column("net_order_id", sa.Uuid(), sa.ForeignKey("net_orders.id"), nullable=True))
     op.create_index("ix_ledger_entries_net_order_id", "ledger_entries", ["net_order_id"])
 
@@ -128,6 +139,7 @@ def upgrade():
 def downgrade():
     op.drop_index("ix_ledger_entries_net_order_id", "ledger_entries")
     op.drop_column("ledger_entries", "net_order_id")
+    op.drop_table("net_funding_payments")
     op.drop_table("positions")  # refused with netting ledger entries: they name these orders
     op.drop_table("fills")
     op.drop_table("net_orders")

@@ -121,7 +121,6 @@ def test_account_limits_names_and_bad_bodies(app, client, make_user):
         {"name": ""},
         {"name": "x" * 65},
         {"name": "tab\there"},
-        {"name": "n", "mode": "netting"},  # not built yet: refused, never a hedging account under that name
         {"name": "n", "mode": "isolated"},
         {"name": "n", "startingBalance": 0},
         {"name": "n", "startingBalance": 10_000_000_001},

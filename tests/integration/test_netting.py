@@ -208,3 +208,58 @@ def test_the_account_is_liquidated_on_the_mark_with_a_fee_per_fill(app, client, 
     assert "liquidation_fee" in kinds
     assert db.session.scalar(select(Position.quantity).where(Position.account_id == account_id)) == 0
     assert_ledger_balances(app)
+
+
+def test_funding_pays_the_quantity_held_at_the_boundary_once_even_when_settled_late(app, client, make_user, book):
+    from app.models import NetFundingPayment
+    from core.prices import now_micros
+    from tests.support.funding import record_boundary, settle
+    from tests.support.waiting import eventually
+
+    long_id, headers, _ = netting_account(client, make_user)
+    flat_id, flat_headers, _ = netting_account(client, make_user)
+    book(DEEP_BIDS, DEEP_ASKS)
+    assert place(client, headers, long_id, quantity=5_000).status_code == 200
+    assert place(client, flat_headers, flat_id, quantity=1_000).status_code == 200
+    assert place(client, flat_headers, flat_id, side="sell", quantity=1_000).status_code == 200  # closed before
+    before = now_micros()
+    boundary_s = before // 1_000_000 + 1
+    eventually(lambda: now_micros() > boundary_s * 1_000_000 + 50_000)
+    assert place(client, headers, long_id, quantity=3_000).status_code == 200  # after the boundary: not counted
+
+    redis_client.delete(f"mark:{PERP}")
+    record_boundary("0.0001", "118320.5", after_us=before)  # recorded late, as an engine down at the boundary
+    settle(app, long_id, flat_id)
+
+    def paid(account_id):
+        db.session.rollback()
+        return db.session.scalars(select(NetFundingPayment).where(NetFundingPayment.account_id == account_id)).all()
+
+    eventually(lambda: len(paid(long_id)) == 1, timeout=30)
+    payment = paid(long_id)[0]
+    assert payment.quantity == 5 * 10**6  # 0.05 BTC, as held at the boundary
+    assert payment.amount == -60  # 0.0001 x 0.05 x 118,320.5 = 0.5916 USD, rounded against the trader
+    settle(app, long_id, flat_id)
+    assert len(paid(long_id)) == 1 and paid(flat_id) == []  # once; nothing for the position closed before
+    assert positions(client, headers, long_id)[PERP]["cumulativeFunding"] == -60
+    entries = db.session.scalars(
+        select(LedgerEntry.usd_delta).where(LedgerEntry.account_id == long_id, LedgerEntry.kind == "funding")
+    ).all()
+    assert entries == [-60]
+    assert_ledger_balances(app)
+
+
+def test_a_reset_closes_the_positions_cancels_the_working_orders_and_restores_the_deposit(
+    app, client, make_user, book
+):
+    account_id, headers, _ = netting_account(client, make_user, starting_balance=2_000_000)
+    book(DEEP_BIDS, DEEP_ASKS)
+    assert place(client, headers, account_id, quantity=5_000).status_code == 200
+    resting = place(client, headers, account_id, orderType="limit", price=1_100_000, quantity=1_000)
+    reset = client.post("/api/v1/account/reset", headers={**headers, "X-Account-Id": str(account_id)})
+    assert reset.status_code == 200, reset.json
+    assert positions(client, headers, account_id) == {}
+    assert fresh(resting.json["id"]).status == "cancelled"
+    accounts = {a["id"]: a for a in client.get("/api/v1/accounts", headers=headers).json}
+    assert accounts[account_id]["usd"] == 2_000_000
+    assert_ledger_balances(app)

@@ -246,11 +246,13 @@ def test_a_working_reduce_only_ends_with_the_position():
 
 
 def test_a_liquidation_closes_against_the_book_paying_one_percent_a_fill():
-    trades, cash = netting.liquidation(Position(3 * ONE, 300_00 * ONE), SOL, BIDS)
+    trades, cash = netting.close_out(Position(3 * ONE, 300_00 * ONE), SOL, BIDS)
     assert [(t.price, t.quantity, t.fee) for t in trades] == [
         (99_90, 2 * ONE, 2_00),
         (99_80, ONE, 1_00),
     ]
     assert cash == sum(t.realized - t.fee for t in trades)
-    thin, _ = netting.liquidation(Position(-20 * ONE, 2000_00 * ONE), SOL, ASKS)
+    thin, _ = netting.close_out(Position(-20 * ONE, 2000_00 * ONE), SOL, ASKS)
     assert sum(t.quantity for t in thin) == 20 * ONE and thin[-1].price == 101_00  # the rest at the worst level
+    reset, _ = netting.close_out(Position(ONE, 100_00 * ONE), SOL, BIDS, fee_bps=COSTS.taker_fee_bps)
+    assert [t.fee for t in reset] == [5]  # a reset's close pays the taker fee: 5 bps of 99.90
