@@ -249,9 +249,7 @@ def test_funding_pays_the_quantity_held_at_the_boundary_once_even_when_settled_l
     assert_ledger_balances(app)
 
 
-def test_a_reset_closes_the_positions_cancels_the_working_orders_and_restores_the_deposit(
-    app, client, make_user, book
-):
+def test_a_reset_closes_the_positions_cancels_the_working_orders_and_restores_the_deposit(app, client, make_user, book):
     account_id, headers, _ = netting_account(client, make_user, starting_balance=2_000_000)
     book(DEEP_BIDS, DEEP_ASKS)
     assert place(client, headers, account_id, quantity=5_000).status_code == 200
