@@ -29,6 +29,7 @@ from core.enums import (
     Side,
     TimeInForce,
     TradeSide,
+    TriggerBy,
 )
 from core.markets import BookState, MarketType
 
@@ -228,6 +229,7 @@ class NetOrder(db.Model):
         one_of("status", NetOrderStatus, "net_status_known"),
         one_of("time_in_force", TimeInForce, "time_in_force_known"),
         one_of("reject_reason", NetRejectReason, "net_reject_reason_known"),
+        one_of("trigger_by", TriggerBy, "trigger_by_known"),
         Index("ix_net_orders_account_created", "account_id", "created_at"),
         Index("ix_net_orders_pending", "created_at", postgresql_where=text("status = 'pending'")),
         Index(
@@ -236,6 +238,12 @@ class NetOrder(db.Model):
             "side",
             "price",
             postgresql_where=text("status IN ('new', 'partially_filled')"),
+        ),
+        Index(
+            "ix_net_orders_trigger_pending",
+            "symbol",
+            "trigger_price",
+            postgresql_where=text("status = 'trigger_pending'"),
         ),
     )
 
@@ -258,6 +266,13 @@ class NetOrder(db.Model):
     liquidation: Mapped[bool] = mapped_column(Boolean, default=False)  # a close of the account's liquidation
     reject_reason: Mapped[NetRejectReason | None] = mapped_column(String(32))
     book_update: Mapped[int | None] = mapped_column(BigInteger)  # the book a working order last filled on
+    trigger_price: Mapped[int | None] = mapped_column(BigInteger)
+    trigger_by: Mapped[TriggerBy | None] = mapped_column(String(8))
+    trigger_above: Mapped[bool | None] = mapped_column(Boolean)  # fires as the price rises to it (else falls)
+    triggered_at: Mapped[Timestamp | None]
+    take_profit: Mapped[int | None] = mapped_column(BigInteger)  # attached: trigger prices of reduce-only closes
+    stop_loss: Mapped[int | None] = mapped_column(BigInteger)
+    related_order_id: Mapped[uuid.UUID | None] = mapped_column(index=True)  # an attached close's parent
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
     ended_at: Mapped[Timestamp | None]
 

@@ -82,12 +82,23 @@ class NetOrderStatus(StrEnum):
     """A netting order's life, Backpack's statuses (`app.backpack` spells them its way)."""
 
     PENDING = "pending"  # accepted, not executed yet
+    TRIGGER_PENDING = (
+        "trigger_pending"  # a trigger order (or an attached take-profit / stop-loss) waiting for its price
+    )
     NEW = "new"  # working, nothing filled yet
     PARTIALLY_FILLED = "partially_filled"  # working, part filled
     FILLED = "filled"
     CANCELLED = "cancelled"
     EXPIRED = "expired"  # its time in force ended it (IOC, FOK, a market order the book could not fill whole)
     REJECTED = "rejected"
+
+
+class TriggerBy(StrEnum):
+    """The price a netting trigger order watches (Backpack's MarkPrice, LastPrice, IndexPrice)."""
+
+    MARK = "mark"
+    LAST = "last"  # the book's mid: this service sees Backpack's book, not its trades
+    INDEX = "index"
 
 
 class NetRejectReason(StrEnum):

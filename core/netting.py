@@ -389,3 +389,30 @@ def close_out(
     closing = Order(TradeSide.SELL if position.long else TradeSide.BUY, NetOrderType.MARKET, size)
     trades, _, cash = _trades(taken, closing, position, spec, fee_bps, maker=False)
     return trades, cash
+
+
+def fires(trigger_price: int, above: bool, price: int) -> bool:
+    """Whether a trigger fires at `price`: one placed above the price then (`above`) as the price
+    rises to it, one placed below as it falls to it."""
+    return price >= trigger_price if above else price <= trigger_price
+
+
+def attached_closes(side: TradeSide, take_profit: int | None, stop_loss: int | None) -> list[tuple[int, bool]]:
+    """The reduce-only closes an order's take-profit and stop-loss become once it fills, as
+    (trigger price, fires rising): a buy's take-profit fires as the price rises, its stop-loss as
+    it falls; a sell's the other way round."""
+    buying = side == TradeSide.BUY
+    closes = []
+    if take_profit is not None:
+        closes.append((take_profit, buying))
+    if stop_loss is not None:
+        closes.append((stop_loss, not buying))
+    return closes
+
+
+def stops_on_the_right_side(side: TradeSide, reference: int, take_profit: int | None, stop_loss: int | None) -> bool:
+    """A buy's take-profit above the price it opens at and its stop-loss below; a sell's reversed."""
+    buying = side == TradeSide.BUY
+    if take_profit is not None and (take_profit <= reference if buying else take_profit >= reference):
+        return False
+    return stop_loss is None or (stop_loss < reference if buying else stop_loss > reference)

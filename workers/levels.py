@@ -56,14 +56,22 @@ def netting_position_levels(quantity: int, liquidation_price: int | None) -> Lev
 NETTING_WORKING = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED)
 
 
+def netting_trigger_levels(trigger_price: int, above: bool) -> Levels:
+    """A trigger order waiting for its price: the quote's nearer side reaching it asks for a check
+    (which then compares the price it watches: mark, mid or index)."""
+    return Levels(ask_at_or_above=trigger_price) if above else Levels(bid_at_or_below=trigger_price)
+
+
 def added_netting(orders: Iterable[NetOrder], positions: Iterable[Position]) -> dict[tuple[str, int], Levels]:
     """As `added`, for netting accounts' working orders and positions."""
     shards = current_app.config["ENGINE_SHARDS"]
     tightened: dict[tuple[str, int], Levels] = defaultdict(Levels)
     for order in orders:
+        key = (order.symbol, shard_of(order.account_id, shards))
         if order.status in NETTING_WORKING and order.price is not None:
-            key = (order.symbol, shard_of(order.account_id, shards))
             tightened[key] = tightened[key].tighter(netting_order_levels(order.side, order.price))
+        elif order.status == NetOrderStatus.TRIGGER_PENDING and order.trigger_above is not None:
+            tightened[key] = tightened[key].tighter(netting_trigger_levels(order.trigger_price, order.trigger_above))
     for row in positions:
         if row.quantity and row.liquidation_price is not None:
             key = (row.symbol, shard_of(row.account_id, shards))
@@ -124,8 +132,17 @@ def _check_crossed(asset: str, by_shard: dict[int, Levels], recheck: bool = Fals
 
 def _netting_levels(shards: list[int], assets: Iterable[str] | None) -> list[tuple[str, int, Levels]]:
     """The levels of the shards' netting working orders and open positions."""
-    orders = select(NetOrder.symbol, NetOrder.account_id, NetOrder.side, NetOrder.price).where(
-        NetOrder.status.in_(NETTING_WORKING), account_shard(NetOrder.account_id).in_(shards)
+    orders = select(
+        NetOrder.symbol,
+        NetOrder.account_id,
+        NetOrder.status,
+        NetOrder.side,
+        NetOrder.price,
+        NetOrder.trigger_price,
+        NetOrder.trigger_above,
+    ).where(
+        NetOrder.status.in_([*NETTING_WORKING, NetOrderStatus.TRIGGER_PENDING]),
+        account_shard(NetOrder.account_id).in_(shards),
     )
     positions = select(Position.symbol, Position.account_id, Position.quantity, Position.liquidation_price).where(
         Position.quantity != 0, account_shard(Position.account_id).in_(shards)
@@ -133,7 +150,17 @@ def _netting_levels(shards: list[int], assets: Iterable[str] | None) -> list[tup
     if assets is not None:
         orders = orders.where(NetOrder.symbol.in_(sorted(set(assets))))
         positions = positions.where(Position.symbol.in_(sorted(set(assets))))
-    found = [(r.symbol, r.account_id, netting_order_levels(r.side, r.price)) for r in db.session.execute(orders)]
+    found = [
+        (
+            r.symbol,
+            r.account_id,
+            netting_order_levels(r.side, r.price)
+            if r.status in NETTING_WORKING
+            else netting_trigger_levels(r.trigger_price, r.trigger_above),
+        )
+        for r in db.session.execute(orders)
+        if r.status in NETTING_WORKING or r.trigger_above is not None
+    ]
     found += [
         (r.symbol, r.account_id, netting_position_levels(r.quantity, r.liquidation_price))
         for r in db.session.execute(positions)

@@ -8,6 +8,7 @@ of its working orders (`AccountState`).
 """
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -19,16 +20,18 @@ from app.extensions import db, redis_client
 from app.markets.service import asset_named, price_decimals
 from app.models import Account as AccountRow
 from app.models import Balance, Fill, LedgerEntry, NetOrder, Position, utcnow
+from app.prices.service import fresh_quote
 from core import netting
 from core.book import Level, notional
-from core.enums import LedgerKind, NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide
+from core.enums import LedgerKind, NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide, TriggerBy
 from core.events import NetOrderChanged
-from core.marks import MarkStore
+from core.marks import MarkStore, price_units
 from core.netting import Costs, Holding, Outcome, Spec, Trade
 
 log = logging.getLogger(__name__)
 
 WORKING = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED)
+CANCELLABLE = (*WORKING, NetOrderStatus.TRIGGER_PENDING)
 ENDED = frozenset({NetOrderStatus.FILLED, NetOrderStatus.CANCELLED, NetOrderStatus.EXPIRED, NetOrderStatus.REJECTED})
 
 
@@ -171,12 +174,69 @@ def apply(state: AccountState, order: NetOrder, outcome: Outcome) -> None:
         row.realized_pnl += sum(trade.realized for trade in outcome.trades)
         row.updated_at = now
     order.status = outcome.status
+    if outcome.trades and (order.take_profit is not None or order.stop_loss is not None):
+        attach_closes(order)
+    if outcome.trades and order.related_order_id is not None:
+        cancel_siblings(order)
     if outcome.status in ENDED:
         order.ended_at = now
         if order in state.working:
             state.working.remove(order)
     elif order not in state.working:
         state.working.append(order)
+
+
+def attach_closes(parent: NetOrder) -> None:
+    """The parent's take-profit and stop-loss as reduce-only market orders waiting for their
+    trigger (at the mark), for what the parent has filled so far."""
+    children = db.session.scalars(
+        select(NetOrder).where(NetOrder.related_order_id == parent.id).with_for_update()
+    ).all()
+    if children:
+        for child in children:
+            if child.status == NetOrderStatus.TRIGGER_PENDING:
+                child.quantity = parent.executed_quantity
+        return
+    closing = TradeSide.SELL if parent.side == TradeSide.BUY else TradeSide.BUY
+    for trigger_price, above in netting.attached_closes(TradeSide(parent.side), parent.take_profit, parent.stop_loss):
+        db.session.add(
+            NetOrder(
+                id=uuid.uuid4(),
+                account_id=parent.account_id,
+                symbol=parent.symbol,
+                side=closing,
+                order_type=NetOrderType.MARKET,
+                status=NetOrderStatus.TRIGGER_PENDING,
+                quantity=parent.executed_quantity,
+                time_in_force=TimeInForce.GTC,
+                post_only=False,
+                reduce_only=True,
+                executed_quantity=0,
+                executed_quote=0,
+                fee=0,
+                liquidation=False,
+                trigger_price=trigger_price,
+                trigger_by=TriggerBy.MARK,
+                trigger_above=above,
+                related_order_id=parent.id,
+                created_at=utcnow(),
+            )
+        )
+
+
+def cancel_siblings(order: NetOrder) -> None:
+    """One attached close fired: the other is cancelled (one cancels the other)."""
+    siblings = db.session.scalars(
+        select(NetOrder)
+        .where(
+            NetOrder.related_order_id == order.related_order_id,
+            NetOrder.id != order.id,
+            NetOrder.status == NetOrderStatus.TRIGGER_PENDING,
+        )
+        .with_for_update()
+    ).all()
+    for sibling in siblings:
+        sibling.status, sibling.ended_at = NetOrderStatus.CANCELLED, utcnow()
 
 
 def reestimate(state: AccountState, prices: dict[str, int]) -> None:
@@ -193,14 +253,49 @@ def changed(order: NetOrder, balance: Balance) -> NetOrderChanged:
     return NetOrderChanged(order.account_id, str(order.id), str(order.status), balance.usd)
 
 
+def trigger_prices(symbol: str) -> dict[TriggerBy, int]:
+    """What trigger orders on `symbol` watch, where fresh: its mark, its index, its book's mid."""
+    asset = asset_named(symbol)
+    if asset is None:
+        return {}
+    found: dict[TriggerBy, int] = {}
+    mark = MarkStore(redis_client).read(asset.market)
+    if mark is not None and mark.is_fresh(current_app.config["PRICE_MAX_AGE_S"]):
+        found[TriggerBy.MARK] = mark.units(asset.decimals)
+        if mark.index is not None:
+            found[TriggerBy.INDEX] = price_units(mark.index, asset.decimals)
+    quote = fresh_quote(symbol)
+    if quote is not None:
+        found[TriggerBy.LAST] = (quote.bid + quote.ask) // 2
+    return found
+
+
 def arrive(state: AccountState, order: NetOrder, levels: tuple[Level, ...] | None, prices: dict[str, int]) -> None:
-    """A pending order: `core.netting.arrive` on the side of the book it takes, written."""
+    """A pending order: a trigger order waits for its price (`trigger_pending`); any other (or a
+    trigger order that fired) goes to `core.netting.arrive` on the side of the book it takes."""
     if utcnow() - order.created_at > timedelta(seconds=current_app.config["ORDER_MAX_DELAY_S"]):
         apply(state, order, netting.rejected(NetRejectReason.EXPIRED))  # an outage must not fill it late
         return
+    if order.trigger_price is not None and order.triggered_at is None:
+        watched = trigger_prices(order.symbol).get(TriggerBy(order.trigger_by))
+        if watched is None:
+            apply(state, order, netting.rejected(NetRejectReason.PRICE_UNAVAILABLE))
+            return
+        order.trigger_above = order.trigger_price > watched
+        if order.trigger_price != watched:
+            order.status = NetOrderStatus.TRIGGER_PENDING
+            return
+        order.triggered_at = utcnow()
+    execute(state, order, levels, prices)
+
+
+def execute(state: AccountState, order: NetOrder, levels: tuple[Level, ...] | None, prices: dict[str, int]) -> None:
+    """`core.netting.arrive`, written; an attached close that finds nothing left to reduce is cancelled."""
     terms = terms_of(order)
     working_count = len(state.working)
     outcome = netting.arrive(terms, state.view(prices, order.symbol), order.symbol, levels, costs(), working_count)
+    if order.related_order_id is not None and outcome.reason == NetRejectReason.REDUCE_ONLY_NOT_REDUCING:
+        outcome = Outcome(NetOrderStatus.CANCELLED)
     apply(state, order, outcome)
 
 

@@ -21,7 +21,7 @@ from core.triggers import Levels
 from workers import levels
 from workers import netting as state_of
 from workers.execution import commit_and_publish, market_now, publish
-from workers.netting import WORKING, AccountState, apply, changed, load_states, marks, reestimate, spec_of
+from workers.netting import CANCELLABLE, WORKING, AccountState, apply, changed, load_states, marks, reestimate, spec_of
 from workers.shards import account_shard
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ def execute_pending(size: int) -> int:
 
 
 def cancel(order_id: uuid.UUID) -> str | None:
-    """Cancel a working netting order, once; "not_working" if it filled or ended first."""
+    """Cancel a working netting order (or one waiting for its trigger), once; "not_working" if it
+    filled or ended first."""
     row = db.session.execute(
         select(Balance, NetOrder)
         .join(NetOrder, NetOrder.account_id == Balance.account_id)
@@ -82,7 +83,7 @@ def cancel(order_id: uuid.UUID) -> str | None:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one_or_none()
-    if row is None or row[1].status not in WORKING:
+    if row is None or row[1].status not in CANCELLABLE:
         db.session.rollback()
         if row is not None:
             publish(RequestFailed(row[1].account_id, str(order_id), "not_working"))
@@ -100,8 +101,63 @@ def on_price(asset: str, quote: Quote, market: Market, trigger: Quote | None, sh
     count = 0
     if trigger is not None:
         count += _liquidations(asset, trigger, shards)
+    count += _triggered(asset, market, shards)
     count += _working(asset, quote, market, shards)
     return count
+
+
+def _triggered(asset: str, market: Market, shards: list[int]) -> int:
+    """Fire the trigger orders (and attached closes) on `asset` whose watched price reached them:
+    each executes now as the order it carries."""
+    watched = state_of.trigger_prices(asset)
+    if not watched:
+        return 0
+    reached = or_(
+        *(
+            and_(
+                NetOrder.trigger_by == kind,
+                or_(
+                    and_(NetOrder.trigger_above, NetOrder.trigger_price <= price),
+                    and_(~NetOrder.trigger_above, NetOrder.trigger_price >= price),
+                ),
+            )
+            for kind, price in watched.items()
+        )
+    )
+    query = (
+        select(NetOrder, Balance)
+        .join(Balance, Balance.account_id == NetOrder.account_id)
+        .where(
+            NetOrder.status == NetOrderStatus.TRIGGER_PENDING,
+            NetOrder.symbol == asset,
+            reached,
+            account_shard(NetOrder.account_id).in_(shards),
+        )
+        .order_by(NetOrder.account_id, NetOrder.created_at, NetOrder.id)
+        .limit(current_app.config["ENGINE_CASCADE_BATCH"])
+        .with_for_update(of=[NetOrder, Balance])
+        .execution_options(populate_existing=True)
+    )
+    rows = db.session.execute(query).all()
+    if not rows:
+        db.session.rollback()
+        return 0
+    states = load_states({balance.account_id: balance for _, balance in rows})
+    prices = marks({asset} | {s for state in states.values() for s in state.positions})
+    events: list[AccountEvent] = []
+    now = utcnow()
+    for order, balance in rows:
+        if order.status != NetOrderStatus.TRIGGER_PENDING:
+            continue  # an attached close its sibling cancelled in this batch
+        order.triggered_at = now
+        state_of.execute(states[order.account_id], order, market.side_levels(order.side == TradeSide.BUY), prices)
+        events.append(changed(order, balance))
+    for state in states.values():
+        reestimate(state, prices)
+    tightened = added(states.values())
+    commit_and_publish(*events)
+    track(tightened)
+    return len(events)
 
 
 def _crossed_accounts(asset: str, trigger: Quote, shards: list[int]) -> list[int]:

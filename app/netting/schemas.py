@@ -5,7 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.fields import AccountInBody, AccountInQuery, StrictInteger
 from app.trading.schemas import MAX_AMOUNT, enum_metadata, one_of
-from core.enums import NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide
+from core.enums import NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide, TriggerBy
 
 CLIENT_ID = validate.Range(min=0, max=2**32 - 1)  # Backpack's clientId is a uint32
 
@@ -33,6 +33,19 @@ class NewNetOrderSchema(AccountInBody):
     postOnly = fields.Boolean(load_default=False, metadata={"description": "limit orders: refused if it would take"})
     reduceOnly = fields.Boolean(load_default=False, metadata={"description": "only ever reduces the position"})
     clientId = StrictInteger(validate=CLIENT_ID, allow_none=True)
+    triggerPrice = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "a trigger order: waits until the watched price reaches it, then executes"},
+    )
+    triggerBy = fields.String(validate=one_of(TriggerBy), metadata=enum_metadata(TriggerBy, "default: mark"))
+    takeProfit = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "attached: a reduce-only market close triggered at this mark"},
+    )
+    stopLoss = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "attached: a reduce-only market close triggered at this mark"},
+    )
 
     @validates_schema
     def consistent(self, data, **_):
@@ -47,6 +60,10 @@ class NewNetOrderSchema(AccountInBody):
             raise ValidationError("a limit order names its quantity", "quoteQuantity")
         if not limit and data.get("postOnly"):
             raise ValidationError("only a limit order can be postOnly", "postOnly")
+        if "triggerBy" in data and "triggerPrice" not in data:
+            raise ValidationError("triggerBy goes with a triggerPrice", "triggerBy")
+        if data.get("reduceOnly") and ("takeProfit" in data or "stopLoss" in data):
+            raise ValidationError("a reduce-only order takes no takeProfit or stopLoss", "reduceOnly")
 
 
 class NetOrderQuerySchema(AccountInQuery):
@@ -93,6 +110,14 @@ class NetOrderSchema(Schema):
     fee = fields.Integer(required=True, metadata={"description": "USD cents"})
     liquidation = fields.Boolean(required=True, metadata={"description": "Backpack's LIQUIDATION_AUTOCLOSE"})
     rejectReason = fields.String(allow_none=True, attribute="reject_reason", metadata=enum_metadata(NetRejectReason))
+    triggerPrice = fields.Integer(allow_none=True, attribute="trigger_price")
+    triggerBy = fields.String(allow_none=True, attribute="trigger_by", metadata=enum_metadata(TriggerBy))
+    triggeredAt = fields.DateTime(allow_none=True, attribute="triggered_at")
+    takeProfit = fields.Integer(allow_none=True, attribute="take_profit")
+    stopLoss = fields.Integer(allow_none=True, attribute="stop_loss")
+    relatedOrderId = fields.String(
+        allow_none=True, attribute="related_order_id", metadata={"description": "an attached close's parent order"}
+    )
     priceDecimals = fields.Integer(required=True, attribute="price_decimals")
     quantityDecimals = fields.Integer(required=True, attribute="quantity_decimals")
     createdAt = fields.DateTime(required=True, attribute="created_at")

@@ -19,7 +19,7 @@ from app.models import Account, Fill, NetFundingPayment, NetOrder, Position, utc
 from app.prices.service import fresh_mark, fresh_quote
 from core import netting
 from core.assets import QUANTITY_DECIMALS, Asset
-from core.enums import AccountMode, NetOrderStatus, NetRejectReason
+from core.enums import AccountMode, NetOrderStatus, NetRejectReason, TradeSide, TriggerBy
 from core.events import AccountEvent, NetOrderChanged, RequestFailed
 from core.markets import BookState
 from core.money import format_units
@@ -66,6 +66,10 @@ NEW_FIELDS = (
     "executed_quote",
     "fee",
     "liquidation",
+    "trigger_price",
+    "trigger_by",
+    "take_profit",
+    "stop_loss",
     "created_at",
 )
 # The order, if its account is a netting one and not archived: no round trip of its own.
@@ -101,10 +105,11 @@ def _market(symbol: str) -> Asset:
 
 def _checked(asset: Asset, body: dict) -> dict:
     """The order's figures inside, each on the market's filters (a 400 naming the filter)."""
+    for name in ("price", "triggerPrice", "takeProfit", "stopLoss"):
+        if body.get(name) is not None and body[name] % asset.tick:
+            tick = format_units(asset.tick, asset.decimals)
+            abort(ErrorCode.INVALID_PRICE, f"{name} {body[name]} is not on {asset.symbol}'s tickSize {tick}")
     price = body.get("price")
-    if price is not None and price % asset.tick:
-        tick = format_units(asset.tick, asset.decimals)
-        abort(ErrorCode.INVALID_PRICE, f"price {price} is not on {asset.symbol}'s tickSize {tick}")
     quantity = body.get("quantity")
     if quantity is not None:
         quantity *= lot(asset)
@@ -122,8 +127,19 @@ def create_order(account_id: int, body: dict) -> dict:
     """Record the order pending, wake the engine, and answer with the order as it executed."""
     asset = _market(body["symbol"])
     figures = _checked(asset, body)
-    if fresh_quote(asset.symbol) is None:
+    quote = fresh_quote(asset.symbol)
+    if quote is None:
         abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh price for {asset.symbol}")
+    buying = body["side"] == TradeSide.BUY
+    reference = body.get("price") or body.get("triggerPrice") or (quote.ask if buying else quote.bid)
+    if not netting.stops_on_the_right_side(
+        TradeSide(body["side"]), reference, body.get("takeProfit"), body.get("stopLoss")
+    ):
+        side = "above" if buying else "below"
+        abort(
+            ErrorCode.VALIDATION,
+            f"a {body['side']}'s takeProfit must be {side} the price it opens at and its stopLoss on the other side",
+        )
     order_id = uuid.uuid4()
     values = dict(
         id=order_id,
@@ -143,6 +159,10 @@ def create_order(account_id: int, body: dict) -> dict:
         executed_quote=0,
         fee=0,
         liquidation=False,
+        trigger_price=body.get("triggerPrice"),
+        trigger_by=(body.get("triggerBy") or TriggerBy.MARK) if body.get("triggerPrice") else None,
+        take_profit=body.get("takeProfit"),
+        stop_loss=body.get("stopLoss"),
         created_at=utcnow(),
     )
 
@@ -195,10 +215,10 @@ def cancel(account_id: int, order_id: str) -> dict:
     order = db.session.execute(ORDER_BY_ID, {"order_id": key}).scalar_one_or_none()
     if order is None or order.account_id != account_id:
         abort(ErrorCode.NOT_FOUND, "No such order")
-    if order.status not in (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED):
+    working = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED, NetOrderStatus.TRIGGER_PENDING)
+    if order.status not in working:
         abort(ErrorCode.NOT_WORKING, f"The order is {order.status}, not working")
     db.session.rollback()
-    working = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED)
     order, error = _wait(
         account_id,
         key,
@@ -249,6 +269,7 @@ def views(orders: list[NetOrder]) -> list[dict]:
         per = lot(asset) if asset is not None else 1
         row = {c.name: getattr(order, c.name) for c in NetOrder.__table__.columns}
         row["id"] = str(order.id)
+        row["related_order_id"] = None if order.related_order_id is None else str(order.related_order_id)
         row["quantity"] = None if order.quantity is None else order.quantity // per
         row["executed_quantity"] = order.executed_quantity // per
         row["price_decimals"] = asset.decimals if asset is not None else 0

@@ -19,8 +19,9 @@ LEDGER_KINDS = ("deposit", "open", "close", "reset", "fee", "release", "funding"
 NEW_LEDGER_KINDS = ("realized_pnl", "liquidation_fee", "insurance")
 SIDES = ("buy", "sell")
 ORDER_TYPES = ("market", "limit")
-STATUSES = ("pending", "new", "partially_filled", "filled", "cancelled", "expired", "rejected")
+STATUSES = ("pending", "trigger_pending", "new", "partially_filled", "filled", "cancelled", "expired", "rejected")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+TRIGGER_BY = ("mark", "last", "index")
 REJECT_REASONS = (
     "price_unavailable",
     "insufficient_margin",
@@ -68,6 +69,13 @@ def upgrade():
         sa.Column("liquidation", sa.Boolean(), nullable=False),
         sa.Column("reject_reason", sa.String(32), nullable=True),
         sa.Column("book_update", sa.BigInteger(), nullable=True),
+        sa.Column("trigger_price", sa.BigInteger(), nullable=True),
+        sa.Column("trigger_by", sa.String(8), nullable=True),
+        sa.Column("trigger_above", sa.Boolean(), nullable=True),
+        sa.Column("triggered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("take_profit", sa.BigInteger(), nullable=True),
+        sa.Column("stop_loss", sa.BigInteger(), nullable=True),
+        sa.Column("related_order_id", sa.Uuid(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(_in("side", SIDES), name="net_side_known"),
@@ -75,6 +83,14 @@ def upgrade():
         sa.CheckConstraint(_in("status", STATUSES), name="net_status_known"),
         sa.CheckConstraint(_in("time_in_force", TIME_IN_FORCE), name="time_in_force_known"),
         sa.CheckConstraint(_in("reject_reason", REJECT_REASONS), name="net_reject_reason_known"),
+        sa.CheckConstraint(_in("trigger_by", TRIGGER_BY), name="trigger_by_known"),
+    )
+    op.create_index("ix_net_orders_related_order_id", "net_orders", ["related_order_id"])
+    op.create_index(
+        "ix_net_orders_trigger_pending",
+        "net_orders",
+        ["symbol", "trigger_price"],
+        postgresql_where=sa.text("status = 'trigger_pending'"),
     )
     op.create_index("ix_net_orders_account_created", "net_orders", ["account_id", "created_at"])
     op.create_index(

@@ -261,3 +261,44 @@ def test_a_reset_closes_the_positions_cancels_the_working_orders_and_restores_th
     accounts = {a["id"]: a for a in client.get("/api/v1/accounts", headers=headers).json}
     assert accounts[account_id]["usd"] == 2_000_000
     assert_ledger_balances(app)
+
+
+def test_a_trigger_order_waits_for_its_mark_then_executes(app, client, make_user, book):
+    account_id, headers, _ = netting_account(client, make_user)
+    book(DEEP_BIDS, DEEP_ASKS)
+    stop = place(client, headers, account_id, side="sell", quantity=2_000, triggerPrice=1_180_000)
+    assert stop.status_code == 200 and stop.json["status"] == "trigger_pending", stop.json
+    assert stop.json["triggerBy"] == "mark"
+    shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
+    book([(1_179_000, 10**8)], [(1_179_010, 10**8)], mark_at=1_180_100)  # the book falls; the mark not yet
+    assert check_triggers(PERP, shard) == 0
+    book([(1_179_000, 10**8)], [(1_179_010, 10**8)], mark_at=1_180_000)
+    assert check_triggers(PERP, shard) == 1
+    fired = fresh(stop.json["id"])
+    assert (fired.status, fired.executed_quantity) == ("filled", 2 * 10**6) and fired.triggered_at is not None
+    assert positions(client, headers, account_id)[PERP]["netQuantity"] == -2_000  # sold at the bid: short
+    assert_ledger_balances(app)
+
+
+def test_an_orders_take_profit_closes_the_position_and_cancels_its_stop_loss(app, client, make_user, book):
+    account_id, headers, _ = netting_account(client, make_user)
+    book(DEEP_BIDS, DEEP_ASKS)
+    bought = place(client, headers, account_id, quantity=2_000, takeProfit=1_190_000, stopLoss=1_170_000)
+    assert bought.status_code == 200 and bought.json["status"] == "filled", bought.json
+    children = client.get(f"/api/v1/orders?accountId={account_id}&status=trigger_pending", headers=headers).json
+    assert sorted((c["triggerPrice"], c["side"], c["quantity"], c["reduceOnly"]) for c in children) == [
+        (1_170_000, "sell", 2_000, True),
+        (1_190_000, "sell", 2_000, True),
+    ]
+    assert {c["relatedOrderId"] for c in children} == {bought.json["id"]}
+    wrong = place(client, headers, account_id, quantity=2_000, takeProfit=1_170_000)  # below a buy's price
+    assert (wrong.status_code, wrong.json["error"]) == (422, "validation")
+
+    shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
+    book([(1_190_000, 10**8)], [(1_190_010, 10**8)], mark_at=1_190_005)
+    assert check_triggers(PERP, shard) >= 1
+    by_price = {c["triggerPrice"]: c["id"] for c in children}
+    assert fresh(by_price[1_190_000]).status == "filled"
+    assert fresh(by_price[1_170_000]).status == "cancelled"
+    assert positions(client, headers, account_id) == {}
+    assert_ledger_balances(app)

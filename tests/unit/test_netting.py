@@ -256,3 +256,28 @@ def test_a_liquidation_closes_against_the_book_paying_one_percent_a_fill():
     assert sum(t.quantity for t in thin) == 20 * ONE and thin[-1].price == 101_00  # the rest at the worst level
     reset, _ = netting.close_out(Position(ONE, 100_00 * ONE), SOL, BIDS, fee_bps=COSTS.taker_fee_bps)
     assert [t.fee for t in reset] == [5]  # a reset's close pays the taker fee: 5 bps of 99.90
+
+
+# --- triggers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "trigger, above, price, fired",
+    [
+        (100_00, True, 99_99, False),
+        (100_00, True, 100_00, True),
+        (100_00, False, 100_01, False),
+        (100_00, False, 99_00, True),
+    ],
+)
+def test_a_trigger_fires_as_the_price_reaches_it_from_where_it_was(trigger, above, price, fired):
+    assert netting.fires(trigger, above, price) is fired
+
+
+def test_attached_closes_fire_on_the_side_each_protects():
+    assert netting.attached_closes(TradeSide.BUY, 110_00, 90_00) == [(110_00, True), (90_00, False)]
+    assert netting.attached_closes(TradeSide.SELL, 90_00, 110_00) == [(90_00, False), (110_00, True)]
+    assert netting.attached_closes(TradeSide.SELL, None, None) == []
+    assert netting.stops_on_the_right_side(TradeSide.BUY, 100_00, 110_00, 90_00)
+    assert not netting.stops_on_the_right_side(TradeSide.BUY, 100_00, 100_00, None)
+    assert not netting.stops_on_the_right_side(TradeSide.SELL, 100_00, None, 99_00)
