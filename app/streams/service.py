@@ -17,11 +17,11 @@ from app.balances.service import balances_body, balances_view
 from app.extensions import db
 from app.hub import CLOSED, Hub
 from app.markets.service import is_perpetual, price_decimals
-from app.models import Order
+from app.models import Order, Position
 from app.prices.service import latest_quotes, valuation
 from app.trading.schemas import OrderSchema
 from app.trading.service import with_valuation
-from core import rules
+from core import netting, rules
 from core.assets import USD_DECIMALS
 from core.enums import OrderStatus
 from core.events import FundingPaid, OrderChanged, RequestFailed
@@ -74,6 +74,18 @@ class OpenPosition:
         return closing.pnl
 
 
+@dataclass(frozen=True)
+class NettingPosition:
+    """A netting account's position on one market, valued at its mark like Backpack's."""
+
+    asset: str
+    quantity: int
+    cost: int
+
+    def pnl(self, quote: Quote) -> int:
+        return netting.Position(self.quantity, self.cost).unrealized(quote.bid, price_decimals(self.asset))
+
+
 class AccountView:
     """What one account's stream knows: its balance, open positions and the latest quotes."""
 
@@ -81,7 +93,7 @@ class AccountView:
         self.account_id = account_id
         self.quotes = {asset: _quote(data) for asset, data in quotes.items()}
         self.balance: dict = {}
-        self.positions: dict[str, OpenPosition] = {}
+        self.positions: dict[str, OpenPosition | NettingPosition] = {}
 
     def reload(self) -> None:
         self.balance = balances_view(self.account_id)
@@ -91,6 +103,10 @@ class AccountView:
         self.positions = {
             str(o.id): OpenPosition(str(o.id), o.asset, o.side, o.open_price, o.quantity, o.margin) for o in rows
         }
+        netting_rows = db.session.scalars(
+            select(Position).where(Position.account_id == self.account_id, Position.quantity != 0)
+        )
+        self.positions |= {row.symbol: NettingPosition(row.symbol, row.quantity, int(row.cost)) for row in netting_rows}
         db.session.close()
 
     def changed(self, event: OrderChanged) -> dict:

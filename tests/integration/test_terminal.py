@@ -319,6 +319,46 @@ def test_open_a_second_account_and_switch_between_accounts(page):
     assert page.errors == []
 
 
+def test_a_netting_account_trades_a_perpetual_from_its_own_ticket(page):
+    page.get_by_role("button", name="New account").click()
+    page.get_by_label("Name", exact=True).fill("Perps")
+    page.get_by_label("Starting balance (USD)").fill("10,000.00")
+    page.get_by_label("Mode").select_option("netting")
+    page.get_by_role("button", name="Open account").click()
+    page.get_by_text("Opened Perps with 10,000.00 USD").wait_for()
+    page.locator("#net-ticket").wait_for()
+    assert page.locator("#ticket").is_hidden()
+    page.locator(f".asset-tab[data-asset='{PERP}']").click()
+    page.get_by_label("Quantity (BTC)").fill("0.01")
+    page.locator("#net-submit").click()
+    page.get_by_text(re.compile(r"Filled: 0\.01000 of 0\.01000 BTC in \d+ fills?\.")).wait_for()
+    row = page.locator("#net-positions-body tr").filter(has_text=PERP)
+    eventually(lambda: row.count() == 1 and "+0.01000" in row.inner_text(), timeout=10)
+    # the header values the position at its mark, as the row does (the stream's PnL events)
+    eventually(lambda: page.locator("#unrealized-pnl").inner_text() == row.locator("td").last.inner_text(), timeout=10)
+
+    page.locator(".net-side[data-side='sell']").click()
+    page.locator(".net-type[data-type='limit']").click()
+    page.get_by_label("Price (USD)", exact=True).fill("200000.0")
+    page.get_by_label("Post only").check()
+    page.locator("#net-submit").click()
+    page.get_by_text("Working: 0.00000 of 0.01000 BTC.").wait_for()
+    working = page.locator("#net-orders-body tr").filter(has_text="200,000.0")
+    working.wait_for()
+    shot(page, "18-netting-account")
+    working.get_by_role("button", name=re.compile("Cancel")).click()
+    eventually(lambda: page.locator("#net-orders-body tr").count() == 0, timeout=10)
+
+    page.locator(".net-type[data-type='market']").click()
+    page.locator(".net-side[data-side='buy']").click()
+    page.get_by_label("Reduce only").check()
+    page.locator("#net-submit").click()  # a buy cannot reduce a long
+    page.get_by_text(re.compile("reduceOnly: the order would not reduce the position")).wait_for()
+    page.get_by_label("Paper account").select_option(label="main · hedging")
+    page.locator("#ticket").wait_for()
+    assert page.errors == []
+
+
 def test_phone_screen_and_docs_screenshots(browser, page, stack):
     """390x844: one column, nothing wider than the screen. `make screenshots` keeps these in docs/."""
     docs = ROOT / "docs" if os.environ.get("WRITE_DOCS_SCREENSHOTS") else ARTIFACTS

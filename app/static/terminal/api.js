@@ -71,5 +71,6 @@ const Api = (() => {
     get: (path) => request("GET", path),
     setAccount: (id) => { account = id; },
     post: (path, body, headers) => request("POST", path, body === undefined ? {} : body, headers),
+    delete: (path) => request("DELETE", path),
   };
 })();

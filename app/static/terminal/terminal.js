@@ -18,6 +18,7 @@
   const state = {
     asset: "BTC", interval: "1m", side: "long", orderType: "market", positions: [], selected: null, preview: null,
     balance: null, streams: {}, live: { prices: false, orders: false }, lastCandle: null, account: null,
+    mode: "hedging", accounts: [], netSide: "buy", netType: "market",
   };
   const ACCOUNT_KEY = "paper-terminal-account";  // the account chosen last, kept across visits
 
@@ -216,6 +217,7 @@
       const { data } = await Api.get("/api/v1/markets?marketType=PERP");
       const open = data.filter((market) => market.orderBookState === "Open");
       open.forEach((market) => { perpetuals[market.symbol] = market; });
+      showNetMarket();
       state.positions.forEach((position) => ensureMarketTab(position.asset));
       $("#market-list").replaceChildren(...open.map((market) => {
         const option = document.createElement("option");
@@ -298,6 +300,7 @@
 
   function selectAsset(asset) {
     state.asset = asset;
+    showNetMarket();
     if (markLine) series.removePriceLine(markLine);
     markLine = null;
     refreshPerpetual();
@@ -447,6 +450,7 @@
   }
 
   async function refreshOrders() {
+    if (state.mode === "netting") return refreshNetting();
     try {
       const [open, working, closed, balance] = await Promise.all([
         Api.get("/api/v1/trades?status=open&page_size=100"),
@@ -760,11 +764,153 @@
     }
   }
 
+  // ---- netting accounts (Backpack's model): the ticket, positions and open orders -----------
+  const NET_OPEN = ["new", "partially_filled", "trigger_pending"];
+  const STATUS_TEXT = {
+    new: "Working", partially_filled: "Partly filled", trigger_pending: "Waiting for trigger", filled: "Filled",
+    cancelled: "Cancelled", expired: "Expired", rejected: "Rejected",
+  };
+
+  /** The picked market as a netting order names it: a perpetual, else null (netting trades perpetuals). */
+  function netMarket() {
+    return perpetuals[state.asset] || null;
+  }
+
+  function showNetMarket() {
+    const market = netMarket();
+    $("#net-base").textContent = market ? market.baseSymbol : "pick a perpetual";
+    $("#net-submit").disabled = !market;
+    if (state.mode === "netting" && !market) {
+      say($("#net-message"), "Netting accounts trade perpetuals: pick one under Markets.", "error");
+    } else if ($("#net-message").classList.contains("error") && market) {
+      say($("#net-message"), "");
+    }
+  }
+
+  function setNetSide(side) {
+    state.netSide = side;
+    $$(".net-side").forEach((button) => button.setAttribute("aria-pressed", String(button.dataset.side === side)));
+    $("#net-submit").className = `primary ${side === "buy" ? "long" : "short"}`;
+    $("#net-submit").textContent = side === "buy" ? "Buy" : "Sell";
+  }
+
+  function setNetType(kind) {
+    state.netType = kind;
+    $$(".net-type").forEach((button) => button.setAttribute("aria-pressed", String(button.dataset.type === kind)));
+    $("#net-price-field").hidden = kind !== "limit";
+    $("#net-post-only").disabled = kind !== "limit";
+  }
+
+  $$(".net-side").forEach((button) => button.addEventListener("click", () => setNetSide(button.dataset.side)));
+  $$(".net-type").forEach((button) => button.addEventListener("click", () => setNetType(button.dataset.type)));
+
+  $("#net-ticket").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const market = netMarket();
+    if (!market) return showNetMarket();
+    const quantity = Money.parse($("#net-quantity").value, market.quantityDecimals);
+    if (!quantity) {
+      return say($("#net-message"), `Enter a quantity of ${market.baseSymbol} with at most ${market.quantityDecimals} decimals.`, "error");
+    }
+    const body = {
+      symbol: market.symbol, side: state.netSide, orderType: state.netType, quantity,
+      timeInForce: $("#net-tif").value, reduceOnly: $("#net-reduce-only").checked,
+    };
+    for (const [field, input] of [["price", "#net-price"], ["triggerPrice", "#net-trigger"]]) {
+      if (field === "price" && state.netType !== "limit") continue;
+      const text = $(input).value.trim();
+      if (!text && field === "triggerPrice") continue;
+      const price = Money.parse(text, market.priceDecimals);
+      if (!price) return say($("#net-message"), `Enter a USD price with at most ${market.priceDecimals} decimals.`, "error");
+      body[field] = price;
+    }
+    if (state.netType === "limit") body.postOnly = $("#net-post-only").checked;
+    $("#net-submit").disabled = true;
+    try {
+      const { data } = await Api.post("/api/v1/orders", body);
+      const filled = Money.format(data.executedQuantity, data.quantityDecimals);
+      say($("#net-message"), `${STATUS_TEXT[data.status]}: ${filled} of ${Money.format(data.quantity, data.quantityDecimals)} ${market.baseSymbol}` +
+        (data.fills.length ? ` in ${data.fills.length} fill${data.fills.length > 1 ? "s" : ""}` : "") + ".", "success");
+      refreshNetting();
+    } catch (error) {
+      if (error.code === "unauthorized") return showSignIn(error.message);
+      say($("#net-message"), error.message, "error");
+    } finally {
+      $("#net-submit").disabled = false;
+    }
+  });
+
+  async function refreshNetting() {
+    try {
+      const [positions, orders, balance] = await Promise.all([
+        Api.get("/api/v1/positions"), Api.get("/api/v1/orders"), Api.get("/api/v1/balance/"),
+      ]);
+      positions.data.forEach((position) => ensureMarketTab(position.symbol));
+      renderNetPositions(positions.data);
+      renderNetOrders(orders.data.filter((order) => NET_OPEN.includes(order.status)));
+      showBalance(balance.data);
+    } catch (error) {
+      if (error.code === "unauthorized") showSignIn(error.message);
+    }
+  }
+
+  function renderNetPositions(positions) {
+    $("#net-positions-body").replaceChildren(...positions.map((p) => {
+      const row = document.createElement("tr");
+      const places = p.priceDecimals;
+      const side = p.netQuantity > 0 ? "long" : "short";
+      row.append(
+        cell(p.symbol), cell(Money.format(p.netQuantity, p.quantityDecimals, { signed: true }), `num ${side}`),
+        cell(Money.format(p.entryPrice, places), "num"), cell(Money.format(p.markPrice, places), "num mark"),
+        cell(Money.format(p.estLiquidationPrice, places), "num"),
+        cell(Money.format(p.cumulativeFunding, USD, { signed: true }), `num funding ${tone(p.cumulativeFunding)}`),
+        cell(Money.format(p.realizedPnl, USD, { signed: true }), `num ${tone(p.realizedPnl)}`),
+        cell(Money.format(p.unrealizedPnl, USD, { signed: true }), `num ${tone(p.unrealizedPnl)}`),
+      );
+      row.lastChild.id = `pnl-${p.symbol}`;  // the order stream's PnL events keep it current
+      return row;
+    }));
+    $("#net-positions-empty").hidden = positions.length > 0;
+    $("#positions-count").textContent = String(positions.length);
+  }
+
+  function renderNetOrders(orders) {
+    $("#net-orders-body").replaceChildren(...orders.map((order) => {
+      const row = document.createElement("tr");
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.className = "close-position";
+      cancel.textContent = "Cancel";
+      cancel.setAttribute("aria-label", `Cancel ${order.symbol} ${order.side} ${order.orderType}`);
+      cancel.addEventListener("click", async () => {
+        cancel.disabled = true;
+        try {
+          await Api.delete(`/api/v1/orders/${order.id}`);
+          notify(`Cancelled your ${order.symbol} ${order.side} order.`, "info");
+        } catch (error) {
+          notify(error.message, "error");
+        }
+        refreshNetting();
+      });
+      const actions = document.createElement("td");
+      actions.append(cancel);
+      const price = order.price ?? order.triggerPrice;
+      row.append(
+        cell(order.symbol), cell(order.side, order.side === "buy" ? "long" : "short"), cell(order.orderType),
+        cell(Money.format(price, order.priceDecimals), "num"), cell(Money.format(order.quantity, order.quantityDecimals), "num"),
+        cell(Money.format(order.executedQuantity, order.quantityDecimals), "num"), cell(STATUS_TEXT[order.status]), actions,
+      );
+      return row;
+    }));
+    $("#net-orders-empty").hidden = orders.length > 0;
+  }
+
   // ---- paper accounts: the switcher and a new account ------------------------------------
   async function loadAccounts() {
     const { data } = await Api.get("/api/v1/accounts");
     const stored = Number(localStorage.getItem(ACCOUNT_KEY));
     const usable = data.filter((account) => account.archivedAt === null);
+    state.accounts = usable;
     const chosen = usable.find((account) => account.id === stored) || data.find((account) => account.main);
     const select = $("#account-select");
     select.replaceChildren(...usable.map((account) => {
@@ -779,6 +925,13 @@
 
   function useAccount(id) {
     state.account = id;
+    const account = state.accounts.find((a) => a.id === id);
+    state.mode = account ? account.mode : "hedging";
+    $("#ticket").hidden = state.mode === "netting";
+    $("#net-ticket").hidden = state.mode !== "netting";
+    $("#hedging-tables").hidden = state.mode === "netting";
+    $("#netting-tables").hidden = state.mode !== "netting";
+    showNetMarket();
     localStorage.setItem(ACCOUNT_KEY, String(id));
     Api.setAccount(id);
     if (state.streams.orders) state.streams.orders.close();
@@ -809,7 +962,8 @@
     if (deposit === null || deposit <= 0) return say($("#account-message"), "Enter a starting balance in USD, like 5000.00.", "error");
     $("#account-create").disabled = true;
     try {
-      const { data } = await Api.post("/api/v1/accounts", { name, startingBalance: deposit });
+      const mode = $("#account-mode").value;
+      const { data } = await Api.post("/api/v1/accounts", { name, startingBalance: deposit, mode });
       localStorage.setItem(ACCOUNT_KEY, String(data.id));
       showAccountForm(false);
       $("#account-name").value = "";
