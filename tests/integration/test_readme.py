@@ -27,16 +27,19 @@ def run(script: str, url: str) -> str:
     return result.stdout
 
 
-def test_first_five_minutes_commands_work_as_written(live_server, set_price, smtp):
-    signup, trade, accounts = walkthrough_blocks()
+def test_first_five_minutes_commands_work_as_written(perpetuals, live_server, set_price, smtp):  # catalog first
+    signup, trade, accounts, netting = walkthrough_blocks()
     set_price("BTC", 1_183_183_000, 1_183_184_000)
+    quote, mark = perpetuals
+    quote(1_183_200, 1_183_202)
+    mark(1_183_201)
     assert "sign-in link" in run(signup, live_server)
     link = link_from(wait_for_mail(smtp, "you@example.com"))
     trade = re.sub(r"^LINK=.*$", f"LINK='{link}'", trade, count=1, flags=re.M)
     shell_state = re.search(r"^API=.*$", signup, re.M).group(0)  # the same terminal session
-    trade = f"{shell_state}\n{trade}\n{accounts}"  # the same session: the second account needs $AUTH
+    trade = f"{shell_state}\n{trade}\n{accounts}\n{netting}"  # the same session: the accounts need $AUTH
     output = run(trade, live_server).strip().splitlines()
-    prices, opened, closed, balances, shorted, listed = (json.loads(line) for line in output)
+    prices, opened, closed, balances, shorted, listed, bought, held = (json.loads(line) for line in output)
     assert prices["BTC"]["ask"] == 1_183_184_000
     assert opened["status"] == "open" and opened["openPrice"] == 1_183_184_000
     assert closed["status"] == "closed" and closed["orderId"] == opened["orderId"]
@@ -45,3 +48,5 @@ def test_first_five_minutes_commands_work_as_written(live_server, set_price, smt
     main, second = listed
     assert (main["name"], main["usd"]) == ("main", balances["USD"]["balance"])
     assert (second["name"], second["usd"], second["lockedMargin"]) == ("scalping", 95_000 - shorted["fees"], 5_000)
+    assert (bought["status"], bought["executedQuantity"], bought["fills"][0]["price"]) == ("filled", 100, 1_183_202)
+    assert [(p["symbol"], p["netQuantity"], p["markPrice"]) for p in held] == [("BTC_USDC_PERP", 100, 1_183_201)]
