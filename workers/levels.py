@@ -171,12 +171,14 @@ def _netting_levels(shards: list[int], assets: Iterable[str] | None) -> list[tup
 SWEEP_LEVELS_EVERY_S = 60
 
 
-def sweep(shard: int) -> None:
+def sweep(shard: int) -> bool:
     """The backstop for levels lost with Redis (or left too tight by closes and cancels where no
     check came since): recompute the shard's levels of every market, at most every
-    SWEEP_LEVELS_EVERY_S, and check the shards its latest quotes cross."""
+    SWEEP_LEVELS_EVERY_S, and check the shards its latest quotes cross. Whether it ran."""
     if redis_client.set(TRIGGER_LEVELS_SWEPT_KEY.format(shard=shard), 1, nx=True, ex=SWEEP_LEVELS_EVERY_S):
         recompute([shard], check_crossed=True)
+        return True
+    return False
 
 
 def recompute(shards: Iterable[int], assets: Iterable[str] | None = None, check_crossed: bool = False) -> None:

@@ -194,6 +194,32 @@ def _liquidations(asset: str, trigger: Quote, shards: list[int]) -> int:
     return len(events)
 
 
+REASSESS_BATCH = 500
+
+
+def reassess(shards: list[int]) -> int:
+    """The backstop for an estimated liquidation price that went stale as marks moved on the
+    account's other markets: every netting account of `shards` with a position, valued again at
+    every mark, liquidated if past maintenance, its estimates (and trigger levels) renewed.
+    Returns how many orders it changed."""
+    query = select(Position.account_id).where(Position.quantity != 0, account_shard(Position.account_id).in_(shards))
+    account_ids = sorted(set(db.session.scalars(query)))
+    db.session.rollback()
+    changed_count = 0
+    for start in range(0, len(account_ids), REASSESS_BATCH):
+        states = load_states(_lock_balances(account_ids[start : start + REASSESS_BATCH]))
+        prices = marks({symbol for state in states.values() for symbol in state.positions})
+        events: list[AccountEvent] = []
+        for state in states.values():
+            if state.view(prices).liquidatable():
+                events.extend(liquidate(state))
+            reestimate(state, prices)
+        tightened = added(states.values())
+        changed_count += commit_and_publish(*events)
+        track(tightened)
+    return changed_count
+
+
 def liquidate(state: AccountState) -> list:
     """Backpack's liquidation: every working order cancelled, every position closed against the
     book as an order of its own (`liquidation`: Backpack's LIQUIDATION_AUTOCLOSE), 1 % a fill;

@@ -125,7 +125,8 @@ def sweep_stuck_orders(shard: int) -> dict:
     has not settled, and (now and then) recompute its trigger levels."""
     work = stuck_work(shard, timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"]))
     db.session.rollback()
-    levels.sweep(shard)
+    if levels.sweep(shard):
+        netting_execution.reassess([shard])  # marks moved on other markets than a position's own
     for order_id, account_id in work["expired"]:
         cancel_order.delay(str(order_id), expired=True, account_id=account_id)
     if stuck := work["opens"] + work["closes"]:  # one wake-up runs the shard's whole backlog

@@ -86,7 +86,7 @@ def activity(entry: LedgerEntry) -> dict:
         "type": entry.kind,
         "usd": entry.usd_delta,
         "lockedMargin": entry.locked_delta,
-        "orderId": str(entry.order_id) if entry.order_id else None,
+        "orderId": str(entry.order_id or entry.net_order_id) if entry.order_id or entry.net_order_id else None,
         "time": entry.created_at,
     }
 

@@ -204,8 +204,8 @@ def test_the_account_is_liquidated_on_the_mark_with_a_fee_per_fill(app, client, 
     assert [f.quantity for f in fills] == [10**7, 5 * 10**6] and all(f.liquidation for f in fills)
     assert fills[0].fee == ((level - 20) * 10**7 // 10**7 + 99) // 100  # 1 % of the notional, rounded up
     assert fresh(resting.json["id"]).status == "cancelled"
-    kinds = set(db.session.scalars(select(LedgerEntry.kind).where(LedgerEntry.account_id == account_id)))
-    assert "liquidation_fee" in kinds
+    shown = client.get(f"/api/v1/activities?accountId={account_id}&type=liquidation_fee", headers=headers).json
+    assert [(a["type"], a["orderId"]) for a in shown["activities"]] == [("liquidation_fee", str(closes[0].id))]
     assert db.session.scalar(select(Position.quantity).where(Position.account_id == account_id)) == 0
     assert_ledger_balances(app)
 
@@ -301,4 +301,41 @@ def test_an_orders_take_profit_closes_the_position_and_cancels_its_stop_loss(app
     assert fresh(by_price[1_190_000]).status == "filled"
     assert fresh(by_price[1_170_000]).status == "cancelled"
     assert positions(client, headers, account_id) == {}
+    assert_ledger_balances(app)
+
+
+def test_the_sweep_reassesses_accounts_whose_other_markets_moved(app, client, make_user, book):
+    """A position's estimated liquidation price assumes the account's other marks; once they move
+    the sweep values the account again and liquidates it if it is past maintenance."""
+    from decimal import Decimal
+
+    from core.marks import Mark, MarkStore
+    from core.prices import PriceStore, Quote, now_micros
+    from workers.netting_execution import reassess
+
+    sol = "SOL_USDC_PERP"
+
+    def sol_at(cents: int) -> None:
+        assert PriceStore(redis_client).write(Quote(sol, cents - 1, cents + 1, now_micros(), now_micros()))
+        redis_client.delete(f"mark:{sol}")
+        assert MarkStore(redis_client).write(Mark(sol, Decimal(cents).scaleb(-2), None, None, None, now_micros()))
+
+    account_id, headers, _ = netting_account(client, make_user, starting_balance=200_000)  # 2,000 USD
+    client.patch(f"/api/v1/accounts/{account_id}", json={"leverageLimit": 50}, headers=headers)
+    book(DEEP_BIDS, DEEP_ASKS)
+    sol_at(178_43)
+    assert place(client, headers, account_id, quantity=15_000).status_code == 200  # 0.15 BTC, ~17,750 USD
+    sol_order = {"symbol": sol, "quantity": 10_000}  # 100 SOL, ~17,843 USD
+    assert place(client, headers, account_id, **sol_order).status_code == 200, "SOL"
+    shard = shard_of(account_id, app.config["ENGINE_SHARDS"])
+    assert reassess([shard]) == 0  # healthy: nothing to do
+
+    sol_at(160_00)  # SOL falls 10 %: the account is past maintenance
+    book(DEEP_BIDS, DEEP_ASKS)  # BTC's mark and book fresh again
+    assert reassess([shard]) >= 2
+    assert positions(client, headers, account_id) == {}
+    liquidated = db.session.scalars(
+        select(NetOrder.symbol).where(NetOrder.account_id == account_id, NetOrder.liquidation)
+    ).all()
+    assert sorted(liquidated) == [PERP, sol]
     assert_ledger_balances(app)

@@ -518,7 +518,8 @@
   // ---- account: equity curve, activities, reset ------------------------------------------
   const ACTIVITY = {
     deposit: "Deposit", open: "Margin locked", close: "Position closed", fee: "Fee", release: "Margin released",
-    reset: "Account reset",
+    reset: "Account reset", funding: "Funding", realized_pnl: "Realized PnL", liquidation_fee: "Liquidation fee",
+    insurance: "Deficit covered",
   };
   let equityChart = null;
   let equitySeries = null;
