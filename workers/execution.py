@@ -8,19 +8,20 @@ round trip (`workers.writes`) and then publishes its typed events (`core.events`
 import functools
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, union_all
+from sqlalchemy import exists, func, select, union_all
 
 from app.balances.service import post_entry
 from app.extensions import db, redis_client
 from app.markets.service import lot_of, price_decimals
-from app.models import Balance, Order, utcnow
+from app.models import Balance, NetOrder, Order, utcnow
 from app.prices.service import fresh_quote, market_at
 from core import execution, rules
 from core.book import fee, notional
-from core.enums import CloseReason, LedgerKind, OrderStatus, OrderType, RejectReason, Side
+from core.enums import CloseReason, LedgerKind, NetOrderStatus, OrderStatus, OrderType, RejectReason, Side
 from core.events import AccountEvent, BalanceState, OrderChanged, OrderState, RequestFailed, dumps
 from core.execution import Account, Costs, Decision, Fill, Market, Reject, Rest, Terms
 from core.keys import ACCOUNT_EVENTS_CHANNEL
@@ -164,8 +165,13 @@ def _batch_statement(shard_set: frozenset[int], shards: int, size: int):
         Order.status == OrderStatus.OPEN, Order.close_requested_at.is_not(None), own
     )
     oldest = union_all(opens, closes).order_by("requested_at").limit(size).subquery()
+    netting_waiting = (
+        exists()
+        .where(NetOrder.status == NetOrderStatus.PENDING, account_shard(NetOrder.account_id).in_(sorted(shard_set)))
+        .label("netting_waiting")
+    )
     return (
-        select(Order, Balance)
+        select(Order, Balance, netting_waiting)
         .join(Balance, Balance.account_id == Order.account_id)
         .where(Order.id.in_(select(oldest.c.id)))
         .order_by(Order.account_id, Order.created_at, Order.id)  # an account's orders in their own order
@@ -183,21 +189,30 @@ def _working_counts(account_ids: set[int]) -> dict[int, int]:
     return {account_id: count for account_id, count in rows}
 
 
-def execute_batch(size: int) -> int:
+@dataclass(frozen=True)
+class Batch:
+    """What a batch took, and whether netting orders of the same shards wait too (read in the
+    batch's own statement: a wake-up busy with hedging work pays no round trip to ask)."""
+
+    taken: int
+    netting_waiting: bool
+
+
+def execute_batch(size: int) -> Batch:
     """Lock up to `size` of the oldest pending orders and close requests of this process's shards
     with their balances (one statement), in one fixed order (account, then order), execute them
-    and commit them together (one WAL flush), then publish their events. Returns how many it took."""
+    and commit them together (one WAL flush), then publish their events."""
     config = current_app.config
     rows = db.session.execute(_batch_statement(config["ENGINE_SHARD_SET"], config["ENGINE_SHARDS"], size)).all()
     if not rows:
         db.session.rollback()
-        return 0
+        return Batch(0, netting_waiting=True)  # not asked: the caller looks
     markets: dict[str, Market | None] = {}
     rules_now, now = costs(), utcnow()
-    resting = {o.account_id for o, _ in rows if o.status == OrderStatus.PENDING and o.order_type != OrderType.MARKET}
+    resting = {o.account_id for o, _, _ in rows if o.status == OrderStatus.PENDING and o.order_type != OrderType.MARKET}
     working = _working_counts(resting) if resting else {}
     events: list[AccountEvent] = []
-    for order, balance in rows:
+    for order, balance, _ in rows:
         if order.asset not in markets:
             markets[order.asset] = market_now(order.asset)
         market = markets[order.asset]
@@ -208,10 +223,10 @@ def execute_batch(size: int) -> int:
             error = _close_requested(balance, order, market)
             failed = RequestFailed(order.account_id, str(order.id), error) if error else None
             events.append(failed or changed(order, balance))
-    tightened = levels.added(order for order, _ in rows)
+    tightened = levels.added(order for order, _, _ in rows)
     commit_and_publish(*events)
     levels.track(tightened)
-    return len(rows)
+    return Batch(len(rows), netting_waiting=rows[0].netting_waiting)
 
 
 def _arrive(

@@ -50,9 +50,10 @@ def run_wake_up(shard: int) -> int:
     def read() -> int:
         """A batch of hedging work and one of netting orders: a full batch of either reads again."""
         nonlocal taken
-        hedging, nets = execute_batch(size), netting_execution.execute_pending(size)
-        taken += hedging + nets
-        return max(hedging, nets)
+        batch = execute_batch(size)
+        nets = netting_execution.execute_pending(size) if batch.netting_waiting else 0
+        taken += batch.taken + nets
+        return max(batch.taken, nets)
 
     linger_s = config["ENGINE_LINGER_MS"] / 1000
     shards = config["ENGINE_SHARD_SET"]
