@@ -40,6 +40,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     from app.account.routes import blp as account_blp
     from app.accounts.routes import blp as accounts_blp
+    from app.api_keys.routes import blp as api_keys_blp
     from app.assets.routes import blp as assets_blp
     from app.auth.routes import blp as auth_blp
     from app.balances.commands import cli as ledger_cli
@@ -68,6 +69,7 @@ def create_app(config: Config | None = None) -> Flask:
         prices_blp,
         streams_blp,
         tokens_blp,
+        api_keys_blp,
         health_blp,
     )
     for blueprint in blueprints:

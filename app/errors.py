@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_MARGIN = "insufficient_margin"  # a netting order the account's equity cannot margin
     REDUCE_ONLY = "reduce_only"  # a reduceOnly order that would not reduce the position
     POST_ONLY = "post_only"  # a postOnly order that would take liquidity
+    KEY_TAKEN = "key_taken"  # an API key's public key is registered already
     TOO_LARGE = "too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     RATE_LIMITED = "rate_limited"
@@ -75,6 +76,7 @@ STATUS = {
     ErrorCode.INSUFFICIENT_MARGIN: 400,
     ErrorCode.REDUCE_ONLY: 400,
     ErrorCode.POST_ONLY: 400,
+    ErrorCode.KEY_TAKEN: 409,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.RATE_LIMITED: 429,

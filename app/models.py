@@ -84,6 +84,22 @@ class AccessToken(db.Model):
     revoked_at: Mapped[Timestamp | None]
 
 
+class ApiKey(db.Model):
+    """A Backpack paper-mode key of a netting account: only the ED25519 public key is stored (the
+    seed of a pair the service generated is shown once, never kept). Revoked keys stay, so a
+    public key is never registered twice."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(String(44), unique=True)  # base64 of 32 bytes
+    created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
+    last_used_at: Mapped[Timestamp | None]
+    revoked_at: Mapped[Timestamp | None]
+
+
 class Account(db.Model):
     """A paper account of a user: its own balance, ledger, positions, orders, equity history,
     reset and engine shard. Sign-up creates the first, `main`, which is never archived; an
