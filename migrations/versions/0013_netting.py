@@ -51,6 +51,7 @@ def upgrade():
     op.create_table(
         "net_orders",
         sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("number", sa.BigInteger(), sa.Identity(), nullable=False, unique=True),
         sa.Column("account_id", sa.BigInteger(), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
         sa.Column("symbol", sa.String(64), nullable=False),
         sa.Column("side", sa.String(4), nullable=False),
