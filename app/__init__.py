@@ -43,6 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.api_keys.routes import blp as api_keys_blp
     from app.assets.routes import blp as assets_blp
     from app.auth.routes import blp as auth_blp
+    from app.backpack.routes import blp as backpack_blp
     from app.balances.commands import cli as ledger_cli
     from app.balances.routes import blp as balances_blp
     from app.health.routes import blp as health_blp
@@ -76,6 +77,7 @@ def create_app(config: Config | None = None) -> Flask:
         api.register_blueprint(blueprint, url_prefix="/api/v1")
     api.register_blueprint(probes_blp)
     app.register_blueprint(web_blp)
+    app.register_blueprint(backpack_blp)
     app.register_blueprint(ledger_cli)
     app.register_blueprint(candles_cli)
     app.register_blueprint(markets_cli)

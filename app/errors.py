@@ -161,6 +161,16 @@ def documents(blp: flask_smorest.Blueprint, *codes: ErrorCode):
     return decorate
 
 
+# A dependency down (PostgreSQL, Redis, the broker): 503 with Retry-After, never a 500.
+DEPENDENCY_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    kombu.exceptions.OperationalError,
+)
+
+
 class Api(flask_smorest.Api):
     """flask-smorest's Api whose every error, from any layer, is an `ErrorSchema` body."""
 
@@ -170,13 +180,7 @@ class Api(flask_smorest.Api):
         app = self._app
         app.register_error_handler(ApiError, self.handle_api_error)
         app.register_error_handler(HTTPException, self.handle_http_exception)
-        for dependency_error in (
-            OperationalError,
-            InterfaceError,
-            redis.ConnectionError,
-            redis.TimeoutError,
-            kombu.exceptions.OperationalError,
-        ):
+        for dependency_error in DEPENDENCY_ERRORS:
             app.register_error_handler(dependency_error, self.handle_dependency_down)
         app.register_error_handler(Exception, self.handle_unexpected)
 

@@ -22,7 +22,7 @@ from core.assets import QUANTITY_DECIMALS, Asset
 from core.enums import AccountMode, NetOrderStatus, NetRejectReason, TradeSide, TriggerBy
 from core.events import AccountEvent, NetOrderChanged, RequestFailed
 from core.markets import BookState
-from core.money import format_units
+from core.money import format_units, scale
 from core.tasks import CANCEL_NET_ORDER
 
 REJECTIONS = {
@@ -240,6 +240,26 @@ def list_orders(account_id: int, status: str | None, symbol: str | None, limit: 
     return views(orders)
 
 
+def find_order(account_id: int, symbol: str, number: int | None, client_id: int | None) -> NetOrder | None:
+    """An order of the account by its numeric id (Backpack's) or its clientId (the latest), on `symbol`."""
+    query = select(NetOrder).where(NetOrder.account_id == account_id, NetOrder.symbol == symbol)
+    if number is not None:
+        query = query.where(NetOrder.number == number)
+    else:
+        query = query.where(NetOrder.client_id == client_id)
+    return db.session.scalars(query.order_by(NetOrder.created_at.desc()).limit(1)).first()
+
+
+OPEN_STATUSES = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED, NetOrderStatus.TRIGGER_PENDING)
+
+
+def open_orders(account_id: int, symbol: str | None) -> list[dict]:
+    query = select(NetOrder).where(NetOrder.account_id == account_id, NetOrder.status.in_(OPEN_STATUSES))
+    if symbol:
+        query = query.where(NetOrder.symbol == symbol)
+    return views(list(db.session.scalars(query.order_by(NetOrder.created_at))))
+
+
 def list_fills(account_id: int, symbol: str | None, limit: int = 500) -> list[dict]:
     query = select(Fill).where(Fill.account_id == account_id)
     if symbol:
@@ -325,6 +345,7 @@ def positions(account_id: int) -> list[dict]:
                 "realized_pnl": row.realized_pnl,
                 "liquidation_price": row.liquidation_price,
                 "cumulative_funding": paid.get(row.symbol, 0),
+                "cost_cents": (int(row.cost) // scale(asset.decimals)) * (1 if row.quantity > 0 else -1),
                 "price_decimals": asset.decimals,
                 "quantity_decimals": asset.quantity_decimals,
                 "opened_at": row.opened_at,

@@ -1,0 +1,291 @@
+"""Backpack's REST API, served at /backpack/api/v1 and /backpack/wapi/v1: public endpoints from
+the service's own data, private ones signed with a paper key and translated to the netting
+services. Anything else Backpack has answers its error body naming it as not simulated."""
+
+import logging
+import time
+from decimal import Decimal, InvalidOperation
+
+from flask import Blueprint, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from app.backpack import errors, service, shapes
+from app.backpack.auth import signed_account
+from app.backpack.errors import BackpackError, Code, fail
+from app.errors import DEPENDENCY_ERRORS, ApiError
+from app.markets.service import asset_named
+from app.netting import service as netting
+from app.netting.schemas import NewNetOrderSchema
+from app.prices.service import book_levels, fresh_quote
+from core.assets import QUANTITY_DECIMALS
+
+log = logging.getLogger(__name__)
+blp = Blueprint("backpack", __name__, url_prefix="/backpack")
+
+# Backpack's order fields the paper venue does not simulate: refused by name rather than ignored.
+NOT_SIMULATED_FIELDS = (
+    "triggerQuantity",
+    "stopLossLimitPrice",
+    "takeProfitLimitPrice",
+    "slippageTolerance",
+    "slippageToleranceType",
+    "autoLend",
+    "autoLendRedeem",
+    "autoBorrow",
+    "autoBorrowRepay",
+)
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if body is None and request.get_data():
+        fail(400, Code.INVALID_CLIENT_REQUEST, "The body is not valid JSON")
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        fail(400, Code.INVALID_CLIENT_REQUEST, "The body must be a JSON object")
+    return body
+
+
+def _decimal(value: object, name: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if isinstance(value, bool) or not number.is_finite() or number <= 0:
+        fail(400, Code.INVALID_CLIENT_REQUEST, f"{name} must be a positive decimal")
+    return number
+
+
+def _units(value: object, decimals: int, name: str, code: Code, too_long: str) -> int:
+    number = _decimal(value, name)
+    scaled = number.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        fail(400, code, too_long)
+    return int(scaled)
+
+
+def _market(symbol: object):
+    asset = asset_named(symbol) if isinstance(symbol, str) else None
+    if asset is None or not asset.perpetual:
+        fail(400, Code.INVALID_SYMBOL, f"Unknown or unsupported symbol {symbol!r}: this venue trades the perpetuals")
+    return asset
+
+
+def _native_order(body: dict) -> dict:
+    """Backpack's OrderExecutePayload as the native netting order it asks for."""
+    for name in NOT_SIMULATED_FIELDS:
+        if body.get(name) not in (None, False):
+            fail(400, Code.INVALID_CLIENT_REQUEST, f"{name} is not simulated by this paper venue")
+    asset = _market(body.get("symbol"))
+    side = shapes.SIDE_NATIVE.get(body.get("side"))
+    kind = {"Market": "market", "Limit": "limit"}.get(body.get("orderType"))
+    if side is None or kind is None:
+        fail(400, Code.INVALID_CLIENT_REQUEST, "side must be Bid or Ask, orderType Market or Limit")
+    native: dict = {"symbol": asset.symbol, "side": side, "orderType": kind}
+    if body.get("quantity") is not None:
+        native["quantity"] = _units(
+            body["quantity"], asset.quantity_decimals, "quantity", Code.INVALID_QUANTITY, "Quantity decimal too long"
+        )
+    if body.get("quoteQuantity") is not None:
+        native["quoteQuantity"] = int(_decimal(body["quoteQuantity"], "quoteQuantity").scaleb(2))
+    for source, target in (
+        ("price", "price"),
+        ("triggerPrice", "triggerPrice"),
+        ("takeProfitTriggerPrice", "takeProfit"),
+        ("stopLossTriggerPrice", "stopLoss"),
+    ):
+        if body.get(source) is not None:
+            native[target] = _units(body[source], asset.decimals, source, Code.INVALID_PRICE, "Price decimal too long")
+    for name in ("timeInForce", "postOnly", "reduceOnly", "clientId"):
+        if body.get(name) is not None:
+            native[name] = body[name]
+    if body.get("triggerBy") is not None:
+        native["triggerBy"] = shapes.TRIGGER_BY_NATIVE.get(body["triggerBy"], body["triggerBy"])
+    try:
+        return NewNetOrderSchema().load(native)
+    except ValidationError as error:
+        fail(400, Code.INVALID_CLIENT_REQUEST, "; ".join(f"{k}: {v}" for k, v in error.normalized_messages().items()))
+
+
+def _selector(params: dict) -> tuple[str, int | None, int | None]:
+    """symbol and exactly one of orderId and clientId, as Backpack's order routes take them."""
+    asset = _market(params.get("symbol"))
+    order_id, client_id = params.get("orderId"), params.get("clientId")
+    if (order_id is None) == (client_id is None):
+        fail(400, Code.INVALID_CLIENT_REQUEST, "Name exactly one of orderId and clientId")
+    try:
+        return (
+            asset.symbol,
+            int(order_id) if order_id is not None else None,
+            (int(client_id) if client_id is not None else None),
+        )
+    except (TypeError, ValueError):
+        fail(400, Code.INVALID_CLIENT_REQUEST, "orderId and clientId are integers")
+
+
+# ---- private ---------------------------------------------------------------------------------
+
+
+@blp.get("/api/v1/capital")
+def capital():
+    return jsonify(service.capital(signed_account("balanceQuery", request.args.to_dict())))
+
+
+@blp.post("/api/v1/order")
+def execute_order():
+    body = _body()
+    account_id = signed_account("orderExecute", body)
+    return jsonify(shapes.order(netting.create_order(account_id, _native_order(body))))
+
+
+@blp.get("/api/v1/order")
+def query_order():
+    params = request.args.to_dict()
+    account_id = signed_account("orderQuery", params)
+    order = netting.find_order(account_id, *_selector(params))
+    if order is None or order.status not in netting.OPEN_STATUSES:
+        fail(404, Code.RESOURCE_NOT_FOUND, "Order not found")
+    return jsonify(shapes.order(netting.view(order)))
+
+
+@blp.delete("/api/v1/order")
+def cancel_order():
+    body = _body()
+    account_id = signed_account("orderCancel", body)
+    order = netting.find_order(account_id, *_selector(body))
+    if order is None or order.status not in netting.OPEN_STATUSES:
+        fail(400, Code.INVALID_CLIENT_REQUEST, "Order not found")
+    return jsonify(shapes.order(netting.cancel(account_id, str(order.id))))
+
+
+@blp.get("/api/v1/orders")
+def query_orders():
+    params = request.args.to_dict()
+    account_id = signed_account("orderQueryAll", params)
+    symbol = _market(params["symbol"]).symbol if params.get("symbol") else None
+    return jsonify([shapes.order(view) for view in netting.open_orders(account_id, symbol)])
+
+
+@blp.delete("/api/v1/orders")
+def cancel_orders():
+    body = _body()
+    account_id = signed_account("orderCancelAll", body)
+    symbol = _market(body.get("symbol")).symbol
+    cancelled = [netting.cancel(account_id, view["id"]) for view in netting.open_orders(account_id, symbol)]
+    return jsonify([shapes.order(view) for view in cancelled])
+
+
+@blp.get("/api/v1/position")
+def query_positions():
+    params = request.args.to_dict()
+    account_id = signed_account("positionQuery", params)
+    return jsonify(service.positions(account_id, params.get("symbol") or None))
+
+
+@blp.get("/api/v1/account")
+def query_account():
+    return jsonify(service.account_settings(signed_account("accountQuery", request.args.to_dict())))
+
+
+# ---- public ----------------------------------------------------------------------------------
+
+
+@blp.get("/api/v1/markets")
+def markets():
+    return jsonify(service.markets())
+
+
+@blp.get("/api/v1/market")
+def market():
+    found = service.markets(request.args.get("symbol", ""))
+    if not found:
+        fail(400, Code.INVALID_SYMBOL, "Unknown symbol")
+    return jsonify(found[0])
+
+
+@blp.get("/api/v1/assets")
+def assets():
+    return jsonify(service.assets())
+
+
+@blp.get("/api/v1/securities")
+def securities():
+    return jsonify([])  # ccxt's load_markets asks; the paper venue lists no securities
+
+
+@blp.get("/api/v1/status")
+def status():
+    return jsonify({"status": "Ok", "message": None})
+
+
+@blp.get("/api/v1/ping")
+def ping():
+    return "pong", 200, {"Content-Type": "text/plain"}
+
+
+@blp.get("/api/v1/time")
+def server_time():
+    return str(int(time.time() * 1000)), 200, {"Content-Type": "text/plain"}
+
+
+@blp.get("/api/v1/markPrices")
+def mark_prices():
+    return jsonify(service.mark_prices(request.args.get("symbol") or None))
+
+
+@blp.get("/api/v1/depth")
+def depth():
+    asset = _market(request.args.get("symbol"))
+    book = book_levels(asset.symbol, 1000)
+    quote = fresh_quote(asset.symbol)
+    if not book["live"] and quote is None:
+        fail(503, Code.MAINTENANCE, f"No fresh book for {asset.symbol}")
+
+    def levels(side: list[dict]) -> list[list[str]]:
+        return [
+            [shapes.plain(lv["price"], asset.decimals), shapes.plain(lv["quantity"], QUANTITY_DECIMALS)] for lv in side
+        ]
+
+    bids = levels(book["bids"]) if book["live"] else [[shapes.plain(quote.bid, asset.decimals), "0"]]
+    asks = levels(book["asks"]) if book["live"] else [[shapes.plain(quote.ask, asset.decimals), "0"]]
+    return jsonify(
+        {
+            "asks": asks,  # Backpack lists both sides from the lowest price up: the asks best first,
+            "bids": list(reversed(bids)),  # the bids best last
+            "lastUpdateId": str(book["updateId"] or 0),
+            "timestamp": quote.time_us // 1000 if quote is not None else 0,
+        }
+    )
+
+
+@blp.route("/<path:rest>", methods=["GET", "POST", "DELETE", "PATCH", "PUT"])
+def not_simulated(rest: str):
+    fail(404, Code.NOT_IMPLEMENTED, f"{request.method} /{rest} is not simulated by this paper venue")
+
+
+# ---- errors: Backpack's body for everything under /backpack ------------------------------------
+
+
+@blp.errorhandler(BackpackError)
+def backpack_error(error: BackpackError):
+    return errors.response(error.status, error.code, error.message)
+
+
+@blp.errorhandler(ApiError)
+def native_error(error: ApiError):
+    return errors.from_native(error.code, error.message)
+
+
+@blp.errorhandler(HTTPException)
+def http_error(error: HTTPException):
+    return errors.from_status(error.code or 500, error.description or "")
+
+
+@blp.errorhandler(Exception)
+def unexpected(error: Exception):
+    if isinstance(error, DEPENDENCY_ERRORS):
+        return errors.response(503, Code.MAINTENANCE, "A dependency is down for a moment; retry shortly")
+    log.exception("unexpected error under /backpack")
+    return errors.response(500, Code.SERVER_ERROR, "Internal error")

@@ -1,0 +1,82 @@
+"""Backpack paper mode's reads: the account's figures in Backpack's shapes, from the same tables
+and services the native API reads."""
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.backpack import shapes
+from app.extensions import db
+from app.markets.service import list_markets
+from app.models import Account, Balance, CatalogAsset
+from app.netting import service as netting
+
+
+def capital(account_id: int) -> dict:
+    usd = db.session.scalar(select(Balance.usd).where(Balance.account_id == account_id))
+    return {"USDC": {"available": shapes.usd(max(usd, 0)), "locked": "0", "staked": "0"}}
+
+
+def positions(account_id: int, symbol: str | None) -> list[dict]:
+    user_id = db.session.scalar(select(Account.user_id).where(Account.id == account_id))
+    markets = {market["symbol"]: market for market in list_markets("PERP")}
+    held = [view for view in netting.positions(account_id) if symbol is None or view["symbol"] == symbol]
+    return [shapes.position(view, account_id, user_id, markets[view["symbol"]]) for view in held]
+
+
+def account_settings(account_id: int) -> dict:
+    config = current_app.config
+    maker, taker = str(config["NETTING_MAKER_FEE_BPS"]), str(config["NETTING_TAKER_FEE_BPS"])
+    return {
+        "autoBorrowSettlements": False,
+        "autoLend": False,
+        "autoRealizePnl": True,
+        "autoRepayBorrows": False,
+        "borrowLimit": "0",
+        "futuresMakerFee": maker,
+        "futuresTakerFee": taker,
+        "leverageLimit": str(db.session.get(Account, account_id).leverage_limit),
+        "limitOrders": config["MAX_WORKING_ORDERS"],
+        "liquidating": False,
+        "positionLimit": "0",
+        "spotMakerFee": maker,
+        "spotTakerFee": taker,
+        "triggerOrders": config["MAX_WORKING_ORDERS"],
+    }
+
+
+def assets() -> list[dict]:
+    return list(db.session.scalars(select(CatalogAsset.backpack).order_by(CatalogAsset.symbol)))
+
+
+NATIVE_FIGURES = (
+    "priceDecimals",
+    "quantityDecimals",
+    "bid",
+    "ask",
+    "markPrice",
+    "indexPrice",
+    "fundingRate",
+    "nextFundingTimestamp",
+)
+
+
+def markets(symbol: str | None = None) -> list[dict]:
+    """The catalog as Backpack serves it (the service's own figures left out)."""
+    return [
+        {key: value for key, value in market.items() if key not in NATIVE_FIGURES}
+        for market in list_markets(symbol=symbol)
+    ]
+
+
+def mark_prices(symbol: str | None) -> list[dict]:
+    return [
+        {
+            "fundingRate": market["fundingRate"],
+            "indexPrice": shapes.plain(market["indexPrice"], market["priceDecimals"]),
+            "markPrice": shapes.plain(market["markPrice"], market["priceDecimals"]),
+            "nextFundingTimestamp": market["nextFundingTimestamp"],
+            "symbol": market["symbol"],
+        }
+        for market in list_markets("PERP", symbol)
+        if market["markPrice"] is not None
+    ]

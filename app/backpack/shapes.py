@@ -1,0 +1,112 @@
+"""The service's integers in Backpack's shapes: decimal strings, Backpack's names and statuses."""
+
+import zlib
+from datetime import datetime
+from decimal import Decimal
+
+from core.assets import USD_DECIMALS
+from core.enums import NetOrderStatus, TriggerBy
+from core.money import format_units
+
+STATUS = {
+    NetOrderStatus.PENDING: "New",  # accepted, the engine has not answered within TRADE_WAIT_S
+    NetOrderStatus.NEW: "New",
+    NetOrderStatus.PARTIALLY_FILLED: "PartiallyFilled",
+    NetOrderStatus.FILLED: "Filled",
+    NetOrderStatus.CANCELLED: "Cancelled",
+    NetOrderStatus.EXPIRED: "Expired",
+    NetOrderStatus.TRIGGER_PENDING: "TriggerPending",
+    NetOrderStatus.REJECTED: "Expired",
+}
+TRIGGER_BY = {TriggerBy.MARK: "MarkPrice", TriggerBy.LAST: "LastPrice", TriggerBy.INDEX: "IndexPrice"}
+TRIGGER_BY_NATIVE = {name: kind for kind, name in TRIGGER_BY.items()}
+SIDE = {"buy": "Bid", "sell": "Ask"}
+SIDE_NATIVE = {"Bid": "buy", "Ask": "sell"}
+
+
+def plain(units: int | None, decimals: int) -> str | None:
+    """Integer units as Backpack writes decimals: no trailing zeros ("120", "0.0036", "-0.5")."""
+    if units is None:
+        return None
+    text = format_units(units, decimals)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def usd(cents: int | None) -> str | None:
+    return plain(cents, USD_DECIMALS)
+
+
+def ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def naive(moment: datetime | None) -> str | None:
+    """The history endpoints' timestamps: naive UTC, milliseconds ("2025-07-27T17:39:00.092")."""
+    return None if moment is None else moment.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def order(view: dict) -> dict:
+    """A native netting order's view (`app.netting.service.views`) as Backpack's `OrderType`."""
+    prices, quantities = view["price_decimals"], view["quantity_decimals"]
+    limit = view["order_type"] == "limit"
+    shape = {
+        "clientId": view["client_id"],
+        "createdAt": ms(view["created_at"]),
+        "executedQuantity": plain(view["executed_quantity"], quantities),
+        "executedQuoteQuantity": usd(view["executed_quote"]),
+        "id": str(view["number"]),
+        "orderType": "Limit" if limit else "Market",
+        "quantity": plain(view["quantity"], quantities),
+        "quoteQuantity": usd(view["quote_quantity"]),
+        "reduceOnly": view["reduce_only"] or None,
+        "relatedOrderId": None,
+        "selfTradePrevention": "RejectTaker",
+        "side": SIDE[view["side"]],
+        "status": STATUS[NetOrderStatus(view["status"])],
+        "stopLossLimitPrice": None,
+        "stopLossTriggerBy": "MarkPrice" if view["stop_loss"] is not None else None,
+        "stopLossTriggerPrice": plain(view["stop_loss"], prices),
+        "strategyId": None,
+        "symbol": view["symbol"],
+        "takeProfitLimitPrice": None,
+        "takeProfitTriggerBy": "MarkPrice" if view["take_profit"] is not None else None,
+        "takeProfitTriggerPrice": plain(view["take_profit"], prices),
+        "timeInForce": view["time_in_force"],
+        "triggerBy": TRIGGER_BY[TriggerBy(view["trigger_by"])] if view["trigger_by"] else None,
+        "triggerPrice": plain(view["trigger_price"], prices),
+        "triggerQuantity": None,
+        "triggeredAt": ms(view["triggered_at"]),
+    }
+    if limit:
+        shape["price"] = plain(view["price"], prices)
+        shape["postOnly"] = view["post_only"]
+    return shape
+
+
+def position(view: dict, account_id: int, user_id: int, market: dict) -> dict:
+    """A native netting position's view as Backpack's `FuturePositionWithMargin`."""
+    prices, quantities = view["price_decimals"], view["quantity_decimals"]
+    mark = view["mark_price"]
+    notional = view["notional"]
+    return {
+        "breakEvenPrice": plain(view["entry_price"], prices),
+        "cumulativeFundingPayment": usd(view["cumulative_funding"]),
+        "cumulativeInterest": "0",
+        "entryPrice": plain(view["entry_price"], prices),
+        "estLiquidationPrice": plain(view["liquidation_price"] or 0, prices),
+        "imf": str(Decimal(market["imfFunction"]["base"])),
+        "imfFunction": market["imfFunction"],
+        "markPrice": plain(mark, prices),
+        "mmf": str(Decimal(market["mmfFunction"]["base"])),
+        "mmfFunction": market["mmfFunction"],
+        "netCost": usd(view["cost_cents"]),
+        "netExposureNotional": usd(notional),
+        "netExposureQuantity": plain(abs(view["net_quantity"]), quantities),
+        "netQuantity": plain(view["net_quantity"], quantities),
+        "pnlRealized": usd(view["realized_pnl"]),
+        "pnlUnrealized": usd(view["unrealized_pnl"]),
+        "positionId": str(zlib.crc32(f"{account_id}:{view['symbol']}:{view['opened_at']}".encode())),
+        "subaccountId": None,
+        "symbol": view["symbol"],
+        "userId": user_id,
+    }

@@ -1,0 +1,163 @@
+"""Backpack paper mode's REST API through signed requests as a bot sends them: Backpack's paths,
+shapes, codes and error bodies, on a netting account found from its paper key."""
+
+import json
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db, redis_client
+from app.models import NetOrder
+from core import signing
+from core.book import BookStore
+from tests.support.trading import PERP
+
+pytestmark = pytest.mark.usefixtures("engine_worker")
+
+
+@pytest.fixture
+def bot(app, app_ctx, client, make_user, perpetuals):
+    """A netting account with a generated paper key, and a fresh book for the perpetual."""
+    quote, mark = perpetuals
+    quote(1_183_200, 1_183_210)
+    mark(1_183_205)
+    book = {"bids": [[1_183_200, 10**8]], "asks": [[1_183_210, 3_000_000], [1_183_220, 10**8]], "u": 1, "time": 1}
+    BookStore(redis_client).write(PERP, json.dumps(book))
+    _, headers = make_user()
+    account = client.post("/api/v1/accounts", json={"name": "bot", "mode": "netting"}, headers=headers).json
+    key = client.post("/api/v1/api-keys", json={"accountId": account["id"], "label": "bot"}, headers=headers).json
+    return Bot(client, key["seed"], key["publicKey"], account["id"])
+
+
+class Bot:
+    """Signs as Backpack's clients do: the instruction, the sorted parameters, the time and window."""
+
+    def __init__(self, client, seed: str, public: str, account_id: int):
+        self.client, self.seed, self.public, self.account_id = client, seed, public, account_id
+
+    def headers(self, instruction: str, params, timestamp: int | None = None, window: int = 5000) -> dict:
+        timestamp = timestamp or int(time.time() * 1000)
+        text = signing.signed_text(instruction, params, timestamp, window)
+        return {
+            "X-API-Key": self.public,
+            "X-Signature": signing.sign(self.seed, text),
+            "X-Timestamp": str(timestamp),
+            "X-Window": str(window),
+        }
+
+    def get(self, path: str, instruction: str, **params):
+        return self.client.get(path, query_string=params, headers=self.headers(instruction, params))
+
+    def send(self, method: str, path: str, instruction: str, body: dict):
+        return self.client.open(path, method=method, json=body, headers=self.headers(instruction, body))
+
+
+def test_a_bot_trades_through_backpacks_own_routes_and_shapes(app, bot):
+    capital = bot.get("/backpack/api/v1/capital", "balanceQuery")
+    assert capital.status_code == 200 and capital.json == {"USDC": {"available": "5000", "locked": "0", "staked": "0"}}
+
+    body = {"symbol": PERP, "side": "Bid", "orderType": "Market", "quantity": "0.05", "clientId": 7}
+    bought = bot.send("POST", "/backpack/api/v1/order", "orderExecute", body)
+    assert bought.status_code == 200, bought.json
+    order = bought.json
+    assert (order["status"], order["side"], order["orderType"], order["clientId"]) == ("Filled", "Bid", "Market", 7)
+    assert (order["quantity"], order["executedQuantity"], order["executedQuoteQuantity"]) == ("0.05", "0.05", "5916.07")
+    assert order["id"].isdigit() and isinstance(order["createdAt"], int)
+
+    limit = {
+        "symbol": PERP,
+        "side": "Ask",
+        "orderType": "Limit",
+        "quantity": "0.01",
+        "price": "119000",
+        "postOnly": True,
+    }
+    resting = bot.send("POST", "/backpack/api/v1/order", "orderExecute", limit).json
+    assert (resting["status"], resting["price"], resting["postOnly"]) == ("New", "119000", True)
+    listed = bot.get("/backpack/api/v1/orders", "orderQueryAll", symbol=PERP).json
+    assert [o["id"] for o in listed] == [resting["id"]]
+    found = bot.get("/backpack/api/v1/order", "orderQuery", symbol=PERP, orderId=resting["id"])
+    assert found.status_code == 200 and found.json["id"] == resting["id"]
+    cancelled = bot.send("DELETE", "/backpack/api/v1/order", "orderCancel", {"symbol": PERP, "orderId": resting["id"]})
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "Cancelled"
+    gone = bot.get("/backpack/api/v1/order", "orderQuery", symbol=PERP, orderId=resting["id"])
+    assert (gone.status_code, gone.json) == (404, {"code": "RESOURCE_NOT_FOUND", "message": "Order not found"})
+
+    positions = bot.get("/backpack/api/v1/position", "positionQuery").json
+    assert [(p["symbol"], p["netQuantity"], p["markPrice"]) for p in positions] == [(PERP, "0.05", "118320.5")]
+    assert positions[0]["imfFunction"]["type"] == "sqrt" and positions[0]["positionId"].isdigit()
+    account = bot.get("/backpack/api/v1/account", "accountQuery").json
+    assert (account["futuresTakerFee"], account["futuresMakerFee"], account["leverageLimit"]) == ("5", "2", "10")
+
+
+def test_signing_failures_get_backpacks_codes_and_nothing_is_written(app, bot, client):
+    body = {"symbol": PERP, "side": "Bid", "orderType": "Market", "quantity": "0.01"}
+    headers = bot.headers("orderExecute", body)
+    stranger = {**headers, "X-API-Key": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="}
+    unknown = client.post("/backpack/api/v1/order", json=body, headers=stranger)
+    assert unknown.status_code == 401 and unknown.json["code"] == "UNAUTHORIZED"
+    assert (
+        "paper-trading venue" in unknown.json["message"] and "never send a real Backpack key" in unknown.json["message"]
+    )
+    wrong_instruction = client.post("/backpack/api/v1/order", json=body, headers=bot.headers("orderCancel", body))
+    assert (wrong_instruction.status_code, wrong_instruction.json["code"]) == (401, "INVALID_SIGNATURE")
+    tampered = client.post("/backpack/api/v1/order", json={**body, "quantity": "1"}, headers=headers)
+    assert (tampered.status_code, tampered.json["code"]) == (401, "INVALID_SIGNATURE")
+    stale = bot.headers("orderExecute", body, timestamp=int(time.time() * 1000) - 6000)
+    expired = client.post("/backpack/api/v1/order", json=body, headers=stale)
+    assert (expired.status_code, expired.json) == (
+        400,
+        {"code": "INVALID_CLIENT_REQUEST", "message": "Request has expired"},
+    )
+    wide = client.post("/backpack/api/v1/order", json=body, headers=bot.headers("orderExecute", body, window=60001))
+    assert wide.status_code == 400 and wide.json["code"] == "INVALID_CLIENT_REQUEST"
+    missing = client.post("/backpack/api/v1/order", json=body)
+    assert missing.status_code == 400 and missing.json["code"] == "INVALID_CLIENT_REQUEST"
+    assert db.session.scalar(select(func.count()).select_from(NetOrder)) == 0
+
+    first = client.post("/backpack/api/v1/order", json=body, headers=headers)
+    assert first.status_code == 200, first.json
+    replayed = client.post("/backpack/api/v1/order", json=body, headers=headers)
+    assert (replayed.status_code, replayed.json["code"]) == (401, "INVALID_SIGNATURE")
+    assert db.session.scalar(select(func.count()).select_from(NetOrder)) == 1
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ({"symbol": "NOPE_USDC_PERP", "side": "Bid", "orderType": "Market", "quantity": "0.01"}, "INVALID_SYMBOL"),
+        ({"symbol": PERP, "side": "Buy", "orderType": "Market", "quantity": "0.01"}, "INVALID_CLIENT_REQUEST"),
+        ({"symbol": PERP, "side": "Bid", "orderType": "Market", "quantity": "0.000001"}, "INVALID_QUANTITY"),
+        ({"symbol": PERP, "side": "Bid", "orderType": "Limit", "quantity": "0.01", "price": "1.05"}, "INVALID_PRICE"),
+        ({"symbol": PERP, "side": "Bid", "orderType": "Market", "quantity": "100"}, "INSUFFICIENT_MARGIN"),
+        (
+            {"symbol": PERP, "side": "Ask", "orderType": "Market", "quantity": "0.01", "reduceOnly": True},
+            "INVALID_ORDER",
+        ),
+        (
+            {"symbol": PERP, "side": "Bid", "orderType": "Market", "quantity": "0.01", "triggerQuantity": "1"},
+            "INVALID_CLIENT_REQUEST",
+        ),
+    ],
+)
+def test_bad_orders_get_backpacks_error_body(app, bot, body, code):
+    refused = bot.send("POST", "/backpack/api/v1/order", "orderExecute", body)
+    assert 400 <= refused.status_code < 500 and refused.json["code"] == code, refused.json
+    assert set(refused.json) == {"code", "message"}
+
+
+def test_public_endpoints_and_what_is_not_simulated(app, bot, client):
+    markets = client.get("/backpack/api/v1/markets").json
+    perp = next(m for m in markets if m["symbol"] == PERP)
+    assert perp["filters"]["price"]["tickSize"] == "0.1" and "priceDecimals" not in perp
+    assert client.get("/backpack/api/v1/securities").json == []
+    assert any(asset["symbol"] == "BTC" for asset in client.get("/backpack/api/v1/assets").json)
+    depth = client.get(f"/backpack/api/v1/depth?symbol={PERP}").json
+    assert depth["asks"][0] == ["118321", "0.03"] and depth["bids"][-1] == ["118320", "1"]
+    marks = client.get(f"/backpack/api/v1/markPrices?symbol={PERP}").json
+    assert [(m["symbol"], m["markPrice"]) for m in marks] == [(PERP, "118320.5")]
+    assert client.get("/backpack/api/v1/ping").get_data(as_text=True) == "pong"
+    lending = client.post("/backpack/api/v1/borrowLend", json={})
+    assert (lending.status_code, lending.json["code"]) == (404, "NOT_IMPLEMENTED")
+    assert "not simulated" in lending.json["message"]
