@@ -17,12 +17,13 @@ STACK_TEST := $(PY) devstack.py exec --database trading_test --redis-db 1 --
 help:
 	@awk '/^## /{doc=substr($$0, 4); next} /^[a-z-]+:/{if (doc) printf "  make %-12s %s\n", substr($$1, 1, length($$1)-1), doc; doc=""}' $(MAKEFILE_LIST)
 
-$(INSTALLED): requirements.txt requirements-dev.txt
+$(INSTALLED): requirements.txt requirements-dev.txt tests/clients/requirements.txt
 	test -x $(PY) || $(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 14), "needs CPython 3.11 to 3.14"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c 'import sys; print(f"make: using Python {sys.version.split()[0]} in $(VENV) ({sys.base_prefix})")'
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --require-hashes -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r tests/clients/requirements.txt
 	touch $(INSTALLED)
 
 ## Create the virtualenv and install the requirements
@@ -68,10 +69,11 @@ format: venv
 lock: venv
 	$(VENV)/bin/uv pip compile requirements.in --universal --python-version 3.11 --generate-hashes -q -o requirements.txt
 	$(VENV)/bin/uv pip compile requirements-dev.in --universal --python-version 3.11 --generate-hashes -q -o requirements-dev.txt
+	$(VENV)/bin/uv pip compile tests/clients/requirements.in --no-deps --universal --python-version 3.11 --generate-hashes -q -o tests/clients/requirements.txt
 
 ## Check on the package index that every locked requirement has a wheel for CPython 3.11-3.14 on Linux x86_64 and macOS arm64
 check-python: venv
-	$(PY) -m scripts.check_python requirements.txt requirements-dev.txt
+	$(PY) -m scripts.check_python requirements.txt requirements-dev.txt tests/clients/requirements.txt
 
 ## Apply the database migrations
 migrate: venv

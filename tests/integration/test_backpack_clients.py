@@ -1,0 +1,58 @@
+"""Backpack paper mode driven by a real client library, changed only in its URLs: ccxt's
+`backpack` exchange against a live gunicorn server, a bot's life from markets to fills."""
+
+import json
+
+import ccxt  # tests/clients/requirements.txt, installed by `make venv`
+import pytest
+
+from app.extensions import redis_client
+from core.book import BookStore
+from tests.support.trading import PERP
+
+pytestmark = pytest.mark.usefixtures("engine_worker")
+
+
+@pytest.fixture
+def paper_key(perpetuals, live_server, client, make_user):  # the catalog before the server starts
+    quote, mark = perpetuals
+    quote(1_183_200, 1_183_210)
+    mark(1_183_205)
+    book = {"bids": [[1_183_200, 10**8]], "asks": [[1_183_210, 3_000_000], [1_183_220, 10**8]], "u": 1, "time": 1}
+    BookStore(redis_client).write(PERP, json.dumps(book))
+    _, headers = make_user()
+    account = client.post("/api/v1/accounts", json={"name": "ccxt", "mode": "netting"}, headers=headers).json
+    key = client.post("/api/v1/api-keys", json={"accountId": account["id"], "label": "ccxt"}, headers=headers).json
+    return live_server, key
+
+
+def backpack(url: str, key: dict):
+    exchange = ccxt.backpack({"apiKey": key["publicKey"], "secret": key["seed"]})
+    exchange.urls["api"] = {"public": f"{url}/backpack", "private": f"{url}/backpack"}  # the only change
+    return exchange
+
+
+def test_ccxt_trades_paper_by_changing_only_its_urls(paper_key):
+    url, key = paper_key
+    exchange = backpack(url, key)
+    markets = exchange.load_markets()
+    symbol = "BTC/USDC:USDC"
+    assert markets[symbol]["id"] == PERP and markets[symbol]["swap"]
+    assert exchange.fetch_balance()["USDC"]["free"] == 5000.0
+
+    bought = exchange.create_order(symbol, "market", "buy", 0.05)
+    assert bought["status"] == "closed" and bought["filled"] == 0.05
+    positions = exchange.fetch_positions([symbol])
+    assert [(p["symbol"], float(p["contracts"]), p["side"]) for p in positions] == [(symbol, 0.05, "long")]
+
+    resting = exchange.create_order(symbol, "limit", "sell", 0.01, 119_000)
+    assert resting["status"] == "open"
+    assert [o["id"] for o in exchange.fetch_open_orders(symbol)] == [resting["id"]]
+    exchange.cancel_order(resting["id"], symbol)
+    assert exchange.fetch_open_orders(symbol) == []
+
+    with pytest.raises(ccxt.BaseError):
+        exchange.create_order(symbol, "market", "buy", 100)  # far beyond the account's margin
+    stranger = backpack(url, {"publicKey": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", "seed": key["seed"]})
+    with pytest.raises(ccxt.AuthenticationError, match="paper-trading venue"):
+        stranger.fetch_balance()
