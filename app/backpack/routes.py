@@ -189,6 +189,50 @@ def query_account():
     return jsonify(service.account_settings(signed_account("accountQuery", request.args.to_dict())))
 
 
+def _page(params: dict) -> dict:
+    """Backpack's paging: `limit` (default 100, at most 1000), `offset`, `sortDirection`."""
+    try:
+        limit, offset = int(params.get("limit", 100)), int(params.get("offset", 0))
+    except ValueError:
+        fail(400, Code.INVALID_CLIENT_REQUEST, "limit and offset are integers")
+    if not 1 <= limit <= 1000 or offset < 0:
+        fail(400, Code.INVALID_CLIENT_REQUEST, "limit is 1 to 1000, offset at least 0")
+    direction = params.get("sortDirection", "Desc")
+    if direction not in ("Asc", "Desc"):
+        fail(400, Code.INVALID_CLIENT_REQUEST, "sortDirection is Asc or Desc")
+    return {"limit": limit, "offset": offset, "ascending": direction == "Asc"}
+
+
+def _order_number(params: dict) -> int | None:
+    try:
+        return int(params["orderId"]) if params.get("orderId") else None
+    except ValueError:
+        fail(400, Code.INVALID_CLIENT_REQUEST, "orderId is an integer")
+
+
+@blp.get("/wapi/v1/history/fills")
+def fill_history():
+    params = request.args.to_dict()
+    account_id = signed_account("fillHistoryQueryAll", params)
+    symbol = params.get("symbol") or None
+    return jsonify(service.fill_history(account_id, _page(params), symbol, _order_number(params)))
+
+
+@blp.get("/wapi/v1/history/orders")
+def order_history():
+    params = request.args.to_dict()
+    account_id = signed_account("orderHistoryQueryAll", params)
+    symbol = params.get("symbol") or None
+    return jsonify(service.order_history(account_id, _page(params), symbol, _order_number(params)))
+
+
+@blp.get("/wapi/v1/history/funding")
+def funding_history():
+    params = request.args.to_dict()
+    account_id = signed_account("fundingHistoryQueryAll", params)
+    return jsonify(service.funding_history(account_id, _page(params), params.get("symbol") or None))
+
+
 # ---- public ----------------------------------------------------------------------------------
 
 

@@ -6,9 +6,11 @@ from sqlalchemy import select
 
 from app.backpack import shapes
 from app.extensions import db
-from app.markets.service import list_markets
-from app.models import Account, Balance, CatalogAsset
+from app.markets.service import asset_named, list_markets, price_decimals
+from app.models import Account, Balance, CatalogAsset, Fill, NetFundingPayment, NetOrder
 from app.netting import service as netting
+from core.assets import QUANTITY_DECIMALS
+from core.enums import NetOrderStatus
 
 
 def capital(account_id: int) -> dict:
@@ -79,4 +81,55 @@ def mark_prices(symbol: str | None) -> list[dict]:
         }
         for market in list_markets("PERP", symbol)
         if market["markPrice"] is not None
+    ]
+
+
+# ---- history (/wapi/v1/history/...): newest first unless sortDirection=Asc ---------------------
+
+
+def _page(query, column, page: dict):
+    ordered = column.asc() if page["ascending"] else column.desc()
+    return query.order_by(ordered).offset(page["offset"]).limit(page["limit"])
+
+
+def fill_history(account_id: int, page: dict, symbol: str | None, order_number: int | None) -> list[dict]:
+    query = select(Fill, NetOrder.number, NetOrder.client_id).join(NetOrder, NetOrder.id == Fill.order_id)
+    query = query.where(Fill.account_id == account_id)
+    if symbol:
+        query = query.where(Fill.symbol == symbol)
+    if order_number is not None:
+        query = query.where(NetOrder.number == order_number)
+    shown = []
+    for fill, number, client_id in db.session.execute(_page(query, Fill.id, page)):
+        asset = asset_named(fill.symbol)
+        quantities = asset.quantity_decimals if asset is not None else QUANTITY_DECIMALS
+        shown.append(shapes.fill(fill, number, client_id, price_decimals(fill.symbol), quantities))
+    return shown
+
+
+def order_history(account_id: int, page: dict, symbol: str | None, order_number: int | None) -> list[dict]:
+    query = select(NetOrder).where(NetOrder.account_id == account_id, NetOrder.status != NetOrderStatus.PENDING)
+    if symbol:
+        query = query.where(NetOrder.symbol == symbol)
+    if order_number is not None:
+        query = query.where(NetOrder.number == order_number)
+    orders = list(db.session.scalars(_page(query, NetOrder.number, page)))
+    return [shapes.history_order(view) for view in netting.views(orders)]
+
+
+def funding_history(account_id: int, page: dict, symbol: str | None) -> list[dict]:
+    user_id = db.session.scalar(select(Account.user_id).where(Account.id == account_id))
+    query = select(NetFundingPayment).where(NetFundingPayment.account_id == account_id)
+    if symbol:
+        query = query.where(NetFundingPayment.symbol == symbol)
+    return [
+        {
+            "userId": user_id,
+            "subaccountId": None,
+            "symbol": payment.symbol,
+            "quantity": shapes.usd(payment.amount),
+            "intervalEndTimestamp": shapes.naive(payment.boundary).split(".")[0],
+            "fundingRate": str(payment.rate),
+        }
+        for payment in db.session.scalars(_page(query, NetFundingPayment.boundary, page))
     ]

@@ -4,7 +4,7 @@ import zlib
 from datetime import datetime
 from decimal import Decimal
 
-from core.assets import USD_DECIMALS
+from core.assets import QUANTITY_DECIMALS, USD_DECIMALS
 from core.enums import NetOrderStatus, TriggerBy
 from core.money import format_units
 
@@ -109,4 +109,44 @@ def position(view: dict, account_id: int, user_id: int, market: dict) -> dict:
         "subaccountId": None,
         "symbol": view["symbol"],
         "userId": user_id,
+    }
+
+
+# Why an order ended without filling (Backpack's `expiryReason`), from the native reject reasons.
+EXPIRY_REASON = {
+    "insufficient_margin": "InsufficientMargin",
+    "reduce_only_not_reducing": "ReduceOnlyNotReduced",
+    "post_only_would_take": "PostOnlyTaker",
+    "insufficient_liquidity": "FillOrKill",
+    "quantity_too_small": "InsufficientMargin",
+    "price_unavailable": "PriceImpact",
+    "too_many_working_orders": "InsufficientMargin",
+    "expired": "Expired",
+}
+
+
+def history_order(view: dict) -> dict:
+    """An order as `/wapi/v1/history/orders` lists it: `createdAt` a naive string, why it expired."""
+    shape = order(view)
+    shape["createdAt"] = naive(view["created_at"])
+    shape["expiryReason"] = EXPIRY_REASON.get(view["reject_reason"]) if view["reject_reason"] else None
+    shape["systemOrderType"] = "LiquidatePositionOnBook" if view["liquidation"] else None
+    return shape
+
+
+def fill(row, number: int, client_id: int | None, prices: int, quantities: int) -> dict:
+    """A fill (`app.models.Fill`) as `/wapi/v1/history/fills` lists it; its market's decimals."""
+    return {
+        "clientId": None if client_id is None else str(client_id),
+        "fee": usd(row.fee),
+        "feeSymbol": "USDC",
+        "isMaker": row.maker,
+        "orderId": str(number),
+        "price": plain(row.price, prices),
+        "quantity": plain(row.quantity // 10 ** (QUANTITY_DECIMALS - quantities), quantities),
+        "side": SIDE[row.side],
+        "symbol": row.symbol,
+        "systemOrderType": "LiquidatePositionOnBook" if row.liquidation else None,
+        "timestamp": naive(row.created_at),
+        "tradeId": row.id,
     }

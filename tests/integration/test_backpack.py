@@ -87,6 +87,18 @@ def test_a_bot_trades_through_backpacks_own_routes_and_shapes(app, bot):
     positions = bot.get("/backpack/api/v1/position", "positionQuery").json
     assert [(p["symbol"], p["netQuantity"], p["markPrice"]) for p in positions] == [(PERP, "0.05", "118320.5")]
     assert positions[0]["imfFunction"]["type"] == "sqrt" and positions[0]["positionId"].isdigit()
+    fills = bot.get("/backpack/wapi/v1/history/fills", "fillHistoryQueryAll", symbol=PERP, sortDirection="Asc").json
+    assert [(f["orderId"], f["price"], f["quantity"], f["side"], f["isMaker"]) for f in fills] == [
+        (order["id"], "118321", "0.03", "Bid", False),
+        (order["id"], "118322", "0.02", "Bid", False),
+    ]
+    assert fills[0]["fee"] == "1.78" and fills[0]["feeSymbol"] == "USDC" and "T" in fills[0]["timestamp"]
+    history = bot.get("/backpack/wapi/v1/history/orders", "orderHistoryQueryAll", limit="10").json
+    assert [(o["id"], o["status"]) for o in history] == [(resting["id"], "Cancelled"), (order["id"], "Filled")]
+    assert isinstance(history[0]["createdAt"], str)
+    paging = bot.get("/backpack/wapi/v1/history/orders", "orderHistoryQueryAll", limit="1001")
+    assert (paging.status_code, paging.json["code"]) == (400, "INVALID_CLIENT_REQUEST")
+    assert bot.get("/backpack/wapi/v1/history/funding", "fundingHistoryQueryAll").json == []
     account = bot.get("/backpack/api/v1/account", "accountQuery").json
     assert (account["futuresTakerFee"], account["futuresMakerFee"], account["leverageLimit"]) == ("5", "2", "10")
 

@@ -50,6 +50,9 @@ def test_ccxt_trades_paper_by_changing_only_its_urls(paper_key):
     assert [o["id"] for o in exchange.fetch_open_orders(symbol)] == [resting["id"]]
     exchange.cancel_order(resting["id"], symbol)
     assert exchange.fetch_open_orders(symbol) == []
+    trades = exchange.fetch_my_trades(symbol)
+    assert sorted((t["price"], t["amount"]) for t in trades) == [(118_321.0, 0.03), (118_322.0, 0.02)]
+    assert {t["order"] for t in trades} == {bought["id"]}
 
     with pytest.raises(ccxt.BaseError):
         exchange.create_order(symbol, "market", "buy", 100)  # far beyond the account's margin
