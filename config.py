@@ -219,6 +219,7 @@ class Config:
     AUTH_RATE_LIMIT_IP: str
     AUTH_RATE_LIMIT_EMAIL: str
     TRADE_RATE_LIMIT: str
+    BACKPACK_RATE_LIMIT: str  # Backpack paper mode, per account: Backpack's own 2000 a minute
     # Scaling: how the engine's work is split
     ENGINE_SHARDS: int
     ENGINE_INDEX: int
@@ -312,6 +313,7 @@ class Config:
             AUTH_RATE_LIMIT_IP=env.rate("AUTH_RATE_LIMIT_IP", "30/minute"),
             AUTH_RATE_LIMIT_EMAIL=env.rate("AUTH_RATE_LIMIT_EMAIL", "5/minute"),
             TRADE_RATE_LIMIT=env.rate("TRADE_RATE_LIMIT", "20/second"),
+            BACKPACK_RATE_LIMIT=env.rate("BACKPACK_RATE_LIMIT", "2000/minute"),
             # Scaling
             ENGINE_SHARDS=shards,
             ENGINE_INDEX=engine_index,

@@ -25,4 +25,7 @@ MARK_KEY = "mark:{market}"
 # hash per perpetual market: funding boundary (ms) -> "<rate> <mark>", the last mark event before it,
 # recorded with the mark that closed its interval; copied to PostgreSQL (`funding_rates`) by the engine
 FUNDING_KEY = "funding:{market}"
+BACKPACK_RATE_KEY = (
+    "backpack-rate:{account}:{window}"  # signed requests of an account in one BACKPACK_RATE_LIMIT window
+)
 TRADE_RATE_KEY = "trade-rate:{user}:{window}"  # trade requests of a user (all accounts) in one TRADE_RATE_LIMIT window

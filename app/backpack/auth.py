@@ -5,13 +5,16 @@ Backpack key sent to a paper venue could be replayed to Backpack within its wind
 
 import time
 
-from flask import request
+import redis
+from flask import current_app, request
 from sqlalchemy import select, update
 
 from app.backpack.errors import Code, fail
 from app.extensions import db, redis_client
 from app.models import ApiKey, utcnow
+from app.trading.limits import rate_limit
 from core import signing
+from core.keys import BACKPACK_RATE_KEY
 from core.signing import SigningError
 
 SEEN_SIGNATURE_KEY = "backpack:signature:{signature}"
@@ -20,6 +23,23 @@ UNKNOWN_KEY = (
     "Unknown API key. This is a paper-trading venue: use a paper key made here "
     "(POST /api/v1/api-keys or the terminal's API keys panel), and never send a real Backpack key to it"
 )
+
+
+def _count_request(account_id: int) -> None:
+    """BACKPACK_RATE_LIMIT per account (Backpack: 2000 requests a minute per subaccount), a fixed
+    window counted in Redis in one round trip; Redis down: the request goes on."""
+    amount, window_s = rate_limit(current_app.config["BACKPACK_RATE_LIMIT"])
+    window = int(time.time() // window_s)
+    key = BACKPACK_RATE_KEY.format(account=account_id, window=window)
+    try:
+        with redis_client.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_s + 1)
+            count, _ = pipe.execute()
+    except redis.RedisError:
+        return
+    if count > amount:
+        fail(429, Code.TOO_MANY_REQUESTS, f"Too many requests: {amount} per {window_s} s per account")
 
 
 def signed_account(instruction: str, params) -> int:
@@ -43,6 +63,7 @@ def signed_account(instruction: str, params) -> int:
     seen = SEEN_SIGNATURE_KEY.format(signature=request.headers["X-Signature"])
     if not redis_client.set(seen, 1, nx=True, px=headers.window_ms + signing.FUTURE_TOLERANCE_MS):
         fail(401, Code.INVALID_SIGNATURE, "This signature was used already: sign each request anew")
+    _count_request(key.account_id)
     now = utcnow()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() >= TOUCH_LAST_USED_EVERY_S:
         db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))

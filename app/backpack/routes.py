@@ -140,6 +140,31 @@ def execute_order():
     return jsonify(shapes.order(netting.create_order(account_id, _native_order(body))))
 
 
+MAX_BATCH = 20  # Backpack's (and ccxt's) cap on one batch
+
+
+@blp.post("/api/v1/orders")
+def execute_orders():
+    """A batch, each order signed as its own `orderExecute` segment: executed in order, each
+    answered as `Ok` with the order or `Err` with Backpack's code, as Backpack answers a batch."""
+    batch = request.get_json(silent=True)
+    if not isinstance(batch, list) or not all(isinstance(order, dict) for order in batch):
+        fail(400, Code.INVALID_CLIENT_REQUEST, "A batch is a JSON list of orders")
+    account_id = signed_account("orderExecute", batch)
+    if not 1 <= len(batch) <= MAX_BATCH:
+        fail(400, Code.INVALID_CLIENT_REQUEST, f"A batch holds 1 to {MAX_BATCH} orders")
+    answers = []
+    for body in batch:
+        try:
+            answers.append({"operation": "Ok", **shapes.order(netting.create_order(account_id, _native_order(body)))})
+        except BackpackError as error:
+            answers.append({"operation": "Err", "code": str(error.code), "message": error.message})
+        except ApiError as error:
+            _, code = errors.FROM_NATIVE.get(error.code, (500, Code.SERVER_ERROR))
+            answers.append({"operation": "Err", "code": str(code), "message": error.message})
+    return jsonify(answers)
+
+
 @blp.get("/api/v1/order")
 def query_order():
     params = request.args.to_dict()

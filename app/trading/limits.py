@@ -17,7 +17,8 @@ from core.keys import TRADE_RATE_KEY
 
 
 @functools.cache
-def _limit(text: str) -> tuple[int, int]:
+def rate_limit(text: str) -> tuple[int, int]:
+    """A limit's text ("20/second") as (amount, window seconds)."""
     limit = parse(text)
     return limit.amount, limit.get_expiry()
 
@@ -28,7 +29,7 @@ def trade_rate_limited(view):
 
     @functools.wraps(view)
     def limited(*args, **kwargs):
-        amount, window_s = _limit(current_app.config["TRADE_RATE_LIMIT"])
+        amount, window_s = rate_limit(current_app.config["TRADE_RATE_LIMIT"])
         now = time.time()
         window = int(now // window_s)
         key = TRADE_RATE_KEY.format(user=current_user_id(), window=window)

@@ -173,3 +173,24 @@ def test_public_endpoints_and_what_is_not_simulated(app, bot, client):
     lending = client.post("/backpack/api/v1/borrowLend", json={})
     assert (lending.status_code, lending.json["code"]) == (404, "NOT_IMPLEMENTED")
     assert "not simulated" in lending.json["message"]
+
+
+def test_a_batch_answers_each_order_and_more_than_twenty_is_refused(app, bot):
+    good = {"symbol": PERP, "side": "Bid", "orderType": "Limit", "quantity": "0.01", "price": "110000"}
+    bad = {**good, "price": "110000.05"}
+    answers = bot.send("POST", "/backpack/api/v1/orders", "orderExecute", [good, bad])
+    assert answers.status_code == 200, answers.json
+    assert [(a["operation"], a.get("status"), a.get("code")) for a in answers.json] == [
+        ("Ok", "New", None),
+        ("Err", None, "INVALID_PRICE"),
+    ]
+    too_many = bot.send("POST", "/backpack/api/v1/orders", "orderExecute", [good] * 21)
+    assert (too_many.status_code, too_many.json["code"]) == (400, "INVALID_CLIENT_REQUEST")
+    assert db.session.scalar(select(func.count()).select_from(NetOrder)) == 1
+
+
+def test_an_account_past_its_request_budget_gets_backpacks_429(app, bot, monkeypatch):
+    monkeypatch.setitem(app.config, "BACKPACK_RATE_LIMIT", "3/minute")
+    answers = [bot.get("/backpack/api/v1/capital", "balanceQuery", n=str(n)).status_code for n in range(4)]
+    assert answers == [200, 200, 200, 429]
+    assert bot.get("/backpack/api/v1/capital", "balanceQuery", n="x").json["code"] == "TOO_MANY_REQUESTS"
