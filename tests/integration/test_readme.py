@@ -50,3 +50,24 @@ def test_first_five_minutes_commands_work_as_written(perpetuals, live_server, se
     assert (second["name"], second["usd"], second["lockedMargin"]) == ("scalping", 95_000 - shorted["fees"], 5_000)
     assert (bought["status"], bought["executedQuantity"], bought["fills"][0]["price"]) == ("filled", 100, 1_183_202)
     assert [(p["symbol"], p["netQuantity"], p["markPrice"]) for p in held] == [("BTC_USDC_PERP", 100, 1_183_201)]
+
+
+def test_the_backpack_bot_snippet_runs_as_written(perpetuals, live_server, client, make_user):
+    """The README's ccxt snippet, with a paper key of a netting account pasted in."""
+    import contextlib
+    import io
+
+    quote, mark = perpetuals
+    quote(1_183_200, 1_183_202)
+    mark(1_183_201)
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Use your Backpack bot on paper", 1)[1].split("\n## ", 1)[0]
+    (snippet,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    _, headers = make_user()
+    account = client.post("/api/v1/accounts", json={"name": "bot", "mode": "netting"}, headers=headers).json
+    key = client.post("/api/v1/api-keys", json={"accountId": account["id"], "label": "bot"}, headers=headers).json
+    snippet = snippet.replace("YOUR-PAPER-PUBLIC-KEY", key["publicKey"]).replace("YOUR-PAPER-SEED", key["seed"])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(snippet.replace(README_API, live_server), "README.md", "exec"), {})
+    assert printed.getvalue().splitlines() == ["5000.0", "closed 0.001"]
