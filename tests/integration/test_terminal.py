@@ -6,6 +6,7 @@ The tests run in order on one page, as a person would use it; each step leaves a
 docs/terminal-mobile.png.
 """
 
+import base64
 import os
 import re
 import shutil
@@ -354,6 +355,21 @@ def test_a_netting_account_trades_a_perpetual_from_its_own_ticket(page):
     page.get_by_label("Reduce only").check()
     page.locator("#net-submit").click()  # a buy cannot reduce a long
     page.get_by_text(re.compile("reduceOnly: the order would not reduce the position")).wait_for()
+
+    page.get_by_role("tab", name="Account").click()
+    page.get_by_label("Label").fill("grid bot")
+    page.get_by_role("button", name="New API key").click()
+    page.get_by_text("Copy the secret now: it is shown this once.").wait_for()
+    seed, public = page.locator("#api-key-seed").inner_text(), page.locator("#api-key-public").inner_text()
+    assert len(base64.b64decode(seed)) == 32 and len(base64.b64decode(public)) == 32
+    keys = page.locator("#api-keys-body tr")
+    eventually(lambda: keys.count() == 1 and public in keys.first.inner_text(), timeout=10)
+    assert page.locator("#backpack-url").inner_text().endswith("/backpack")
+    page.locator("#api-key-secret").scroll_into_view_if_needed()
+    shot(page, "19-api-keys")
+    keys.first.get_by_role("button", name="Revoke grid bot").click()
+    eventually(lambda: keys.count() == 0, timeout=10)
+    page.get_by_role("tab", name=re.compile("Open positions")).click()
     page.get_by_label("Paper account").select_option(label="main · hedging")
     page.locator("#ticket").wait_for()
     assert page.errors == []

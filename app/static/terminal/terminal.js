@@ -539,8 +539,64 @@
     });
   }
 
+  // ---- API keys of a netting account (Backpack paper mode) -------------------------------
+  async function loadApiKeys() {
+    const panel = $("#api-keys");
+    panel.hidden = state.mode !== "netting";
+    if (panel.hidden) return;
+    $("#backpack-url").textContent = `${location.origin}/backpack`;
+    const { data } = await Api.get("/api/v1/api-keys");
+    const keys = data.filter((key) => key.accountId === state.account);
+    $("#api-keys-body").replaceChildren(...keys.map((key) => {
+      const row = document.createElement("tr");
+      const revoke = document.createElement("button");
+      revoke.type = "button";
+      revoke.className = "close-position";
+      revoke.textContent = "Revoke";
+      revoke.setAttribute("aria-label", `Revoke ${key.label}`);
+      revoke.addEventListener("click", async () => {
+        revoke.disabled = true;
+        try {
+          await Api.delete(`/api/v1/api-keys/${key.id}`);
+          notify(`Revoked ${key.label}: requests it signs are refused from now on.`, "info");
+        } catch (error) {
+          notify(error.message, "error");
+        }
+        loadApiKeys();
+      });
+      const actions = document.createElement("td");
+      actions.append(revoke);
+      row.append(
+        cell(key.label), cell(key.publicKey, "key"), cell(new Date(key.createdAt).toLocaleString()),
+        cell(key.lastUsedAt ? new Date(key.lastUsedAt).toLocaleString() : "never"), actions,
+      );
+      return row;
+    }));
+    $("#api-keys-empty").hidden = keys.length > 0;
+  }
+
+  $("#api-key-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const label = $("#api-key-label").value.trim() || "bot";
+    $("#api-key-create").disabled = true;
+    try {
+      const { data } = await Api.post("/api/v1/api-keys", { accountId: state.account, label });
+      $("#api-key-public").textContent = data.publicKey;
+      $("#api-key-seed").textContent = data.seed;
+      $("#api-key-secret").hidden = false;
+      $("#api-key-label").value = "";
+      loadApiKeys();
+    } catch (error) {
+      if (error.code === "unauthorized") return showSignIn(error.message);
+      notify(error.message, "error");
+    } finally {
+      $("#api-key-create").disabled = false;
+    }
+  });
+
   async function loadAccount() {
     ensureEquityChart();
+    loadApiKeys().catch((error) => notify(error.message, "error"));
     try {
       const [history, activity] = await Promise.all([
         Api.get("/api/v1/portfolio/history?period=1D&timeframe=5m"),
@@ -932,6 +988,7 @@
     $("#net-ticket").hidden = state.mode !== "netting";
     $("#hedging-tables").hidden = state.mode === "netting";
     $("#netting-tables").hidden = state.mode !== "netting";
+    $("#api-key-secret").hidden = true;  // a seed is shown once, to the account it was made for
     showNetMarket();
     localStorage.setItem(ACCOUNT_KEY, String(id));
     Api.setAccount(id);
