@@ -59,3 +59,38 @@ def test_ccxt_trades_paper_by_changing_only_its_urls(paper_key):
     stranger = backpack(url, {"publicKey": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", "seed": key["seed"]})
     with pytest.raises(ccxt.AuthenticationError, match="paper-trading venue"):
         stranger.fetch_balance()
+
+
+def test_bpx_py_trades_paper_by_changing_only_its_url(paper_key):
+    from bpx.account import Account  # tests/clients/requirements.txt
+
+    url, key = paper_key
+    account = Account(key["publicKey"], key["seed"])
+    account.BPX_API_URL = f"{url}/backpack/"  # the only change
+    assert account.get_balances()["USDC"]["available"] == "5000"
+    bought = account.execute_order(PERP, "Bid", "Market", quantity="0.02", reduce_only=False)
+    assert (bought["status"], bought["executedQuantity"]) == ("Filled", "0.02"), bought
+    assert [(p["symbol"], p["netQuantity"]) for p in account.get_open_positions()] == [(PERP, "0.02")]
+    resting = account.execute_order(PERP, "Ask", "Limit", time_in_force="GTC", quantity="0.01", price="119000")
+    assert account.get_open_order(PERP, order_id=resting["id"])["status"] == "New"
+    assert account.cancel_order(PERP, order_id=resting["id"])["status"] == "Cancelled"
+    assert account.get_open_orders(symbol=PERP) == []
+    assert {fill["orderId"] for fill in account.get_fill_history(symbol=PERP)} == {bought["id"]}
+
+
+def test_backpack_exchange_sdk_trades_paper_by_changing_only_its_url(paper_key):
+    from backpack_exchange_sdk.authenticated import AuthenticationClient  # tests/clients/requirements.txt
+
+    url, key = paper_key
+    client = AuthenticationClient(key["publicKey"], key["seed"], base_url=f"{url}/backpack/")  # the only change
+    assert client.get_balances()["USDC"]["available"] == "5000"
+    bought = client.execute_order("Market", "Bid", PERP, quantity="0.02")  # it always sends postOnly=false
+    assert (bought["status"], bought["executedQuantity"]) == ("Filled", "0.02"), bought
+    resting = client.execute_order("Limit", "Ask", PERP, price="119000", quantity="0.01")
+    assert [order["id"] for order in client.get_open_orders(symbol=PERP)] == [resting["id"]]
+    assert client.cancel_open_order(PERP, orderId=resting["id"])["status"] == "Cancelled"
+    history = client.get_order_history(symbol=PERP)
+    assert {(order["id"], order["status"]) for order in history} == {
+        (bought["id"], "Filled"),
+        (resting["id"], "Cancelled"),
+    }
