@@ -10,7 +10,7 @@ import re
 import secrets
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -236,6 +236,8 @@ class Config:
     CELERY: dict
     SQLALCHEMY_ENGINE_OPTIONS: dict
     MAX_CONTENT_LENGTH: int = MAX_REQUEST_BYTES
+    # Backpack paper mode's WebSocket pings its clients as Backpack does (flask-sock reads this)
+    SOCK_SERVER_OPTIONS: dict = field(default_factory=lambda: {"ping_interval": 60})
     JWT_TOKEN_LOCATION: tuple[str, ...] = ("headers", "cookies")
     JWT_COOKIE_CSRF_PROTECT: bool = True
     RATELIMIT_SWALLOW_ERRORS: bool = True  # limits fail open while Redis is down

@@ -8,6 +8,7 @@ from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
+from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event, exc
 
@@ -42,6 +43,7 @@ jwt = JWTManager()
 api = Api()
 redis_client = RedisClient()
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+sock = Sock()  # WebSocket routes (Backpack paper mode's /backpack/ws)
 
 
 def autocommit():

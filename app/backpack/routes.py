@@ -10,10 +10,11 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from app.backpack import errors, service, shapes
+from app.backpack import errors, service, shapes, streams
 from app.backpack.auth import signed_account
 from app.backpack.errors import BackpackError, Code, fail
 from app.errors import DEPENDENCY_ERRORS, ApiError
+from app.extensions import sock
 from app.markets.service import asset_named
 from app.netting import service as netting
 from app.netting.schemas import NewNetOrderSchema
@@ -327,6 +328,12 @@ def depth():
             "timestamp": quote.time_us // 1000 if quote is not None else 0,
         }
     )
+
+
+@sock.route("/ws", bp=blp)
+def socket(ws):
+    """Backpack's WebSocket: public and private streams on one socket (`app.backpack.streams`)."""
+    streams.serve(ws)
 
 
 @blp.route("/<path:rest>", methods=["GET", "POST", "DELETE", "PATCH", "PUT"])

@@ -94,3 +94,55 @@ def test_backpack_exchange_sdk_trades_paper_by_changing_only_its_url(paper_key):
         (bought["id"], "Filled"),
         (resting["id"], "Cancelled"),
     }
+
+
+def test_the_private_streams_tell_a_bot_of_its_orders_and_positions(paper_key):
+    import time as clock
+
+    import websocket  # websocket-client
+
+    from core import signing
+
+    url, key = paper_key
+    socket = websocket.create_connection(url.replace("http://", "ws://") + "/backpack/ws", timeout=10)
+    try:
+
+        def subscribe(streams: list[str], public: str, request_id: int) -> dict:
+            timestamp = str(int(clock.time() * 1000))
+            signature = signing.sign(key["seed"], signing.signed_text("subscribe", {}, int(timestamp), 5000))
+            frame = {"method": "SUBSCRIBE", "params": streams, "signature": [public, signature, timestamp, "5000"]}
+            socket.send(json.dumps({**frame, "id": request_id}))
+            return json.loads(socket.recv())
+
+        stranger = subscribe(["account.orderUpdate"], "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", 1)
+        assert stranger["error"]["code"] == "UNAUTHORIZED" and "paper-trading venue" in stranger["error"]["message"]
+        streams = ["account.orderUpdate", f"account.positionUpdate.{PERP}", "account.rfqUpdate"]
+        assert subscribe(streams, key["publicKey"], 2) == {"id": 2, "result": None}
+
+        bought = backpack(url, key).create_order("BTC/USDC:USDC", "market", "buy", 0.05)
+        frames = []
+        while not any(f["data"].get("e") == "positionOpened" for f in frames):
+            frames.append(json.loads(socket.recv()))
+        events = [(f["stream"], f["data"]["e"]) for f in frames]
+        assert events == [
+            ("account.orderUpdate", "orderAccepted"),
+            ("account.orderUpdate", "orderFill"),
+            ("account.orderUpdate", "orderFill"),
+            (f"account.positionUpdate.{PERP}", "positionOpened"),
+        ]
+        fills = [f["data"] for f in frames if f["data"]["e"] == "orderFill"]
+        assert [(f["i"], f["l"], f["L"], f["X"], f["O"], f["m"]) for f in fills] == [
+            (bought["id"], "0.03", "118321", "PartiallyFilled", "USER", False),
+            (bought["id"], "0.02", "118322", "Filled", "USER", False),
+        ]
+        assert fills[-1]["z"] == "0.05" and fills[-1]["o"] == "MARKET" and isinstance(fills[-1]["E"], int)
+        assert frames[-1]["data"]["q"] == "0.05" and frames[-1]["data"]["s"] == PERP
+
+        socket.send(json.dumps({"method": "UNSUBSCRIBE", "params": [f"account.positionUpdate.{PERP}"], "id": 3}))
+        assert json.loads(socket.recv()) == {"id": 3, "result": None}
+        assert subscribe(["account.positionUpdate"], key["publicKey"], 4) == {"id": 4, "result": None}
+        snapshot = json.loads(socket.recv())  # the open positions, without an event name, as Backpack sends them
+        assert snapshot["stream"] == "account.positionUpdate" and "e" not in snapshot["data"]
+        assert (snapshot["data"]["s"], snapshot["data"]["q"]) == (PERP, "0.05")
+    finally:
+        socket.close()
