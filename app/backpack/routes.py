@@ -259,6 +259,17 @@ def funding_history():
     return jsonify(service.funding_history(account_id, _page(params), params.get("symbol") or None))
 
 
+@blp.patch("/api/v1/account")
+def update_account():
+    body = _body()
+    account_id = signed_account("accountUpdate", body)
+    try:
+        service.update_account(account_id, body)
+    except ValueError as error:
+        fail(400, Code.INVALID_CLIENT_REQUEST, str(error))
+    return "", 200
+
+
 # ---- public ----------------------------------------------------------------------------------
 
 

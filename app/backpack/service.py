@@ -46,6 +46,26 @@ def account_settings(account_id: int) -> dict:
     }
 
 
+def update_account(account_id: int, body: dict) -> None:
+    """`PATCH /api/v1/account`: the leverage limit (1 to 100); Backpack's lending switches are
+    not simulated and accepted only as off."""
+    account = db.session.get(Account, account_id)
+    if body.get("leverageLimit") is not None:
+        try:
+            limit = int(str(body["leverageLimit"]))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            db.session.rollback()
+            raise ValueError("leverageLimit is a whole number from 1 to 100")
+        account.leverage_limit = limit
+    for switch in ("autoBorrowSettlements", "autoLend", "autoRepayBorrows"):
+        if body.get(switch):
+            db.session.rollback()
+            raise ValueError(f"{switch} is not simulated by this paper venue")
+    db.session.commit()
+
+
 def assets() -> list[dict]:
     return list(db.session.scalars(select(CatalogAsset.backpack).order_by(CatalogAsset.symbol)))
 

@@ -101,6 +101,10 @@ def test_a_bot_trades_through_backpacks_own_routes_and_shapes(app, bot):
     assert bot.get("/backpack/wapi/v1/history/funding", "fundingHistoryQueryAll").json == []
     account = bot.get("/backpack/api/v1/account", "accountQuery").json
     assert (account["futuresTakerFee"], account["futuresMakerFee"], account["leverageLimit"]) == ("5", "2", "10")
+    assert bot.send("PATCH", "/backpack/api/v1/account", "accountUpdate", {"leverageLimit": "20"}).status_code == 200
+    assert bot.get("/backpack/api/v1/account", "accountQuery").json["leverageLimit"] == "20"
+    refused = bot.send("PATCH", "/backpack/api/v1/account", "accountUpdate", {"leverageLimit": "101"})
+    assert (refused.status_code, refused.json["code"]) == (400, "INVALID_CLIENT_REQUEST")
 
 
 def test_signing_failures_get_backpacks_codes_and_nothing_is_written(app, bot, client):
