@@ -19,6 +19,7 @@ from app.events import wait_for_engine
 from app.extensions import db
 from app.markets.service import register_chosen_perpetuals
 from app.models import AccountReset, LedgerEntry, Order, utcnow
+from app.netting.service import positions as netting_positions
 from app.prices.service import valuation
 from app.trading.service import with_valuation
 from core.assets import ASSETS, USD_DECIMALS
@@ -37,14 +38,19 @@ CSV_BATCH = 1000
 SNAPSHOT_ROUND = """
 WITH quotes(asset, bid, ask, scale) AS (VALUES {quotes}),
 open_pnl AS (
-  SELECT o.account_id,
-         sum(GREATEST(-o.margin, trunc(
-           (CASE WHEN o.side = 'long' THEN q.bid - o.open_price ELSE o.open_price - q.ask END)::numeric
-           * o.quantity / q.scale)))::bigint AS pnl,
-         bool_and(q.asset IS NOT NULL) AS priced
-  FROM orders o LEFT JOIN quotes q ON q.asset = o.asset
-  WHERE o.status = 'open'
-  GROUP BY o.account_id
+  SELECT account_id, sum(pnl)::bigint AS pnl, bool_and(priced) AS priced FROM (
+    SELECT o.account_id, GREATEST(-o.margin, trunc(
+             (CASE WHEN o.side = 'long' THEN q.bid - o.open_price ELSE o.open_price - q.ask END)::numeric
+             * o.quantity / q.scale)) AS pnl, q.asset IS NOT NULL AS priced
+    FROM orders o LEFT JOIN quotes q ON q.asset = o.asset
+    WHERE o.status = 'open'
+    UNION ALL  -- netting positions at the mark, as core.netting.Position.unrealized values them
+    SELECT p.account_id, floor((CASE WHEN p.quantity > 0 THEN q.bid * p.quantity - p.cost
+                                     ELSE p.cost + q.ask * p.quantity END) / q.scale), q.asset IS NOT NULL
+    FROM positions p LEFT JOIN quotes q ON q.asset = p.symbol
+    WHERE p.quantity <> 0
+  ) AS each_position
+  GROUP BY account_id
 ),
 previous AS (SELECT coalesce(max(taken_at), '-infinity'::timestamptz) AS at FROM equity_snapshots),
 active AS (SELECT DISTINCT l.account_id FROM ledger_entries l, previous WHERE l.created_at > previous.at)
@@ -185,6 +191,7 @@ def live_equity(account_id: int) -> dict:
         select(Order).where(Order.account_id == account_id, Order.status == OrderStatus.OPEN)
     ).scalars()
     unrealized = sum(getattr(order, "unrealized_pnl", None) or 0 for order in with_valuation(list(open_orders)))
+    unrealized += sum(position["unrealized_pnl"] or 0 for position in netting_positions(account_id))
     return {
         "cash": balance["USD"]["balance"],
         "lockedMargin": balance["lockedMargin"]["balance"],

@@ -89,6 +89,12 @@ def test_a_market_order_walks_the_book_into_one_signed_position(app, client, mak
     assert position["estLiquidationPrice"] is None  # 0.03 BTC on 10,000 USD: no price liquidates it
     assert sold.json["fills"][0]["realizedPnl"] < 0  # sold below the average it bought at
 
+    from app.account.service import snapshot_round
+
+    snapshot_round()  # the equity history values the netting position at its mark, as the positions route
+    history = client.get(f"/api/v1/portfolio/history?accountId={account_id}", headers=headers).json
+    assert history["points"][-2]["unrealizedPnl"] == position["unrealizedPnl"] == history["points"][-1]["unrealizedPnl"]
+
     flipped = place(client, headers, account_id, side="sell", quantity=8_000)
     assert flipped.status_code == 200
     assert positions(client, headers, account_id)[PERP]["netQuantity"] == -5_000  # through zero: short
