@@ -134,6 +134,11 @@ def capital():
     return jsonify(service.capital(signed_account("balanceQuery", request.args.to_dict())))
 
 
+@blp.get("/api/v1/capital/collateral")
+def capital_collateral():
+    return jsonify(service.collateral(signed_account("collateralQuery", request.args.to_dict())))
+
+
 @blp.post("/api/v1/order")
 def execute_order():
     body = _body()

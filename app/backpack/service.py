@@ -1,6 +1,8 @@
 """Backpack paper mode's reads: the account's figures in Backpack's shapes, from the same tables
 and services the native API reads."""
 
+from decimal import Decimal
+
 from flask import current_app
 from sqlalchemy import select
 
@@ -16,6 +18,45 @@ from core.enums import NetOrderStatus
 def capital(account_id: int) -> dict:
     usd = db.session.scalar(select(Balance.usd).where(Balance.account_id == account_id))
     return {"USDC": {"available": shapes.usd(max(usd, 0)), "locked": "0", "staked": "0"}}
+
+
+def collateral(account_id: int) -> dict:
+    """Backpack's `MarginAccountSummary`: the USDC cash as the only collateral, the account's
+    margin fractions over its exposure at the marks."""
+    figures = netting.margin(account_id)
+    exposure = figures["exposure"]
+
+    def fraction(cents: int) -> str | None:
+        return str((Decimal(cents) / exposure).quantize(Decimal("0.0001"))) if exposure else None
+
+    cash = shapes.usd(figures["cash"])
+    return {
+        "assetsValue": cash,
+        "borrowLiability": "0",
+        "collateral": [
+            {
+                "symbol": "USDC",
+                "assetMarkPrice": "1",
+                "totalQuantity": cash,
+                "balanceNotional": cash,
+                "collateralWeight": "1",
+                "collateralValue": cash,
+                "openOrderQuantity": "0",
+                "lendQuantity": "0",
+                "availableQuantity": cash,
+            }
+        ],
+        "imf": fraction(figures["initial"]) or "0",
+        "mmf": fraction(figures["maintenance"]) or "0",
+        "marginFraction": fraction(figures["equity"]),
+        "netEquity": shapes.usd(figures["equity"]),
+        "netEquityAvailable": shapes.usd(max(0, figures["equity"] - figures["initial"])),
+        "netEquityLocked": shapes.usd(min(figures["equity"], figures["initial"])),
+        "netExposureFutures": shapes.usd(exposure),
+        "pnlUnrealized": shapes.usd(figures["unrealized"]),
+        "unsettledEquity": "0",
+        "liabilitiesValue": "0",
+    }
 
 
 def positions(account_id: int, symbol: str | None) -> list[dict]:

@@ -15,7 +15,7 @@ from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import autocommit, db
 from app.markets.service import asset_named, book_state
-from app.models import Account, Fill, NetFundingPayment, NetOrder, Position, utcnow
+from app.models import Account, Balance, Fill, NetFundingPayment, NetOrder, Position, utcnow
 from app.prices.service import fresh_mark, fresh_quote
 from core import netting
 from core.assets import QUANTITY_DECIMALS, Asset
@@ -352,3 +352,44 @@ def positions(account_id: int) -> list[dict]:
             }
         )
     return shown
+
+
+def margin(account_id: int) -> dict:
+    """The account as cross margin sees it now (`core.netting.Account`): cash, equity, initial and
+    maintenance margin and exposure in cents, each position at its latest mark."""
+    cash = db.session.scalar(select(Balance.usd).where(Balance.account_id == account_id))
+    rows = db.session.scalars(select(Position).where(Position.account_id == account_id, Position.quantity != 0))
+    working = db.session.scalars(
+        select(NetOrder).where(
+            NetOrder.account_id == account_id,
+            NetOrder.status.in_([NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED]),
+            NetOrder.reduce_only.is_(False),
+        )
+    ).all()
+    limit = db.session.scalar(select(Account.leverage_limit).where(Account.id == account_id))
+    holdings: dict[str, netting.Holding] = {}
+    for row in rows:
+        asset = asset_named(row.symbol)
+        if asset is None or asset.imf is None or asset.mmf is None:
+            continue
+        spec = netting.Spec(row.symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
+        held = netting.Position(row.quantity, int(row.cost))
+        mark = fresh_mark(asset)
+        holdings[row.symbol] = netting.Holding(spec, held, mark.bid if mark else int(held.entry_price() or 0))
+    for order in working:
+        asset = asset_named(order.symbol)
+        if asset is None or asset.imf is None or asset.mmf is None or order.price is None:
+            continue
+        spec = netting.Spec(order.symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
+        holding = holdings.get(order.symbol, netting.Holding(spec))
+        extra = spec.notional(order.price, (order.quantity or 0) - order.executed_quantity)
+        holdings[order.symbol] = netting.Holding(spec, holding.position, holding.mark, holding.working + extra)
+    view = netting.Account(cash, limit, holdings)
+    return {
+        "cash": cash,
+        "equity": view.equity(),
+        "initial": view.initial_margin(),
+        "maintenance": view.maintenance_margin(),
+        "exposure": view.exposure(),
+        "unrealized": view.equity() - cash,
+    }

@@ -84,6 +84,9 @@ def test_a_bot_trades_through_backpacks_own_routes_and_shapes(app, bot):
     gone = bot.get("/backpack/api/v1/order", "orderQuery", symbol=PERP, orderId=resting["id"])
     assert (gone.status_code, gone.json) == (404, {"code": "RESOURCE_NOT_FOUND", "message": "Order not found"})
 
+    collateral = bot.get("/backpack/api/v1/capital/collateral", "collateralQuery").json
+    assert collateral["collateral"][0]["symbol"] == "USDC" and collateral["netExposureFutures"] == "5916.03"
+    assert collateral["imf"] == "0.1000" and collateral["mmf"] == "0.0125"  # 1/leverageLimit over the IMF's base
     positions = bot.get("/backpack/api/v1/position", "positionQuery").json
     assert [(p["symbol"], p["netQuantity"], p["markPrice"]) for p in positions] == [(PERP, "0.05", "118320.5")]
     assert positions[0]["imfFunction"]["type"] == "sqrt" and positions[0]["positionId"].isdigit()
