@@ -31,11 +31,13 @@ from core.assets import QUANTITY_DECIMALS
 from core.book import BookStore
 from core.enums import NetOrderStatus
 from core.events import NetOrderChanged
+from core.marks import MarkStore
 from core.signing import SigningError
 
 log = logging.getLogger(__name__)
 
 RECEIVE_EVERY_S = 0.05  # how long the loop waits on the client's frames before it looks at events
+MARKS_EVERY_S = 1.0  # Backpack sends each markPrice stream once a second
 SILENT = ("account.rfqUpdate",)
 PRIVATE = ("account.orderUpdate", "account.positionUpdate")
 
@@ -68,11 +70,15 @@ def serve(ws) -> None:
     """A socket's life: its frames handled as they come, its streams' events sent as they happen."""
     connection = Connection(ws)
     listener = process_hub().listen(prices=True)
+    marks_sent_at = 0.0
     try:
         while True:
             message = ws.receive(timeout=RECEIVE_EVERY_S)
             if message is not None:
                 listener = _handle(connection, message, listener)
+            if time.monotonic() - marks_sent_at >= MARKS_EVERY_S:
+                marks_sent_at = time.monotonic()
+                _marks(connection)
             event = listener.get(timeout=0)
             while event is not None:
                 if event is CLOSED:
@@ -121,7 +127,7 @@ def _handle(connection: Connection, message, listener):
         hub.leave(listener)
         listener = hub.listen(account=account_id, prices=True)
     for name in params:
-        if name.startswith("bookTicker.") or name.startswith(PRIVATE) or name in SILENT:
+        if name.startswith(("bookTicker.", "markPrice.")) or name.startswith(PRIVATE) or name in SILENT:
             connection.streams.add(name)
     _reply(connection, frame.get("id"))
     if any(name.startswith("account.positionUpdate") for name in params):
@@ -166,6 +172,26 @@ def _deliver(connection: Connection, event) -> None:
         _book_ticker(connection, event.data)
     elif isinstance(event.data, NetOrderChanged) and event.data.account_id == connection.account_id:
         _order_frames(connection, event.data.order_id)
+
+
+def _marks(connection: Connection) -> None:
+    """Each subscribed `markPrice.<symbol>`: the mark the poller keeps, as Backpack's frame."""
+    symbols = [name.split(".", 1)[1] for name in connection.streams if name.startswith("markPrice.")]
+    if not symbols:
+        return
+    now = _micros()
+    for symbol, mark in MarkStore(redis_client).read_many(symbols).items():
+        frame = {
+            "e": "markPrice",
+            "E": now,
+            "s": symbol,
+            "p": str(mark.mark),
+            "f": None if mark.funding_rate is None else str(mark.funding_rate),
+            "i": None if mark.index is None else str(mark.index),
+            "n": mark.next_funding_ms,
+            "T": mark.time_us,
+        }
+        connection.send([f"markPrice.{symbol}"], {key: value for key, value in frame.items() if value is not None})
 
 
 def _book_ticker(connection: Connection, price: dict) -> None:

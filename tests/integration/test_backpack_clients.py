@@ -114,6 +114,17 @@ def test_the_private_streams_tell_a_bot_of_its_orders_and_positions(paper_key):
             socket.send(json.dumps({**frame, "id": request_id}))
             return json.loads(socket.recv())
 
+        socket.send(json.dumps({"method": "SUBSCRIBE", "params": [f"markPrice.{PERP}"], "id": 0}))
+        assert json.loads(socket.recv()) == {"id": 0, "result": None}
+        marked = json.loads(socket.recv())  # a public stream needs no signature
+        assert (marked["stream"], marked["data"]["e"], marked["data"]["p"]) == (
+            f"markPrice.{PERP}",
+            "markPrice",
+            "118320.5",
+        )
+        socket.send(json.dumps({"method": "UNSUBSCRIBE", "params": [f"markPrice.{PERP}"], "id": 1}))
+        while json.loads(socket.recv()).get("id") != 1:
+            pass  # a mark frame sent before the unsubscribe landed
         stranger = subscribe(["account.orderUpdate"], "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", 1)
         assert stranger["error"]["code"] == "UNAUTHORIZED" and "paper-trading venue" in stranger["error"]["message"]
         streams = ["account.orderUpdate", f"account.positionUpdate.{PERP}", "account.rfqUpdate"]
