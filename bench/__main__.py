@@ -7,17 +7,32 @@ import os
 import platform
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import all_markets, cascade, drain, feed, funding, idle, open_loop, resting, snapshots, streams, trades
+from bench import (
+    all_markets,
+    backpack,
+    cascade,
+    drain,
+    feed,
+    funding,
+    idle,
+    open_loop,
+    resting,
+    snapshots,
+    streams,
+    trades,
+)
 from bench.common import (
     CLIENTS,
     FUNDING_ACCOUNTS,
     FUNDING_POSITIONS,
     RESULTS,
     ROOT,
+    ROUND_TRIPS,
     SNAPSHOT_ACCOUNTS,
     SNAPSHOT_POSITIONS,
     STREAM_CLIENTS,
@@ -130,6 +145,32 @@ def run_streams(run: Run) -> None:
         ratio = round(t["orders_per_s"] / run.results["trades"]["orders_per_s"], 2)
         run.results["streams_ratio"] = ratio
         run.rows.append(("  with streams / without", ratio))
+
+
+def run_backpack(run: Run) -> None:
+    backpack.prepare_catalog(run.app)
+    run.stack()
+    stop_event = threading.Event()
+    threading.Thread(target=backpack.keep_perpetual_fresh, args=(run.app, stop_event), daemon=True).start()
+    time.sleep(6)  # the web's and engine's catalogs reload at most every 5 s: the perpetual is then known
+    try:
+        accounts = backpack.bots(run.base_url, run.users[:CLIENTS])
+        backpack.bench_orders(run.base_url, accounts, backpack=False, orders=4 * CLIENTS)  # warm-up, not counted
+        native = backpack.bench_orders(run.base_url, accounts, backpack=False, orders=ROUND_TRIPS)
+        signed = backpack.bench_orders(run.base_url, accounts, backpack=True, orders=ROUND_TRIPS)
+    finally:
+        stop_event.set()
+    ratio = round(signed["orders_per_s"] / native["orders_per_s"], 2) if native["orders_per_s"] else None
+    run.results["backpack"] = {"native": native, "signed": signed, "ratio": ratio}
+    run.failed |= bool(native["failures"] or signed["failures"])
+    run.rows += [
+        ("netting market orders/s, native route", native["orders_per_s"]),
+        ("  latency p50 / p95 / p99 ms", f"{native['p50_ms']} / {native['p95_ms']} / {native['p99_ms']}"),
+        ("signed Backpack orders/s (POST /backpack/api/v1/order)", signed["orders_per_s"]),
+        ("  latency p50 / p95 / p99 ms", f"{signed['p50_ms']} / {signed['p95_ms']} / {signed['p99_ms']}"),
+        ("  signed / native", ratio),
+        ("  failed requests", native["failures"] + signed["failures"]),
+    ]
 
 
 def run_feed(run: Run) -> None:
@@ -251,6 +292,7 @@ SUITES: dict[str, Callable[[Run], None]] = {
     "trades": run_trades,
     "open_loop": run_open_loop,
     "streams": run_streams,
+    "backpack": run_backpack,
     "feed": run_feed,
     "all_markets": run_all_markets,
     "snapshots": run_snapshots,

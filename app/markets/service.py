@@ -50,7 +50,11 @@ def _fetch(url: str):
 def sync(rest_url: str) -> SyncReport:
     """Upsert every market and asset Backpack lists, in one transaction: a malformed market
     (CatalogError) or an unreachable Backpack (CatalogUnavailable) writes nothing."""
-    markets, assets = _fetch(f"{rest_url}/api/v1/markets"), _fetch(f"{rest_url}/api/v1/assets")
+    return store_catalog(_fetch(f"{rest_url}/api/v1/markets"), _fetch(f"{rest_url}/api/v1/assets"))
+
+
+def store_catalog(markets: object, assets: object) -> SyncReport:
+    """Backpack's markets and assets (as its REST serves them) into the catalog, in one transaction."""
     if not isinstance(markets, list) or not isinstance(assets, list):
         raise CatalogError("Backpack's markets and assets are not lists")
     now = utcnow()
