@@ -25,19 +25,25 @@ UNKNOWN_KEY = (
 )
 
 
-def _count_request(account_id: int) -> None:
-    """BACKPACK_RATE_LIMIT per account (Backpack: 2000 requests a minute per subaccount), a fixed
-    window counted in Redis in one round trip; Redis down: the request goes on."""
+def _once_and_counted(signature: str, window_ms: int, account_id: int) -> None:
+    """The signature never seen before (remembered for its window), and the request within
+    BACKPACK_RATE_LIMIT for the account (Backpack: 2000 a minute per subaccount; a fixed window):
+    one round trip to Redis for both. Redis down: the request goes on, as every limit here does."""
     amount, window_s = rate_limit(current_app.config["BACKPACK_RATE_LIMIT"])
     window = int(time.time() // window_s)
-    key = BACKPACK_RATE_KEY.format(account=account_id, window=window)
+    counter = BACKPACK_RATE_KEY.format(account=account_id, window=window)
     try:
         with redis_client.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, window_s + 1)
-            count, _ = pipe.execute()
+            pipe.set(
+                SEEN_SIGNATURE_KEY.format(signature=signature), 1, nx=True, px=window_ms + signing.FUTURE_TOLERANCE_MS
+            )
+            pipe.incr(counter)
+            pipe.expire(counter, window_s + 1)
+            first, count, _ = pipe.execute()
     except redis.RedisError:
         return
+    if not first:
+        fail(401, Code.INVALID_SIGNATURE, "This signature was used already: sign each request anew")
     if count > amount:
         fail(429, Code.TOO_MANY_REQUESTS, f"Too many requests: {amount} per {window_s} s per account")
 
@@ -60,10 +66,7 @@ def signed_account(instruction: str, params) -> int:
         signing.verify(signing.public_key_bytes(headers.api_key), headers, instruction, params)
     except SigningError as error:
         fail(401 if error.code == "INVALID_SIGNATURE" else 400, Code(error.code), error.message)
-    seen = SEEN_SIGNATURE_KEY.format(signature=request.headers["X-Signature"])
-    if not redis_client.set(seen, 1, nx=True, px=headers.window_ms + signing.FUTURE_TOLERANCE_MS):
-        fail(401, Code.INVALID_SIGNATURE, "This signature was used already: sign each request anew")
-    _count_request(key.account_id)
+    _once_and_counted(request.headers["X-Signature"], headers.window_ms, key.account_id)
     now = utcnow()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() >= TOUCH_LAST_USED_EVERY_S:
         db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
