@@ -12,6 +12,7 @@ then `orderCancelled` / `orderExpired`; each changed position a `positionOpened`
 
 import json
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from app.backpack import shapes
 from app.backpack.errors import Code
 from app.extensions import db, redis_client
-from app.hub import CLOSED, process_hub
+from app.hub import CLOSED, Event, process_hub
 from app.markets.service import asset_named
 from app.models import ApiKey, Fill, NetOrder
 from app.netting import service as netting
@@ -36,7 +37,7 @@ from core.signing import SigningError
 
 log = logging.getLogger(__name__)
 
-RECEIVE_EVERY_S = 0.05  # how long the loop waits on the client's frames before it looks at events
+CLIENT = "client"  # an Event of this kind carries a frame the client sent
 MARKS_EVERY_S = 1.0  # Backpack sends each markPrice stream once a second
 SILENT = ("account.rfqUpdate",)
 PRIVATE = ("account.orderUpdate", "account.positionUpdate")
@@ -67,28 +68,38 @@ class Connection:
 
 
 def serve(ws) -> None:
-    """A socket's life: its frames handled as they come, its streams' events sent as they happen."""
+    """A socket's life: one loop waits on a single queue, where the hub puts the streams' events
+    and a reader (a greenlet under gevent) puts the client's frames, so an event is sent the
+    moment it arrives; marks go out once a second."""
     connection = Connection(ws)
-    listener = process_hub().listen(prices=True)
-    marks_sent_at = 0.0
+    current = {"listener": process_hub().listen(prices=True)}
+
+    def read() -> None:
+        try:
+            while True:
+                message = ws.receive()  # first: the listener may change while it waits
+                current["listener"].events.put(Event(CLIENT, message))
+        except ConnectionClosed:
+            current["listener"].events.put(CLOSED)
+
+    threading.Thread(target=read, name="backpack-socket-reader", daemon=True).start()
+    marks_due = time.monotonic()
     try:
         while True:
-            message = ws.receive(timeout=RECEIVE_EVERY_S)
-            if message is not None:
-                listener = _handle(connection, message, listener)
-            if time.monotonic() - marks_sent_at >= MARKS_EVERY_S:
-                marks_sent_at = time.monotonic()
-                _marks(connection)
-            event = listener.get(timeout=0)
-            while event is not None:
-                if event is CLOSED:
-                    return
+            event = current["listener"].get(timeout=max(0.0, marks_due - time.monotonic()))
+            if event is CLOSED:
+                return
+            if event is not None and event.kind == CLIENT:
+                current["listener"] = _handle(connection, event.data, current["listener"])
+            elif event is not None:
                 _deliver(connection, event)
-                event = listener.get(timeout=0)
+            if time.monotonic() >= marks_due:
+                marks_due = time.monotonic() + MARKS_EVERY_S
+                _marks(connection)
     except ConnectionClosed:
         return
     finally:
-        process_hub().leave(listener)
+        process_hub().leave(current["listener"])
         db.session.remove()
 
 
