@@ -103,9 +103,16 @@ def serve(ws) -> None:
         db.session.remove()
 
 
+# Backpack answers a bad subscribe with a numeric code (ccxt quotes 4006 "Invalid stream"); refused
+# credentials get 4001 here, whose number Backpack's public material does not show.
+SOCKET_CODES = {Code.UNAUTHORIZED: 4001, Code.INVALID_SIGNATURE: 4001}
+INVALID_STREAM = 4006
+
+
 def _reply(connection: Connection, request_id, error: tuple[Code, str] | None = None) -> None:
     if error is not None:
-        body = {"id": request_id, "error": {"code": str(error[0]), "message": error[1]}}
+        code = SOCKET_CODES.get(error[0], INVALID_STREAM)
+        body = {"id": request_id, "error": {"code": code, "message": error[1]}}
     else:
         body = {"id": request_id, "result": None}
     connection.ws.send(json.dumps(body, separators=(",", ":")))

@@ -126,7 +126,9 @@ def test_the_private_streams_tell_a_bot_of_its_orders_and_positions(paper_key):
         while json.loads(socket.recv()).get("id") != 1:
             pass  # a mark frame sent before the unsubscribe landed
         stranger = subscribe(["account.orderUpdate"], "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", 1)
-        assert stranger["error"]["code"] == "UNAUTHORIZED" and "paper-trading venue" in stranger["error"]["message"]
+        assert stranger["error"]["code"] == 4001 and "paper-trading venue" in stranger["error"]["message"]
+        socket.send(json.dumps({"method": "LISTEN", "params": []}))
+        assert json.loads(socket.recv())["error"]["code"] == 4006  # Backpack's code for a bad request
         streams = ["account.orderUpdate", f"account.positionUpdate.{PERP}", "account.rfqUpdate"]
         assert subscribe(streams, key["publicKey"], 2) == {"id": 2, "result": None}
 
@@ -157,3 +159,36 @@ def test_the_private_streams_tell_a_bot_of_its_orders_and_positions(paper_key):
         assert (snapshot["data"]["s"], snapshot["data"]["q"]) == (PERP, "0.05")
     finally:
         socket.close()
+
+
+def test_ccxt_pro_watches_its_orders_and_positions(paper_key):
+    import asyncio
+
+    import ccxt.pro
+
+    url, key = paper_key
+    socket_url = url.replace("http://", "ws://") + "/backpack/ws"
+    symbol = "BTC/USDC:USDC"
+
+    async def life() -> tuple[list, list, dict]:
+        exchange = ccxt.pro.backpack({"apiKey": key["publicKey"], "secret": key["seed"]})
+        api = {"public": f"{url}/backpack", "private": f"{url}/backpack"}
+        exchange.urls["api"] = {**api, "ws": {"public": socket_url, "private": socket_url}}  # the only change
+        try:
+            await exchange.load_markets()
+            watching = asyncio.create_task(exchange.watch_orders(symbol))
+            await asyncio.sleep(1)  # subscribed (with account.rfqUpdate, which stays silent)
+            order = await exchange.create_order(symbol, "market", "buy", 0.05)
+            seen = await asyncio.wait_for(watching, 10)
+            # the snapshot on subscribe has no event name (as Backpack's): ccxt waits for the next change
+            watching = asyncio.create_task(exchange.watch_positions([symbol]))
+            await asyncio.sleep(1)
+            await exchange.create_order(symbol, "market", "buy", 0.01)
+            positions = await asyncio.wait_for(watching, 10)
+            return seen, positions, order
+        finally:
+            await exchange.close()
+
+    seen, positions, order = asyncio.run(life())
+    assert order["id"] in {o["id"] for o in seen}
+    assert [(p["symbol"], float(p["contracts"])) for p in positions] == [(symbol, 0.06)]
