@@ -27,9 +27,11 @@ from bench import (
     trades,
 )
 from bench.common import (
+    BACKPACK_SOCKETS,
     CLIENTS,
     FUNDING_ACCOUNTS,
     FUNDING_POSITIONS,
+    PRIVATE_SUBSCRIBERS,
     RESULTS,
     ROOT,
     ROUND_TRIPS,
@@ -75,7 +77,7 @@ class Run:
         self._processes = [start(web, self.env, "web"), *start_engines(self.env, "engine")]
         threading.Thread(target=keep_prices_fresh, args=(self.app, self._prices), daemon=True).start()
         wait_for_http(f"{self.base_url}/api/v1/supportedAssets")
-        self.users = make_users(self.app, max(CLIENTS, STREAM_CLIENTS // 2))
+        self.users = make_users(self.app, max(CLIENTS, STREAM_CLIENTS // 2, PRIVATE_SUBSCRIBERS))
         return self
 
     def stop_stack(self) -> None:
@@ -154,15 +156,18 @@ def run_backpack(run: Run) -> None:
     threading.Thread(target=backpack.keep_perpetual_fresh, args=(run.app, stop_event), daemon=True).start()
     time.sleep(6)  # the web's and engine's catalogs reload at most every 5 s: the perpetual is then known
     try:
-        accounts = backpack.bots(run.base_url, run.users[:CLIENTS])
-        backpack.bench_orders(run.base_url, accounts, backpack=False, orders=4 * CLIENTS)  # warm-up, not counted
-        native = backpack.bench_orders(run.base_url, accounts, backpack=False, orders=ROUND_TRIPS)
-        signed = backpack.bench_orders(run.base_url, accounts, backpack=True, orders=ROUND_TRIPS)
+        accounts = backpack.bots(run.base_url, run.users[:PRIVATE_SUBSCRIBERS])
+        clients = accounts[:CLIENTS]
+        backpack.bench_orders(run.base_url, clients, backpack=False, orders=4 * CLIENTS)  # warm-up, not counted
+        native = backpack.bench_orders(run.base_url, clients, backpack=False, orders=ROUND_TRIPS)
+        signed = backpack.bench_orders(run.base_url, clients, backpack=True, orders=ROUND_TRIPS)
+        private = backpack.bench_private_streams(run.base_url, accounts, orders=ROUND_TRIPS)
+        crowd = backpack.bench_many_sockets(run.base_url, run.port, clients, BACKPACK_SOCKETS, orders=ROUND_TRIPS)
     finally:
         stop_event.set()
     ratio = round(signed["orders_per_s"] / native["orders_per_s"], 2) if native["orders_per_s"] else None
-    run.results["backpack"] = {"native": native, "signed": signed, "ratio": ratio}
-    run.failed |= bool(native["failures"] or signed["failures"])
+    run.results["backpack"] = {"native": native, "signed": signed, "ratio": ratio, "private": private, "crowd": crowd}
+    run.failed |= bool(native["failures"] or signed["failures"] or crowd["failures"])
     run.rows += [
         ("netting market orders/s, native route", native["orders_per_s"]),
         ("  latency p50 / p95 / p99 ms", f"{native['p50_ms']} / {native['p95_ms']} / {native['p99_ms']}"),
@@ -170,6 +175,20 @@ def run_backpack(run: Run) -> None:
         ("  latency p50 / p95 / p99 ms", f"{signed['p50_ms']} / {signed['p95_ms']} / {signed['p99_ms']}"),
         ("  signed / native", ratio),
         ("  failed requests", native["failures"] + signed["failures"]),
+        (
+            f"fill frames to {private['subscribers']} private sockets: frames / orders",
+            f"{private['fill_frames']} / {private['orders']}",
+        ),
+        (
+            "  engine fill -> subscriber p50 / p95 / p99 ms",
+            f"{private['frame_p50_ms']} / {private['frame_p95_ms']} / {private['frame_p99_ms']}",
+        ),
+        (f"native orders/s with {crowd['sockets']} sockets open", crowd["orders_per_s"]),
+        (
+            "  with sockets / without",
+            round(crowd["orders_per_s"] / native["orders_per_s"], 2) if native["orders_per_s"] else None,
+        ),
+        ("  frames/s to the sockets; web resident MB", f"{crowd['frames_per_s']}; {crowd['web_rss_mb']}"),
     ]
 
 

@@ -2,6 +2,7 @@
 on one stack with the same clients and netting accounts: market orders of 0.001 BTC on the
 perpetual, alternately bought and sold (positions stay small), each answered once executed."""
 
+import json
 import threading
 import time
 
@@ -58,12 +59,12 @@ def _signed(key: dict, body: dict) -> dict:
     }
 
 
-def bench_orders(base_url: str, accounts: list[dict], backpack: bool, orders: int) -> dict:
+def bench_orders(base_url: str, accounts: list[dict], backpack: bool, orders: int, label: str = "") -> dict:
     """`orders` market orders over CLIENTS keep-alive clients, one account each."""
     quiet_heap()
     latencies: list[float] = []
     failures: list[str] = []
-    progress = Progress("backpack orders (signed)" if backpack else "native netting orders", orders)
+    progress = Progress(label or ("backpack orders (signed)" if backpack else "native netting orders"), orders)
 
     def client(index: int, count: int) -> None:
         api, account = ApiClient(base_url), accounts[index % len(accounts)]
@@ -89,4 +90,139 @@ def bench_orders(base_url: str, accounts: list[dict], backpack: bool, orders: in
         "failure_examples": failures[:3],
         "orders_per_s": round((len(latencies) - len(failures)) / elapsed, 1),
         **percentiles(latencies),
+    }
+
+
+def _socket(base_url: str):
+    import websocket  # websocket-client
+
+    return websocket.create_connection(base_url.replace("http://", "ws://") + "/backpack/ws", timeout=30)
+
+
+def _subscribe_private(socket, key: dict) -> None:
+    from core import signing
+
+    timestamp = int(time.time() * 1000)
+    signature = signing.sign(key["seed"], signing.signed_text("subscribe", {}, timestamp, 5000))
+    socket.send(
+        json.dumps(
+            {
+                "method": "SUBSCRIBE",
+                "params": ["account.orderUpdate"],
+                "signature": [key["publicKey"], signature, str(timestamp), "5000"],
+                "id": 1,
+            }
+        )
+    )
+    assert json.loads(socket.recv()).get("result", "refused") is None
+
+
+def bench_private_streams(base_url: str, accounts: list[dict], orders: int) -> dict:
+    """One signed `account.orderUpdate` socket per account; `orders` market orders spread over the
+    accounts: for each fill frame, its arrival at the subscriber less the engine's time of the
+    fill (the frame's `T`, the same clock), i.e. the commit to the subscriber."""
+    quiet_heap()
+    sockets = []
+    for account in accounts:
+        socket = _socket(base_url)
+        _subscribe_private(socket, account["key"])
+        sockets.append(socket)
+    latencies_ms: list[float] = []
+    lock = threading.Lock()
+    expected = threading.Semaphore(0)
+
+    def listen(socket) -> None:
+        while True:
+            try:
+                frame = json.loads(socket.recv())
+            except Exception:  # closed at the end
+                return
+            data = frame.get("data", {})
+            if data.get("e") == "orderFill":
+                arrived_us = time.time() * 1_000_000
+                with lock:
+                    latencies_ms.append((arrived_us - data["T"]) / 1000)
+                expected.release()
+
+    readers = [threading.Thread(target=listen, args=(s,), daemon=True) for s in sockets]
+    for reader in readers:
+        reader.start()
+    placed = bench_orders(base_url, accounts, backpack=True, orders=orders, label="orders with 200 private sockets")
+    deadline = time.monotonic() + 30
+    received = 0
+    while received < placed["orders"] and expected.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        received += 1
+    for socket in sockets:
+        socket.close()
+    return {
+        "subscribers": len(sockets),
+        "orders": placed["orders"],
+        "fill_frames": len(latencies_ms),
+        "orders_per_s": placed["orders_per_s"],
+        **{
+            f"frame_{k}": v
+            for k, v in (percentiles([ms / 1000 for ms in latencies_ms]) if latencies_ms else {}).items()
+        },
+    }
+
+
+def web_rss_mb(port: int) -> float:
+    """Resident MB of the gunicorn processes serving `port` (the master and its workers)."""
+    from pathlib import Path
+
+    total_kb = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            command = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if "gunicorn" not in command or (f":{port}" not in command and "wsgi:app" not in command):
+                continue
+            text = status.read_text()
+        except OSError:
+            continue
+        total_kb += int(next(line for line in text.splitlines() if line.startswith("VmRSS:")).split()[1])
+    return round(total_kb / 1024, 1)
+
+
+def bench_many_sockets(base_url: str, port: int, accounts: list[dict], sockets: int, orders: int) -> dict:
+    """`sockets` public sockets (each on the perpetual's bookTicker and markPrice), read by one
+    thread, while the native netting orders run again: their rate, and the web's resident memory."""
+    import selectors
+
+    quiet_heap()
+    opened = []
+    for _ in range(sockets):
+        socket = _socket(base_url)
+        socket.send(json.dumps({"method": "SUBSCRIBE", "params": [f"bookTicker.{PERP}", f"markPrice.{PERP}"], "id": 1}))
+        opened.append(socket)
+    selector = selectors.DefaultSelector()
+    for socket in opened:
+        selector.register(socket.sock, selectors.EVENT_READ, socket)
+    frames = [0]
+    stop_event = threading.Event()
+
+    def read() -> None:
+        while not stop_event.is_set():
+            for selected, _ in selector.select(timeout=0.2):
+                try:
+                    selected.data.recv()
+                    frames[0] += 1
+                except Exception:
+                    selector.unregister(selected.fileobj)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    began = time.perf_counter()
+    placed = bench_orders(base_url, accounts, backpack=False, orders=orders, label=f"orders with {sockets} sockets")
+    elapsed = time.perf_counter() - began
+    rss = web_rss_mb(port)
+    stop_event.set()
+    reader.join()
+    for socket in opened:
+        socket.close()
+    return {
+        "sockets": sockets,
+        "orders_per_s": placed["orders_per_s"],
+        "failures": placed["failures"],
+        "frames_per_s": round(frames[0] / elapsed, 1),
+        "web_rss_mb": rss,
     }

@@ -275,11 +275,11 @@ def _order_frames(connection: Connection, order_id: str) -> None:
 
 def _order_frame(event: str, view: dict, status: str, fill: Fill | None = None) -> dict:
     shape = shapes.order(view)
-    now = _micros()
+    engine_at = fill.created_at if fill is not None else view["ended_at"] or view["created_at"]
     frame = {
         "e": event,
-        "E": now,
-        "T": now,
+        "E": _micros(),
+        "T": int(engine_at.timestamp() * 1_000_000),  # when the engine did it (Backpack's engine time)
         "s": view["symbol"],
         "c": view["client_id"],
         "S": shape["side"],
