@@ -15,6 +15,8 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simple_websocket import ConnectionClosed
@@ -60,7 +62,7 @@ class Connection:
 
     def send(self, streams: list[str], data: dict) -> None:
         for stream in streams:
-            self.ws.send(json.dumps({"stream": stream, "data": data}, separators=(",", ":")))
+            self.ws.send(_encode(stream, data))
 
     def wants(self, kind: str, symbol: str) -> list[str]:
         """The streams this socket subscribed that carry `kind` for `symbol` (the market's, the whole kind's)."""
@@ -192,40 +194,82 @@ def _deliver(connection: Connection, event) -> None:
         _order_frames(connection, event.data.order_id)
 
 
+class SharedFrames:
+    """Public frames built once per process and event, then sent as the same text to every
+    socket that wants them: a price event or a second's marks cost one read and one encoding,
+    not one per socket. Bounded: the latest KEPT."""
+
+    KEPT = 256
+
+    def __init__(self) -> None:
+        self.frames: OrderedDict[tuple, str | None] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple, build: Callable[[], str | None]) -> str | None:
+        with self.lock:
+            if key in self.frames:
+                return self.frames[key]
+        text = build()
+        with self.lock:
+            self.frames[key] = text
+            while len(self.frames) > self.KEPT:
+                self.frames.popitem(last=False)
+        return text
+
+
+shared = SharedFrames()
+
+
+def _encode(stream: str, data: dict) -> str:
+    return json.dumps({"stream": stream, "data": data}, separators=(",", ":"))
+
+
 def _marks(connection: Connection) -> None:
     """Each subscribed `markPrice.<symbol>`: the mark the poller keeps, as Backpack's frame."""
-    symbols = [name.split(".", 1)[1] for name in connection.streams if name.startswith("markPrice.")]
-    if not symbols:
-        return
-    now = _micros()
-    for symbol, mark in MarkStore(redis_client).read_many(symbols).items():
-        frame = {
-            "e": "markPrice",
-            "E": now,
-            "s": symbol,
-            "p": str(mark.mark),
-            "f": None if mark.funding_rate is None else str(mark.funding_rate),
-            "i": None if mark.index is None else str(mark.index),
-            "n": mark.next_funding_ms,
-            "T": mark.time_us,
-        }
-        connection.send([f"markPrice.{symbol}"], {key: value for key, value in frame.items() if value is not None})
+    symbols = sorted(name.split(".", 1)[1] for name in connection.streams if name.startswith("markPrice."))
+    for symbol in symbols:
+        text = shared.get(("markPrice", symbol, int(time.monotonic())), lambda symbol=symbol: _mark_frame(symbol))
+        if text is not None:
+            connection.ws.send(text)
+
+
+def _mark_frame(symbol: str) -> str | None:
+    mark = MarkStore(redis_client).read(symbol)
+    if mark is None:
+        return None
+    frame = {
+        "e": "markPrice",
+        "E": _micros(),
+        "s": symbol,
+        "p": str(mark.mark),
+        "f": None if mark.funding_rate is None else str(mark.funding_rate),
+        "i": None if mark.index is None else str(mark.index),
+        "n": mark.next_funding_ms,
+        "T": mark.time_us,
+    }
+    return _encode(f"markPrice.{symbol}", {key: value for key, value in frame.items() if value is not None})
 
 
 def _book_ticker(connection: Connection, price: dict) -> None:
     asset = asset_named(price["asset"])
     symbol = asset.market if asset is not None else price["asset"]
-    stream = connection.wants("bookTicker", symbol)
-    if not stream or asset is None:
+    streams = connection.wants("bookTicker", symbol)
+    if not streams or asset is None:
         return
+    for stream in streams:
+        text = shared.get((stream, price["time"]), lambda stream=stream: _ticker_frame(stream, symbol, asset, price))
+        if text is not None:
+            connection.ws.send(text)
+
+
+def _ticker_frame(stream: str, symbol: str, asset, price: dict) -> str:
     book = BookStore(redis_client).read(asset.symbol, 10)
     sizes = (book.asks[0].quantity, book.bids[0].quantity) if book is not None and book.asks and book.bids else (0, 0)
-    now = _micros()
-    connection.send(
+    return _encode(
         stream,
         {
             "e": "bookTicker",
-            "E": now,
+            "E": _micros(),
             "s": symbol,
             "a": shapes.plain(int(price["ask"]), asset.decimals),
             "A": shapes.plain(sizes[0], QUANTITY_DECIMALS) or "0",
