@@ -416,3 +416,34 @@ def stops_on_the_right_side(side: TradeSide, reference: int, take_profit: int | 
     if take_profit is not None and (take_profit <= reference if buying else take_profit >= reference):
         return False
     return stop_loss is None or (stop_loss < reference if buying else stop_loss > reference)
+
+
+def max_order_quantity(
+    account: Account, symbol: str, buying: bool, price: int, costs: Costs, reduce_only: bool = False
+) -> int:
+    """The largest quantity (on the market's step) an order on `symbol` filled whole at `price`
+    may have with the account's margin: Backpack's `maxOrderQuantity`. Reducing needs no margin;
+    a reduce-only order is capped at the position it reduces."""
+    holding = account.holdings[symbol]
+    spec, position = holding.spec, holding.position
+    side = TradeSide.BUY if buying else TradeSide.SELL
+    reducible = _reducible(Order(side, NetOrderType.MARKET), position)
+    if reduce_only:
+        return reducible - reducible % spec.step
+
+    def fits(quantity: int) -> bool:
+        after, realized = position.after(buying, quantity, price, spec.decimals)
+        cash = realized - fee(spec.notional(price, quantity), costs.taker_fee_bps)
+        result = account.with_holding(symbol, replace(holding, position=after), cash)
+        return not _adds_exposure(position, after) or result.equity() >= result.initial_margin()
+
+    low, high = 0, spec.step
+    while fits(high) and high < 2**62:
+        low, high = high, high * 2
+    while high - low > spec.step:  # low fits, high does not; both on the step
+        middle = low + (high - low) // 2
+        middle -= middle % spec.step
+        if middle <= low:
+            break
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return max(low, reducible - reducible % spec.step)

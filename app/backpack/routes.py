@@ -264,6 +264,30 @@ def funding_history():
     return jsonify(service.funding_history(account_id, _page(params), params.get("symbol") or None))
 
 
+@blp.get("/api/v1/account/limits/order")
+def max_order_quantity():
+    params = request.args.to_dict()
+    account_id = signed_account("maxOrderQuantity", params)
+    asset = _market(params.get("symbol"))
+    side = params.get("side")
+    if side not in shapes.SIDE_NATIVE:
+        fail(400, Code.INVALID_CLIENT_REQUEST, "side must be Bid or Ask")
+    price = None
+    if params.get("price"):
+        price = _units(params["price"], asset.decimals, "price", Code.INVALID_PRICE, "Price decimal too long")
+    reduce_only = params.get("reduceOnly", "false").lower() == "true"
+    largest, at = netting.max_order_quantity(account_id, asset.symbol, side == "Bid", price, reduce_only)
+    answer = {
+        "symbol": asset.symbol,
+        "side": side,
+        "maxOrderQuantity": shapes.plain(largest, asset.quantity_decimals),
+        "price": shapes.plain(at, asset.decimals),
+    }
+    if "reduceOnly" in params:
+        answer["reduceOnly"] = reduce_only
+    return jsonify(answer)
+
+
 @blp.patch("/api/v1/account")
 def update_account():
     body = _body()

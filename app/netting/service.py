@@ -7,6 +7,7 @@ inside; prices in the market's price decimals, USD in cents."""
 import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
+from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -354,9 +355,9 @@ def positions(account_id: int) -> list[dict]:
     return shown
 
 
-def margin(account_id: int) -> dict:
-    """The account as cross margin sees it now (`core.netting.Account`): cash, equity, initial and
-    maintenance margin and exposure in cents, each position at its latest mark."""
+def account_view(account_id: int, *extra: str) -> netting.Account:
+    """The account as cross margin sees it now (`core.netting.Account`): each position at its
+    latest fresh mark (else its entry), working orders' notional; markets in `extra` included flat."""
     cash = db.session.scalar(select(Balance.usd).where(Balance.account_id == account_id))
     rows = db.session.scalars(select(Position).where(Position.account_id == account_id, Position.quantity != 0))
     working = db.session.scalars(
@@ -382,9 +383,21 @@ def margin(account_id: int) -> dict:
             continue
         spec = netting.Spec(order.symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
         holding = holdings.get(order.symbol, netting.Holding(spec))
-        extra = spec.notional(order.price, (order.quantity or 0) - order.executed_quantity)
-        holdings[order.symbol] = netting.Holding(spec, holding.position, holding.mark, holding.working + extra)
-    view = netting.Account(cash, limit, holdings)
+        notional = spec.notional(order.price, (order.quantity or 0) - order.executed_quantity)
+        holdings[order.symbol] = netting.Holding(spec, holding.position, holding.mark, holding.working + notional)
+    for symbol in extra:
+        asset = asset_named(symbol)
+        if symbol not in holdings and asset is not None and asset.imf is not None and asset.mmf is not None:
+            spec = netting.Spec(symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
+            mark = fresh_mark(asset)
+            holdings[symbol] = netting.Holding(spec, netting.Position(), mark.bid if mark else 0)
+    return netting.Account(cash, limit, holdings)
+
+
+def margin(account_id: int) -> dict:
+    """Cash, equity, initial and maintenance margin and exposure in cents (`account_view`)."""
+    view = account_view(account_id)
+    cash = view.cash
     return {
         "cash": cash,
         "equity": view.equity(),
@@ -393,3 +406,24 @@ def margin(account_id: int) -> dict:
         "exposure": view.exposure(),
         "unrealized": view.equity() - cash,
     }
+
+
+def max_order_quantity(
+    account_id: int, symbol: str, buying: bool, price: int | None, reduce_only: bool
+) -> tuple[int, int]:
+    """The largest quantity (in the market's quantity decimals) an order may have now, at `price`
+    or else the top of book, and that price: `core.netting.max_order_quantity`."""
+    asset = _market(symbol)
+    if price is None:
+        quote = fresh_quote(asset.symbol)
+        if quote is None:
+            abort(ErrorCode.PRICE_UNAVAILABLE, f"No fresh price for {asset.symbol}")
+        price = quote.ask if buying else quote.bid
+    costs = netting.Costs(
+        current_app.config["NETTING_TAKER_FEE_BPS"],
+        current_app.config["NETTING_MAKER_FEE_BPS"],
+        current_app.config["MAX_WORKING_ORDERS"],
+    )
+    view = account_view(account_id, asset.symbol)
+    largest = netting.max_order_quantity(view, asset.symbol, buying, price, costs, reduce_only)
+    return largest // lot(asset), price

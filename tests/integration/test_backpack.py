@@ -3,6 +3,7 @@ shapes, codes and error bodies, on a netting account found from its paper key.""
 
 import json
 import time
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -104,6 +105,14 @@ def test_a_bot_trades_through_backpacks_own_routes_and_shapes(app, bot):
     assert bot.get("/backpack/wapi/v1/history/funding", "fundingHistoryQueryAll").json == []
     account = bot.get("/backpack/api/v1/account", "accountQuery").json
     assert (account["futuresTakerFee"], account["futuresMakerFee"], account["leverageLimit"]) == ("5", "2", "10")
+    largest = bot.get("/backpack/api/v1/account/limits/order", "maxOrderQuantity", symbol=PERP, side="Bid").json
+    assert largest["symbol"] == PERP and largest["price"] == "118321"  # at the ask
+    # 10x on about 5,000 USD of equity at 118,321 (the pure rule's exactness: tests/unit/test_netting.py)
+    assert Decimal("0.3") < Decimal(largest["maxOrderQuantity"]) < Decimal("0.5")
+    reducing = bot.get(
+        "/backpack/api/v1/account/limits/order", "maxOrderQuantity", symbol=PERP, side="Ask", reduceOnly="true"
+    )
+    assert (reducing.json["maxOrderQuantity"], reducing.json["reduceOnly"]) == ("0.05", True)
     assert bot.send("PATCH", "/backpack/api/v1/account", "accountUpdate", {"leverageLimit": "20"}).status_code == 200
     assert bot.get("/backpack/api/v1/account", "accountQuery").json["leverageLimit"] == "20"
     refused = bot.send("PATCH", "/backpack/api/v1/account", "accountUpdate", {"leverageLimit": "101"})
@@ -257,6 +266,8 @@ def test_answers_match_backpacks_own_openapi_document(app, bot, client):
     check("get", "/api/v1/capital", bot.get("/backpack/api/v1/capital", "balanceQuery"))
     check("get", "/api/v1/capital/collateral", bot.get("/backpack/api/v1/capital/collateral", "collateralQuery"))
     check("get", "/api/v1/account", bot.get("/backpack/api/v1/account", "accountQuery"))
+    limits = bot.get("/backpack/api/v1/account/limits/order", "maxOrderQuantity", symbol=PERP, side="Bid")
+    check("get", "/api/v1/account/limits/order", limits)
     check("get", "/api/v1/position", bot.get("/backpack/api/v1/position", "positionQuery"))
     check("get", "/wapi/v1/history/fills", bot.get("/backpack/wapi/v1/history/fills", "fillHistoryQueryAll"))
     check("get", "/wapi/v1/history/orders", bot.get("/backpack/wapi/v1/history/orders", "orderHistoryQueryAll"))

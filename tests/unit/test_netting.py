@@ -281,3 +281,23 @@ def test_attached_closes_fire_on_the_side_each_protects():
     assert netting.stops_on_the_right_side(TradeSide.BUY, 100_00, 110_00, 90_00)
     assert not netting.stops_on_the_right_side(TradeSide.BUY, 100_00, 100_00, None)
     assert not netting.stops_on_the_right_side(TradeSide.SELL, 100_00, None, 99_00)
+
+
+@given(st.integers(1_00, 100_000_00), st.integers(-20, 20), st.booleans())
+def test_the_max_order_quantity_is_the_largest_that_the_margin_takes(cash, held_lots, buying):
+    held = Position(held_lots * 10**7, abs(held_lots) * 10**7 * 100_00)
+    acct = account(cash=cash, position=held, mark=100_00)
+    largest = netting.max_order_quantity(acct, SOL.symbol, buying, 100_00, COSTS)
+    assert largest % SOL.step == 0
+    deep = (Level(100_00, 10**15),)
+    order = lambda q: Order(TradeSide.BUY if buying else TradeSide.SELL, NetOrderType.MARKET, q)  # noqa: E731
+    if largest:
+        assert netting.arrive(order(largest), acct, SOL.symbol, deep, COSTS, 0).status == NetOrderStatus.FILLED
+    refused = netting.arrive(order(largest + SOL.step), acct, SOL.symbol, deep, COSTS, 0)
+    assert refused.reason == NetRejectReason.INSUFFICIENT_MARGIN
+
+
+def test_a_reduce_only_max_is_the_position_it_reduces():
+    held = account(position=Position(3 * ONE, 300_00 * ONE))
+    assert netting.max_order_quantity(held, SOL.symbol, False, 100_00, COSTS, reduce_only=True) == 3 * ONE
+    assert netting.max_order_quantity(held, SOL.symbol, True, 100_00, COSTS, reduce_only=True) == 0
