@@ -257,6 +257,16 @@ def order_history():
     return jsonify(service.order_history(account_id, _page(params), symbol, _order_number(params)))
 
 
+@blp.get("/wapi/v1/history/position")
+def position_history():
+    params = request.args.to_dict()
+    account_id = signed_account("positionHistoryQueryAll", params)
+    state = params.get("state")
+    if state not in (None, "Open", "Closed"):
+        fail(400, Code.INVALID_CLIENT_REQUEST, "state is Open or Closed")
+    return jsonify(service.position_history(account_id, _page(params), params.get("symbol") or None, state))
+
+
 @blp.get("/wapi/v1/history/funding")
 def funding_history():
     params = request.args.to_dict()

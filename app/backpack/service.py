@@ -4,12 +4,12 @@ and services the native API reads."""
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.backpack import shapes
 from app.extensions import db
 from app.markets.service import asset_named, list_markets, price_decimals
-from app.models import Account, Balance, CatalogAsset, Fill, NetFundingPayment, NetOrder
+from app.models import Account, Balance, CatalogAsset, Fill, NetFundingPayment, NetOrder, Position
 from app.netting import service as netting
 from core.assets import QUANTITY_DECIMALS
 from core.enums import NetOrderStatus
@@ -194,3 +194,69 @@ def funding_history(account_id: int, page: dict, symbol: str | None) -> list[dic
         }
         for payment in db.session.scalars(_page(query, NetFundingPayment.boundary, page))
     ]
+
+
+def position_history(account_id: int, page: dict, symbol: str | None, state: str | None) -> list[dict]:
+    """Each market's position of the account as `/wapi/v1/history/position` lists it: the one open
+    now, or the last one closed (the service keeps one position row per market)."""
+    query = select(Position).where(Position.account_id == account_id, Position.opened_at.is_not(None))
+    if symbol:
+        query = query.where(Position.symbol == symbol)
+    if state == "Open":
+        query = query.where(Position.quantity != 0)
+    elif state == "Closed":
+        query = query.where(Position.quantity == 0)
+    rows = list(db.session.scalars(_page(query, Position.updated_at, page)))
+    leverage = db.session.scalar(select(Account.leverage_limit).where(Account.id == account_id))
+    return [_position_row(account_id, row, leverage) for row in rows]
+
+
+def _position_row(account_id: int, row: Position, leverage: int) -> dict:
+    asset = asset_named(row.symbol)
+    prices = price_decimals(row.symbol)
+    quantities = asset.quantity_decimals if asset is not None else QUANTITY_DECIMALS
+    lot = 10 ** (QUANTITY_DECIMALS - quantities)
+    fills = list(
+        db.session.scalars(
+            select(Fill)
+            .where(Fill.account_id == account_id, Fill.symbol == row.symbol, Fill.created_at >= row.opened_at)
+            .order_by(Fill.id)
+        )
+    )
+    funding = db.session.scalar(
+        select(func.coalesce(func.sum(NetFundingPayment.amount), 0)).where(
+            NetFundingPayment.account_id == account_id,
+            NetFundingPayment.symbol == row.symbol,
+            NetFundingPayment.boundary >= row.opened_at,
+        )
+    )
+    held = netting.position_of(row)
+    mark = netting.mark_of(row.symbol)
+    entry = held.entry_price()
+    volume = sum(fill.quantity for fill in fills)
+    closed = row.quantity == 0
+    scale_of = 10**prices * 10**QUANTITY_DECIMALS // 100  # price × quantity units per cent
+    return {
+        "id": shapes.position_id(account_id, row.symbol, row.opened_at),
+        "symbol": row.symbol,
+        "netQuantity": shapes.plain(row.quantity // lot, quantities),
+        "netExposureQuantity": shapes.plain(abs(row.quantity) // lot, quantities),
+        "netExposureNotional": shapes.usd(mark * abs(row.quantity) // scale_of if mark else 0),
+        "netCost": shapes.usd(int(row.cost) // scale_of),
+        "markPrice": shapes.plain(mark or 0, prices),
+        "entryPrice": shapes.plain(int(entry) if entry is not None else 0, prices),
+        "cumulativePnlRealized": shapes.usd(row.realized_pnl),
+        "unrealizedPnl": shapes.usd(held.unrealized(mark, prices) if mark and row.quantity else 0),
+        "fundingQuantity": shapes.usd(funding),
+        "interest": "0",
+        "liquidated": "true" if any(fill.liquidation for fill in fills) else "false",
+        "imf": str(asset.imf.base) if asset is not None and asset.imf is not None else "0",
+        "fees": shapes.usd(sum(fill.fee for fill in fills if not fill.liquidation)),
+        "state": "Closed" if closed else "Open",
+        "closedVolume": shapes.plain((volume - abs(row.quantity)) // 2 // lot, quantities),
+        "liquidationFees": shapes.usd(sum(fill.fee for fill in fills if fill.liquidation)),
+        "closingPrice": shapes.plain(fills[-1].price, prices) if closed and fills else None,
+        "accountLeverage": str(leverage),
+        "openedAt": shapes.naive(row.opened_at),
+        "closedAt": shapes.naive(row.updated_at) if closed else None,
+    }

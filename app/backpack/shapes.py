@@ -83,6 +83,11 @@ def order(view: dict) -> dict:
     return shape
 
 
+def position_id(account_id: int, symbol: str, opened_at: datetime | None) -> str:
+    """A position's numeric id: the same for its whole life (from flat to flat), as Backpack's."""
+    return str(zlib.crc32(f"{account_id}:{symbol}:{opened_at}".encode()))
+
+
 def position(view: dict, account_id: int, user_id: int, market: dict) -> dict:
     """A native netting position's view as Backpack's `FuturePositionWithMargin`."""
     prices, quantities = view["price_decimals"], view["quantity_decimals"]
@@ -105,7 +110,7 @@ def position(view: dict, account_id: int, user_id: int, market: dict) -> dict:
         "netQuantity": plain(view["net_quantity"], quantities),
         "pnlRealized": usd(view["realized_pnl"]),
         "pnlUnrealized": usd(view["unrealized_pnl"]),
-        "positionId": str(zlib.crc32(f"{account_id}:{view['symbol']}:{view['opened_at']}".encode())),
+        "positionId": position_id(account_id, view["symbol"], view["opened_at"]),
         "subaccountId": None,
         "symbol": view["symbol"],
         "userId": user_id,

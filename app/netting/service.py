@@ -427,3 +427,14 @@ def max_order_quantity(
     view = account_view(account_id, asset.symbol)
     largest = netting.max_order_quantity(view, asset.symbol, buying, price, costs, reduce_only)
     return largest // lot(asset), price
+
+
+def position_of(row: Position) -> netting.Position:
+    return netting.Position(row.quantity, int(row.cost))
+
+
+def mark_of(symbol: str) -> int | None:
+    """The market's fresh mark in its price units, if any."""
+    asset = asset_named(symbol)
+    mark = fresh_mark(asset) if asset is not None else None
+    return mark.bid if mark is not None else None

@@ -272,6 +272,9 @@ def test_answers_match_backpacks_own_openapi_document(app, bot, client):
     check("get", "/wapi/v1/history/fills", bot.get("/backpack/wapi/v1/history/fills", "fillHistoryQueryAll"))
     check("get", "/wapi/v1/history/orders", bot.get("/backpack/wapi/v1/history/orders", "orderHistoryQueryAll"))
     check("get", "/wapi/v1/history/funding", bot.get("/backpack/wapi/v1/history/funding", "fundingHistoryQueryAll"))
+    history = bot.get("/backpack/wapi/v1/history/position", "positionHistoryQueryAll")
+    check("get", "/wapi/v1/history/position", history)
+    assert [(p["symbol"], p["state"], p["netQuantity"]) for p in history.json] == [(PERP, "Open", "0.02")]
     check("get", "/api/v1/markets", client.get("/backpack/api/v1/markets"))
     check("get", "/api/v1/assets", client.get("/backpack/api/v1/assets"))
     check("get", "/api/v1/markPrices", client.get(f"/backpack/api/v1/markPrices?symbol={PERP}"))
