@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CLIENT = "client"  # an Event of this kind carries a frame the client sent
 MARKS_EVERY_S = 1.0  # Backpack sends each markPrice stream once a second
+DEPTH_EVERY_S = 0.1  # the books the poller keeps are looked at this often for depth diffs
 SILENT = ("account.rfqUpdate",)
 PRIVATE = ("account.orderUpdate", "account.positionUpdate")
 
@@ -85,16 +86,19 @@ def serve(ws) -> None:
             current["listener"].events.put(CLOSED)
 
     threading.Thread(target=read, name="backpack-socket-reader", daemon=True).start()
-    marks_due = time.monotonic()
+    marks_due = depth_due = time.monotonic()
     try:
         while True:
-            event = current["listener"].get(timeout=max(0.0, marks_due - time.monotonic()))
+            event = current["listener"].get(timeout=max(0.0, min(marks_due, depth_due) - time.monotonic()))
             if event is CLOSED:
                 return
             if event is not None and event.kind == CLIENT:
                 current["listener"] = _handle(connection, event.data, current["listener"])
             elif event is not None:
                 _deliver(connection, event)
+            if time.monotonic() >= depth_due:
+                depth_due = time.monotonic() + DEPTH_EVERY_S
+                _depth(connection)
             if time.monotonic() >= marks_due:
                 marks_due = time.monotonic() + MARKS_EVERY_S
                 _marks(connection)
@@ -147,7 +151,7 @@ def _handle(connection: Connection, message, listener):
         hub.leave(listener)
         listener = hub.listen(account=account_id, prices=True)
     for name in params:
-        if name.startswith(("bookTicker.", "markPrice.")) or name.startswith(PRIVATE) or name in SILENT:
+        if name.startswith(("bookTicker.", "markPrice.", "depth.")) or name.startswith(PRIVATE) or name in SILENT:
             connection.streams.add(name)
     _reply(connection, frame.get("id"))
     if any(name.startswith("account.positionUpdate") for name in params):
@@ -248,6 +252,57 @@ def _mark_frame(symbol: str) -> str | None:
         "T": mark.time_us,
     }
     return _encode(f"markPrice.{symbol}", {key: value for key, value in frame.items() if value is not None})
+
+
+# symbol -> the book (bids, asks as {price: quantity}, update id) the last depth frame brought
+# this process's sockets up to
+_books_sent: dict[str, tuple[dict, dict, int]] = {}
+
+
+def _depth(connection: Connection) -> None:
+    """Each subscribed `depth.<symbol>`: Backpack's diff frame (levels changed since the book the
+    last frame left, a removed level at quantity 0; `U`..`u` the book updates it spans), built
+    once per process and tick. A client starts from `GET /api/v1/depth` and applies the frames
+    past its `lastUpdateId`, as with Backpack."""
+    for name in sorted(n for n in connection.streams if n.startswith("depth.")):
+        symbol = name.split(".", 1)[1]
+        text = shared.get(("depth", symbol, int(time.monotonic() / DEPTH_EVERY_S)), lambda s=symbol: _depth_frame(s))
+        if text is not None:
+            connection.ws.send(text)
+
+
+def _depth_frame(symbol: str) -> str | None:
+    asset = asset_named(symbol)
+    book = BookStore(redis_client).read(asset.symbol, 10) if asset is not None else None
+    if book is None:
+        return None
+    bids = {level.price: level.quantity for level in book.bids}
+    asks = {level.price: level.quantity for level in book.asks}
+    before = _books_sent.get(symbol)
+    _books_sent[symbol] = (bids, asks, book.update_id)
+    if before is None or before[2] == book.update_id:
+        return None  # the first look sets the base; an unchanged book sends nothing
+
+    def changed(now: dict, then: dict) -> list[list[str]]:
+        prices = sorted({p for p in now if now[p] != then.get(p)} | {p for p in then if p not in now})
+        return [
+            [shapes.plain(p, asset.decimals), shapes.plain(now.get(p, 0), QUANTITY_DECIMALS) or "0"] for p in prices
+        ]
+
+    now_us = _micros()
+    return _encode(
+        f"depth.{symbol}",
+        {
+            "e": "depth",
+            "E": now_us,
+            "s": symbol,
+            "a": changed(asks, before[1]),
+            "b": changed(bids, before[0]),
+            "U": before[2] + 1,
+            "u": book.update_id,
+            "T": now_us,
+        },
+    )
 
 
 def _book_ticker(connection: Connection, price: dict) -> None:

@@ -2,6 +2,7 @@
 `backpack` exchange against a live gunicorn server, a bot's life from markets to fills."""
 
 import json
+import time
 
 import ccxt  # tests/clients/requirements.txt, installed by `make venv`
 import pytest
@@ -24,6 +25,12 @@ def paper_key(perpetuals, live_server, client, make_user):  # the catalog before
     account = client.post("/api/v1/accounts", json={"name": "ccxt", "mode": "netting"}, headers=headers).json
     key = client.post("/api/v1/api-keys", json={"accountId": account["id"], "label": "ccxt"}, headers=headers).json
     return live_server, key
+
+
+def websocket_to(url: str):
+    import websocket  # websocket-client
+
+    return websocket.create_connection(url.replace("http://", "ws://") + "/backpack/ws", timeout=10)
 
 
 def backpack(url: str, key: dict):
@@ -192,3 +199,22 @@ def test_ccxt_pro_watches_its_orders_and_positions(paper_key):
     seen, positions, order = asyncio.run(life())
     assert order["id"] in {o["id"] for o in seen}
     assert [(p["symbol"], float(p["contracts"])) for p in positions] == [(symbol, 0.06)]
+
+
+def test_the_depth_stream_sends_what_changed_in_the_book(paper_key):
+    url, _ = paper_key
+    socket = websocket_to(url)
+    try:
+        socket.send(json.dumps({"method": "SUBSCRIBE", "params": [f"depth.{PERP}"], "id": 1}))
+        assert json.loads(socket.recv()) == {"id": 1, "result": None}
+        time.sleep(0.5)  # the stream has looked at the book once: it is the base
+        book = {"bids": [[1_183_190, 10**8]], "asks": [[1_183_210, 5_000_000], [1_183_220, 10**8]], "u": 7, "time": 2}
+        BookStore(redis_client).write(PERP, json.dumps(book))
+        frame = json.loads(socket.recv())
+        assert frame["stream"] == f"depth.{PERP}" and frame["data"]["e"] == "depth"
+        data = frame["data"]
+        assert (data["U"], data["u"]) == (2, 7)
+        assert data["a"] == [["118321", "0.05"]]  # the ask's size changed
+        assert data["b"] == [["118319", "1"], ["118320", "0"]]  # a bid level came, the old one went
+    finally:
+        socket.close()
