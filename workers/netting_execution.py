@@ -65,11 +65,7 @@ def execute_pending(size: int) -> int:
         levels = None if market is None else market.side_levels(order.side == TradeSide.BUY)
         state_of.arrive(states[order.account_id], order, levels, prices)
         events.append(changed(order, balance))
-    for state in states.values():
-        reestimate(state, prices)
-    tightened = added(states.values())
-    commit_and_publish(*events)
-    track(tightened)
+    commit(states, prices, events)
     return len(rows)
 
 
@@ -124,23 +120,8 @@ def _triggered(asset: str, market: Market, shards: list[int]) -> int:
             for kind, price in watched.items()
         )
     )
-    query = (
-        select(NetOrder, Balance)
-        .join(Balance, Balance.account_id == NetOrder.account_id)
-        .where(
-            NetOrder.status == NetOrderStatus.TRIGGER_PENDING,
-            NetOrder.symbol == asset,
-            reached,
-            account_shard(NetOrder.account_id).in_(shards),
-        )
-        .order_by(NetOrder.account_id, NetOrder.created_at, NetOrder.id)
-        .limit(current_app.config["ENGINE_CASCADE_BATCH"])
-        .with_for_update(of=[NetOrder, Balance])
-        .execution_options(populate_existing=True)
-    )
-    rows = db.session.execute(query).all()
+    rows = _lock_orders(NetOrder.status == NetOrderStatus.TRIGGER_PENDING, NetOrder.symbol == asset, reached, shards)
     if not rows:
-        db.session.rollback()
         return 0
     states = load_states({balance.account_id: balance for _, balance in rows})
     prices = marks({asset} | {s for state in states.values() for s in state.positions})
@@ -152,11 +133,7 @@ def _triggered(asset: str, market: Market, shards: list[int]) -> int:
         order.triggered_at = now
         state_of.execute(states[order.account_id], order, market.side_levels(order.side == TradeSide.BUY), prices)
         events.append(changed(order, balance))
-    for state in states.values():
-        reestimate(state, prices)
-    tightened = added(states.values())
-    commit_and_publish(*events)
-    track(tightened)
+    commit(states, prices, events)
     return len(events)
 
 
@@ -187,10 +164,7 @@ def _liquidations(asset: str, trigger: Quote, shards: list[int]) -> int:
     for state in states.values():
         if state.view(prices).liquidatable():
             events.extend(liquidate(state))
-        reestimate(state, prices)
-    tightened = added(states.values())
-    commit_and_publish(*events)
-    track(tightened)
+    commit(states, prices, events)
     return len(events)
 
 
@@ -213,10 +187,7 @@ def reassess(shards: list[int]) -> int:
         for state in states.values():
             if state.view(prices).liquidatable():
                 events.extend(liquidate(state))
-            reestimate(state, prices)
-        tightened = added(states.values())
-        changed_count += commit_and_publish(*events)
-        track(tightened)
+        changed_count += commit(states, prices, events)
     return changed_count
 
 
@@ -286,24 +257,9 @@ def _working(asset: str, quote: Quote, market: Market, shards: list[int]) -> int
         and_(NetOrder.side == TradeSide.BUY, NetOrder.price >= quote.ask),
         and_(NetOrder.side == TradeSide.SELL, NetOrder.price <= quote.bid),
     )
-    query = (
-        select(NetOrder, Balance)
-        .join(Balance, Balance.account_id == NetOrder.account_id)
-        .where(
-            NetOrder.status.in_(WORKING),
-            NetOrder.symbol == asset,
-            reached,
-            or_(NetOrder.book_update.is_(None), NetOrder.book_update != book_id),
-            account_shard(NetOrder.account_id).in_(shards),
-        )
-        .order_by(NetOrder.account_id, NetOrder.created_at, NetOrder.id)
-        .limit(current_app.config["ENGINE_CASCADE_BATCH"])
-        .with_for_update(of=[NetOrder, Balance])
-        .execution_options(populate_existing=True)
-    )
-    rows = db.session.execute(query).all()
+    fresh = or_(NetOrder.book_update.is_(None), NetOrder.book_update != book_id)
+    rows = _lock_orders(NetOrder.status.in_(WORKING), NetOrder.symbol == asset, reached, fresh, shards)
     if not rows:
-        db.session.rollback()
         return 0
     states = load_states({balance.account_id: balance for _, balance in rows})
     prices = marks({asset} | {s for state in states.values() for s in state.positions})
@@ -320,12 +276,38 @@ def _working(asset: str, quote: Quote, market: Market, shards: list[int]) -> int
         if outcome is not None:
             apply(state, order, outcome)
             events.append(changed(order, balance))
+    commit(states, prices, events)
+    return len(events)
+
+
+def _lock_orders(*where) -> list:
+    """Up to ENGINE_CASCADE_BATCH netting orders matching `where` (the last item: the shards),
+    locked with their balances in one fixed order (account, then order); none: rolled back."""
+    *conditions, shards = where
+    query = (
+        select(NetOrder, Balance)
+        .join(Balance, Balance.account_id == NetOrder.account_id)
+        .where(*conditions, account_shard(NetOrder.account_id).in_(shards))
+        .order_by(NetOrder.account_id, NetOrder.created_at, NetOrder.id)
+        .limit(current_app.config["ENGINE_CASCADE_BATCH"])
+        .with_for_update(of=[NetOrder, Balance])
+        .execution_options(populate_existing=True)
+    )
+    rows = db.session.execute(query).all()
+    if not rows:
+        db.session.rollback()
+    return rows
+
+
+def commit(states: dict[int, AccountState], prices: dict[str, int], events: list) -> int:
+    """Renew the accounts' estimated liquidation prices, commit and publish, then tighten the
+    trigger levels their working orders and positions hold. Returns how many events it sent."""
     for state in states.values():
         reestimate(state, prices)
     tightened = added(states.values())
-    commit_and_publish(*events)
+    sent = commit_and_publish(*events)
     track(tightened)
-    return len(events)
+    return sent
 
 
 def added(states: Iterable[AccountState]) -> dict[tuple[str, int], Levels]:
