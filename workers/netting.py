@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db, redis_client
-from app.markets.service import asset_named, price_decimals
+from app.markets.service import asset_named, netting_spec, price_decimals
 from app.models import Account as AccountRow
 from app.models import Balance, Fill, LedgerEntry, NetOrder, Position, utcnow
 from app.prices.service import fresh_quote
@@ -26,21 +26,13 @@ from core.book import Level, notional
 from core.enums import LedgerKind, NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide, TriggerBy
 from core.events import NetOrderChanged
 from core.marks import MarkStore, price_units
-from core.netting import Costs, Holding, Outcome, Spec, Trade
+from core.netting import Costs, Holding, Outcome, Trade
 
 log = logging.getLogger(__name__)
 
 WORKING = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED)
 CANCELLABLE = (*WORKING, NetOrderStatus.TRIGGER_PENDING)
 ENDED = frozenset({NetOrderStatus.FILLED, NetOrderStatus.CANCELLED, NetOrderStatus.EXPIRED, NetOrderStatus.REJECTED})
-
-
-def spec_of(symbol: str) -> Spec | None:
-    """The perpetual as netting trades it; None for anything else."""
-    asset = asset_named(symbol)
-    if asset is None or not asset.perpetual or asset.imf is None or asset.mmf is None:
-        return None
-    return Spec(symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
 
 
 def costs() -> Costs:
@@ -54,7 +46,7 @@ def marks(symbols: set[str]) -> dict[str, int]:
     found = MarkStore(redis_client).read_many(sorted(symbols))
     units = {}
     for symbol, mark in found.items():
-        spec = spec_of(symbol)
+        spec = netting_spec(symbol)
         if spec is not None:
             units[symbol] = mark.units(spec.decimals)
     return units
@@ -81,7 +73,7 @@ class AccountState:
         """The account as `core.netting` decides on it (a market of `extra` included even if flat)."""
         holdings = {}
         for symbol in {*self.positions, *(o.symbol for o in self.working), *extra}:
-            spec = spec_of(symbol)
+            spec = netting_spec(symbol)
             if spec is None:
                 continue
             row = self.positions.get(symbol)

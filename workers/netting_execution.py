@@ -21,7 +21,17 @@ from core.triggers import Levels
 from workers import levels
 from workers import netting as state_of
 from workers.execution import commit_and_publish, market_now, publish
-from workers.netting import CANCELLABLE, WORKING, AccountState, apply, changed, load_states, marks, reestimate, spec_of
+from workers.netting import (
+    CANCELLABLE,
+    WORKING,
+    AccountState,
+    apply,
+    changed,
+    load_states,
+    marks,
+    netting_spec,
+    reestimate,
+)
 from workers.shards import account_shard
 
 log = logging.getLogger(__name__)
@@ -213,7 +223,7 @@ def _close_everything(state: AccountState, liquidation: bool) -> list:
         state.working.remove(order)
         events.append(changed(order, state.balance))
     for symbol, row in sorted(state.positions.items()):
-        spec, market = spec_of(symbol), market_now(symbol)
+        spec, market = netting_spec(symbol), market_now(symbol)
         if not row.quantity or spec is None or market is None:
             continue
         held = netting.Position(row.quantity, int(row.cost))
@@ -263,7 +273,7 @@ def _working(asset: str, quote: Quote, market: Market, shards: list[int]) -> int
         return 0
     states = load_states({balance.account_id: balance for _, balance in rows})
     prices = marks({asset} | {s for state in states.values() for s in state.positions})
-    spec, rules_now, events = spec_of(asset), state_of.costs(), []
+    spec, rules_now, events = netting_spec(asset), state_of.costs(), []
     for order, balance in rows:
         state = states[order.account_id]
         order.book_update = book_id

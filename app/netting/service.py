@@ -15,7 +15,7 @@ from app.dispatch import enqueue, wake_engine
 from app.errors import ErrorCode, abort
 from app.events import wait_for_engine
 from app.extensions import autocommit, db
-from app.markets.service import asset_named, book_state
+from app.markets.service import asset_named, book_state, netting_spec
 from app.models import Account, Balance, Fill, NetFundingPayment, NetOrder, Position, utcnow
 from app.prices.service import fresh_mark, fresh_quote
 from core import netting
@@ -334,7 +334,7 @@ def positions(account_id: int) -> list[dict]:
         held = netting.Position(row.quantity, int(row.cost))
         mark = fresh_mark(asset)
         entry = held.entry_price() or Decimal(0)
-        value = None if mark is None else netting.Spec(row.symbol, asset.decimals, asset.imf, asset.mmf)
+        value = None if mark is None else netting_spec(row.symbol)
         shown.append(
             {
                 "symbol": row.symbol,
@@ -370,26 +370,24 @@ def account_view(account_id: int, *extra: str) -> netting.Account:
     limit = db.session.scalar(select(Account.leverage_limit).where(Account.id == account_id))
     holdings: dict[str, netting.Holding] = {}
     for row in rows:
-        asset = asset_named(row.symbol)
-        if asset is None or asset.imf is None or asset.mmf is None:
+        spec = netting_spec(row.symbol)
+        if spec is None:
             continue
-        spec = netting.Spec(row.symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
+        asset = asset_named(row.symbol)
         held = netting.Position(row.quantity, int(row.cost))
         mark = fresh_mark(asset)
         holdings[row.symbol] = netting.Holding(spec, held, mark.bid if mark else int(held.entry_price() or 0))
     for order in working:
-        asset = asset_named(order.symbol)
-        if asset is None or asset.imf is None or asset.mmf is None or order.price is None:
+        spec = netting_spec(order.symbol)
+        if spec is None or order.price is None:
             continue
-        spec = netting.Spec(order.symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
         holding = holdings.get(order.symbol, netting.Holding(spec))
         notional = spec.notional(order.price, (order.quantity or 0) - order.executed_quantity)
         holdings[order.symbol] = netting.Holding(spec, holding.position, holding.mark, holding.working + notional)
     for symbol in extra:
-        asset = asset_named(symbol)
-        if symbol not in holdings and asset is not None and asset.imf is not None and asset.mmf is not None:
-            spec = netting.Spec(symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
-            mark = fresh_mark(asset)
+        spec = netting_spec(symbol)
+        if symbol not in holdings and spec is not None:
+            mark = fresh_mark(asset_named(symbol))
             holdings[symbol] = netting.Holding(spec, netting.Position(), mark.bid if mark else 0)
     return netting.Account(cash, limit, holdings)
 
