@@ -313,6 +313,7 @@ class Fill(db.Model):
         one_of("side", TradeSide, "fill_side_known"),
         Index("ix_fills_account_id", "account_id", "id"),
         Index("ix_fills_position_created", "account_id", "symbol", "created_at"),  # a position at a past time
+        Index("ix_fills_symbol_created", "symbol", "created_at"),  # Backpack mode's public trades, tickers, klines
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

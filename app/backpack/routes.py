@@ -10,12 +10,12 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from app.backpack import errors, service, shapes, streams
+from app.backpack import errors, market_data, service, shapes, streams
 from app.backpack.auth import signed_account
 from app.backpack.errors import BackpackError, Code, fail
 from app.errors import DEPENDENCY_ERRORS, ApiError
 from app.extensions import sock
-from app.markets.service import asset_named
+from app.markets.service import asset_named, perpetual_symbols
 from app.netting import service as netting
 from app.netting.schemas import NewNetOrderSchema
 from app.prices.service import book_levels, fresh_quote
@@ -378,6 +378,85 @@ def depth():
             "timestamp": quote.time_us // 1000 if quote is not None else 0,
         }
     )
+
+
+def _count(name: str, default: int, most: int) -> int:
+    try:
+        value = int(request.args.get(name, default))
+    except ValueError:
+        fail(400, Code.INVALID_CLIENT_REQUEST, f"{name} is an integer")
+    if not (0 if name == "offset" else 1) <= value <= most:
+        fail(400, Code.INVALID_CLIENT_REQUEST, f"{name} is at most {most}")
+    return value
+
+
+def _perpetuals() -> list:
+    """The perpetuals this venue trades (the chosen ones, registered)."""
+    return [asset for asset in map(asset_named, perpetual_symbols()) if asset is not None]
+
+
+def _ticker_window() -> str:
+    window = request.args.get("interval", "1d")
+    if window not in market_data.TICKER_WINDOWS_S:
+        fail(400, Code.INVALID_CLIENT_REQUEST, "interval is 1d or 1w")
+    return window
+
+
+@blp.get("/api/v1/ticker")
+def ticker():
+    found = market_data.tickers([_market(request.args.get("symbol"))], _ticker_window())
+    if not found:
+        return "", 204  # Backpack's answer for a market without figures
+    return jsonify(found[0])
+
+
+@blp.get("/api/v1/tickers")
+def tickers():
+    window = _ticker_window()
+    return jsonify(market_data.tickers(_perpetuals(), window))
+
+
+@blp.get("/api/v1/klines")
+def klines():
+    asset = _market(request.args.get("symbol"))
+    interval = request.args.get("interval")
+    if interval not in market_data.KLINE_INTERVALS_S and interval != market_data.MONTH:
+        known = ", ".join([*market_data.KLINE_INTERVALS_S, market_data.MONTH])
+        fail(400, Code.INVALID_CLIENT_REQUEST, f"interval is one of {known}")
+    if request.args.get("priceType", "Last") != "Last":
+        fail(400, Code.INVALID_CLIENT_REQUEST, "Mark and index price klines are not simulated: priceType is Last")
+    try:
+        start = int(request.args["startTime"])
+        end = int(request.args.get("endTime", int(time.time()) + 1))
+    except (KeyError, ValueError):
+        fail(400, Code.INVALID_CLIENT_REQUEST, "startTime (seconds) is required; startTime and endTime are integers")
+    if not 0 <= start < end:
+        fail(400, Code.INVALID_CLIENT_REQUEST, "startTime is before endTime")
+    return jsonify(market_data.klines(asset, interval, start, end))
+
+
+@blp.get("/api/v1/trades")
+def recent_trades():
+    asset = _market(request.args.get("symbol"))
+    return jsonify(market_data.trades(asset, _count("limit", 100, 1000)))
+
+
+@blp.get("/api/v1/trades/history")
+def trade_history():
+    asset = _market(request.args.get("symbol"))
+    return jsonify(market_data.trades(asset, _count("limit", 100, 1000), _count("offset", 0, 10**9)))
+
+
+@blp.get("/api/v1/fundingRates")
+def funding_rates():
+    asset = _market(request.args.get("symbol"))
+    return jsonify(market_data.funding_rates(asset, _count("limit", 100, 10_000), _count("offset", 0, 10**9)))
+
+
+@blp.get("/api/v1/openInterest")
+def open_interest():
+    symbol = request.args.get("symbol")
+    return jsonify(market_data.open_interest([_market(symbol)] if symbol else _perpetuals()))
 
 
 @sock.route("/ws", bp=blp)

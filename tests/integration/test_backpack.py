@@ -3,13 +3,14 @@ shapes, codes and error bodies, on a netting account found from its paper key.""
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db, redis_client
-from app.models import NetOrder
+from app.models import Candle, Fill, FundingRate, NetOrder
 from core import signing
 from core.book import BookStore
 from tests.support.trading import PERP
@@ -279,3 +280,118 @@ def test_answers_match_backpacks_own_openapi_document(app, bot, client):
     check("get", "/api/v1/assets", client.get("/backpack/api/v1/assets"))
     check("get", "/api/v1/markPrices", client.get(f"/backpack/api/v1/markPrices?symbol={PERP}"))
     check("get", "/api/v1/depth", client.get(f"/backpack/api/v1/depth?symbol={PERP}"))
+    db.session.add(
+        Candle(asset=PERP, bucket=datetime.now(UTC) - timedelta(minutes=5), open=1, high=2, low=1, close=2, ticks=2)
+    )
+    db.session.add(
+        FundingRate(market=PERP, boundary=datetime(2026, 12, 1, 1, tzinfo=UTC), rate=Decimal("0.0001"), mark=1)
+    )
+    db.session.commit()
+    check("get", "/api/v1/ticker", client.get(f"/backpack/api/v1/ticker?symbol={PERP}"))
+    check("get", "/api/v1/tickers", client.get("/backpack/api/v1/tickers"))
+    start = int(time.time()) - 3600
+    klines = client.get(f"/backpack/api/v1/klines?symbol={PERP}&interval=1h&startTime={start}")
+    check("get", "/api/v1/klines", klines)
+    assert klines.json
+    check("get", "/api/v1/trades", client.get(f"/backpack/api/v1/trades?symbol={PERP}"))
+    check("get", "/api/v1/trades/history", client.get(f"/backpack/api/v1/trades/history?symbol={PERP}"))
+    check("get", "/api/v1/fundingRates", client.get(f"/backpack/api/v1/fundingRates?symbol={PERP}"))
+    check("get", "/api/v1/openInterest", client.get("/backpack/api/v1/openInterest"))
+
+
+def test_market_data_comes_from_the_venues_own_candles_and_fills(app, bot, client):
+    """Tickers and klines from the candles (mid prices) with the volume of this venue's fills,
+    those fills as anonymous public trades, the recorded funding rates, the open interest."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    for minutes, (low, high, close) in {
+        30: (1_179_000, 1_181_000, 1_180_000),
+        20: (1_180_000, 1_186_000, 1_185_000),
+    }.items():
+        db.session.add(
+            Candle(
+                asset=PERP,
+                bucket=now - timedelta(minutes=minutes),
+                open=close - 500,
+                high=high,
+                low=low,
+                close=close,
+                ticks=3,
+            )
+        )
+    db.session.add(Candle(asset=PERP, bucket=now - timedelta(days=2), open=1, high=1, low=1, close=1, ticks=1))
+    boundaries = [datetime(2026, 12, 1, hour, tzinfo=UTC) for hour in (1, 2)]
+    db.session.add_all(
+        FundingRate(market=PERP, boundary=b, rate=Decimal(r), mark=Decimal(118_000))
+        for b, r in zip(boundaries, ("0.0000125", "-0.00001"), strict=True)
+    )
+    db.session.commit()
+    bought = bot.send(
+        "POST",
+        "/backpack/api/v1/order",
+        "orderExecute",
+        {"symbol": PERP, "side": "Bid", "orderType": "Market", "quantity": "0.05"},
+    )
+    assert bought.json["status"] == "Filled"
+
+    ticker = client.get(f"/backpack/api/v1/ticker?symbol={PERP}").json
+    assert ticker == {
+        "symbol": PERP,
+        "firstPrice": "117950",
+        "lastPrice": "118500",
+        "priceChange": "550",
+        "priceChangePercent": "0.004663",
+        "high": "118600",
+        "low": "117900",
+        "volume": "0.05",
+        "quoteVolume": "5916.07",
+        "trades": "2",  # 0.03 at 118321 and 0.02 at 118322
+    }
+    assert ticker in client.get("/backpack/api/v1/tickers").json
+    week = client.get(f"/backpack/api/v1/ticker?symbol={PERP}&interval=1w").json
+    assert (week["firstPrice"], week["low"]) == ("0.1", "0.1")  # the candle of two days ago (1 unit: 0.1)
+
+    trades = client.get(f"/backpack/api/v1/trades?symbol={PERP}").json
+    assert [(t["price"], t["quantity"], t["quoteQuantity"], t["isBuyerMaker"]) for t in trades] == [
+        ("118321", "0.03", "3549.63", False),  # the buyer took the book: the seller was the maker
+        ("118322", "0.02", "2366.44", False),
+    ]
+    assert trades[0]["id"] < trades[1]["id"] and isinstance(trades[0]["timestamp"], int)
+    assert client.get(f"/backpack/api/v1/trades/history?symbol={PERP}&limit=1&offset=1").json == trades[:1]
+    assert client.get(f"/backpack/api/v1/openInterest?symbol={PERP}").json[0]["openInterest"] == "0.05"
+    rates = client.get(f"/backpack/api/v1/fundingRates?symbol={PERP}").json
+    assert rates == [
+        {"symbol": PERP, "intervalEndTimestamp": "2026-12-01T02:00:00", "fundingRate": "-0.00001"},
+        {"symbol": PERP, "intervalEndTimestamp": "2026-12-01T01:00:00", "fundingRate": "0.0000125"},
+    ]
+
+    # the fills moved into an hour of their own, so klines show the volume where it fell
+    hour = datetime(2026, 11, 30, 10, tzinfo=UTC)
+    db.session.execute(update(Fill).values(created_at=hour + timedelta(minutes=4)))
+    for minute, close in ((1, 1_180_000), (4, 1_182_000), (7, 1_181_000)):
+        bucket = hour + timedelta(minutes=minute)
+        db.session.add(
+            Candle(asset=PERP, bucket=bucket, open=close, high=close + 10, low=close - 10, close=close, ticks=1)
+        )
+    db.session.commit()
+    start = int(hour.timestamp())
+    klines = client.get(
+        f"/backpack/api/v1/klines?symbol={PERP}&interval=3m&startTime={start}&endTime={start + 600}"
+    ).json
+    assert [(k["start"], k["end"], k["open"], k["close"], k["volume"], k["trades"]) for k in klines] == [
+        ("2026-11-30 10:00:00", "2026-11-30 10:03:00", "118000", "118000", "0", "0"),
+        ("2026-11-30 10:03:00", "2026-11-30 10:06:00", "118200", "118200", "0.05", "2"),
+        ("2026-11-30 10:06:00", "2026-11-30 10:09:00", "118100", "118100", "0", "0"),
+    ]
+    monthly = client.get(f"/backpack/api/v1/klines?symbol={PERP}&interval=1month&startTime={start - 86_400 * 40}").json
+    assert monthly[0]["start"] == "2026-11-01 00:00:00" and monthly[0]["end"] == "2026-12-01 00:00:00"
+
+    for path, code in (
+        (f"/klines?symbol={PERP}&interval=1m", "INVALID_CLIENT_REQUEST"),  # startTime is required
+        (f"/klines?symbol={PERP}&interval=2m&startTime=0", "INVALID_CLIENT_REQUEST"),
+        (f"/klines?symbol={PERP}&interval=1m&startTime=0&priceType=Mark", "INVALID_CLIENT_REQUEST"),
+        (f"/trades?symbol={PERP}&limit=5000", "INVALID_CLIENT_REQUEST"),
+        ("/ticker?symbol=NOPE_USDC_PERP", "INVALID_SYMBOL"),
+        (f"/ticker?symbol={PERP}&interval=1h", "INVALID_CLIENT_REQUEST"),
+    ):
+        answer = client.get(f"/backpack/api/v1{path}")
+        assert (answer.status_code, answer.json["code"]) == (400, code), path
