@@ -18,13 +18,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import redis
 from flask import current_app
 
 from core import events
-from core.keys import ACCOUNT_EVENTS_CHANNEL, PRICE_CHANNEL, STREAM_LISTENERS_KEY
+from core.keys import ACCOUNT_EVENTS_CHANNEL, PRICE_CHANNEL, STREAM_LISTENERS_KEY, TRADES_CHANNEL
+from core.net_events import PublicTrades
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +36,21 @@ FIRST_SUBSCRIBE_WAIT_S = 1.0
 LISTENERS_REPORT_EVERY_S = 5.0  # for /metrics, which sums the reports of every web process
 
 
+class Delivery(StrEnum):
+    ACCOUNT = "account"  # to the listeners of the account its channel names
+    COALESCED = "coalesced"  # the latest of each channel, to every listener of prices
+    EVERY = "every"  # each one, to every listener of trades
+
+
 @dataclass(frozen=True)
 class Topic:
     """A kind of event: the channels it arrives on (`channel`, a format with one field), how its
-    payload is parsed, and whether it goes to the listeners of the account its channel names
-    (`per_account`) or, coalesced per channel, to every listener of prices."""
+    payload is parsed, and to whom it goes."""
 
     kind: str
     channel: str
     parse: Callable[[str], Any]
-    per_account: bool
+    delivery: Delivery
 
     @property
     def prefix(self) -> str:
@@ -55,8 +62,9 @@ class Topic:
 
 
 TOPICS = (
-    Topic("account", ACCOUNT_EVENTS_CHANNEL, events.loads, per_account=True),
-    Topic("price", PRICE_CHANNEL, json.loads, per_account=False),
+    Topic("account", ACCOUNT_EVENTS_CHANNEL, events.loads, Delivery.ACCOUNT),
+    Topic("price", PRICE_CHANNEL, json.loads, Delivery.COALESCED),
+    Topic("trades", TRADES_CHANNEL, PublicTrades.loads, Delivery.EVERY),
 )
 
 
@@ -73,6 +81,7 @@ CLOSED = Event("closed", {})
 class Listener:
     account: int | None = None  # also receives this account's order events
     prices: bool = True  # receives price events
+    trades: bool = False  # receives every market's public trades
     events: queue.Queue = field(default_factory=lambda: queue.Queue(LISTENER_BACKLOG))
     dropped: bool = False  # too far behind: its stream ends, and the client reconnects
 
@@ -98,11 +107,11 @@ class Hub:
         self._thread: threading.Thread | None = None
         self.listeners_key = STREAM_LISTENERS_KEY.format(process=f"{socket.gethostname()}:{os.getpid()}")
 
-    def listen(self, account: int | None = None, prices: bool = True) -> Listener:
-        """A listener for price events and, given an account, that account's events. The first one
-        starts the hub; until its first subscription, listeners wait (briefly) for it, so no event
-        after this is missed."""
-        listener = Listener(account, prices)
+    def listen(self, account: int | None = None, prices: bool = True, trades: bool = False) -> Listener:
+        """A listener for price events, given an account that account's events, and if asked the
+        markets' public trades. The first one starts the hub; until its first subscription,
+        listeners wait (briefly) for it, so no event after this is missed."""
+        listener = Listener(account, prices, trades)
         with self._lock:
             self._register(listener)
             if self._thread is None:
@@ -162,9 +171,12 @@ class Hub:
         """Parse and deliver one message. Every web process receives every account's events, and
         only one of them serves that account: the others drop the event unparsed."""
         topic = next(topic for topic in TOPICS if channel.startswith(topic.prefix))
-        if topic.per_account:
+        if topic.delivery != Delivery.COALESCED:
             with self._lock:
-                to = list(self.by_account.get(int(channel.removeprefix(topic.prefix)), ()))
+                if topic.delivery == Delivery.ACCOUNT:
+                    to = list(self.by_account.get(int(channel.removeprefix(topic.prefix)), ()))
+                else:
+                    to = [listener for listener in self.listeners if listener.trades]
             if to:
                 self._deliver(Event(topic.kind, topic.parse(payload)), to)
             return

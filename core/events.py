@@ -2,7 +2,7 @@
 account's channel (`core.keys.ACCOUNT_EVENTS_CHANNEL`), parsed once by each web process's hub.
 
 They answer the request waiting on the engine and feed the account's streams. A new kind is a
-dataclass here with a `kind` and its entry in `KINDS`; room is left for fills and positions.
+dataclass with a `kind` and its entry in `KINDS`; the netting one is in `core.net_events`.
 """
 
 import json
@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from core.enums import ResetStatus
+from core.net_events import NetOrderChanged
 
 _DATETIMES = frozenset({"close_requested_at", "expires_at", "created_at", "opened_at", "closed_at"})
 
@@ -166,25 +167,6 @@ class FundingPaid:
     def parse(cls, account_id: int, body: dict[str, Any]) -> "FundingPaid":
         usd, locked = body["balance"]
         return cls(account_id, body["market"], int(body["boundary"]), int(body["amount"]), BalanceState(usd, locked))
-
-
-@dataclass(frozen=True)
-class NetOrderChanged:
-    """A netting account's order changed (executed, filled in part or whole, cancelled, ended,
-    or a liquidation's close), with the account's cash after: its fills are in the database."""
-
-    kind: ClassVar[str] = "net_order"
-    account_id: int
-    order_id: str
-    status: str
-    usd: int
-
-    def body(self) -> dict[str, Any]:
-        return {"orderId": self.order_id, "status": self.status, "usd": self.usd}
-
-    @classmethod
-    def parse(cls, account_id: int, body: dict[str, Any]) -> "NetOrderChanged":
-        return cls(account_id, body["orderId"], body["status"], int(body["usd"]))
 
 
 AccountEvent = OrderChanged | RequestFailed | ResetEnded | FundingPaid | NetOrderChanged

@@ -5,10 +5,10 @@ PRICE_CHANNEL = "prices:{asset}"  # one JSON message per stored quote
 FEED_STATUS_KEY = "feed:status"  # hash: state, reconnects, last:<ASSET> (receipt time, µs)
 FEED_LAST_MESSAGE_FIELD = "last:"  # + asset: the last frame of that market (or socket ping)
 BOOK_KEY = "book:{asset}"  # JSON {"bids", "asks": [[price, size]...] best first, "u", "time"}; absent while syncing
-# JSON {"accountId", "orderId", "status", "error"?, "order"? (the row as committed, when a batch
-# executed it)}, published by the engine after each commit that changes an order (and so the
-# account's balance): answers the request waiting on the order and feeds the account's order stream.
+# the account's typed events (`core.events`, one JSON form each), published by the engine after
+# each commit that changes its orders: they answer the request waiting and feed the account's streams
 ACCOUNT_EVENTS_CHANNEL = "account-events:{account_id}"
+TRADES_CHANNEL = "trades:{symbol}"  # a netting order's fills as the market's public trades (`core.net_events`)
 TRIGGER_CHECK_FLAG = "engine:trigger-check-pending:{asset}:{shard}"  # coalesces trigger checks per asset and shard
 # set while a wake-up task for the shard's engine is on its way or the engine holds it while it runs:
 # the orders accepted meanwhile send none; counts the claims (`core.wakeups`)

@@ -24,7 +24,8 @@ from core.book import fee, notional
 from core.enums import CloseReason, LedgerKind, NetOrderStatus, OrderStatus, OrderType, RejectReason, Side
 from core.events import AccountEvent, BalanceState, OrderChanged, OrderState, RequestFailed, dumps
 from core.execution import Account, Costs, Decision, Fill, Market, Reject, Rest, Terms
-from core.keys import ACCOUNT_EVENTS_CHANNEL
+from core.keys import ACCOUNT_EVENTS_CHANNEL, TRADES_CHANNEL
+from core.net_events import NetOrderChanged, PublicTrades
 from workers import levels
 from workers.shards import account_shard
 from workers.writes import commit_in_one_round_trip
@@ -39,6 +40,8 @@ def publish(*events: AccountEvent) -> None:
     with redis_client.pipeline(transaction=False) as pipe:
         for event in events:
             pipe.publish(ACCOUNT_EVENTS_CHANNEL.format(account_id=event.account_id), dumps(event))
+            if isinstance(event, NetOrderChanged) and event.fills:  # also the market's public trades
+                pipe.publish(TRADES_CHANNEL.format(symbol=event.order.symbol), PublicTrades.of(event).dumps())
         pipe.execute()
 
 

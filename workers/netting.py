@@ -9,12 +9,13 @@ of its working orders (`AccountState`).
 
 import logging
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.extensions import db, redis_client
 from app.markets.service import asset_named, netting_spec, price_decimals
@@ -24,8 +25,8 @@ from app.prices.service import fresh_quote
 from core import netting
 from core.book import Level, notional
 from core.enums import LedgerKind, NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide, TriggerBy
-from core.events import NetOrderChanged
 from core.marks import MarkStore, price_units
+from core.net_events import FillState, NetOrderChanged, NetOrderState, PositionState
 from core.netting import Costs, Holding, Outcome, Trade
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,29 @@ log = logging.getLogger(__name__)
 WORKING = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED)
 CANCELLABLE = (*WORKING, NetOrderStatus.TRIGGER_PENDING)
 ENDED = frozenset({NetOrderStatus.FILLED, NetOrderStatus.CANCELLED, NetOrderStatus.EXPIRED, NetOrderStatus.REJECTED})
+
+
+class SequenceBlock:
+    """Values of a column's sequence taken a block at a time, so the engine knows a fill's id or
+    an order's number before the insert (which reads nothing back, `workers.writes`) and its
+    event can carry them. A block a crash loses leaves a gap, as any sequence may."""
+
+    def __init__(self, table: str, column: str, size: int):
+        self.table, self.column, self.size = table, column, size
+        self.free: deque[int] = deque()
+
+    def take(self) -> int:
+        if not self.free:
+            taken = db.session.scalars(
+                text("SELECT nextval(pg_get_serial_sequence(:table, :column)) FROM generate_series(1, :size)"),
+                {"table": self.table, "column": self.column, "size": self.size},
+            )
+            self.free.extend(sorted(taken))
+        return self.free.popleft()
+
+
+FILL_IDS = SequenceBlock("fills", "id", 100)
+ORDER_NUMBERS = SequenceBlock("net_orders", "number", 10)  # the orders the engine opens itself
 
 
 def costs() -> Costs:
@@ -60,6 +84,7 @@ class AccountState:
     leverage_limit: int
     positions: dict[str, Position] = field(default_factory=dict)
     working: list[NetOrder] = field(default_factory=list)
+    new_fills: dict[uuid.UUID, list[Fill]] = field(default_factory=dict)  # by order, until its event carries them
 
     def position(self, symbol: str) -> Position:
         if symbol not in self.positions:
@@ -127,21 +152,22 @@ def record_trades(state: AccountState, order: NetOrder, trades: tuple[Trade, ...
     """The fills of `order`, its executed figures, and their fees and realized PnL in the ledger."""
     now, decimals = utcnow(), price_decimals(order.symbol)
     for trade in trades:
-        db.session.add(
-            Fill(
-                order_id=order.id,
-                account_id=order.account_id,
-                symbol=order.symbol,
-                side=order.side,
-                price=trade.price,
-                quantity=trade.quantity,
-                fee=trade.fee,
-                realized_pnl=trade.realized,
-                maker=trade.maker,
-                liquidation=order.liquidation,
-                created_at=now,
-            )
+        fill = Fill(
+            id=FILL_IDS.take(),
+            order_id=order.id,
+            account_id=order.account_id,
+            symbol=order.symbol,
+            side=order.side,
+            price=trade.price,
+            quantity=trade.quantity,
+            fee=trade.fee,
+            realized_pnl=trade.realized,
+            maker=trade.maker,
+            liquidation=order.liquidation,
+            created_at=now,
         )
+        db.session.add(fill)
+        state.new_fills.setdefault(order.id, []).append(fill)
         order.executed_quantity += trade.quantity
         order.executed_quote += notional(trade.price, trade.quantity, decimals)
         order.fee += trade.fee
@@ -194,6 +220,7 @@ def attach_closes(parent: NetOrder) -> None:
         db.session.add(
             NetOrder(
                 id=uuid.uuid4(),
+                number=ORDER_NUMBERS.take(),
                 account_id=parent.account_id,
                 symbol=parent.symbol,
                 side=closing,
@@ -241,8 +268,18 @@ def reestimate(state: AccountState, prices: dict[str, int]) -> None:
             row.liquidation_price = estimate
 
 
-def changed(order: NetOrder, balance: Balance) -> NetOrderChanged:
-    return NetOrderChanged(order.account_id, str(order.id), str(order.status), balance.usd)
+def changed(order: NetOrder, balance: Balance, state: AccountState | None = None) -> NetOrderChanged:
+    """The order's event: as committed, with the fills made since its last event and, given the
+    account's state, its position on the order's market."""
+    fills = state.new_fills.pop(order.id, []) if state is not None else []
+    position = state.positions.get(order.symbol) if state is not None else None
+    return NetOrderChanged(
+        order.account_id,
+        NetOrderState.of(order),
+        balance.usd,
+        tuple(FillState.of(fill) for fill in fills),
+        None if position is None else PositionState.of(position),
+    )
 
 
 def trigger_prices(symbol: str) -> dict[TriggerBy, int]:

@@ -74,7 +74,7 @@ def execute_pending(size: int) -> int:
         market = markets[order.symbol]
         levels = None if market is None else market.side_levels(order.side == TradeSide.BUY)
         state_of.arrive(states[order.account_id], order, levels, prices)
-        events.append(changed(order, balance))
+        events.append(changed(order, balance, states[order.account_id]))
     commit(states, prices, events)
     return len(rows)
 
@@ -142,7 +142,7 @@ def _triggered(asset: str, market: Market, shards: list[int]) -> int:
             continue  # an attached close its sibling cancelled in this batch
         order.triggered_at = now
         state_of.execute(states[order.account_id], order, market.side_levels(order.side == TradeSide.BUY), prices)
-        events.append(changed(order, balance))
+        events.append(changed(order, balance, states[order.account_id]))
     commit(states, prices, events)
     return len(events)
 
@@ -221,7 +221,7 @@ def _close_everything(state: AccountState, liquidation: bool) -> list:
     for order in list(state.working):
         order.status, order.ended_at = NetOrderStatus.CANCELLED, now
         state.working.remove(order)
-        events.append(changed(order, state.balance))
+        events.append(changed(order, state.balance, state))
     for symbol, row in sorted(state.positions.items()):
         spec, market = netting_spec(symbol), market_now(symbol)
         if not row.quantity or spec is None or market is None:
@@ -232,6 +232,7 @@ def _close_everything(state: AccountState, liquidation: bool) -> list:
             continue
         order = NetOrder(
             id=uuid.uuid4(),
+            number=state_of.ORDER_NUMBERS.take(),
             account_id=state.balance.account_id,
             symbol=symbol,
             side=TradeSide.SELL if held.long else TradeSide.BUY,
@@ -252,7 +253,7 @@ def _close_everything(state: AccountState, liquidation: bool) -> list:
         state_of.record_trades(state, order, trades, LedgerKind.LIQUIDATION_FEE if liquidation else LedgerKind.FEE)
         row.realized_pnl += sum(trade.realized for trade in trades)
         row.quantity, row.cost, row.updated_at = 0, 0, now
-        events.append(changed(order, state.balance))
+        events.append(changed(order, state.balance, state))
         log.info("closed account %d's %s (liquidation: %s)", state.balance.account_id, symbol, liquidation)
     if liquidation and state.balance.usd < 0 and not any(row.quantity for row in state.positions.values()):
         state_of.post(state.balance, LedgerKind.INSURANCE, -state.balance.usd, None)
@@ -285,7 +286,7 @@ def _working(asset: str, quote: Quote, market: Market, shards: list[int]) -> int
         outcome = netting.on_book(state_of.terms_of(order), order.quantity or 0, held, spec, levels, rules_now)
         if outcome is not None:
             apply(state, order, outcome)
-            events.append(changed(order, balance))
+            events.append(changed(order, balance, state))
     commit(states, prices, events)
     return len(events)
 

@@ -1,81 +1,84 @@
 """Backpack's WebSocket at /backpack/ws, served by the web processes: Backpack's SUBSCRIBE /
-UNSUBSCRIBE frames, the public `bookTicker.<symbol>` streams, and with a signature the private
-`account.orderUpdate[.<symbol>]` and `account.positionUpdate[.<symbol>]` of the key's netting
-account, fed from the process's hub (the same Redis events as the SSE streams).
+UNSUBSCRIBE frames, the public streams (`app.backpack.public_streams`), and with a signature the
+private `account.orderUpdate[.<symbol>]` and `account.positionUpdate[.<symbol>]` of the key's
+netting account, fed from the process's hub (the same Redis events as the SSE streams).
 
-An order's event (`core.events.NetOrderChanged`) becomes Backpack's frames: `orderAccepted` (or
-`triggerPlaced`) the first time the socket hears of it, an `orderFill` per fill it has not sent,
-then `orderCancelled` / `orderExpired`; each changed position a `positionOpened` / `Adjusted` /
-`Closed`. A subscription the service does not simulate but clients send by default
-(`account.rfqUpdate`) is accepted and stays silent.
+An order's event (`core.net_events.NetOrderChanged`, the order, its new fills and the position as
+committed) becomes Backpack's frames without a read: `orderAccepted` (or `triggerPlaced`) the
+first time the socket hears of the order, an `orderFill` per fill, then `orderCancelled` /
+`orderExpired`; a fill's position change a `positionOpened` / `Adjusted` / `Closed`. A
+subscription the service does not simulate but clients send by default (`account.rfqUpdate`) is
+accepted and stays silent.
 """
 
 import json
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 
-from app.backpack import shapes
+from app.backpack import public_streams, shapes
 from app.backpack.errors import Code
 from app.extensions import db, redis_client
-from app.hub import CLOSED, Event, process_hub
-from app.markets.service import asset_named
-from app.models import ApiKey, Fill, NetOrder
+from app.hub import CLOSED, Event, Listener, process_hub
+from app.models import ApiKey
 from app.netting import service as netting
 from core import signing
 from core.assets import QUANTITY_DECIMALS
-from core.book import BookStore
+from core.book import notional
 from core.enums import NetOrderStatus
-from core.events import NetOrderChanged
-from core.marks import MarkStore
+from core.net_events import FillState, NetOrderChanged, PublicTrades
 from core.signing import SigningError
 
 log = logging.getLogger(__name__)
 
 CLIENT = "client"  # an Event of this kind carries a frame the client sent
-MARKS_EVERY_S = 1.0  # Backpack sends each markPrice stream once a second
-DEPTH_EVERY_S = 0.1  # the books the poller keeps are looked at this often for depth diffs
 SILENT = ("account.rfqUpdate",)
 PRIVATE = ("account.orderUpdate", "account.positionUpdate")
-
-
-def _micros() -> int:
-    return int(time.time() * 1_000_000)
+ORDERS_REMEMBERED = 4096  # per socket: the orders it has announced (orderAccepted) to its client
 
 
 @dataclass
 class Connection:
     """One socket: its subscriptions, its account once a signed subscribe named one, and what it
-    has told the client about each order and position."""
+    has told the client about orders and positions."""
 
     ws: object
     streams: set[str] = field(default_factory=set)
     account_id: int | None = None
-    fills_sent: dict[str, int] = field(default_factory=dict)  # order id -> last fill id sent
+    announced: OrderedDict[str, None] = field(default_factory=OrderedDict)  # order ids, oldest first
     positions: dict[str, int] = field(default_factory=dict)  # symbol -> quantity the client knows
 
     def send(self, streams: list[str], data: dict) -> None:
         for stream in streams:
-            self.ws.send(_encode(stream, data))
+            self.ws.send(public_streams.encode(stream, data))
 
     def wants(self, kind: str, symbol: str) -> list[str]:
         """The streams this socket subscribed that carry `kind` for `symbol` (the market's, the whole kind's)."""
         return [name for name in (kind, f"{kind}.{symbol}") if name in self.streams]
 
+    def listener(self) -> Listener:
+        """What the hub should send this socket: prices, its account's events once signed, the
+        markets' trades once it follows one."""
+        trades = any(name.startswith("trade.") for name in self.streams)
+        return process_hub().listen(account=self.account_id, prices=True, trades=trades)
+
+    def heard_by(self, listener: Listener) -> bool:
+        return listener.account == self.account_id and listener.trades == any(
+            name.startswith("trade.") for name in self.streams
+        )
+
 
 def serve(ws) -> None:
     """A socket's life: one loop waits on a single queue, where the hub puts the streams' events
     and a reader (a greenlet under gevent) puts the client's frames, so an event is sent the
-    moment it arrives; marks go out once a second."""
+    moment it arrives; depth looks 10 times a second, marks, tickers and klines once a second."""
     connection = Connection(ws)
-    current = {"listener": process_hub().listen(prices=True)}
+    current = {"listener": connection.listener()}
 
     def read() -> None:
         try:
@@ -86,22 +89,25 @@ def serve(ws) -> None:
             current["listener"].events.put(CLOSED)
 
     threading.Thread(target=read, name="backpack-socket-reader", daemon=True).start()
-    marks_due = depth_due = time.monotonic()
+    second_due = depth_due = time.monotonic()
     try:
         while True:
-            event = current["listener"].get(timeout=max(0.0, min(marks_due, depth_due) - time.monotonic()))
+            event = current["listener"].get(timeout=max(0.0, min(second_due, depth_due) - time.monotonic()))
             if event is CLOSED:
                 return
             if event is not None and event.kind == CLIENT:
-                current["listener"] = _handle(connection, event.data, current["listener"])
+                _handle(connection, event.data)
+                if not connection.heard_by(current["listener"]):
+                    process_hub().leave(current["listener"])
+                    current["listener"] = connection.listener()
             elif event is not None:
                 _deliver(connection, event)
             if time.monotonic() >= depth_due:
-                depth_due = time.monotonic() + DEPTH_EVERY_S
-                _depth(connection)
-            if time.monotonic() >= marks_due:
-                marks_due = time.monotonic() + MARKS_EVERY_S
-                _marks(connection)
+                depth_due = time.monotonic() + public_streams.DEPTH_EVERY_S
+                public_streams.depth(connection.streams, ws.send)
+            if time.monotonic() >= second_due:
+                second_due = time.monotonic() + 1.0
+                public_streams.every_second(connection.streams, ws.send)
     except ConnectionClosed:
         return
     finally:
@@ -124,39 +130,35 @@ def _reply(connection: Connection, request_id, error: tuple[Code, str] | None = 
     connection.ws.send(json.dumps(body, separators=(",", ":")))
 
 
-def _handle(connection: Connection, message, listener):
+def _handle(connection: Connection, message) -> None:
     try:
         frame = json.loads(message)
     except (TypeError, ValueError):
         frame = None
     if not isinstance(frame, dict) or frame.get("method") not in ("SUBSCRIBE", "UNSUBSCRIBE"):
         _reply(connection, None, (Code.INVALID_CLIENT_REQUEST, "Send {method: SUBSCRIBE|UNSUBSCRIBE, params}"))
-        return listener
+        return
     params = frame.get("params")
     if not isinstance(params, list) or not all(isinstance(name, str) for name in params):
         _reply(connection, frame.get("id"), (Code.INVALID_CLIENT_REQUEST, "params is a list of stream names"))
-        return listener
+        return
     if frame["method"] == "UNSUBSCRIBE":
         connection.streams.difference_update(params)
         _reply(connection, frame.get("id"))
-        return listener
+        return
     private = [name for name in params if name.startswith(PRIVATE)]
     if private and connection.account_id is None:
         account_id, error = _signed_account(frame.get("signature"))
         if error is not None:
             _reply(connection, frame.get("id"), error)
-            return listener
+            return
         connection.account_id = account_id
-        hub = process_hub()
-        hub.leave(listener)
-        listener = hub.listen(account=account_id, prices=True)
     for name in params:
-        if name.startswith(("bookTicker.", "markPrice.", "depth.")) or name.startswith(PRIVATE) or name in SILENT:
+        if name.split(".", 1)[0] in public_streams.KINDS or name.startswith(PRIVATE) or name in SILENT:
             connection.streams.add(name)
     _reply(connection, frame.get("id"))
     if any(name.startswith("account.positionUpdate") for name in params):
         _snapshot(connection)
-    return listener
 
 
 def _signed_account(signature) -> tuple[int | None, tuple[Code, str] | None]:
@@ -193,191 +195,54 @@ def _signed_account(signature) -> tuple[int | None, tuple[Code, str] | None]:
 
 def _deliver(connection: Connection, event) -> None:
     if event.kind == "price":
-        _book_ticker(connection, event.data)
+        public_streams.book_ticker(connection.streams, event.data, connection.ws.send)
+    elif isinstance(event.data, PublicTrades):
+        public_streams.trades(connection.streams, event.data, connection.ws.send)
     elif isinstance(event.data, NetOrderChanged) and event.data.account_id == connection.account_id:
-        _order_frames(connection, event.data.order_id)
+        _order_frames(connection, event.data)
 
 
-class SharedFrames:
-    """Public frames built once per process and event, then sent as the same text to every
-    socket that wants them: a price event or a second's marks cost one read and one encoding,
-    not one per socket. Bounded: the latest KEPT."""
-
-    KEPT = 256
-
-    def __init__(self) -> None:
-        self.frames: OrderedDict[tuple, str | None] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple, build: Callable[[], str | None]) -> str | None:
-        with self.lock:
-            if key in self.frames:
-                return self.frames[key]
-        text = build()
-        with self.lock:
-            self.frames[key] = text
-            while len(self.frames) > self.KEPT:
-                self.frames.popitem(last=False)
-        return text
-
-
-shared = SharedFrames()
-
-
-def _encode(stream: str, data: dict) -> str:
-    return json.dumps({"stream": stream, "data": data}, separators=(",", ":"))
-
-
-def _marks(connection: Connection) -> None:
-    """Each subscribed `markPrice.<symbol>`: the mark the poller keeps, as Backpack's frame."""
-    symbols = sorted(name.split(".", 1)[1] for name in connection.streams if name.startswith("markPrice."))
-    for symbol in symbols:
-        text = shared.get(("markPrice", symbol, int(time.monotonic())), lambda symbol=symbol: _mark_frame(symbol))
-        if text is not None:
-            connection.ws.send(text)
-
-
-def _mark_frame(symbol: str) -> str | None:
-    mark = MarkStore(redis_client).read(symbol)
-    if mark is None:
-        return None
-    frame = {
-        "e": "markPrice",
-        "E": _micros(),
-        "s": symbol,
-        "p": str(mark.mark),
-        "f": None if mark.funding_rate is None else str(mark.funding_rate),
-        "i": None if mark.index is None else str(mark.index),
-        "n": mark.next_funding_ms,
-        "T": mark.time_us,
-    }
-    return _encode(f"markPrice.{symbol}", {key: value for key, value in frame.items() if value is not None})
-
-
-# symbol -> the book (bids, asks as {price: quantity}, update id) the last depth frame brought
-# this process's sockets up to
-_books_sent: dict[str, tuple[dict, dict, int]] = {}
-
-
-def _depth(connection: Connection) -> None:
-    """Each subscribed `depth.<symbol>`: Backpack's diff frame (levels changed since the book the
-    last frame left, a removed level at quantity 0; `U`..`u` the book updates it spans), built
-    once per process and tick. A client starts from `GET /api/v1/depth` and applies the frames
-    past its `lastUpdateId`, as with Backpack."""
-    for name in sorted(n for n in connection.streams if n.startswith("depth.")):
-        symbol = name.split(".", 1)[1]
-        text = shared.get(("depth", symbol, int(time.monotonic() / DEPTH_EVERY_S)), lambda s=symbol: _depth_frame(s))
-        if text is not None:
-            connection.ws.send(text)
-
-
-def _depth_frame(symbol: str) -> str | None:
-    asset = asset_named(symbol)
-    book = BookStore(redis_client).read(asset.symbol, 10) if asset is not None else None
-    if book is None:
-        return None
-    bids = {level.price: level.quantity for level in book.bids}
-    asks = {level.price: level.quantity for level in book.asks}
-    before = _books_sent.get(symbol)
-    _books_sent[symbol] = (bids, asks, book.update_id)
-    if before is None or before[2] == book.update_id:
-        return None  # the first look sets the base; an unchanged book sends nothing
-
-    def changed(now: dict, then: dict) -> list[list[str]]:
-        prices = sorted({p for p in now if now[p] != then.get(p)} | {p for p in then if p not in now})
-        return [
-            [shapes.plain(p, asset.decimals), shapes.plain(now.get(p, 0), QUANTITY_DECIMALS) or "0"] for p in prices
-        ]
-
-    now_us = _micros()
-    return _encode(
-        f"depth.{symbol}",
-        {
-            "e": "depth",
-            "E": now_us,
-            "s": symbol,
-            "a": changed(asks, before[1]),
-            "b": changed(bids, before[0]),
-            "U": before[2] + 1,
-            "u": book.update_id,
-            "T": now_us,
-        },
-    )
-
-
-def _book_ticker(connection: Connection, price: dict) -> None:
-    asset = asset_named(price["asset"])
-    symbol = asset.market if asset is not None else price["asset"]
-    streams = connection.wants("bookTicker", symbol)
-    if not streams or asset is None:
-        return
-    for stream in streams:
-        text = shared.get((stream, price["time"]), lambda stream=stream: _ticker_frame(stream, symbol, asset, price))
-        if text is not None:
-            connection.ws.send(text)
-
-
-def _ticker_frame(stream: str, symbol: str, asset, price: dict) -> str:
-    book = BookStore(redis_client).read(asset.symbol, 10)
-    sizes = (book.asks[0].quantity, book.bids[0].quantity) if book is not None and book.asks and book.bids else (0, 0)
-    return _encode(
-        stream,
-        {
-            "e": "bookTicker",
-            "E": _micros(),
-            "s": symbol,
-            "a": shapes.plain(int(price["ask"]), asset.decimals),
-            "A": shapes.plain(sizes[0], QUANTITY_DECIMALS) or "0",
-            "b": shapes.plain(int(price["bid"]), asset.decimals),
-            "B": shapes.plain(sizes[1], QUANTITY_DECIMALS) or "0",
-            "u": int(price["time"]),
-            "T": int(price["time"]),
-        },
-    )
-
-
-def _order_frames(connection: Connection, order_id: str) -> None:
-    """Backpack's frames for what changed in the order since this socket last told its client."""
-    try:
-        key = uuid.UUID(order_id)
-    except ValueError:
-        return
-    order = db.session.get(NetOrder, key)
-    if order is None:
-        return
-    view = netting.view(order)
-    fills = list(
-        db.session.scalars(
-            select(Fill).where(Fill.order_id == key, Fill.id > connection.fills_sent.get(order_id, 0)).order_by(Fill.id)
-        )
-    )
-    db.session.rollback()
+def _order_frames(connection: Connection, event: NetOrderChanged) -> None:
+    """Backpack's frames for what the order's change did."""
+    order, order_id = event.order, event.order_id
+    view = netting.view_of(order, [])
     stream = connection.wants("account.orderUpdate", order.symbol)
     if stream:
-        first = order_id not in connection.fills_sent
-        if first:
-            waiting = view["status"] == NetOrderStatus.TRIGGER_PENDING
+        if order_id not in connection.announced:
+            waiting = order.status == NetOrderStatus.TRIGGER_PENDING
             connection.send(stream, _order_frame("triggerPlaced" if waiting else "orderAccepted", view, "New"))
-        for index, fill in enumerate(fills):
-            last = index == len(fills) - 1
-            status = shapes.STATUS[NetOrderStatus(view["status"])] if last else "PartiallyFilled"
+        # each fill's frame carries the order's executed quantity and quote as of that fill
+        executed = order.executed_quantity - sum(fill.quantity for fill in event.fills)
+        quoted = order.executed_quote - sum(
+            notional(fill.price, fill.quantity, view["price_decimals"]) for fill in event.fills
+        )
+        for index, fill in enumerate(event.fills):
+            last = index == len(event.fills) - 1
+            status = shapes.STATUS[NetOrderStatus(order.status)] if last else "PartiallyFilled"
             if status not in ("Filled", "PartiallyFilled"):
                 status = "PartiallyFilled"
-            connection.send(stream, _order_frame("orderFill", view, status, fill))
+            executed += fill.quantity
+            quoted += notional(fill.price, fill.quantity, view["price_decimals"])
+            frame = _order_frame("orderFill", view, status, fill)
+            lots = 10 ** (QUANTITY_DECIMALS - view["quantity_decimals"])
+            frame |= {"z": shapes.plain(executed // lots, view["quantity_decimals"]), "Z": shapes.usd(quoted)}
+            connection.send(stream, frame)
         ended = {NetOrderStatus.CANCELLED: "orderCancelled", NetOrderStatus.EXPIRED: "orderExpired"}
-        if view["status"] in ended:
-            connection.send(stream, _order_frame(ended[view["status"]], view, shapes.STATUS[view["status"]]))
-    connection.fills_sent[order_id] = fills[-1].id if fills else connection.fills_sent.get(order_id, 0)
-    if fills:
-        _position_frame(connection, order.symbol)
+        if order.status in ended:
+            connection.send(stream, _order_frame(ended[order.status], view, shapes.STATUS[order.status]))
+    connection.announced[order_id] = None
+    while len(connection.announced) > ORDERS_REMEMBERED:
+        connection.announced.popitem(last=False)
+    if event.fills and event.position is not None:
+        _position_frame(connection, event)
 
 
-def _order_frame(event: str, view: dict, status: str, fill: Fill | None = None) -> dict:
+def _order_frame(event: str, view: dict, status: str, fill: FillState | None = None) -> dict:
     shape = shapes.order(view)
     engine_at = fill.created_at if fill is not None else view["ended_at"] or view["created_at"]
     frame = {
         "e": event,
-        "E": _micros(),
+        "E": public_streams.micros(),
         "T": int(engine_at.timestamp() * 1_000_000),  # when the engine did it (Backpack's engine time)
         "s": view["symbol"],
         "c": view["client_id"],
@@ -413,7 +278,7 @@ def _order_frame(event: str, view: dict, status: str, fill: Fill | None = None) 
 
 def _position_shape(view: dict, event: str | None) -> dict:
     prices, quantities = view["price_decimals"], view["quantity_decimals"]
-    now = _micros()
+    now = public_streams.micros()
     frame = {
         "E": now,
         "T": now,
@@ -443,17 +308,17 @@ def _snapshot(connection: Connection) -> None:
     db.session.rollback()
 
 
-def _position_frame(connection: Connection, symbol: str) -> None:
+def _position_frame(connection: Connection, event: NetOrderChanged) -> None:
+    symbol = event.order.symbol
     stream = connection.wants("account.positionUpdate", symbol)
     if not stream:
         return
-    held = {view["symbol"]: view for view in netting.positions(connection.account_id)}
-    db.session.rollback()
     before = connection.positions.get(symbol, 0)
-    view = held.get(symbol)
+    view = netting.position_view(event.position) if event.position.quantity else None
     if view is None:
         if before:
-            connection.send(stream, {"e": "positionClosed", "E": _micros(), "s": symbol, "q": "0", "Q": "0"})
+            now = public_streams.micros()
+            connection.send(stream, {"e": "positionClosed", "E": now, "s": symbol, "q": "0", "Q": "0"})
         connection.positions[symbol] = 0
         return
     connection.send(stream, _position_shape(view, "positionOpened" if not before else "positionAdjusted"))

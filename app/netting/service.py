@@ -21,9 +21,10 @@ from app.prices.service import fresh_mark, fresh_quote
 from core import netting
 from core.assets import QUANTITY_DECIMALS, Asset
 from core.enums import AccountMode, NetOrderStatus, NetRejectReason, TradeSide, TriggerBy
-from core.events import AccountEvent, NetOrderChanged, RequestFailed
+from core.events import AccountEvent, RequestFailed
 from core.markets import BookState
 from core.money import format_units, scale
+from core.net_events import NetOrderChanged, NetOrderState, PositionState
 from core.tasks import CANCEL_NET_ORDER
 
 REJECTIONS = {
@@ -86,6 +87,7 @@ INSERT_NET_ORDER = (
     )
     .returning(NetOrder.__table__.c.id)
 )
+NET_ORDER_COLUMNS = tuple(column.name for column in NetOrder.__table__.columns)
 ORDER_BY_ID = select(NetOrder).where(NetOrder.id == bindparam("order_id")).execution_options(populate_existing=True)
 
 
@@ -173,11 +175,19 @@ def create_order(account_id: int, body: dict) -> dict:
                 _refuse(connection.execute(select(Account.mode).where(Account.id == account_id)).scalar())
         wake_engine(account_id)
 
-    order, _ = _wait(account_id, order_id, lambda o: o.status != NetOrderStatus.PENDING, record_and_wake)
-    if order.status == NetOrderStatus.REJECTED:
-        code, message = REJECTIONS[NetRejectReason(order.reject_reason)]
+    found, _ = _wait(
+        account_id,
+        order_id,
+        lambda o: o.status != NetOrderStatus.PENDING,
+        record_and_wake,
+        from_event=lambda event: event if isinstance(event, NetOrderChanged) else None,
+    )
+    # its first event carries the order and every fill it made: nothing to read again
+    shown = event_view(found) if isinstance(found, NetOrderChanged) else view(found)
+    if shown["status"] == NetOrderStatus.REJECTED:
+        code, message = REJECTIONS[NetRejectReason(shown["reject_reason"])]
         abort(code, message)
-    return view(order)
+    return shown
 
 
 def _refuse(mode: str | None) -> None:
@@ -186,14 +196,14 @@ def _refuse(mode: str | None) -> None:
     abort(ErrorCode.ACCOUNT_ARCHIVED, "This account is archived: it takes no new orders")
 
 
-def _wait(account_id: int, order_id: uuid.UUID, done, send=None):
+def _wait(account_id: int, order_id: uuid.UUID, done, send=None, from_event=lambda _event: None):
     def reload() -> NetOrder:
         return db.session.execute(ORDER_BY_ID, {"order_id": order_id}).scalar_one()
 
     def about(event: AccountEvent) -> bool:
         return isinstance(event, NetOrderChanged | RequestFailed) and event.order_id == str(order_id)
 
-    return wait_for_engine(account_id, about, reload, done, send)
+    return wait_for_engine(account_id, about, reload, done, send, from_event)
 
 
 def _order_key(order_id: str) -> uuid.UUID:
@@ -268,6 +278,35 @@ def list_fills(account_id: int, symbol: str | None, limit: int = 500) -> list[di
     return [_fill(fill) for fill in db.session.scalars(query.order_by(Fill.id.desc()).limit(limit))]
 
 
+def event_view(event: NetOrderChanged) -> dict:
+    """The order as its event carries it, with the fills that change made."""
+    order = event.order
+    per = 10 ** (QUANTITY_DECIMALS - (_quantity_decimals(order.symbol)))
+    fills = [
+        {
+            "id": fill.id,
+            "order_id": order.id,
+            "account_id": order.account_id,
+            "symbol": order.symbol,
+            "side": order.side,
+            "price": fill.price,
+            "quantity": fill.quantity // per,
+            "fee": fill.fee,
+            "realized_pnl": fill.realized_pnl,
+            "maker": fill.maker,
+            "liquidation": order.liquidation,
+            "created_at": fill.created_at,
+        }
+        for fill in event.fills
+    ]
+    return view_of(order, fills)
+
+
+def _quantity_decimals(symbol: str) -> int:
+    asset = asset_named(symbol)
+    return asset.quantity_decimals if asset is not None else QUANTITY_DECIMALS
+
+
 def _fill(fill: Fill) -> dict:
     asset = asset_named(fill.symbol)
     per = lot(asset) if asset is not None else 1
@@ -284,20 +323,22 @@ def views(orders: list[NetOrder]) -> list[dict]:
     if orders:
         for fill in db.session.scalars(select(Fill).where(Fill.order_id.in_(list(fills))).order_by(Fill.id)):
             fills[fill.order_id].append(_fill(fill))
-    shown = []
-    for order in orders:
-        asset = asset_named(order.symbol)
-        per = lot(asset) if asset is not None else 1
-        row = {c.name: getattr(order, c.name) for c in NetOrder.__table__.columns}
-        row["id"] = str(order.id)
-        row["related_order_id"] = None if order.related_order_id is None else str(order.related_order_id)
-        row["quantity"] = None if order.quantity is None else order.quantity // per
-        row["executed_quantity"] = order.executed_quantity // per
-        row["price_decimals"] = asset.decimals if asset is not None else 0
-        row["quantity_decimals"] = asset.quantity_decimals if asset is not None else QUANTITY_DECIMALS
-        row["fills"] = fills[order.id]
-        shown.append(row)
-    return shown
+    return [view_of(order, fills[order.id]) for order in orders]
+
+
+def view_of(order: NetOrder | NetOrderState, fills: list[dict]) -> dict:
+    """An order (a row, or its state as an event carries it) as the API shows it."""
+    asset = asset_named(order.symbol)
+    per = lot(asset) if asset is not None else 1
+    row = {name: getattr(order, name) for name in NET_ORDER_COLUMNS}
+    row["id"] = str(order.id)
+    row["related_order_id"] = None if order.related_order_id is None else str(order.related_order_id)
+    row["quantity"] = None if order.quantity is None else order.quantity // per
+    row["executed_quantity"] = order.executed_quantity // per
+    row["price_decimals"] = asset.decimals if asset is not None else 0
+    row["quantity_decimals"] = asset.quantity_decimals if asset is not None else QUANTITY_DECIMALS
+    row["fills"] = fills
+    return row
 
 
 def _funding_since_opened(account_id: int, rows: list[Position]) -> dict[str, int]:
@@ -328,31 +369,36 @@ def positions(account_id: int) -> list[dict]:
     paid = _funding_since_opened(account_id, rows)
     shown = []
     for row in rows:
-        asset = asset_named(row.symbol)
-        if asset is None:
-            continue
-        held = netting.Position(row.quantity, int(row.cost))
-        mark = fresh_mark(asset)
-        entry = held.entry_price() or Decimal(0)
-        value = None if mark is None else netting_spec(row.symbol)
-        shown.append(
-            {
-                "symbol": row.symbol,
-                "net_quantity": row.quantity // lot(asset),
-                "entry_price": int(entry.to_integral_value(rounding=ROUND_HALF_UP)),
-                "mark_price": None if mark is None else mark.bid,
-                "notional": None if value is None or mark is None else value.notional(mark.bid, row.quantity),
-                "unrealized_pnl": None if mark is None else held.unrealized(mark.bid, asset.decimals),
-                "realized_pnl": row.realized_pnl,
-                "liquidation_price": row.liquidation_price,
-                "cumulative_funding": paid.get(row.symbol, 0),
-                "cost_cents": (int(row.cost) // scale(asset.decimals)) * (1 if row.quantity > 0 else -1),
-                "price_decimals": asset.decimals,
-                "quantity_decimals": asset.quantity_decimals,
-                "opened_at": row.opened_at,
-            }
-        )
+        valued = position_view(row)
+        if valued is not None:
+            shown.append(
+                {**valued, "liquidation_price": row.liquidation_price, "cumulative_funding": paid.get(row.symbol, 0)}
+            )
     return shown
+
+
+def position_view(row: Position | PositionState) -> dict | None:
+    """A position (a row, or its state as an event carries it) valued at its market's fresh mark."""
+    asset = asset_named(row.symbol)
+    if asset is None:
+        return None
+    held = netting.Position(row.quantity, int(row.cost))
+    mark = fresh_mark(asset)
+    entry = held.entry_price() or Decimal(0)
+    value = None if mark is None else netting_spec(row.symbol)
+    return {
+        "symbol": row.symbol,
+        "net_quantity": row.quantity // lot(asset),
+        "entry_price": int(entry.to_integral_value(rounding=ROUND_HALF_UP)),
+        "mark_price": None if mark is None else mark.bid,
+        "notional": None if value is None or mark is None else value.notional(mark.bid, row.quantity),
+        "unrealized_pnl": None if mark is None else held.unrealized(mark.bid, asset.decimals),
+        "realized_pnl": row.realized_pnl,
+        "cost_cents": (int(row.cost) // scale(asset.decimals)) * (1 if row.quantity > 0 else -1),
+        "price_decimals": asset.decimals,
+        "quantity_decimals": asset.quantity_decimals,
+        "opened_at": row.opened_at,
+    }
 
 
 def account_view(account_id: int, *extra: str) -> netting.Account:

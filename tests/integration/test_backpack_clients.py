@@ -3,6 +3,7 @@
 
 import json
 import time
+from decimal import ROUND_UP, Decimal
 
 import ccxt  # tests/clients/requirements.txt, installed by `make venv`
 import pytest
@@ -31,6 +32,25 @@ def websocket_to(url: str):
     import websocket  # websocket-client
 
     return websocket.create_connection(url.replace("http://", "ws://") + "/backpack/ws", timeout=10)
+
+
+def subscribe_signed(socket, seed: str, public: str, streams: list[str], request_id: int) -> dict:
+    """A signed SUBSCRIBE as Backpack's clients send it; its answer."""
+    from core import signing
+
+    timestamp = str(int(time.time() * 1000))
+    signature = signing.sign(seed, signing.signed_text("subscribe", {}, int(timestamp), 5000))
+    frame = {"method": "SUBSCRIBE", "params": streams, "signature": [public, signature, timestamp, "5000"]}
+    socket.send(json.dumps({**frame, "id": request_id}))
+    return json.loads(socket.recv())
+
+
+def frames_until(socket, last) -> list[dict]:
+    """Frames received up to the first that `last(frame)` accepts."""
+    frames = [json.loads(socket.recv())]
+    while not last(frames[-1]):
+        frames.append(json.loads(socket.recv()))
+    return frames
 
 
 def backpack(url: str, key: dict):
@@ -104,22 +124,15 @@ def test_backpack_exchange_sdk_trades_paper_by_changing_only_its_url(paper_key):
 
 
 def test_the_private_streams_tell_a_bot_of_its_orders_and_positions(paper_key):
-    import time as clock
 
     import websocket  # websocket-client
-
-    from core import signing
 
     url, key = paper_key
     socket = websocket.create_connection(url.replace("http://", "ws://") + "/backpack/ws", timeout=10)
     try:
 
         def subscribe(streams: list[str], public: str, request_id: int) -> dict:
-            timestamp = str(int(clock.time() * 1000))
-            signature = signing.sign(key["seed"], signing.signed_text("subscribe", {}, int(timestamp), 5000))
-            frame = {"method": "SUBSCRIBE", "params": streams, "signature": [public, signature, timestamp, "5000"]}
-            socket.send(json.dumps({**frame, "id": request_id}))
-            return json.loads(socket.recv())
+            return subscribe_signed(socket, key["seed"], public, streams, request_id)
 
         socket.send(json.dumps({"method": "SUBSCRIBE", "params": [f"markPrice.{PERP}"], "id": 0}))
         assert json.loads(socket.recv()) == {"id": 0, "result": None}
@@ -218,3 +231,80 @@ def test_the_depth_stream_sends_what_changed_in_the_book(paper_key):
         assert data["b"] == [["118319", "1"], ["118320", "0"]]  # a bid level came, the old one went
     finally:
         socket.close()
+
+
+def test_a_liquidation_reaches_the_bot_as_backpack_sends_it(app, perpetuals, paper_key):
+    from core.shards import shard_of
+    from workers.triggers import check_triggers
+
+    url, key = paper_key
+    quote, mark = perpetuals
+    exchange = backpack(url, key)
+    exchange.privatePatchApiV1Account({"leverageLimit": "20"})
+    deep = {"bids": [[1_183_200, 10**9]], "asks": [[1_183_210, 10**9]], "u": 2, "time": 2}
+    BookStore(redis_client).write(PERP, json.dumps(deep))
+    socket = websocket_to(url)
+    try:
+        streams = ["account.orderUpdate", "account.positionUpdate"]
+        assert subscribe_signed(socket, key["seed"], key["publicKey"], streams, 1) == {"id": 1, "result": None}
+        exchange.create_order("BTC/USDC:USDC", "market", "buy", 0.5)  # 59,160.5 USD on 5,000: 11.8x
+        frames_until(socket, lambda frame: frame["data"].get("e") == "positionOpened")
+        (position,) = exchange.fetch_positions()
+        level = int(Decimal(str(position["liquidationPrice"])) * 10)  # in tenths, as the book keeps prices
+
+        quote(level, level + 10)  # the market falls to the estimated liquidation price, the mark with it
+        mark(level)
+        BookStore(redis_client).write(
+            PERP, json.dumps({"bids": [[level, 10**9]], "asks": [[level + 10, 10**9]], "u": 3, "time": 3})
+        )
+        assert check_triggers(PERP, shard_of(key["accountId"], app.config["ENGINE_SHARDS"])) >= 1
+        frames = frames_until(socket, lambda frame: frame["data"].get("e") == "positionClosed")
+    finally:
+        socket.close()
+    fills = [f["data"] for f in frames if f["data"].get("e") == "orderFill"]
+    assert [(f["S"], f["o"], f["q"], f["X"], f["O"]) for f in fills] == [
+        ("Ask", "MARKET", "0.5", "Filled", "LIQUIDATION_AUTOCLOSE"),  # Backpack's origin of a liquidation
+    ]
+    assert Decimal(fills[0]["n"]) == (Decimal(level) / 10 * Decimal("0.5") / 100).quantize(Decimal("0.01"), ROUND_UP)
+    assert exchange.fetch_positions() == []
+    trades = exchange.fetch_my_trades("BTC/USDC:USDC")
+    assert [(t["side"], t["amount"]) for t in trades][-1] == ("sell", 0.5)
+
+
+def test_public_trade_ticker_and_kline_streams(paper_key):
+    """The venue's own fills as `trade` frames, the 24-hour `ticker` and the minute's `kline`."""
+    from datetime import UTC, datetime
+
+    from app.extensions import db
+    from app.models import Candle
+
+    url, key = paper_key
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    db.session.add(
+        Candle(asset=PERP, bucket=minute, open=1_183_000, high=1_184_000, low=1_182_000, close=1_183_205, ticks=5)
+    )
+    db.session.commit()
+    socket = websocket_to(url)
+    try:
+        streams = [f"trade.{PERP}", f"ticker.{PERP}", f"kline.1m.{PERP}"]
+        socket.send(json.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1}))
+        assert json.loads(socket.recv()) == {"id": 1, "result": None}
+        bought = backpack(url, key).create_order("BTC/USDC:USDC", "market", "buy", 0.05)
+        frames = frames_until(socket, lambda frame: frame["data"]["e"] == "trade" and frame["data"]["q"] == "0.02")
+        seen = {frame["data"]["e"]: frame["data"] for frame in frames}
+        while not {"ticker", "kline"} <= set(seen):
+            frame = json.loads(socket.recv())
+            seen.setdefault(frame["data"]["e"], frame["data"])
+    finally:
+        socket.close()
+    trades = [f["data"] for f in frames if f["stream"] == f"trade.{PERP}"]
+    assert [(t["p"], t["q"], t["b"], t["a"], t["m"]) for t in trades] == [
+        ("118321", "0.03", bought["id"], "0", False),  # the bot bought from the book: the book was the maker
+        ("118322", "0.02", bought["id"], "0", False),
+    ]
+    assert trades[0]["t"] < trades[1]["t"] and trades[0]["T"] <= trades[0]["E"]
+    ticker = seen["ticker"]
+    assert (ticker["s"], ticker["o"], ticker["h"], ticker["l"]) == (PERP, "118300", "118400", "118200")
+    kline = seen["kline"]
+    assert (kline["s"], kline["t"], kline["X"]) == (PERP, minute.replace(tzinfo=None).isoformat(), False)
+    assert (kline["o"], kline["c"], kline["h"], kline["l"]) == ("118300", "118320.5", "118400", "118200")

@@ -2,9 +2,13 @@
 
 import json
 import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 from app.hub import CLOSED, LISTENER_BACKLOG, PRICE_EVENTS_PER_S, Hub, Listener
 from core import events
+from core.net_events import FillState, NetOrderState, PositionState
 
 
 def hub_with(*listeners: Listener) -> Hub:
@@ -90,7 +94,20 @@ def test_every_kind_of_account_event_is_parsed_back_to_itself():
         events.RequestFailed(7, "o1", "not_working"),
         events.ResetEnded(7, "r1", events.ResetStatus.DONE),
         events.FundingPaid(7, "BTC_USDC_PERP", 1_764_792_000_000, -125, balance),
-        events.NetOrderChanged(7, "o2", "partially_filled", -1_250),
+        net_order_changed(),
     ):
         assert events.loads(events.dumps(event)) == event
     assert set(events.KINDS) == {"order", "failed", "reset", "funding", "net_order"}
+
+
+def net_order_changed() -> events.NetOrderChanged:
+    """A partly filled order with a fill and the position it opened, every field's type used."""
+    created = datetime(2026, 12, 4, 11, 0, 0, 123456, tzinfo=UTC)
+    order = NetOrderState(
+        uuid.uuid4(), 41, 7, "BTC_USDC_PERP", "buy", "limit", "partially_filled", 5_000_000, None, 1_183_210,
+        "GTC", False, False, 12, 3_000_000, 354_963, 177, False, None, 9, None, None, None, None, None, None,
+        uuid.uuid4(), created, None,
+    )  # fmt: skip
+    fill = FillState(101, 1_183_210, 3_000_000, 177, 0, True, created)
+    position = PositionState("BTC_USDC_PERP", 3_000_000, Decimal("3549630000000"), -177, created)
+    return events.NetOrderChanged(7, order, -1_250, (fill,), position)
