@@ -61,6 +61,12 @@ def wanted(streams: set[str], kind: str) -> list[str]:
     return sorted(name for name in streams if name.startswith(kind + "."))
 
 
+def follows(streams: set[str], timer: Callable) -> bool:
+    """Whether a socket with these subscriptions needs `timer` (`depth` or `every_second`) to run."""
+    kinds = ("depth",) if timer is depth else EVERY_SECOND
+    return any(name.split(".", 1)[0] in kinds for name in streams)
+
+
 def every_second(streams: set[str], send: Callable[[str], None]) -> None:
     """Each subscribed `markPrice`, `ticker` and `kline` stream: this second's frame."""
     second = int(time.time())

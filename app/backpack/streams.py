@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 CLIENT = "client"  # an Event of this kind carries a frame the client sent
 SILENT = ("account.rfqUpdate",)
 PRIVATE = ("account.orderUpdate", "account.positionUpdate")
+IDLE_WAIT_S = 30.0  # how long a socket that follows no timed stream waits for an event at most
 ORDERS_REMEMBERED = 4096  # per socket: the orders it has announced (orderAccepted) to its client
 
 
@@ -89,10 +90,14 @@ def serve(ws) -> None:
             current["listener"].events.put(CLOSED)
 
     threading.Thread(target=read, name="backpack-socket-reader", daemon=True).start()
-    second_due = depth_due = time.monotonic()
+    # the timed streams' next turns: a socket that follows none of them is woken only by events
+    timers = {public_streams.depth: public_streams.DEPTH_EVERY_S, public_streams.every_second: 1.0}
+    due = dict.fromkeys(timers, time.monotonic())
     try:
         while True:
-            event = current["listener"].get(timeout=max(0.0, min(second_due, depth_due) - time.monotonic()))
+            waiting = [due[timer] for timer in timers if public_streams.follows(connection.streams, timer)]
+            timeout = max(0.0, min(waiting) - time.monotonic()) if waiting else IDLE_WAIT_S
+            event = current["listener"].get(timeout=timeout)
             if event is CLOSED:
                 return
             if event is not None and event.kind == CLIENT:
@@ -102,12 +107,10 @@ def serve(ws) -> None:
                     current["listener"] = connection.listener()
             elif event is not None:
                 _deliver(connection, event)
-            if time.monotonic() >= depth_due:
-                depth_due = time.monotonic() + public_streams.DEPTH_EVERY_S
-                public_streams.depth(connection.streams, ws.send)
-            if time.monotonic() >= second_due:
-                second_due = time.monotonic() + 1.0
-                public_streams.every_second(connection.streams, ws.send)
+            for timer, every in timers.items():
+                if time.monotonic() >= due[timer]:
+                    due[timer] = time.monotonic() + every
+                    timer(connection.streams, ws.send)
     except ConnectionClosed:
         return
     finally:
