@@ -201,12 +201,13 @@ def bench_many_sockets(base_url: str, port: int, accounts: list[dict], sockets: 
     stop_event = threading.Event()
 
     def read() -> None:
+        """Drain the sockets raw, counting frames by their envelope: parsing 5,000 frames a second
+        with websocket-client would make the load generator the thing that slows the stack."""
         while not stop_event.is_set():
             for selected, _ in selector.select(timeout=0.2):
                 try:
-                    selected.data.recv()
-                    frames[0] += 1
-                except Exception:
+                    frames[0] += selected.fileobj.recv(1 << 16).count(b'{"stream":')
+                except OSError:
                     selector.unregister(selected.fileobj)
 
     reader = threading.Thread(target=read, daemon=True)

@@ -6,6 +6,7 @@ Every frame is built once per process and event (or second), then sent as the sa
 socket that wants it (`SharedFrames`): 1,000 sockets cost one read and one encoding, not 1,000.
 """
 
+import functools
 import json
 import threading
 import time
@@ -31,6 +32,21 @@ def micros() -> int:
 
 def encode(stream: str, data: dict) -> str:
     return json.dumps({"stream": stream, "data": data}, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=1024)
+def framed(text: str) -> bytes:
+    """A text message as one unmasked WebSocket frame (RFC 6455 5.2, as a server sends it): a
+    shared frame is framed once and written as these bytes to every socket."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
 
 
 class SharedFrames:

@@ -16,8 +16,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from flask import request
 from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 
@@ -49,6 +51,7 @@ class Connection:
     has told the client about orders and positions."""
 
     ws: object
+    write: Callable[[str], None]  # sends one text frame
     streams: set[str] = field(default_factory=set)
     account_id: int | None = None
     announced: OrderedDict[str, None] = field(default_factory=OrderedDict)  # order ids, oldest first
@@ -56,7 +59,7 @@ class Connection:
 
     def send(self, streams: list[str], data: dict) -> None:
         for stream in streams:
-            self.ws.send(public_streams.encode(stream, data))
+            self.write(public_streams.encode(stream, data))
 
     def wants(self, kind: str, symbol: str) -> list[str]:
         """The streams this socket subscribed that carry `kind` for `symbol` (the market's, the whole kind's)."""
@@ -78,7 +81,7 @@ def serve(ws) -> None:
     """A socket's life: one loop waits on a single queue, where the hub puts the streams' events
     and a reader (a greenlet under gevent) puts the client's frames, so an event is sent the
     moment it arrives; depth looks 10 times a second, marks, tickers and klines once a second."""
-    connection = Connection(ws)
+    connection = Connection(ws, _writer(ws))
     current = {"listener": connection.listener()}
 
     def read() -> None:
@@ -110,12 +113,29 @@ def serve(ws) -> None:
             for timer, every in timers.items():
                 if time.monotonic() >= due[timer]:
                     due[timer] = time.monotonic() + every
-                    timer(connection.streams, ws.send)
+                    timer(connection.streams, connection.write)
     except ConnectionClosed:
         return
     finally:
         process_hub().leave(current["listener"])
         db.session.remove()
+
+
+def _writer(ws) -> Callable[[str], None]:
+    """How this socket sends a frame: a shared frame's bytes as they are (framed once per
+    process), unless the client asked for compression, which each socket does with its own context."""
+    if "permessage-deflate" in request.headers.get("Sec-WebSocket-Extensions", "").lower():
+        return ws.send
+
+    def write(text: str) -> None:
+        if not ws.connected:
+            raise ConnectionClosed()
+        try:
+            ws.sock.sendall(public_streams.framed(text))
+        except OSError as error:
+            raise ConnectionClosed() from error
+
+    return write
 
 
 # Backpack answers a bad subscribe with a numeric code (ccxt quotes 4006 "Invalid stream"); refused
@@ -130,7 +150,7 @@ def _reply(connection: Connection, request_id, error: tuple[Code, str] | None = 
         body = {"id": request_id, "error": {"code": code, "message": error[1]}}
     else:
         body = {"id": request_id, "result": None}
-    connection.ws.send(json.dumps(body, separators=(",", ":")))
+    connection.write(json.dumps(body, separators=(",", ":")))
 
 
 def _handle(connection: Connection, message) -> None:
@@ -198,9 +218,9 @@ def _signed_account(signature) -> tuple[int | None, tuple[Code, str] | None]:
 
 def _deliver(connection: Connection, event) -> None:
     if event.kind == "price":
-        public_streams.book_ticker(connection.streams, event.data, connection.ws.send)
+        public_streams.book_ticker(connection.streams, event.data, connection.write)
     elif isinstance(event.data, PublicTrades):
-        public_streams.trades(connection.streams, event.data, connection.ws.send)
+        public_streams.trades(connection.streams, event.data, connection.write)
     elif isinstance(event.data, NetOrderChanged) and event.data.account_id == connection.account_id:
         _order_frames(connection, event.data)
 
