@@ -10,7 +10,7 @@ from flask import current_app, request
 from sqlalchemy import select, update
 
 from app.backpack.errors import Code, fail
-from app.extensions import db, redis_client
+from app.extensions import autocommit, redis_client
 from app.models import ApiKey, utcnow
 from app.trading.limits import rate_limit
 from core import signing
@@ -55,11 +55,12 @@ def signed_account(instruction: str, params) -> int:
         signing.check_time(headers, int(time.time() * 1000))
     except SigningError as error:
         fail(400, Code(error.code), error.message)
-    key = db.session.execute(
-        select(ApiKey.id, ApiKey.account_id, ApiKey.last_used_at).where(
-            ApiKey.public_key == headers.api_key, ApiKey.revoked_at.is_(None)
-        )
-    ).one_or_none()
+    with autocommit() as connection:  # one round trip: no transaction to begin and roll back
+        key = connection.execute(
+            select(ApiKey.id, ApiKey.account_id, ApiKey.last_used_at).where(
+                ApiKey.public_key == headers.api_key, ApiKey.revoked_at.is_(None)
+            )
+        ).one_or_none()
     if key is None:
         fail(401, Code.UNAUTHORIZED, UNKNOWN_KEY)
     try:
@@ -69,6 +70,6 @@ def signed_account(instruction: str, params) -> int:
     _once_and_counted(request.headers["X-Signature"], headers.window_ms, key.account_id)
     now = utcnow()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() >= TOUCH_LAST_USED_EVERY_S:
-        db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-        db.session.commit()
+        with autocommit() as connection:
+            connection.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
     return key.account_id

@@ -28,6 +28,7 @@ FETCH_TIMEOUT_S = 10
 RELOAD_AT_MOST_EVERY_S = 5.0  # an unknown symbol reloads the catalog, but a flood of them does not
 
 _registered_at = float("-inf")
+_book_states: dict[str, tuple[str | None, float]] = {}  # symbol -> (orderBookState, read at)
 
 
 class CatalogUnavailable(RuntimeError):
@@ -90,6 +91,7 @@ def store_catalog(markets: object, assets: object) -> SyncReport:
             updated = {column: statement.excluded[column] for column in batch[0] if column != "symbol"}
             db.session.execute(statement.on_conflict_do_update(index_elements=["symbol"], set_=updated))
     db.session.commit()
+    _book_states.clear()
     return SyncReport(len(rows), len(asset_rows))
 
 
@@ -183,8 +185,15 @@ def asset_named(symbol: str) -> Asset | None:
 
 
 def book_state(symbol: str) -> str | None:
-    """The market's orderBookState as the catalog last synced it."""
-    return db.session.scalar(select(CatalogMarket.order_book_state).where(CatalogMarket.symbol == symbol))
+    """The market's orderBookState as the catalog last synced it, read at most every
+    RELOAD_AT_MOST_EVERY_S by this process (not once per order: the sync that changes it runs
+    minutes apart, and a sync in this process forgets what it read)."""
+    known = _book_states.get(symbol)
+    if known is not None and time.monotonic() - known[1] < RELOAD_AT_MOST_EVERY_S:
+        return known[0]
+    state = db.session.scalar(select(CatalogMarket.order_book_state).where(CatalogMarket.symbol == symbol))
+    _book_states[symbol] = (state, time.monotonic())
+    return state
 
 
 def lot_of(symbol: str) -> dict[str, int]:

@@ -79,10 +79,11 @@ def test_a_perpetual_position_is_valued_at_the_mark(app, client, make_user, perp
 def test_orders_off_the_markets_filters_or_on_a_market_not_open_are_refused_with_nothing_written(
     app, client, make_user, perpetuals
 ):
-    from sqlalchemy import func, select, update
+    from sqlalchemy import func, select
 
-    from app.models import CatalogMarket
+    from app.markets.service import store_catalog
     from core.prices import PriceStore, Quote
+    from poller.simulated_markets import LISTINGS, assets_json, market_json
 
     _, headers = make_user()
     PriceStore(redis_client).write(Quote("BNB_USDC_PERP", 71_230, 71_240, now_micros(), now_micros()))
@@ -99,11 +100,15 @@ def test_orders_off_the_markets_filters_or_on_a_market_not_open_are_refused_with
     assert (tiny.status_code, tiny.json["error"]) == (400, "invalid_quantity")
     assert "minQuantity 0.02" in tiny.json["message"]
 
-    db.session.execute(update(CatalogMarket).where(CatalogMarket.symbol == PERP).values(order_book_state="Closed"))
-    db.session.commit()
+    quote, _ = perpetuals
+    quote(1_183_200, 1_183_210)
+    assert create(symbol=PERP, margin=10_000).status_code == 200  # the market's state is read, and remembered
+    placed = db.session.scalar(select(func.count()).select_from(Order))
+    listed = [market_json(listing) for listing in LISTINGS]  # the next catalog sync sees the market closed
+    store_catalog([{**m, "orderBookState": "Closed"} if m["symbol"] == PERP else m for m in listed], assets_json())
     closed = create(symbol=PERP, margin=10_000)
     assert (closed.status_code, closed.json["error"]) == (400, "market_not_open")
-    assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Order)) == placed
 
     on_tick = create(symbol="BNB_USDC_PERP", margin=10_000, orderType="limit", limitPrice=70_000)
     assert on_tick.status_code == 200 and on_tick.json["status"] == "working", on_tick.json
