@@ -395,3 +395,27 @@ def test_market_data_comes_from_the_venues_own_candles_and_fills(app, bot, clien
     ):
         answer = client.get(f"/backpack/api/v1{path}")
         assert (answer.status_code, answer.json["code"]) == (400, code), path
+
+
+def test_a_kline_stream_closes_each_candle_before_it_sends_the_next(app, bot):
+    from app.backpack import public_streams
+
+    minute = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    for offset, close in ((0, 1_180_000), (1, 1_181_000)):
+        bucket = minute + timedelta(minutes=offset)
+        db.session.add(Candle(asset=PERP, bucket=bucket, open=close, high=close, low=close, close=close, ticks=1))
+    db.session.commit()
+    start = int(minute.timestamp())
+
+    def frames(second: int) -> list[dict]:
+        return [json.loads(text)["data"] for text in public_streams._kline_frames("1m", PERP, second)]
+
+    first = frames(start + 30)
+    assert [(f["t"], f["c"], f["X"]) for f in first] == [("2026-11-30T10:00:00", "118000", False)]
+    assert [(f["t"], f["X"]) for f in frames(start + 31)] == [("2026-11-30T10:00:00", False)]  # the same, still open
+    turned = frames(start + 61)
+    assert [(f["t"], f["T"], f["c"], f["X"]) for f in turned] == [
+        ("2026-11-30T10:00:00", "2026-11-30T10:01:00", "118000", True),  # the previous candle, closed
+        ("2026-11-30T10:01:00", "2026-11-30T10:02:00", "118100", False),
+    ]
+    assert frames(start + 62)[0]["X"] is False and len(frames(start + 63)) == 1
