@@ -66,10 +66,13 @@ class Connection:
         return [name for name in (kind, f"{kind}.{symbol}") if name in self.streams]
 
     def listener(self) -> Listener:
-        """What the hub should send this socket: prices, its account's events once signed, the
-        markets' trades once it follows one."""
+        """What the hub should send this socket: quotes once it follows a bookTicker, its
+        account's events once signed, the markets' trades once it follows one."""
         trades = any(name.startswith("trade.") for name in self.streams)
-        return process_hub().listen(account=self.account_id, prices=True, trades=trades)
+        return process_hub().listen(account=self.account_id, prices=self.follows_prices(), trades=trades)
+
+    def follows_prices(self) -> bool:
+        return any(name.startswith("bookTicker") for name in self.streams)
 
     def heard_by(self, listener: Listener) -> bool:
         return listener.account == self.account_id and listener.trades == any(
@@ -108,6 +111,7 @@ def serve(ws) -> None:
                 if not connection.heard_by(current["listener"]):
                     process_hub().leave(current["listener"])
                     current["listener"] = connection.listener()
+                current["listener"].prices = connection.follows_prices()
             elif event is not None:
                 _deliver(connection, event)
             for timer, every in timers.items():
