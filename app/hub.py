@@ -80,7 +80,7 @@ CLOSED = Event("closed", {})
 @dataclass(eq=False)
 class Listener:
     account: int | None = None  # also receives this account's order events
-    prices: bool = True  # receives price events (its owner may turn them off and on while it listens)
+    prices: bool = True  # receives price events
     trades: bool = False  # receives every market's public trades
     events: queue.Queue = field(default_factory=lambda: queue.Queue(LISTENER_BACKLOG))
     dropped: bool = False  # too far behind: its stream ends, and the client reconnects

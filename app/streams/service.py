@@ -171,7 +171,6 @@ def order_events(hub: Hub, account_id: int, expires_at: float) -> Iterator[str]:
     try:
         view = AccountView(account_id, latest_quotes())
         view.reload()
-        listener.prices = bool(view.positions)  # an account holding nothing has no use for prices
         yield f"retry: {RECONNECT_MS}\n\n"
         yield sse("balance", view.balance)
         yield sse("pnl", view.pnl())
@@ -184,8 +183,6 @@ def order_events(hub: Hub, account_id: int, expires_at: float) -> Iterator[str]:
             if event is None and not pnl_due:
                 yield ": keep-alive\n\n"
             elif event is not None and isinstance(event.data, OrderChanged):
-                if not listener.prices:  # the quotes it kept went stale while it held nothing
-                    view.quotes = {asset: _quote(data) for asset, data in latest_quotes().items()}
                 yield sse("order", view.changed(event.data))
                 yield sse("balance", view.balance)
                 pnl_due, sent_pnl_at = True, 0.0  # at once: the equity changed with the balance
@@ -209,6 +206,5 @@ def order_events(hub: Hub, account_id: int, expires_at: float) -> Iterator[str]:
             if pnl_due and time.monotonic() - sent_pnl_at >= PNL_EVENTS_EVERY_S:
                 yield sse("pnl", view.pnl())
                 pnl_due, sent_pnl_at = False, time.monotonic()
-            listener.prices = bool(view.positions)
     finally:
         hub.leave(listener)
