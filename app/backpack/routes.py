@@ -24,6 +24,8 @@ from core.assets import QUANTITY_DECIMALS
 log = logging.getLogger(__name__)
 blp = Blueprint("backpack", __name__, url_prefix="/backpack")
 
+NEW_ORDER_SCHEMA = NewNetOrderSchema()  # built once: a schema's construction deep-copies its fields
+
 # Backpack's order fields the paper venue does not simulate: refused by name rather than ignored.
 NOT_SIMULATED_FIELDS = (
     "triggerQuantity",
@@ -105,7 +107,7 @@ def _native_order(body: dict) -> dict:
     if body.get("triggerBy") is not None:
         native["triggerBy"] = shapes.TRIGGER_BY_NATIVE.get(body["triggerBy"], body["triggerBy"])
     try:
-        return NewNetOrderSchema().load(native)
+        return NEW_ORDER_SCHEMA.load(native)
     except ValidationError as error:
         fail(400, Code.INVALID_CLIENT_REQUEST, "; ".join(f"{k}: {v}" for k, v in error.normalized_messages().items()))
 
