@@ -117,6 +117,7 @@ def run_trades(run: Run) -> None:
 def run_open_loop(run: Run) -> None:
     rate = run.results["trades"]["orders_per_s"] / 2
     result = open_loop.bench_open_loop(run.app, run.stack().base_url, run.users[:CLIENTS], rate=rate)
+    result["reset_s"] = open_loop.reset_accounts(run.app, run.base_url, run.users[:CLIENTS])
     run.results["open_loop"] = {key: value for key, value in result.items() if key != "latencies_ms"}
     run.results["_histogram"] = result
     run.failed |= bool(result["failures"])

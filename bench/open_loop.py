@@ -142,3 +142,27 @@ def latency_histogram(open_loop: dict, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def reset_accounts(app, base_url: str, users: list[dict], stall_s: float = 120.0) -> float:
+    """Reset the users' accounts (the engine closes every position the open loop left) and wait
+    until none is open: the suites after this one start from accounts like the ones it found, not
+    from 9,000 positions whose streams value them twice a second. Returns the seconds it took."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    began = time.perf_counter()
+    api = ApiClient(base_url)
+    for headers in users:
+        status, answer = api.post("/api/v1/account/reset", headers, {})
+        if status not in (200, 202):
+            raise RuntimeError(f"reset refused: {status} {answer}")
+    with app.app_context():
+        while db.session.scalar(text("SELECT count(*) FROM orders WHERE status = 'open'")):
+            db.session.rollback()
+            if time.perf_counter() - began > stall_s:
+                raise RuntimeError(f"positions still open {stall_s} s after the resets")
+            time.sleep(0.2)
+        db.session.rollback()
+    return round(time.perf_counter() - began, 2)
