@@ -9,13 +9,12 @@ of its working orders (`AccountState`).
 
 import logging
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app.extensions import db, redis_client
 from app.markets.service import asset_named, netting_spec, price_decimals
@@ -28,35 +27,13 @@ from core.enums import LedgerKind, NetOrderStatus, NetOrderType, NetRejectReason
 from core.marks import MarkStore, price_units
 from core.net_events import FillState, NetOrderChanged, NetOrderState, PositionState
 from core.netting import Costs, Holding, Outcome, Trade
+from workers.sequences import FILL_IDS, ORDER_NUMBERS
 
 log = logging.getLogger(__name__)
 
 WORKING = (NetOrderStatus.NEW, NetOrderStatus.PARTIALLY_FILLED)
 CANCELLABLE = (*WORKING, NetOrderStatus.TRIGGER_PENDING)
 ENDED = frozenset({NetOrderStatus.FILLED, NetOrderStatus.CANCELLED, NetOrderStatus.EXPIRED, NetOrderStatus.REJECTED})
-
-
-class SequenceBlock:
-    """Values of a column's sequence taken a block at a time, so the engine knows a fill's id or
-    an order's number before the insert (which reads nothing back, `workers.writes`) and its
-    event can carry them. A block a crash loses leaves a gap, as any sequence may."""
-
-    def __init__(self, table: str, column: str, size: int):
-        self.table, self.column, self.size = table, column, size
-        self.free: deque[int] = deque()
-
-    def take(self) -> int:
-        if not self.free:
-            taken = db.session.scalars(
-                text("SELECT nextval(pg_get_serial_sequence(:table, :column)) FROM generate_series(1, :size)"),
-                {"table": self.table, "column": self.column, "size": self.size},
-            )
-            self.free.extend(sorted(taken))
-        return self.free.popleft()
-
-
-FILL_IDS = SequenceBlock("fills", "id", 100)
-ORDER_NUMBERS = SequenceBlock("net_orders", "number", 10)  # the orders the engine opens itself
 
 
 def costs() -> Costs:

@@ -32,6 +32,7 @@ from workers.netting import (
     netting_spec,
     reestimate,
 )
+from workers.sequences import ORDER_NUMBERS
 from workers.shards import account_shard
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,7 @@ def _close_everything(state: AccountState, liquidation: bool) -> list:
             continue
         order = NetOrder(
             id=uuid.uuid4(),
-            number=state_of.ORDER_NUMBERS.take(),
+            number=ORDER_NUMBERS.take(),
             account_id=state.balance.account_id,
             symbol=symbol,
             side=TradeSide.SELL if held.long else TradeSide.BUY,
