@@ -100,6 +100,8 @@ class Hub:
         self.redis_url, self.redis_options = redis_url, redis_options or {}
         self.listeners: set[Listener] = set()
         self.by_account: dict[int, set[Listener]] = {}
+        self.following_trades: set[Listener] = set()
+        self.following_prices: set[Listener] = set()
         self.ready = threading.Event()  # set at the first subscription, for good
         self._unsent: dict[str, Event] = {}  # by channel: the latest of each coalesced channel
         self._sent_at: dict[str, float] = {}
@@ -122,17 +124,32 @@ class Hub:
 
     def _register(self, listener: Listener) -> None:
         self.listeners.add(listener)
+        if listener.prices:
+            self.following_prices.add(listener)
+        if listener.trades:
+            self.following_trades.add(listener)
         if listener.account is not None:
             self.by_account.setdefault(listener.account, set()).add(listener)
 
     def leave(self, listener: Listener) -> None:
         with self._lock:
             self.listeners.discard(listener)
+            self.following_trades.discard(listener)
+            self.following_prices.discard(listener)
             followers = self.by_account.get(listener.account)
             if followers is not None:
                 followers.discard(listener)
                 if not followers:
                     del self.by_account[listener.account]
+
+    def follow_prices(self, listener: Listener, prices: bool) -> None:
+        """Turn a listener's price events on or off while it listens."""
+        with self._lock:
+            listener.prices = prices
+            if prices and listener in self.listeners:
+                self.following_prices.add(listener)
+            else:
+                self.following_prices.discard(listener)
 
     def _deliver(self, event: Event, to) -> None:
         for listener in to:
@@ -176,7 +193,7 @@ class Hub:
                 if topic.delivery == Delivery.ACCOUNT:
                     to = list(self.by_account.get(int(channel.removeprefix(topic.prefix)), ()))
                 else:
-                    to = [listener for listener in self.listeners if listener.trades]
+                    to = list(self.following_trades)
             if to:
                 self._deliver(Event(topic.kind, topic.parse(payload)), to)
             return
@@ -192,7 +209,7 @@ class Hub:
             latest = [self._unsent.pop(channel) for channel in due]
             for channel in due:
                 self._sent_at[channel] = now
-            to = [listener for listener in self.listeners if listener.prices] if latest else []
+            to = list(self.following_prices) if latest else []
         for event in latest:
             self._deliver(event, to)
 

@@ -111,7 +111,7 @@ def serve(ws) -> None:
                 if not connection.heard_by(current["listener"]):
                     process_hub().leave(current["listener"])
                     current["listener"] = connection.listener()
-                current["listener"].prices = connection.follows_prices()
+                process_hub().follow_prices(current["listener"], connection.follows_prices())
             elif event is not None:
                 _deliver(connection, event)
             for timer, every in timers.items():

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from app.hub import CLOSED, LISTENER_BACKLOG, PRICE_EVENTS_PER_S, Hub, Listener
 from core import events
-from core.net_events import FillState, NetOrderState, PositionState
+from core.net_events import FillState, NetOrderState, PositionState, PublicTrades
 
 
 def hub_with(*listeners: Listener) -> Hub:
@@ -77,6 +77,31 @@ def test_prices_are_coalesced_per_asset_and_sent_at_most_ten_times_a_second():
     time.sleep(1 / PRICE_EVENTS_PER_S)
     hub._flush_prices()
     assert [e.data["bid"] for e in drain(listener)] == [500]
+
+
+def test_public_trades_reach_every_listener_following_them_and_no_other():
+    follower, other = Listener(prices=False, trades=True), Listener()
+    hub = hub_with(follower, other)
+    created = datetime(2026, 12, 4, 11, 0, tzinfo=UTC)
+    printed = PublicTrades("BTC_USDC_PERP", "buy", 41, ((101, 1_183_210, 3_000_000, False, created),))
+    hub._dispatch("trades:BTC_USDC_PERP", printed.dumps())
+    assert [e.data for e in drain(follower)] == [printed] and drain(other) == []
+
+
+def test_a_listener_turns_its_price_events_off_and_on_while_it_listens():
+    listener = Listener(account=7, prices=False)
+    hub = hub_with(listener)
+    dispatch(hub, "prices:BTC", {"asset": "BTC", "bid": 1, "ask": 2, "time": 1})
+    hub._flush_prices()
+    assert drain(listener) == []
+    hub.follow_prices(listener, True)
+    time.sleep(1 / PRICE_EVENTS_PER_S)
+    dispatch(hub, "prices:BTC", {"asset": "BTC", "bid": 3, "ask": 4, "time": 2})
+    hub._flush_prices()
+    assert [e.data["bid"] for e in drain(listener)] == [3]
+    hub.leave(listener)
+    hub.follow_prices(listener, True)  # a listener that left stays gone
+    assert listener not in hub.following_prices
 
 
 def test_a_client_too_far_behind_is_dropped_and_its_stream_ends():
