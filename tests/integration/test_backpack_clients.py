@@ -308,3 +308,43 @@ def test_public_trade_ticker_and_kline_streams(paper_key):
     kline = seen["kline"]
     assert (kline["s"], kline["t"], kline["X"]) == (PERP, minute.replace(tzinfo=None).isoformat(), False)
     assert (kline["o"], kline["c"], kline["h"], kline["l"]) == ("118300", "118320.5", "118400", "118200")
+
+
+def test_ccxt_pro_watches_the_public_ticker_trades_and_candles(paper_key):
+    import asyncio
+    from datetime import UTC, datetime
+
+    import ccxt.pro
+
+    from app.extensions import db
+    from app.models import Candle
+
+    url, key = paper_key
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    db.session.add(
+        Candle(asset=PERP, bucket=minute, open=1_183_000, high=1_184_000, low=1_182_000, close=1_183_205, ticks=5)
+    )
+    db.session.commit()
+    socket_url = url.replace("http://", "ws://") + "/backpack/ws"
+    symbol = "BTC/USDC:USDC"
+
+    async def watch() -> tuple[dict, list, list]:
+        exchange = ccxt.pro.backpack({"apiKey": key["publicKey"], "secret": key["seed"]})
+        api = {"public": f"{url}/backpack", "private": f"{url}/backpack"}
+        exchange.urls["api"] = {**api, "ws": {"public": socket_url, "private": socket_url}}  # the only change
+        try:
+            await exchange.load_markets()
+            ticker = await asyncio.wait_for(exchange.watch_ticker(symbol), 10)
+            candles = await asyncio.wait_for(exchange.watch_ohlcv(symbol, "1m"), 10)
+            watching = asyncio.create_task(exchange.watch_trades(symbol))
+            await asyncio.sleep(1)
+            await exchange.create_order(symbol, "market", "buy", 0.05)
+            trades = await asyncio.wait_for(watching, 10)
+            return ticker, candles, trades
+        finally:
+            await exchange.close()
+
+    ticker, candles, trades = asyncio.run(watch())
+    assert (ticker["symbol"], ticker["open"], ticker["high"], ticker["low"]) == (symbol, 118300.0, 118400.0, 118200.0)
+    assert candles[-1][1:5] == [118300.0, 118400.0, 118200.0, 118320.5]  # open, high, low, close
+    assert [(t["side"], t["price"], t["amount"]) for t in trades][:1] == [("buy", 118321.0, 0.03)]
