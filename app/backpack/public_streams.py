@@ -8,6 +8,7 @@ socket that wants it (`SharedFrames`): 1,000 sockets cost one read and one encod
 
 import functools
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -157,32 +158,45 @@ def _kline_frame(interval: str, symbol: str, second: int) -> str | None:
     return None if data is None else encode(f"kline.{interval}.{symbol}", data)
 
 
-# symbol -> the book (bids, asks as {price: quantity}, update id) the last depth frame brought
-# this process's sockets up to
-_books_sent: dict[str, tuple[dict, dict, int]] = {}
+# Backpack's aggregated depth streams, `depth.<window>.<symbol>`, by their window in seconds; the
+# realtime `depth.<symbol>` is sent every DEPTH_EVERY_S here. Other windows Backpack refuses (4008).
+DEPTH_WINDOWS_S = {"200ms": 0.2, "600ms": 0.6, "1000ms": 1.0}
+DEPTH_WINDOW = re.compile(r"depth\.(\d+ms)\.")
+
+# (window, symbol) -> the book (bids, asks as {price: quantity}, update id) the last depth frame
+# of that stream brought this process's sockets up to
+_books_sent: dict[tuple[str, str], tuple[dict, dict, int]] = {}
+
+
+def depth_window(name: str) -> tuple[str, str]:
+    """A depth stream's window ("" for realtime) and symbol (which may hold dots: AAPL.US_USDC_PERP)."""
+    rest = name.split(".", 1)[1]
+    window, _, symbol = rest.partition(".")
+    return (window, symbol) if window in DEPTH_WINDOWS_S else ("", rest)
 
 
 def depth(streams: set[str], send: Callable[[str], None]) -> None:
-    """Each subscribed `depth.<symbol>`: Backpack's diff frame (levels changed since the book the
-    last frame left, a removed level at quantity 0; `U`..`u` the book updates it spans), built
-    once per process and tick. A client starts from `GET /api/v1/depth` and applies the frames
-    past its `lastUpdateId`, as with Backpack."""
+    """Each subscribed `depth.<symbol>` (and `depth.<window>.<symbol>`): Backpack's diff frame
+    (levels changed since the book the stream's last frame left, a removed level at quantity 0;
+    `U`..`u` the book updates it spans), built once per process and window. A client starts from
+    `GET /api/v1/depth` and applies the frames past its `lastUpdateId`, as with Backpack."""
     for name in wanted(streams, "depth"):
-        symbol = name.split(".", 1)[1]
-        text = shared.get(("depth", symbol, int(time.monotonic() / DEPTH_EVERY_S)), lambda s=symbol: _depth_frame(s))
+        window, symbol = depth_window(name)
+        turn = int(time.monotonic() / DEPTH_WINDOWS_S.get(window, DEPTH_EVERY_S))
+        text = shared.get(("depth", window, symbol, turn), lambda n=name, w=window, s=symbol: _depth_frame(n, w, s))
         if text is not None:
             send(text)
 
 
-def _depth_frame(symbol: str) -> str | None:
+def _depth_frame(name: str, window: str, symbol: str) -> str | None:
     asset = asset_named(symbol)
     book = BookStore(redis_client).read(asset.symbol, 10) if asset is not None else None
     if book is None:
         return None
     bids = {level.price: level.quantity for level in book.bids}
     asks = {level.price: level.quantity for level in book.asks}
-    before = _books_sent.get(symbol)
-    _books_sent[symbol] = (bids, asks, book.update_id)
+    before = _books_sent.get((window, symbol))
+    _books_sent[(window, symbol)] = (bids, asks, book.update_id)
     if before is None or before[2] == book.update_id:
         return None  # the first look sets the base; an unchanged book sends nothing
 
@@ -192,7 +206,7 @@ def _depth_frame(symbol: str) -> str | None:
 
     now_us = micros()
     return encode(
-        f"depth.{symbol}",
+        name,
         {
             "e": "depth",
             "E": now_us,

@@ -146,6 +146,7 @@ def _writer(ws) -> Callable[[str], None]:
 # credentials get 4001 here, whose number Backpack's public material does not show.
 SOCKET_CODES = {Code.UNAUTHORIZED: 4001, Code.INVALID_SIGNATURE: 4001}
 INVALID_STREAM = 4006
+INVALID_DEPTH_WINDOW = 4008  # Backpack's answer to a depth window it does not aggregate ([PROBE-WS])
 
 
 def _reply(connection: Connection, request_id, error: tuple[Code, str] | None = None) -> None:
@@ -173,6 +174,15 @@ def _handle(connection: Connection, message) -> None:
         connection.streams.difference_update(params)
         _reply(connection, frame.get("id"))
         return
+    for name in params:
+        window = public_streams.DEPTH_WINDOW.match(name)
+        if window is not None and window.group(1) not in public_streams.DEPTH_WINDOWS_S:
+            body = {
+                "code": INVALID_DEPTH_WINDOW,
+                "message": f"Invalid depth window {window.group(1)}: 200ms, 600ms or 1000ms",
+            }
+            connection.write(json.dumps({"id": frame.get("id"), "error": body}, separators=(",", ":")))
+            return
     private = [name for name in params if name.startswith(PRIVATE)]
     if private and connection.account_id is None:
         account_id, error = _signed_account(frame.get("signature"))

@@ -218,17 +218,21 @@ def test_the_depth_stream_sends_what_changed_in_the_book(paper_key):
     url, _ = paper_key
     socket = websocket_to(url)
     try:
-        socket.send(json.dumps({"method": "SUBSCRIBE", "params": [f"depth.{PERP}"], "id": 1}))
+        streams = [f"depth.{PERP}", f"depth.200ms.{PERP}"]  # realtime, and Backpack's 200 ms aggregate
+        socket.send(json.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1}))
         assert json.loads(socket.recv()) == {"id": 1, "result": None}
-        time.sleep(0.5)  # the stream has looked at the book once: it is the base
+        time.sleep(0.5)  # each stream has looked at the book once: it is the base
         book = {"bids": [[1_183_190, 10**8]], "asks": [[1_183_210, 5_000_000], [1_183_220, 10**8]], "u": 7, "time": 2}
         BookStore(redis_client).write(PERP, json.dumps(book))
-        frame = json.loads(socket.recv())
-        assert frame["stream"] == f"depth.{PERP}" and frame["data"]["e"] == "depth"
-        data = frame["data"]
-        assert (data["U"], data["u"]) == (2, 7)
-        assert data["a"] == [["118321", "0.05"]]  # the ask's size changed
-        assert data["b"] == [["118319", "1"], ["118320", "0"]]  # a bid level came, the old one went
+        frames = {frame["stream"]: frame["data"] for frame in (json.loads(socket.recv()) for _ in streams)}
+        assert set(frames) == set(streams)
+        for data in frames.values():
+            assert data["e"] == "depth" and data["s"] == PERP
+            assert (data["U"], data["u"]) == (2, 7)
+            assert data["a"] == [["118321", "0.05"]]  # the ask's size changed
+            assert data["b"] == [["118319", "1"], ["118320", "0"]]  # a bid level came, the old one went
+        socket.send(json.dumps({"method": "SUBSCRIBE", "params": [f"depth.300ms.{PERP}"], "id": 2}))
+        assert json.loads(socket.recv())["error"]["code"] == 4008  # a window Backpack does not aggregate
     finally:
         socket.close()
 
