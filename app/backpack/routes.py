@@ -357,10 +357,17 @@ def mark_prices():
     return jsonify(service.mark_prices(request.args.get("symbol") or None))
 
 
+DEPTH_LIMITS = ("5", "10", "20", "50", "100", "500", "1000")  # Backpack's DepthLimit, strings
+
+
 @blp.get("/api/v1/depth")
 def depth():
     asset = _market(request.args.get("symbol"))
-    book = book_levels(asset.symbol, 1000)
+    limit = request.args.get("limit", "1000")
+    if limit not in DEPTH_LIMITS:  # Backpack answers a parameter it cannot parse in plain text
+        message = 'failed to parse parameter `limit`: failed to parse "DepthLimit": Expect a valid enumeration value.'
+        return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
+    book = book_levels(asset.symbol, int(limit))
     quote = fresh_quote(asset.symbol)
     if not book["live"] and quote is None:
         fail(503, Code.MAINTENANCE, f"No fresh book for {asset.symbol}")
@@ -377,7 +384,7 @@ def depth():
             "asks": asks,  # Backpack lists both sides from the lowest price up: the asks best first,
             "bids": list(reversed(bids)),  # the bids best last
             "lastUpdateId": str(book["updateId"] or 0),
-            "timestamp": quote.time_us // 1000 if quote is not None else 0,
+            "timestamp": quote.time_us if quote is not None else 0,  # microseconds, as Backpack's
         }
     )
 

@@ -184,6 +184,13 @@ def test_public_endpoints_and_what_is_not_simulated(app, bot, client):
     assert any(asset["symbol"] == "BTC" for asset in client.get("/backpack/api/v1/assets").json)
     depth = client.get(f"/backpack/api/v1/depth?symbol={PERP}").json
     assert depth["asks"][0] == ["118321", "0.03"] and depth["bids"][-1] == ["118320", "1"]
+    assert abs(depth["timestamp"] - time.time() * 1_000_000) < 60_000_000  # microseconds
+    deep = {"bids": [[1_183_200 - n, 10**8] for n in range(7)], "asks": [[1_183_210 + n, 10**8] for n in range(7)]}
+    BookStore(redis_client).write(PERP, json.dumps({**deep, "u": 2, "time": 2}))
+    five = client.get(f"/backpack/api/v1/depth?symbol={PERP}&limit=5").json
+    assert [len(five["asks"]), len(five["bids"])] == [5, 5] and five["bids"][-1] == ["118320", "1"]  # the best five
+    odd = client.get(f"/backpack/api/v1/depth?symbol={PERP}&limit=30")
+    assert odd.status_code == 400 and "DepthLimit" in odd.get_data(as_text=True)  # plain text, as Backpack's
     marks = client.get(f"/backpack/api/v1/markPrices?symbol={PERP}").json
     assert [(m["symbol"], m["markPrice"]) for m in marks] == [(PERP, "118320.5")]
     assert client.get("/backpack/api/v1/ping").get_data(as_text=True) == "pong"
