@@ -352,3 +352,52 @@ def test_ccxt_pro_watches_the_public_ticker_trades_and_candles(paper_key):
     assert (ticker["symbol"], ticker["open"], ticker["high"], ticker["low"]) == (symbol, 118300.0, 118400.0, 118200.0)
     assert candles[-1][1:5] == [118300.0, 118400.0, 118200.0, 118320.5]  # open, high, low, close
     assert [(t["side"], t["price"], t["amount"]) for t in trades][:1] == [("buy", 118321.0, 0.03)]
+
+
+def test_ccxt_reads_the_venues_market_data(paper_key):
+    """What a bot reads before it trades: the book, ticker, candles, public trades, funding rates."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal as D
+
+    from app.extensions import db
+    from app.models import Candle, FundingRate
+
+    url, key = paper_key
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    for back, close in ((2, 1_182_000), (1, 1_183_000)):
+        db.session.add(
+            Candle(
+                asset=PERP,
+                bucket=minute - timedelta(minutes=back),
+                open=close - 100,
+                high=close + 100,
+                low=close - 200,
+                close=close,
+                ticks=3,
+            )
+        )
+    db.session.add(FundingRate(market=PERP, boundary=minute.replace(minute=0), rate=D("0.0000125"), mark=D(118_000)))
+    db.session.commit()
+    exchange = backpack(url, key)
+    symbol = "BTC/USDC:USDC"
+    exchange.load_markets()
+    exchange.create_order(symbol, "market", "buy", 0.05)
+
+    book = exchange.fetch_order_book(symbol, 5)
+    assert book["bids"][0] == [118_320.0, 1.0] and book["asks"][0][0] == 118_321.0
+    assert abs(book["timestamp"] / 1000 - time.time()) < 60  # Backpack's microseconds read as a time
+    ticker = exchange.fetch_ticker(symbol)
+    assert (ticker["open"], ticker["close"], ticker["baseVolume"]) == (118_190.0, 118_300.0, 0.05)
+    candles = exchange.fetch_ohlcv(symbol, "1m", limit=5)
+    assert [c[1:5] for c in candles[-2:]] == [
+        [118_190.0, 118_210.0, 118_180.0, 118_200.0],
+        [118_290.0, 118_310.0, 118_280.0, 118_300.0],
+    ]
+    assert candles[-1][0] == int((minute - timedelta(minutes=1)).timestamp() * 1000)
+    trades = exchange.fetch_trades(symbol)
+    assert [(t["side"], t["price"], t["amount"]) for t in trades] == [
+        ("buy", 118_321.0, 0.03),
+        ("buy", 118_322.0, 0.02),
+    ]
+    (rate,) = exchange.fetch_funding_rate_history(symbol)
+    assert (rate["fundingRate"], rate["timestamp"]) == (0.0000125, int(minute.replace(minute=0).timestamp() * 1000))
