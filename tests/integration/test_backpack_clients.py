@@ -351,7 +351,8 @@ def test_ccxt_pro_watches_the_public_ticker_trades_and_candles(paper_key):
     ticker, candles, trades = asyncio.run(watch())
     assert (ticker["symbol"], ticker["open"], ticker["high"], ticker["low"]) == (symbol, 118300.0, 118400.0, 118200.0)
     assert candles[-1][1:5] == [118300.0, 118400.0, 118200.0, 118320.5]  # open, high, low, close
-    assert [(t["side"], t["price"], t["amount"]) for t in trades][:1] == [("buy", 118321.0, 0.03)]
+    assert {(t["side"], t["price"], t["amount"]) for t in trades} <= {("buy", 118321.0, 0.03), ("buy", 118322.0, 0.02)}
+    assert trades  # the bot's own market buy, seen as the market's trades
 
 
 def test_ccxt_reads_the_venues_market_data(paper_key):
@@ -395,7 +396,8 @@ def test_ccxt_reads_the_venues_market_data(paper_key):
     ]
     assert candles[-1][0] == int((minute - timedelta(minutes=1)).timestamp() * 1000)
     trades = exchange.fetch_trades(symbol)
-    assert [(t["side"], t["price"], t["amount"]) for t in trades] == [
+    # ccxt orders the trades of one millisecond by their ids as strings ("100" before "99"): unordered
+    assert sorted((t["side"], t["price"], t["amount"]) for t in trades) == [
         ("buy", 118_321.0, 0.03),
         ("buy", 118_322.0, 0.02),
     ]
