@@ -3,14 +3,64 @@ order, the fills the change made, the position after it. One of `core.events`' k
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, get_args, get_type_hints
+
+
+class _Committed:
+    """A row's state as the engine committed it: `of` anything with the same attributes, one JSON
+    form (UUIDs, datetimes and Decimals as strings) and back, each field parsed by its type."""
+
+    @classmethod
+    def of(cls, row: Any) -> Self:
+        return cls(**{name: getattr(row, name) for name in _shape(cls)[0]})
+
+    def to_json(self) -> Any:
+        return {name: _json(getattr(self, name)) for name in _shape(type(self))[0]}
+
+    @classmethod
+    def from_json(cls, values: Any) -> Self:
+        names, parsers = _shape(cls)
+        return cls(
+            **{
+                name: values[name] if values[name] is None or name not in parsers else parsers[name](values[name])
+                for name in names
+            }
+        )
+
+
+_PARSERS: dict[type, Callable[[str], Any]] = {uuid.UUID: uuid.UUID, datetime: datetime.fromisoformat, Decimal: Decimal}
+
+
+_SHAPES: dict[type, tuple[tuple[str, ...], dict[str, Callable[[str], Any]]]] = {}
+
+
+def _shape(cls: type) -> tuple[tuple[str, ...], dict[str, Callable[[str], Any]]]:
+    """A state class's field names, and how each field whose JSON form is a string is parsed back
+    (from its type); worked out once per class."""
+    if cls not in _SHAPES:
+        names, hints = tuple(f.name for f in fields(cls)), get_type_hints(cls)
+        parsers = {
+            name: parse
+            for name in names
+            for kind, parse in _PARSERS.items()
+            if hints[name] is kind or kind in get_args(hints[name])
+        }
+        _SHAPES[cls] = names, parsers
+    return _SHAPES[cls]
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 @dataclass(frozen=True)
-class NetOrderState:
+class NetOrderState(_Committed):
     """A netting order's row as the engine committed it (every column of `app.models.NetOrder`, a
     test keeps them equal): the waiting request and Backpack's sockets read nothing again."""
 
@@ -44,47 +94,9 @@ class NetOrderState:
     created_at: datetime
     ended_at: datetime | None
 
-    @classmethod
-    def of(cls, row: Any) -> "NetOrderState":
-        return cls(**{name: getattr(row, name) for name in _NET_ORDER_FIELDS})
-
-    def to_json(self) -> dict[str, Any]:
-        return _json_values(self, _NET_ORDER_FIELDS)
-
-    @classmethod
-    def from_json(cls, state: dict[str, Any]) -> "NetOrderState":
-        return cls(**_parsed_values(state, _NET_ORDER_FIELDS))
-
-
-_NET_ORDER_FIELDS = tuple(f.name for f in fields(NetOrderState))
-
-
-def _json_values(state: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """A state's fields as JSON values: UUIDs and datetimes as their strings."""
-    values = {}
-    for name in names:
-        value = getattr(state, name)
-        values[name] = (
-            str(value)
-            if isinstance(value, uuid.UUID)
-            else (value.isoformat() if isinstance(value, datetime) else value)
-        )
-    return values
-
-
-def _parsed_values(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    parsed = {name: values[name] for name in names}
-    for name in ("id", "related_order_id"):
-        if parsed.get(name) is not None:
-            parsed[name] = uuid.UUID(parsed[name])
-    for name in ("triggered_at", "created_at", "ended_at", "opened_at"):
-        if parsed.get(name) is not None:
-            parsed[name] = datetime.fromisoformat(parsed[name])
-    return parsed
-
 
 @dataclass(frozen=True)
-class FillState:
+class FillState(_Committed):
     """One fill the change made (a row of `app.models.Fill`; its order says the rest)."""
 
     id: int
@@ -95,29 +107,16 @@ class FillState:
     maker: bool
     created_at: datetime
 
-    @classmethod
-    def of(cls, row: Any) -> "FillState":
-        return cls(row.id, row.price, row.quantity, row.fee, row.realized_pnl, row.maker, row.created_at)
-
-    def to_json(self) -> list[Any]:
-        return [
-            self.id,
-            self.price,
-            self.quantity,
-            self.fee,
-            self.realized_pnl,
-            self.maker,
-            self.created_at.isoformat(),
-        ]
+    def to_json(self) -> list[Any]:  # a list: an event may carry many
+        return list(super().to_json().values())
 
     @classmethod
-    def from_json(cls, values: list[Any]) -> "FillState":
-        fill_id, price, quantity, fee, realized, maker, created_at = values
-        return cls(fill_id, price, quantity, fee, realized, maker, datetime.fromisoformat(created_at))
+    def from_json(cls, values: list[Any]) -> Self:
+        return super().from_json(dict(zip(_shape(cls)[0], values, strict=True)))
 
 
 @dataclass(frozen=True)
-class PositionState:
+class PositionState(_Committed):
     """The account's position on the order's market after the change (`app.models.Position`)."""
 
     symbol: str
@@ -125,21 +124,6 @@ class PositionState:
     cost: Decimal
     realized_pnl: int
     opened_at: datetime | None
-
-    @classmethod
-    def of(cls, row: Any) -> "PositionState":
-        return cls(**{name: getattr(row, name) for name in _POSITION_FIELDS})
-
-    def to_json(self) -> dict[str, Any]:
-        return {**_json_values(self, _POSITION_FIELDS), "cost": str(self.cost)}
-
-    @classmethod
-    def from_json(cls, values: dict[str, Any]) -> "PositionState":
-        parsed = _parsed_values(values, _POSITION_FIELDS)
-        return cls(**{**parsed, "cost": Decimal(parsed["cost"])})
-
-
-_POSITION_FIELDS = tuple(f.name for f in fields(PositionState))
 
 
 @dataclass(frozen=True)
