@@ -34,6 +34,7 @@ KLINE_INTERVALS_S = {
     "1w": 604_800,
 }
 MONTH = "1month"
+KLINE_INTERVALS = (*KLINE_INTERVALS_S, MONTH)
 TICKER_WINDOWS_S = {"1d": 86_400, "1w": 604_800}
 KLINES_AT_MOST = 1000
 
@@ -102,6 +103,10 @@ def _naive(moment: datetime) -> str:
 
 def klines(asset: Asset, interval: str, start_s: int, end_s: int) -> list[dict]:
     """Backpack's `Kline` rows from `start_s` (seconds) up to `end_s`: the oldest KLINES_AT_MOST."""
+    return [_kline(asset, row) for row in _kline_rows(asset, interval, start_s, end_s)]
+
+
+def _kline_rows(asset: Asset, interval: str, start_s: int, end_s: int) -> list:
     statement = MONTHLY_KLINES_SQL if interval == MONTH else KLINES_SQL
     params = {
         "asset": asset.symbol,
@@ -110,8 +115,7 @@ def klines(asset: Asset, interval: str, start_s: int, end_s: int) -> list[dict]:
         "end": datetime.fromtimestamp(end_s, UTC),
         "limit": KLINES_AT_MOST,
     }
-    rows = db.session.execute(statement, params).mappings().all()
-    return [_kline(asset, row) for row in rows]
+    return list(db.session.execute(statement, params).mappings().all())
 
 
 def _kline(asset: Asset, row) -> dict:
@@ -132,25 +136,24 @@ def stream_kline(asset: Asset, interval: str, now_s: int) -> dict | None:
     """The kline that holds `now_s` as the `kline.<interval>.<symbol>` stream's data (ISO `t`/`T`,
     `X` once it has closed), None while it has no candle."""
     length = KLINE_INTERVALS_S.get(interval, 31 * 86_400)
-    rows = klines(asset, interval, now_s - length, now_s + 1)
+    rows = _kline_rows(asset, interval, now_s - length, now_s + 1)
     if not rows:
         return None
     row = rows[-1]
-    start = datetime.strptime(row["start"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    end = datetime.strptime(row["end"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    shown = _kline(asset, row)
     return {
         "e": "kline",
         "E": int(time.time() * 1_000_000),
         "s": asset.market,
-        "t": start.replace(tzinfo=None).isoformat(),
-        "T": end.replace(tzinfo=None).isoformat(),
-        "o": row["open"],
-        "c": row["close"],
-        "h": row["high"],
-        "l": row["low"],
-        "v": row["volume"],
+        "t": row["start"].astimezone(UTC).replace(tzinfo=None).isoformat(),
+        "T": row["end"].astimezone(UTC).replace(tzinfo=None).isoformat(),
+        "o": shown["open"],
+        "c": shown["close"],
+        "h": shown["high"],
+        "l": shown["low"],
+        "v": shown["volume"],
         "n": int(row["trades"]),
-        "X": end.timestamp() <= now_s,
+        "X": row["end"].timestamp() <= now_s,
     }
 
 

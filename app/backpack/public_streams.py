@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from app.backpack import market_data, shapes
 from app.extensions import db, redis_client
@@ -50,16 +51,19 @@ def framed(text: str) -> bytes:
     return header + payload
 
 
+Built = TypeVar("Built")
+
+
 class SharedFrames:
     """Public frames built once per process and key, kept for the latest KEPT keys."""
 
     KEPT = 1024
 
     def __init__(self) -> None:
-        self.frames: OrderedDict[tuple, str | None] = OrderedDict()
+        self.frames: OrderedDict[tuple, Any] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: tuple, build: Callable[[], str | None]) -> str | None:
+    def get(self, key: tuple, build: Callable[[], Built]) -> Built:
         with self.lock:
             if key in self.frames:
                 return self.frames[key]
@@ -127,35 +131,34 @@ def _ticker_frame(symbol: str) -> str | None:
     return None if data is None else encode(f"ticker.{symbol}", data)
 
 
-# (interval, symbol) -> the kline data this process last sent, to close it when the next one opens
-_klines_sent: dict[tuple[str, str], dict] = {}
+# (interval, symbol) -> the kline data this process last built, to close it when the next one opens
+_klines_built: dict[tuple[str, str], dict] = {}
 
 
-def _kline_frames(interval: str, symbol: str, second: int) -> list[str]:
-    """The current kline; first the previous one as closed (`X`) if it was last sent open."""
-    text = shared.get(("kline", interval, symbol, second), lambda: _kline_frame(interval, symbol, second))
-    if text is None:
-        return []
-    data = json.loads(text)["data"]
-    before = _klines_sent.get((interval, symbol))
-    _klines_sent[(interval, symbol)] = data
-    if before is None or before["t"] == data["t"] or before["X"]:
-        return [text]
-    closed = shared.get(
-        ("kline-closed", interval, symbol, before["t"]),
-        lambda: encode(f"kline.{interval}.{symbol}", {**before, "E": micros(), "X": True}),
-    )
-    return [closed, text]
+def _kline_frames(interval: str, symbol: str, second: int) -> tuple[str, ...]:
+    """This second's frames of the stream, the same for every socket of the process: the current
+    kline, after the previous one as closed (`X`) if it was last built open."""
+    return shared.get(("kline", interval, symbol, second), lambda: _built_kline_frames(interval, symbol, second))
 
 
-def _kline_frame(interval: str, symbol: str, second: int) -> str | None:
+def _built_kline_frames(interval: str, symbol: str, second: int) -> tuple[str, ...]:
     asset = asset_named(symbol)
-    known = interval in market_data.KLINE_INTERVALS_S or interval == market_data.MONTH
     try:
-        data = market_data.stream_kline(asset, interval, second) if asset is not None and known else None
+        data = (
+            market_data.stream_kline(asset, interval, second)
+            if asset and interval in market_data.KLINE_INTERVALS
+            else None
+        )
     finally:
         db.session.rollback()
-    return None if data is None else encode(f"kline.{interval}.{symbol}", data)
+    if data is None:
+        return ()
+    stream = f"kline.{interval}.{symbol}"
+    before = _klines_built.get((interval, symbol))
+    _klines_built[(interval, symbol)] = data
+    if before is None or before["t"] == data["t"] or before["X"]:
+        return (encode(stream, data),)
+    return encode(stream, {**before, "E": micros(), "X": True}), encode(stream, data)
 
 
 # Backpack's aggregated depth streams, `depth.<window>.<symbol>`, by their window in seconds; the

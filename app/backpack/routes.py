@@ -429,9 +429,8 @@ def tickers():
 def klines():
     asset = _market(request.args.get("symbol"))
     interval = request.args.get("interval")
-    if interval not in market_data.KLINE_INTERVALS_S and interval != market_data.MONTH:
-        known = ", ".join([*market_data.KLINE_INTERVALS_S, market_data.MONTH])
-        fail(400, Code.INVALID_CLIENT_REQUEST, f"interval is one of {known}")
+    if interval not in market_data.KLINE_INTERVALS:
+        fail(400, Code.INVALID_CLIENT_REQUEST, f"interval is one of {', '.join(market_data.KLINE_INTERVALS)}")
     if request.args.get("priceType", "Last") != "Last":
         fail(400, Code.INVALID_CLIENT_REQUEST, "Mark and index price klines are not simulated: priceType is Last")
     try:

@@ -421,6 +421,7 @@ def test_a_kline_stream_closes_each_candle_before_it_sends_the_next(app, bot):
     assert [(f["t"], f["c"], f["X"]) for f in first] == [("2026-11-30T10:00:00", "118000", False)]
     assert [(f["t"], f["X"]) for f in frames(start + 31)] == [("2026-11-30T10:00:00", False)]  # the same, still open
     turned = frames(start + 61)
+    assert frames(start + 61) == turned  # a second socket in the same second gets the same frames
     assert [(f["t"], f["T"], f["c"], f["X"]) for f in turned] == [
         ("2026-11-30T10:00:00", "2026-11-30T10:01:00", "118000", True),  # the previous candle, closed
         ("2026-11-30T10:01:00", "2026-11-30T10:02:00", "118100", False),
