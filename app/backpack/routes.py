@@ -222,14 +222,28 @@ def query_account():
     return jsonify(service.account_settings(signed_account("accountQuery", request.args.to_dict())))
 
 
+def _bounded(params, name: str, default: int, least: int, most: int) -> int:
+    """An integer parameter within [least, most]; Backpack's error body otherwise."""
+    try:
+        value = int(params.get(name, default))
+    except ValueError:
+        fail(400, Code.INVALID_CLIENT_REQUEST, f"{name} is an integer")
+    if not least <= value <= most:
+        fail(400, Code.INVALID_CLIENT_REQUEST, f"{name} is {least} to {most}")
+    return value
+
+
+def _limit(params, most: int = 1000) -> int:
+    return _bounded(params, "limit", 100, 1, most)
+
+
+def _offset(params, most: int = 2**63 - 1) -> int:  # PostgreSQL's OFFSET is a bigint
+    return _bounded(params, "offset", 0, 0, most)
+
+
 def _page(params: dict) -> dict:
     """Backpack's paging: `limit` (default 100, at most 1000), `offset`, `sortDirection`."""
-    try:
-        limit, offset = int(params.get("limit", 100)), int(params.get("offset", 0))
-    except ValueError:
-        fail(400, Code.INVALID_CLIENT_REQUEST, "limit and offset are integers")
-    if not 1 <= limit <= 1000 or offset < 0:
-        fail(400, Code.INVALID_CLIENT_REQUEST, "limit is 1 to 1000, offset at least 0")
+    limit, offset = _limit(params), _offset(params)
     direction = params.get("sortDirection", "Desc")
     if direction not in ("Asc", "Desc"):
         fail(400, Code.INVALID_CLIENT_REQUEST, "sortDirection is Asc or Desc")
@@ -389,16 +403,6 @@ def depth():
     )
 
 
-def _count(name: str, default: int, most: int) -> int:
-    try:
-        value = int(request.args.get(name, default))
-    except ValueError:
-        fail(400, Code.INVALID_CLIENT_REQUEST, f"{name} is an integer")
-    if not (0 if name == "offset" else 1) <= value <= most:
-        fail(400, Code.INVALID_CLIENT_REQUEST, f"{name} is at most {most}")
-    return value
-
-
 def _perpetuals() -> list:
     """The perpetuals this venue trades (the chosen ones, registered)."""
     return [asset for asset in map(asset_named, perpetual_symbols()) if asset is not None]
@@ -446,19 +450,19 @@ def klines():
 @blp.get("/api/v1/trades")
 def recent_trades():
     asset = _market(request.args.get("symbol"))
-    return jsonify(market_data.trades(asset, _count("limit", 100, 1000)))
+    return jsonify(market_data.trades(asset, _limit(request.args)))
 
 
 @blp.get("/api/v1/trades/history")
 def trade_history():
     asset = _market(request.args.get("symbol"))
-    return jsonify(market_data.trades(asset, _count("limit", 100, 1000), _count("offset", 0, 10**9)))
+    return jsonify(market_data.trades(asset, _limit(request.args), _offset(request.args, 10**9)))
 
 
 @blp.get("/api/v1/fundingRates")
 def funding_rates():
     asset = _market(request.args.get("symbol"))
-    return jsonify(market_data.funding_rates(asset, _count("limit", 100, 10_000), _count("offset", 0, 10**9)))
+    return jsonify(market_data.funding_rates(asset, _limit(request.args, 10_000), _offset(request.args, 10**9)))
 
 
 @blp.get("/api/v1/openInterest")
