@@ -18,8 +18,11 @@ class _Committed:
     def of(cls, row: Any) -> Self:
         return cls(**{name: getattr(row, name) for name in _shape(cls)[0]})
 
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _shape(type(self))[0]}
+
     def to_json(self) -> Any:
-        return {name: _json(getattr(self, name)) for name in _shape(type(self))[0]}
+        return {name: _json(value) for name, value in self.values().items()}
 
     @classmethod
     def from_json(cls, values: Any) -> Self:

@@ -215,7 +215,6 @@ def _position_row(account_id: int, row: Position, leverage: int) -> dict:
     asset = asset_named(row.symbol)
     prices = price_decimals(row.symbol)
     quantities = asset.quantity_decimals if asset is not None else QUANTITY_DECIMALS
-    lot = 10 ** (QUANTITY_DECIMALS - quantities)
     fills = list(
         db.session.scalars(
             select(Fill)
@@ -239,8 +238,8 @@ def _position_row(account_id: int, row: Position, leverage: int) -> dict:
     return {
         "id": shapes.position_id(account_id, row.symbol, row.opened_at),
         "symbol": row.symbol,
-        "netQuantity": shapes.plain(row.quantity // lot, quantities),
-        "netExposureQuantity": shapes.plain(abs(row.quantity) // lot, quantities),
+        "netQuantity": shapes.quantity(row.quantity, quantities),
+        "netExposureQuantity": shapes.quantity(abs(row.quantity), quantities),
         "netExposureNotional": shapes.usd(mark * abs(row.quantity) // scale_of if mark else 0),
         "netCost": shapes.usd(int(row.cost) // scale_of),
         "markPrice": shapes.plain(mark or 0, prices),
@@ -253,7 +252,7 @@ def _position_row(account_id: int, row: Position, leverage: int) -> dict:
         "imf": str(asset.imf.base) if asset is not None and asset.imf is not None else "0",
         "fees": shapes.usd(sum(fill.fee for fill in fills if not fill.liquidation)),
         "state": "Closed" if closed else "Open",
-        "closedVolume": shapes.plain((volume - abs(row.quantity)) // 2 // lot, quantities),
+        "closedVolume": shapes.quantity((volume - abs(row.quantity)) // 2, quantities),
         "liquidationFees": shapes.usd(sum(fill.fee for fill in fills if fill.liquidation)),
         "closingPrice": shapes.plain(fills[-1].price, prices) if closed and fills else None,
         "accountLeverage": str(leverage),

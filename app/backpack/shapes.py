@@ -32,6 +32,12 @@ def plain(units: int | None, decimals: int) -> str | None:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def quantity(units: int, decimals: int) -> str | None:
+    """A quantity in the service's units (QUANTITY_DECIMALS) as Backpack writes it in the market's
+    quantity decimals (rounded down to its step)."""
+    return plain(units // 10 ** (QUANTITY_DECIMALS - decimals), decimals)
+
+
 def usd(cents: int | None) -> str | None:
     return plain(cents, USD_DECIMALS)
 
@@ -148,7 +154,7 @@ def fill(row, number: int, client_id: int | None, prices: int, quantities: int) 
         "isMaker": row.maker,
         "orderId": str(number),
         "price": plain(row.price, prices),
-        "quantity": plain(row.quantity // 10 ** (QUANTITY_DECIMALS - quantities), quantities),
+        "quantity": quantity(row.quantity, quantities),
         "side": SIDE[row.side],
         "symbol": row.symbol,
         "systemOrderType": "LiquidatePositionOnBook" if row.liquidation else None,

@@ -30,7 +30,6 @@ from app.hub import CLOSED, Event, Listener, process_hub
 from app.models import ApiKey
 from app.netting import service as netting
 from core import signing
-from core.assets import QUANTITY_DECIMALS
 from core.book import notional
 from core.enums import NetOrderStatus
 from core.net_events import FillState, NetOrderChanged, PublicTrades
@@ -261,8 +260,7 @@ def _order_frames(connection: Connection, event: NetOrderChanged) -> None:
             executed += fill.quantity
             quoted += notional(fill.price, fill.quantity, view["price_decimals"])
             frame = _order_frame("orderFill", view, status, fill)
-            lots = 10 ** (QUANTITY_DECIMALS - view["quantity_decimals"])
-            frame |= {"z": shapes.plain(executed // lots, view["quantity_decimals"]), "Z": shapes.usd(quoted)}
+            frame |= {"z": shapes.quantity(executed, view["quantity_decimals"]), "Z": shapes.usd(quoted)}
             connection.send(stream, frame)
         ended = {NetOrderStatus.CANCELLED: "orderCancelled", NetOrderStatus.EXPIRED: "orderExpired"}
         if order.status in ended:
@@ -301,10 +299,9 @@ def _order_frame(event: str, view: dict, status: str, fill: FillState | None = N
         "O": "LIQUIDATION_AUTOCLOSE" if view["liquidation"] else "USER",
     }
     if fill is not None:
-        quantities = view["quantity_decimals"]
         frame |= {
             "t": fill.id,
-            "l": shapes.plain(fill.quantity // 10 ** (QUANTITY_DECIMALS - quantities), quantities),
+            "l": shapes.quantity(fill.quantity, view["quantity_decimals"]),
             "L": shapes.plain(fill.price, view["price_decimals"]),
             "m": fill.maker,
             "n": shapes.usd(fill.fee),

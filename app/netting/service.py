@@ -281,36 +281,25 @@ def list_fills(account_id: int, symbol: str | None, limit: int = 500) -> list[di
 def event_view(event: NetOrderChanged) -> dict:
     """The order as its event carries it, with the fills that change made."""
     order = event.order
-    per = 10 ** (QUANTITY_DECIMALS - (_quantity_decimals(order.symbol)))
-    fills = [
-        {
-            "id": fill.id,
-            "order_id": order.id,
-            "account_id": order.account_id,
-            "symbol": order.symbol,
-            "side": order.side,
-            "price": fill.price,
-            "quantity": fill.quantity // per,
-            "fee": fill.fee,
-            "realized_pnl": fill.realized_pnl,
-            "maker": fill.maker,
-            "liquidation": order.liquidation,
-            "created_at": fill.created_at,
-        }
-        for fill in event.fills
-    ]
-    return view_of(order, fills)
-
-
-def _quantity_decimals(symbol: str) -> int:
-    asset = asset_named(symbol)
-    return asset.quantity_decimals if asset is not None else QUANTITY_DECIMALS
+    of_order = {
+        "order_id": order.id,
+        "account_id": order.account_id,
+        "symbol": order.symbol,
+        "side": order.side,
+        "liquidation": order.liquidation,
+    }
+    return view_of(order, [_fill_view({**fill.values(), **of_order}) for fill in event.fills])
 
 
 def _fill(fill: Fill) -> dict:
-    asset = asset_named(fill.symbol)
+    return _fill_view({c.name: getattr(fill, c.name) for c in Fill.__table__.columns})
+
+
+def _fill_view(columns: dict) -> dict:
+    """A fill's columns as the API shows them: its quantity in the market's quantity decimals."""
+    asset = asset_named(columns["symbol"])
     per = lot(asset) if asset is not None else 1
-    return {**{c.name: getattr(fill, c.name) for c in Fill.__table__.columns}, "quantity": fill.quantity // per}
+    return {**columns, "quantity": columns["quantity"] // per}
 
 
 def view(order: NetOrder) -> dict:
