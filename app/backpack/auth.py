@@ -48,6 +48,17 @@ def _once_and_counted(signature: str, window_ms: int, account_id: int) -> None:
         fail(429, Code.TOO_MANY_REQUESTS, f"Too many requests: {amount} per {window_s} s per account")
 
 
+def find_key(public_key: str):
+    """The paper key (id, account_id, last_used_at) registered as `public_key` and not revoked, on
+    an autocommit connection: one round trip, no transaction to begin and roll back."""
+    with autocommit() as connection:
+        return connection.execute(
+            select(ApiKey.id, ApiKey.account_id, ApiKey.last_used_at).where(
+                ApiKey.public_key == public_key, ApiKey.revoked_at.is_(None)
+            )
+        ).one_or_none()
+
+
 def signed_account(instruction: str, params) -> int:
     """The netting account a signed request acts for; Backpack's error otherwise, nothing written."""
     try:
@@ -55,12 +66,7 @@ def signed_account(instruction: str, params) -> int:
         signing.check_time(headers, int(time.time() * 1000))
     except SigningError as error:
         fail(400, Code(error.code), error.message)
-    with autocommit() as connection:  # one round trip: no transaction to begin and roll back
-        key = connection.execute(
-            select(ApiKey.id, ApiKey.account_id, ApiKey.last_used_at).where(
-                ApiKey.public_key == headers.api_key, ApiKey.revoked_at.is_(None)
-            )
-        ).one_or_none()
+    key = find_key(headers.api_key)
     if key is None:
         fail(401, Code.UNAUTHORIZED, UNKNOWN_KEY)
     try:

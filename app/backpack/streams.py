@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 
 from flask import request
 from simple_websocket import ConnectionClosed
-from sqlalchemy import select
 
 from app.backpack import public_streams, shapes
+from app.backpack.auth import SEEN_SIGNATURE_KEY, UNKNOWN_KEY, find_key
 from app.backpack.errors import Code
 from app.extensions import db, redis_client
 from app.hub import CLOSED, Event, Listener, process_hub
-from app.models import ApiKey
 from app.netting import service as netting
 from core import signing
 from core.book import notional
@@ -210,23 +209,16 @@ def _signed_account(signature) -> tuple[int | None, tuple[Code, str] | None]:
             {"X-API-Key": key, "X-Signature": sig, "X-Timestamp": timestamp, "X-Window": window}
         )
         signing.check_time(headers, int(time.time() * 1000))
-        account_id = db.session.scalar(
-            select(ApiKey.account_id).where(ApiKey.public_key == key, ApiKey.revoked_at.is_(None))
-        )
-        db.session.rollback()
-        if account_id is None:
-            return None, (
-                Code.UNAUTHORIZED,
-                "Unknown API key: this is a paper-trading venue, never send a real Backpack key",
-            )
+        found = find_key(key)
+        if found is None:
+            return None, (Code.UNAUTHORIZED, UNKNOWN_KEY)
         signing.verify(signing.public_key_bytes(key), headers, "subscribe", {})
     except SigningError as error:
         return None, (Code(error.code), error.message)
-    if not redis_client.set(
-        f"backpack:signature:{sig}", 1, nx=True, px=headers.window_ms + signing.FUTURE_TOLERANCE_MS
-    ):
+    seen = SEEN_SIGNATURE_KEY.format(signature=sig)
+    if not redis_client.set(seen, 1, nx=True, px=headers.window_ms + signing.FUTURE_TOLERANCE_MS):
         return None, (Code.INVALID_SIGNATURE, "This signature was used already: sign each subscribe anew")
-    return account_id, None
+    return found.account_id, None
 
 
 def _deliver(connection: Connection, event) -> None:
