@@ -53,6 +53,17 @@ def frames_until(socket, last) -> list[dict]:
     return frames
 
 
+def backpack_pro(url: str, key: dict):
+    """ccxt.pro's backpack exchange: its REST and socket URLs are the only change."""
+    import ccxt.pro
+
+    exchange = ccxt.pro.backpack({"apiKey": key["publicKey"], "secret": key["seed"]})
+    socket = url.replace("http://", "ws://") + "/backpack/ws"
+    rest = {"public": f"{url}/backpack", "private": f"{url}/backpack"}
+    exchange.urls["api"] = {**rest, "ws": {"public": socket, "private": socket}}
+    return exchange
+
+
 def backpack(url: str, key: dict):
     exchange = ccxt.backpack({"apiKey": key["publicKey"], "secret": key["seed"]})
     exchange.urls["api"] = {"public": f"{url}/backpack", "private": f"{url}/backpack"}  # the only change
@@ -184,16 +195,11 @@ def test_the_private_streams_tell_a_bot_of_its_orders_and_positions(paper_key):
 def test_ccxt_pro_watches_its_orders_and_positions(paper_key):
     import asyncio
 
-    import ccxt.pro
-
     url, key = paper_key
-    socket_url = url.replace("http://", "ws://") + "/backpack/ws"
     symbol = "BTC/USDC:USDC"
 
     async def life() -> tuple[list, list, dict]:
-        exchange = ccxt.pro.backpack({"apiKey": key["publicKey"], "secret": key["seed"]})
-        api = {"public": f"{url}/backpack", "private": f"{url}/backpack"}
-        exchange.urls["api"] = {**api, "ws": {"public": socket_url, "private": socket_url}}  # the only change
+        exchange = backpack_pro(url, key)
         try:
             await exchange.load_markets()
             watching = asyncio.create_task(exchange.watch_orders(symbol))
@@ -318,8 +324,6 @@ def test_ccxt_pro_watches_the_public_ticker_trades_and_candles(paper_key):
     import asyncio
     from datetime import UTC, datetime
 
-    import ccxt.pro
-
     from app.extensions import db
     from app.models import Candle
 
@@ -329,13 +333,10 @@ def test_ccxt_pro_watches_the_public_ticker_trades_and_candles(paper_key):
         Candle(asset=PERP, bucket=minute, open=1_183_000, high=1_184_000, low=1_182_000, close=1_183_205, ticks=5)
     )
     db.session.commit()
-    socket_url = url.replace("http://", "ws://") + "/backpack/ws"
     symbol = "BTC/USDC:USDC"
 
     async def watch() -> tuple[dict, list, list]:
-        exchange = ccxt.pro.backpack({"apiKey": key["publicKey"], "secret": key["seed"]})
-        api = {"public": f"{url}/backpack", "private": f"{url}/backpack"}
-        exchange.urls["api"] = {**api, "ws": {"public": socket_url, "private": socket_url}}  # the only change
+        exchange = backpack_pro(url, key)
         try:
             await exchange.load_markets()
             ticker = await asyncio.wait_for(exchange.watch_ticker(symbol), 10)
