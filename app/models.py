@@ -332,7 +332,7 @@ class Fill(db.Model):
 
 class Position(db.Model):
     """A netting account's position on one market: signed quantity (long > 0) and the exact cost
-    of what is open (`core.netting.Position`). Kept when flat (quantity 0), never deleted."""
+    of what is open (`core.cross_margin.Position`). Kept when flat (quantity 0), never deleted."""
 
     __tablename__ = "positions"
     __table_args__ = (

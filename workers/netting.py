@@ -9,24 +9,27 @@ of its working orders (`AccountState`).
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db, redis_client
-from app.markets.service import asset_named, netting_spec, price_decimals
+from app.markets.service import netting_spec, price_decimals
 from app.models import Account as AccountRow
 from app.models import Balance, Fill, LedgerEntry, NetOrder, Position, utcnow
-from app.prices.service import fresh_quote
-from core import netting
-from core.book import Level, notional
-from core.enums import LedgerKind, NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide, TriggerBy
-from core.marks import MarkStore, price_units
+from core import cross_margin, netting
+from core.book import notional
+from core.cross_margin import Holding
+from core.enums import LedgerKind, NetOrderStatus, NetOrderType, TimeInForce, TradeSide, TriggerBy
+from core.marks import MarkStore
 from core.net_events import FillState, NetOrderChanged, NetOrderState, PositionState
-from core.netting import Costs, Holding, Outcome, Trade
+from core.netting import Costs, Outcome, Trade
+from core.triggers import Levels
+from workers import levels
+from workers.execution import commit_and_publish
 from workers.sequences import FILL_IDS, ORDER_NUMBERS
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,7 @@ class AccountState:
             self.positions[symbol] = row
         return self.positions[symbol]
 
-    def view(self, prices: dict[str, int], *extra: str) -> netting.Account:
+    def view(self, prices: dict[str, int], *extra: str) -> cross_margin.Account:
         """The account as `core.netting` decides on it (a market of `extra` included even if flat)."""
         holdings = {}
         for symbol in {*self.positions, *(o.symbol for o in self.working), *extra}:
@@ -79,7 +82,7 @@ class AccountState:
             if spec is None:
                 continue
             row = self.positions.get(symbol)
-            held = netting.Position(row.quantity, int(row.cost)) if row is not None else netting.Position()
+            held = cross_margin.Position(row.quantity, int(row.cost)) if row is not None else cross_margin.Position()
             entry = held.entry_price()
             mark = prices.get(symbol) or (int(entry) if entry is not None else 0)
             working = sum(
@@ -88,7 +91,7 @@ class AccountState:
                 if o.symbol == symbol and not o.reduce_only
             )
             holdings[symbol] = Holding(spec, held, mark, working)
-        return netting.Account(self.balance.usd, self.leverage_limit, holdings)
+        return cross_margin.Account(self.balance.usd, self.leverage_limit, holdings)
 
 
 def load_states(balances: dict[int, Balance]) -> dict[int, AccountState]:
@@ -259,61 +262,21 @@ def changed(order: NetOrder, balance: Balance, state: AccountState | None = None
     )
 
 
-def trigger_prices(symbol: str) -> dict[TriggerBy, int]:
-    """What trigger orders on `symbol` watch, where fresh: its mark, its index, its book's mid."""
-    asset = asset_named(symbol)
-    if asset is None:
-        return {}
-    found: dict[TriggerBy, int] = {}
-    mark = MarkStore(redis_client).read(asset.market)
-    if mark is not None and mark.is_fresh(current_app.config["PRICE_MAX_AGE_S"]):
-        found[TriggerBy.MARK] = mark.units(asset.decimals)
-        if mark.index is not None:
-            found[TriggerBy.INDEX] = price_units(mark.index, asset.decimals)
-    quote = fresh_quote(symbol)
-    if quote is not None:
-        found[TriggerBy.LAST] = (quote.bid + quote.ask) // 2
-    return found
+def commit(states: dict[int, AccountState], prices: dict[str, int], events: list) -> int:
+    """Renew the accounts' estimated liquidation prices, commit and publish, then tighten the
+    trigger levels their working orders and positions hold. Returns how many events it sent."""
+    for state in states.values():
+        reestimate(state, prices)
+    tightened = added(states.values())
+    sent = commit_and_publish(*events)
+    levels.track(tightened)
+    return sent
 
 
-def arrive(state: AccountState, order: NetOrder, levels: tuple[Level, ...] | None, prices: dict[str, int]) -> None:
-    """A pending order: a trigger order waits for its price (`trigger_pending`); any other (or a
-    trigger order that fired) goes to `core.netting.arrive` on the side of the book it takes."""
-    if utcnow() - order.created_at > timedelta(seconds=current_app.config["ORDER_MAX_DELAY_S"]):
-        apply(state, order, netting.rejected(NetRejectReason.EXPIRED))  # an outage must not fill it late
-        return
-    if order.trigger_price is not None and order.triggered_at is None:
-        watched = trigger_prices(order.symbol).get(TriggerBy(order.trigger_by))
-        if watched is None:
-            apply(state, order, netting.rejected(NetRejectReason.PRICE_UNAVAILABLE))
-            return
-        order.trigger_above = order.trigger_price > watched
-        if order.trigger_price != watched:
-            order.status = NetOrderStatus.TRIGGER_PENDING
-            return
-        order.triggered_at = utcnow()
-    execute(state, order, levels, prices)
-
-
-def execute(state: AccountState, order: NetOrder, levels: tuple[Level, ...] | None, prices: dict[str, int]) -> None:
-    """`core.netting.arrive`, written; an attached close that finds nothing left to reduce is cancelled."""
-    terms = terms_of(order)
-    working_count = len(state.working)
-    outcome = netting.arrive(terms, state.view(prices, order.symbol), order.symbol, levels, costs(), working_count)
-    if order.related_order_id is not None and outcome.reason == NetRejectReason.REDUCE_ONLY_NOT_REDUCING:
-        outcome = Outcome(NetOrderStatus.CANCELLED)
-    apply(state, order, outcome)
-
-
-def terms_of(order: NetOrder) -> netting.Order:
-    return netting.Order(
-        TradeSide(order.side),
-        NetOrderType(order.order_type),
-        order.quantity,
-        order.quote_quantity,
-        order.price,
-        TimeInForce(order.time_in_force),
-        order.post_only,
-        order.reduce_only,
-        order.executed_quantity,
+def added(states: Iterable[AccountState]) -> dict[tuple[str, int], Levels]:
+    """The trigger levels the accounts' working orders and positions hold, by market and shard:
+    taken before the commit, which leaves the rows unloaded."""
+    return levels.added_netting(
+        [order for state in states for order in state.working],
+        [row for state in states for row in state.positions.values()],
     )

@@ -1,25 +1,28 @@
-"""Netting work on the engine: pending orders in batches (with the hedging batch of the same
-wake-up), cancels, and after a price move the working limits the book reaches and the accounts
-whose mark crossed an estimated liquidation price (`workers.triggers`)."""
+"""Netting orders on the engine: pending orders in batches (with the hedging batch of the same
+wake-up), cancels, and after a price move (`workers.triggers`) the liquidations it brings
+(`workers.netting_liquidation`), the trigger orders it fires and the working limits the book
+reaches."""
 
 import functools
-import logging
 import uuid
-from collections.abc import Iterable
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import and_, or_, select
 
-from app.extensions import db
-from app.models import Balance, NetOrder, Position, utcnow
-from core import netting
-from core.enums import LedgerKind, NetOrderStatus, NetOrderType, TimeInForce, TradeSide
+from app.extensions import db, redis_client
+from app.markets.service import asset_named
+from app.models import Balance, NetOrder, utcnow
+from app.prices.service import fresh_quote
+from core import cross_margin, netting
+from core.book import Level
+from core.enums import NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide, TriggerBy
 from core.events import AccountEvent, RequestFailed
 from core.execution import Market
+from core.marks import MarkStore, price_units
+from core.netting import Outcome
 from core.prices import Quote
-from core.triggers import Levels
-from workers import levels
-from workers import netting as state_of
+from workers import netting_liquidation
 from workers.execution import commit_and_publish, market_now, publish
 from workers.netting import (
     CANCELLABLE,
@@ -27,15 +30,13 @@ from workers.netting import (
     AccountState,
     apply,
     changed,
+    commit,
+    costs,
     load_states,
     marks,
     netting_spec,
-    reestimate,
 )
-from workers.sequences import ORDER_NUMBERS
 from workers.shards import account_shard
-
-log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=8)
@@ -74,7 +75,7 @@ def execute_pending(size: int) -> int:
             markets[order.symbol] = market_now(order.symbol)
         market = markets[order.symbol]
         levels = None if market is None else market.side_levels(order.side == TradeSide.BUY)
-        state_of.arrive(states[order.account_id], order, levels, prices)
+        arrive(states[order.account_id], order, levels, prices)
         events.append(changed(order, balance, states[order.account_id]))
     commit(states, prices, events)
     return len(rows)
@@ -107,7 +108,7 @@ def on_price(asset: str, quote: Quote, market: Market, trigger: Quote | None, sh
     book reaches. Returns how many orders changed."""
     count = 0
     if trigger is not None:
-        count += _liquidations(asset, trigger, shards)
+        count += netting_liquidation.liquidations(asset, trigger, shards)
     count += _triggered(asset, market, shards)
     count += _working(asset, quote, market, shards)
     return count
@@ -116,7 +117,7 @@ def on_price(asset: str, quote: Quote, market: Market, trigger: Quote | None, sh
 def _triggered(asset: str, market: Market, shards: list[int]) -> int:
     """Fire the trigger orders (and attached closes) on `asset` whose watched price reached them:
     each executes now as the order it carries."""
-    watched = state_of.trigger_prices(asset)
+    watched = trigger_prices(asset)
     if not watched:
         return 0
     reached = or_(
@@ -142,123 +143,10 @@ def _triggered(asset: str, market: Market, shards: list[int]) -> int:
         if order.status != NetOrderStatus.TRIGGER_PENDING:
             continue  # an attached close its sibling cancelled in this batch
         order.triggered_at = now
-        state_of.execute(states[order.account_id], order, market.side_levels(order.side == TradeSide.BUY), prices)
+        execute(states[order.account_id], order, market.side_levels(order.side == TradeSide.BUY), prices)
         events.append(changed(order, balance, states[order.account_id]))
     commit(states, prices, events)
     return len(events)
-
-
-def _crossed_accounts(asset: str, trigger: Quote, shards: list[int]) -> list[int]:
-    crossed = or_(
-        and_(Position.quantity > 0, Position.liquidation_price >= trigger.bid),
-        and_(Position.quantity < 0, Position.liquidation_price <= trigger.ask),
-    )
-    query = select(Position.account_id).where(
-        Position.symbol == asset, Position.quantity != 0, crossed, account_shard(Position.account_id).in_(shards)
-    )
-    return sorted(set(db.session.scalars(query)))
-
-
-def _lock_balances(account_ids: Iterable[int]) -> dict[int, Balance]:
-    query = select(Balance).where(Balance.account_id.in_(sorted(account_ids))).order_by(Balance.account_id)
-    rows = db.session.scalars(query.with_for_update().execution_options(populate_existing=True))
-    return {balance.account_id: balance for balance in rows}
-
-
-def _liquidations(asset: str, trigger: Quote, shards: list[int]) -> int:
-    account_ids = _crossed_accounts(asset, trigger, shards)
-    if not account_ids:
-        return 0
-    states = load_states(_lock_balances(account_ids))
-    prices = marks({symbol for state in states.values() for symbol in state.positions})
-    events: list[AccountEvent] = []
-    for state in states.values():
-        if state.view(prices).liquidatable():
-            events.extend(liquidate(state))
-    commit(states, prices, events)
-    return len(events)
-
-
-REASSESS_BATCH = 500
-
-
-def reassess(shards: list[int]) -> int:
-    """The backstop for an estimated liquidation price that went stale as marks moved on the
-    account's other markets: every netting account of `shards` with a position, valued again at
-    every mark, liquidated if past maintenance, its estimates (and trigger levels) renewed.
-    Returns how many orders it changed."""
-    query = select(Position.account_id).where(Position.quantity != 0, account_shard(Position.account_id).in_(shards))
-    account_ids = sorted(set(db.session.scalars(query)))
-    db.session.rollback()
-    changed_count = 0
-    for start in range(0, len(account_ids), REASSESS_BATCH):
-        states = load_states(_lock_balances(account_ids[start : start + REASSESS_BATCH]))
-        prices = marks({symbol for state in states.values() for symbol in state.positions})
-        events: list[AccountEvent] = []
-        for state in states.values():
-            if state.view(prices).liquidatable():
-                events.extend(liquidate(state))
-        changed_count += commit(states, prices, events)
-    return changed_count
-
-
-def liquidate(state: AccountState) -> list:
-    """Backpack's liquidation: every working order cancelled, every position closed against the
-    book as an order of its own (`liquidation`: Backpack's LIQUIDATION_AUTOCLOSE), 1 % a fill;
-    what the account then owes beyond its cash is covered (`insurance`), never left below zero."""
-    return close_everything(state, liquidation=True)
-
-
-def close_everything(state: AccountState, liquidation: bool) -> list:
-    """Cancel the account's working orders and close its positions against the book, each close
-    an order of its own: a liquidation's (1 % a fill) or a reset's (the taker fee)."""
-    with db.session.no_autoflush:  # a new order and its fills go out together, parents first, at the commit
-        return _close_everything(state, liquidation)
-
-
-def _close_everything(state: AccountState, liquidation: bool) -> list:
-    now, events = utcnow(), []
-    fee_bps = netting.LIQUIDATION_FEE_BPS if liquidation else state_of.costs().taker_fee_bps
-    for order in list(state.working):
-        order.status, order.ended_at = NetOrderStatus.CANCELLED, now
-        state.working.remove(order)
-        events.append(changed(order, state.balance, state))
-    for symbol, row in sorted(state.positions.items()):
-        spec, market = netting_spec(symbol), market_now(symbol)
-        if not row.quantity or spec is None or market is None:
-            continue
-        held = netting.Position(row.quantity, int(row.cost))
-        trades, _ = netting.close_out(held, spec, market.side_levels(not held.long), fee_bps)
-        if not trades:
-            continue
-        order = NetOrder(
-            id=uuid.uuid4(),
-            number=ORDER_NUMBERS.take(),
-            account_id=state.balance.account_id,
-            symbol=symbol,
-            side=TradeSide.SELL if held.long else TradeSide.BUY,
-            order_type=NetOrderType.MARKET,
-            status=NetOrderStatus.FILLED,
-            quantity=abs(row.quantity),
-            time_in_force=TimeInForce.IOC,
-            post_only=False,
-            reduce_only=True,
-            executed_quantity=0,
-            executed_quote=0,
-            fee=0,
-            liquidation=liquidation,
-            created_at=now,
-            ended_at=now,
-        )
-        db.session.add(order)
-        state_of.record_trades(state, order, trades, LedgerKind.LIQUIDATION_FEE if liquidation else LedgerKind.FEE)
-        row.realized_pnl += sum(trade.realized for trade in trades)
-        row.quantity, row.cost, row.updated_at = 0, 0, now
-        events.append(changed(order, state.balance, state))
-        log.info("closed account %d's %s (liquidation: %s)", state.balance.account_id, symbol, liquidation)
-    if liquidation and state.balance.usd < 0 and not any(row.quantity for row in state.positions.values()):
-        state_of.post(state.balance, LedgerKind.INSURANCE, -state.balance.usd, None)
-    return events
 
 
 def _working(asset: str, quote: Quote, market: Market, shards: list[int]) -> int:
@@ -275,16 +163,16 @@ def _working(asset: str, quote: Quote, market: Market, shards: list[int]) -> int
         return 0
     states = load_states({balance.account_id: balance for _, balance in rows})
     prices = marks({asset} | {s for state in states.values() for s in state.positions})
-    spec, rules_now, events = netting_spec(asset), state_of.costs(), []
+    spec, rules_now, events = netting_spec(asset), costs(), []
     for order, balance in rows:
         state = states[order.account_id]
         order.book_update = book_id
         if spec is None:
             continue
         row = state.positions.get(asset)
-        held = netting.Position(row.quantity, int(row.cost)) if row is not None else netting.Position()
+        held = cross_margin.Position(row.quantity, int(row.cost)) if row is not None else cross_margin.Position()
         levels = market.side_levels(order.side == TradeSide.BUY)
-        outcome = netting.on_book(state_of.terms_of(order), order.quantity or 0, held, spec, levels, rules_now)
+        outcome = netting.on_book(terms_of(order), order.quantity or 0, held, spec, levels, rules_now)
         if outcome is not None:
             apply(state, order, outcome)
             events.append(changed(order, balance, state))
@@ -311,24 +199,61 @@ def _lock_orders(*where) -> list:
     return rows
 
 
-def commit(states: dict[int, AccountState], prices: dict[str, int], events: list) -> int:
-    """Renew the accounts' estimated liquidation prices, commit and publish, then tighten the
-    trigger levels their working orders and positions hold. Returns how many events it sent."""
-    for state in states.values():
-        reestimate(state, prices)
-    tightened = added(states.values())
-    sent = commit_and_publish(*events)
-    track(tightened)
-    return sent
+def trigger_prices(symbol: str) -> dict[TriggerBy, int]:
+    """What trigger orders on `symbol` watch, where fresh: its mark, its index, its book's mid."""
+    asset = asset_named(symbol)
+    if asset is None:
+        return {}
+    found: dict[TriggerBy, int] = {}
+    mark = MarkStore(redis_client).read(asset.market)
+    if mark is not None and mark.is_fresh(current_app.config["PRICE_MAX_AGE_S"]):
+        found[TriggerBy.MARK] = mark.units(asset.decimals)
+        if mark.index is not None:
+            found[TriggerBy.INDEX] = price_units(mark.index, asset.decimals)
+    quote = fresh_quote(symbol)
+    if quote is not None:
+        found[TriggerBy.LAST] = (quote.bid + quote.ask) // 2
+    return found
 
 
-def added(states: Iterable[AccountState]) -> dict[tuple[str, int], Levels]:
-    """The trigger levels the accounts' working orders and positions hold, by market and shard:
-    taken before the commit, which leaves the rows unloaded."""
-    return levels.added_netting(
-        [order for state in states for order in state.working],
-        [row for state in states for row in state.positions.values()],
+def arrive(state: AccountState, order: NetOrder, levels: tuple[Level, ...] | None, prices: dict[str, int]) -> None:
+    """A pending order: a trigger order waits for its price (`trigger_pending`); any other (or a
+    trigger order that fired) goes to `core.netting.arrive` on the side of the book it takes."""
+    if utcnow() - order.created_at > timedelta(seconds=current_app.config["ORDER_MAX_DELAY_S"]):
+        apply(state, order, netting.rejected(NetRejectReason.EXPIRED))  # an outage must not fill it late
+        return
+    if order.trigger_price is not None and order.triggered_at is None:
+        watched = trigger_prices(order.symbol).get(TriggerBy(order.trigger_by))
+        if watched is None:
+            apply(state, order, netting.rejected(NetRejectReason.PRICE_UNAVAILABLE))
+            return
+        order.trigger_above = order.trigger_price > watched
+        if order.trigger_price != watched:
+            order.status = NetOrderStatus.TRIGGER_PENDING
+            return
+        order.triggered_at = utcnow()
+    execute(state, order, levels, prices)
+
+
+def execute(state: AccountState, order: NetOrder, levels: tuple[Level, ...] | None, prices: dict[str, int]) -> None:
+    """`core.netting.arrive`, written; an attached close that finds nothing left to reduce is cancelled."""
+    terms = terms_of(order)
+    working_count = len(state.working)
+    outcome = netting.arrive(terms, state.view(prices, order.symbol), order.symbol, levels, costs(), working_count)
+    if order.related_order_id is not None and outcome.reason == NetRejectReason.REDUCE_ONLY_NOT_REDUCING:
+        outcome = Outcome(NetOrderStatus.CANCELLED)
+    apply(state, order, outcome)
+
+
+def terms_of(order: NetOrder) -> netting.Order:
+    return netting.Order(
+        TradeSide(order.side),
+        NetOrderType(order.order_type),
+        order.quantity,
+        order.quote_quantity,
+        order.price,
+        TimeInForce(order.time_in_force),
+        order.post_only,
+        order.reduce_only,
+        order.executed_quantity,
     )
-
-
-track = levels.track

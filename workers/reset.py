@@ -13,7 +13,7 @@ from core.enums import CloseReason, LedgerKind, OrderStatus, RejectReason, Reset
 from core.events import AccountEvent, ResetEnded
 from workers.execution import changed, commit_and_publish, lock_with_balance, market_now, release, settle
 from workers.netting import load_states
-from workers.netting_execution import close_everything
+from workers.netting_liquidation import close_everything
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from core.tasks import (
     WAKE_UP,
     clear_trigger_check,
 )
-from workers import funding, levels, netting_execution, triggers
+from workers import funding, levels, netting_execution, netting_liquidation, triggers
 from workers.execution import cancel_working, execute_batch
 from workers.reset import reset_account
 from workers.shards import account_shard
@@ -127,7 +127,7 @@ def sweep_stuck_orders(shard: int) -> dict:
     work = stuck_work(shard, timedelta(seconds=current_app.config["PENDING_SWEEP_AFTER_S"]))
     db.session.rollback()
     if levels.sweep(shard):
-        netting_execution.reassess([shard])  # marks moved on other markets than a position's own
+        netting_liquidation.reassess([shard])  # marks moved on other markets than a position's own
     for order_id, account_id in work["expired"]:
         cancel_order.delay(str(order_id), expired=True, account_id=account_id)
     if stuck := work["opens"] + work["closes"]:  # one wake-up runs the shard's whole backlog

@@ -44,7 +44,7 @@ open_pnl AS (
              * o.quantity / q.scale)) AS pnl, q.asset IS NOT NULL AS priced
     FROM orders o LEFT JOIN quotes q ON q.asset = o.asset
     WHERE o.status = 'open'
-    UNION ALL  -- netting positions at the mark, as core.netting.Position.unrealized values them
+    UNION ALL  -- netting positions at the mark, as core.cross_margin.Position.unrealized values them
     SELECT p.account_id, floor((CASE WHEN p.quantity > 0 THEN q.bid * p.quantity - p.cost
                                      ELSE p.cost + q.ask * p.quantity END) / q.scale), q.asset IS NOT NULL
     FROM positions p LEFT JOIN quotes q ON q.asset = p.symbol

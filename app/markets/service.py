@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db, redis_client
 from app.models import CatalogAsset, CatalogMarket, utcnow
-from core import netting
+from core import cross_margin
 from core.assets import ASSET_BY_MARKET, ASSETS, Asset, perpetual, register
 from core.funding import next_boundary_ms
 from core.markets import CatalogError, MarketType, choose, parse_market
@@ -203,13 +203,13 @@ def lot_of(symbol: str) -> dict[str, int]:
     return {"step": asset.step, "min_quantity": asset.min_quantity} if asset is not None else {}
 
 
-def netting_spec(symbol: str) -> netting.Spec | None:
+def netting_spec(symbol: str) -> cross_margin.Spec | None:
     """The perpetual as netting accounts trade it (decimals, lot, margin functions); None for
     anything else."""
     asset = asset_named(symbol)
     if asset is None or not asset.perpetual or asset.imf is None or asset.mmf is None:
         return None
-    return netting.Spec(symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
+    return cross_margin.Spec(symbol, asset.decimals, asset.imf, asset.mmf, asset.step, asset.min_quantity)
 
 
 def price_decimals(symbol: str) -> int:

@@ -18,7 +18,7 @@ from app.extensions import autocommit, db
 from app.markets.service import asset_named, book_state, netting_spec
 from app.models import Account, Balance, Fill, NetFundingPayment, NetOrder, Position, utcnow
 from app.prices.service import fresh_mark, fresh_quote
-from core import netting
+from core import cross_margin, netting
 from core.assets import QUANTITY_DECIMALS, Asset
 from core.enums import AccountMode, NetOrderStatus, NetRejectReason, TradeSide, TriggerBy
 from core.events import AccountEvent, RequestFailed
@@ -371,7 +371,7 @@ def position_view(row: Position | PositionState) -> dict | None:
     asset = asset_named(row.symbol)
     if asset is None:
         return None
-    held = netting.Position(row.quantity, int(row.cost))
+    held = cross_margin.Position(row.quantity, int(row.cost))
     mark = fresh_mark(asset)
     entry = held.entry_price() or Decimal(0)
     value = None if mark is None else netting_spec(row.symbol)
@@ -390,8 +390,8 @@ def position_view(row: Position | PositionState) -> dict | None:
     }
 
 
-def account_view(account_id: int, *extra: str) -> netting.Account:
-    """The account as cross margin sees it now (`core.netting.Account`): each position at its
+def account_view(account_id: int, *extra: str) -> cross_margin.Account:
+    """The account as cross margin sees it now (`core.cross_margin.Account`): each position at its
     latest fresh mark (else its entry), working orders' notional; markets in `extra` included flat."""
     cash = db.session.scalar(select(Balance.usd).where(Balance.account_id == account_id))
     rows = db.session.scalars(select(Position).where(Position.account_id == account_id, Position.quantity != 0))
@@ -403,28 +403,28 @@ def account_view(account_id: int, *extra: str) -> netting.Account:
         )
     ).all()
     limit = db.session.scalar(select(Account.leverage_limit).where(Account.id == account_id))
-    holdings: dict[str, netting.Holding] = {}
+    holdings: dict[str, cross_margin.Holding] = {}
     for row in rows:
         spec = netting_spec(row.symbol)
         if spec is None:
             continue
         asset = asset_named(row.symbol)
-        held = netting.Position(row.quantity, int(row.cost))
+        held = cross_margin.Position(row.quantity, int(row.cost))
         mark = fresh_mark(asset)
-        holdings[row.symbol] = netting.Holding(spec, held, mark.bid if mark else int(held.entry_price() or 0))
+        holdings[row.symbol] = cross_margin.Holding(spec, held, mark.bid if mark else int(held.entry_price() or 0))
     for order in working:
         spec = netting_spec(order.symbol)
         if spec is None or order.price is None:
             continue
-        holding = holdings.get(order.symbol, netting.Holding(spec))
+        holding = holdings.get(order.symbol, cross_margin.Holding(spec))
         notional = spec.notional(order.price, (order.quantity or 0) - order.executed_quantity)
-        holdings[order.symbol] = netting.Holding(spec, holding.position, holding.mark, holding.working + notional)
+        holdings[order.symbol] = cross_margin.Holding(spec, holding.position, holding.mark, holding.working + notional)
     for symbol in extra:
         spec = netting_spec(symbol)
         if symbol not in holdings and spec is not None:
             mark = fresh_mark(asset_named(symbol))
-            holdings[symbol] = netting.Holding(spec, netting.Position(), mark.bid if mark else 0)
-    return netting.Account(cash, limit, holdings)
+            holdings[symbol] = cross_margin.Holding(spec, cross_margin.Position(), mark.bid if mark else 0)
+    return cross_margin.Account(cash, limit, holdings)
 
 
 def margin(account_id: int) -> dict:
@@ -462,8 +462,8 @@ def max_order_quantity(
     return largest // lot(asset), price
 
 
-def position_of(row: Position) -> netting.Position:
-    return netting.Position(row.quantity, int(row.cost))
+def position_of(row: Position) -> cross_margin.Position:
+    return cross_margin.Position(row.quantity, int(row.cost))
 
 
 def mark_of(symbol: str) -> int | None:

@@ -21,7 +21,7 @@ from app.models import Order, Position
 from app.prices.service import latest_quotes, valuation
 from app.trading.schemas import OrderSchema
 from app.trading.service import with_valuation
-from core import netting, rules
+from core import cross_margin, rules
 from core.assets import USD_DECIMALS
 from core.enums import OrderStatus
 from core.events import FundingPaid, OrderChanged, RequestFailed
@@ -86,7 +86,7 @@ class NettingPosition:
     cost: int
 
     def pnl(self, quote: Quote) -> int:
-        return netting.Position(self.quantity, self.cost).unrealized(quote.bid, price_decimals(self.asset))
+        return cross_margin.Position(self.quantity, self.cost).unrealized(quote.bid, price_decimals(self.asset))
 
 
 class AccountView:

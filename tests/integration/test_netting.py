@@ -317,7 +317,7 @@ def test_the_sweep_reassesses_accounts_whose_other_markets_moved(app, client, ma
 
     from core.marks import Mark, MarkStore
     from core.prices import PriceStore, Quote, now_micros
-    from workers.netting_execution import reassess
+    from workers.netting_liquidation import reassess
 
     sol = "SOL_USDC_PERP"
 

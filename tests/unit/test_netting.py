@@ -7,12 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import netting
+from core import cross_margin, netting
 from core.book import Level
+from core.cross_margin import Account, Holding, Position, Spec
 from core.enums import NetOrderStatus, NetOrderType, NetRejectReason, TimeInForce, TradeSide
 from core.markets import MarginFunction
 from core.money import scale
-from core.netting import Account, Costs, Holding, Order, Position, Spec
+from core.netting import Costs, Order
 
 # SOL_USDC_PERP as Backpack lists it: tick 0.01 (2 price decimals), IMF {0.02, 0.0001275}, MMF {0.0125, 0.0000765}
 SOL = Spec(
@@ -102,7 +103,7 @@ def test_realized_pnl_never_exceeds_the_cash_the_fills_moved(trades):
     ],
 )
 def test_a_margin_fraction_is_the_larger_of_base_and_factor_root_notional(notional_cents, fraction):
-    assert netting.margin_fraction(SOL.imf, notional_cents) == fraction
+    assert cross_margin.margin_fraction(SOL.imf, notional_cents) == fraction
 
 
 def test_the_leverage_limit_floors_the_initial_fraction():
