@@ -47,6 +47,12 @@ class BoundedParser(FlaskParser):
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = BoundedParser()
 
+    def arguments(self, schema, *args, **kwargs):
+        """flask-smorest's, with a schema class made an instance here, once: given the class,
+        webargs builds one for every request, deep-copying its fields (1.5 % of the web's CPU in
+        the trades). An instance keeps no state between loads."""
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
+
 
 def idempotency_key() -> str | None:
     """The request's `Idempotency-Key` (1 to 255 characters), if it sent one."""
