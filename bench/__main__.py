@@ -128,26 +128,28 @@ def run_open_loop(run: Run) -> None:
         ("  failed requests", p["failures"]),
         ("  p50 / p99 ms by stage: " + stages_line(p["stages"]), ""),
         ("  disk stalls over 50 ms (second in the phase: ms)", stalls_line(p["disk_stalls"])),
+        ("  p99 ms by 5 s window", " ".join(str(round(w["p99_ms"])) for w in p["windows"])),
     ]
 
 
 def run_streams(run: Run) -> None:
     run.stack()
-    crowd, with_streams = streams.bench_streams(run.port, run.base_url, run.users[:CLIENTS], run.users)
-    run.results.update(streams=crowd, trades_with_streams=with_streams)
-    run.failed |= bool(with_streams["failures"] or crowd["failed"])
-    t = with_streams
+    crowd, t, without = streams.bench_streams(run.port, run.base_url, run.users[:CLIENTS], run.users)
+    before, after = without["before"]["orders_per_s"], without["after"]["orders_per_s"]
+    ratio = round(t["orders_per_s"] / ((before + after) / 2), 2) if before + after else None
+    run.results.update(streams=crowd, trades_with_streams=t, trades_without_streams=without, streams_ratio=ratio)
+    run.failed |= bool(
+        t["failures"] or crowd["failed"] or without["before"]["failures"] or without["after"]["failures"]
+    )
     run.rows += [
         (f"SSE clients connected (of {crowd['clients']})", crowd["connected"]),
         ("  events delivered/s while trading", crowd["events_per_s"]),
+        ("trade orders/s without streams (before; after)", f"{before}; {after}"),
         ("trade orders/s with the streams open", t["orders_per_s"]),
         ("  latency p50 / p95 / p99 ms", f"{t['p50_ms']} / {t['p95_ms']} / {t['p99_ms']}"),
         ("  failed requests", t["failures"]),
+        ("  with streams / without", ratio),
     ]
-    if "trades" in run.results:
-        ratio = round(t["orders_per_s"] / run.results["trades"]["orders_per_s"], 2)
-        run.results["streams_ratio"] = ratio
-        run.rows.append(("  with streams / without", ratio))
 
 
 def run_backpack(run: Run) -> None:

@@ -83,6 +83,7 @@ def bench_open_loop(app, base_url: str, users: list[dict], rate: float, seconds:
 
 
 OPEN_LOOP_STAGES = ("client", "web", "engine", "answer")
+WINDOW_S = 5  # the phase cut in windows: an episode of a few seconds, or a trend over the phase
 
 
 def order_stages(app, moments: dict[str, tuple[float, float, float]], counted_from: float) -> dict:
@@ -90,8 +91,8 @@ def order_stages(app, moments: dict[str, tuple[float, float, float]], counted_fr
     one clock): `client` from its scheduled arrival until a bench thread sent it; `web` until
     the web process built its INSERT (created_at: HTTP, token, validation, quote); `engine` until
     the engine filled it (opened_at: the INSERT's commit, the wake-up, the batch); `answer` until
-    its answer arrived (the batch's commit, the event, the reply). The slowest orders are listed
-    with their second in the phase, to set beside the servers' logs."""
+    its answer arrived (the batch's commit, the event, the reply). The p99 of every WINDOW_S
+    window, and the slowest orders with their second in the phase, to set beside the servers' logs."""
     from app.extensions import db
     from app.models import Order
 
@@ -108,9 +109,13 @@ def order_stages(app, moments: dict[str, tuple[float, float, float]], counted_fr
         cuts = (scheduled + offset, sent + offset, created_at.timestamp(), opened_at.timestamp(), answered + offset)
         split[str(order_id)] = [b - a for a, b in pairwise(cuts)]
     stages = {stage: percentiles([times[i] for times in split.values()]) for i, stage in enumerate(OPEN_LOOP_STAGES)}
+    windows: dict[int, list[list[float]]] = {}
+    for order_id, times in split.items():
+        windows.setdefault(int((moments[order_id][0] - counted_from) // WINDOW_S), []).append(times)
     slowest = sorted(split, key=lambda order_id: sum(split[order_id]), reverse=True)[: max(1, len(split) // 100)]
     return {
         "stages": stages,
+        "windows": [{"from_s": window * WINDOW_S, **_window(rows)} for window, rows in sorted(windows.items())],
         "slowest": [
             {
                 "at_s": round(moments[order_id][0] - counted_from, 3),
@@ -120,6 +125,13 @@ def order_stages(app, moments: dict[str, tuple[float, float, float]], counted_fr
             for order_id in sorted(slowest, key=lambda order_id: moments[order_id][0])
         ],
     }
+
+
+def _window(rows: list[list[float]]) -> dict:
+    """A window's p50 and p99 of the whole time, and each stage's p99."""
+    totals = percentiles([sum(times) for times in rows])
+    by_stage = {stage: percentiles([times[i] for times in rows])["p99_ms"] for i, stage in enumerate(OPEN_LOOP_STAGES)}
+    return {"p50_ms": totals["p50_ms"], "p99_ms": totals["p99_ms"], **by_stage}
 
 
 def latency_histogram(open_loop: dict, path: Path) -> None:
