@@ -168,46 +168,45 @@ def _quote(data: dict) -> Quote:
 
 
 def order_events(hub: Hub, account_id: int, expires_at: float) -> Iterator[str]:
-    """The account's stream until `expires_at` (Unix seconds: its token's expiry)."""
+    """The account's stream until `expires_at` (Unix seconds: its token's expiry). What one event
+    brings (an order, the balance, the PnL) goes out as one write."""
     ends = time.monotonic() + (expires_at - time.time())
     listener = hub.listen(account=account_id)
     try:
         view = AccountView(account_id, latest_quotes())
         view.reload()
-        yield f"retry: {RECONNECT_MS}\n\n"
-        yield sse("balance", view.balance)
-        yield sse("pnl", view.pnl())
+        yield f"retry: {RECONNECT_MS}\n\n" + sse("balance", view.balance) + sse("pnl", view.pnl())
         pnl_due, sent_pnl_at = False, time.monotonic()
         while True:
             wait = max(0.0, sent_pnl_at + PNL_EVENTS_EVERY_S - time.monotonic()) if pnl_due else KEEPALIVE_S
             event = listener.get(timeout=max(0.0, min(wait, ends - time.monotonic())))
             if event is CLOSED or time.monotonic() >= ends:
                 return
+            frames = []
             if event is None and not pnl_due:
-                yield ": keep-alive\n\n"
+                frames.append(": keep-alive\n\n")
             elif event is not None and isinstance(event.data, OrderChanged):
-                yield sse("order", view.changed(event.data))
-                yield sse("balance", view.balance)
+                frames += [sse("order", view.changed(event.data)), sse("balance", view.balance)]
                 pnl_due, sent_pnl_at = True, 0.0  # at once: the equity changed with the balance
             elif event is not None and isinstance(event.data, FundingPaid):
                 view.reload()
-                yield sse(
-                    "funding", {"market": event.data.market, "amount": event.data.amount, "decimals": USD_DECIMALS}
-                )
-                yield sse("balance", view.balance)
+                funding = {"market": event.data.market, "amount": event.data.amount, "decimals": USD_DECIMALS}
+                frames += [sse("funding", funding), sse("balance", view.balance)]
                 pnl_due, sent_pnl_at = True, 0.0
             elif event is not None and event.kind == "account":  # a failed request, a reset: read it all
                 order = view.order(event.data.order_id) if isinstance(event.data, RequestFailed) else None
                 view.reload()
                 if order is not None:
-                    yield sse("order", order)
-                yield sse("balance", view.balance)
+                    frames.append(sse("order", order))
+                frames.append(sse("balance", view.balance))
                 pnl_due, sent_pnl_at = True, 0.0  # at once: the equity changed with the balance
             elif event is not None and event.kind == "price":
                 view.quotes[event.data["asset"]] = _quote(event.data)
                 pnl_due = pnl_due or any(p.asset == event.data["asset"] for p in view.positions.values())
             if pnl_due and time.monotonic() - sent_pnl_at >= PNL_EVENTS_EVERY_S:
-                yield sse("pnl", view.pnl())
+                frames.append(sse("pnl", view.pnl()))
                 pnl_due, sent_pnl_at = False, time.monotonic()
+            if frames:
+                yield "".join(frames)
     finally:
         hub.leave(listener)
