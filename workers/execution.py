@@ -27,6 +27,7 @@ from core.execution import Account, Costs, Decision, Fill, Market, Reject, Rest,
 from core.keys import ACCOUNT_EVENTS_CHANNEL, TRADES_CHANNEL
 from core.net_events import NetOrderChanged, PublicTrades
 from workers import levels
+from workers.queries import among
 from workers.shards import account_shard
 from workers.writes import commit_in_one_round_trip
 
@@ -176,7 +177,7 @@ def _batch_statement(shard_set: frozenset[int], shards: int, size: int):
     return (
         select(Order, Balance, netting_waiting)
         .join(Balance, Balance.account_id == Order.account_id)
-        .where(Order.id.in_(select(oldest.c.id)))
+        .where(among(Order.id, select(oldest.c.id)))
         .order_by(Order.account_id, Order.created_at, Order.id)  # an account's orders in their own order
         .with_for_update(of=[Order, Balance])
         .execution_options(populate_existing=True)

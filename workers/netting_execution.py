@@ -36,6 +36,7 @@ from workers.netting import (
     marks,
     netting_spec,
 )
+from workers.queries import among
 from workers.shards import account_shard
 
 
@@ -51,7 +52,7 @@ def _pending_statement(shard_set: frozenset[int], shards: int, size: int):
     return (
         select(NetOrder, Balance)
         .join(Balance, Balance.account_id == NetOrder.account_id)
-        .where(NetOrder.id.in_(oldest.scalar_subquery()))
+        .where(among(NetOrder.id, oldest))
         .order_by(NetOrder.account_id, NetOrder.created_at, NetOrder.id)
         .with_for_update(of=[NetOrder, Balance])
         .execution_options(populate_existing=True)
