@@ -198,21 +198,13 @@ def attach_closes(parent: NetOrder) -> None:
     closing = TradeSide.SELL if parent.side == TradeSide.BUY else TradeSide.BUY
     for trigger_price, above in netting.attached_closes(TradeSide(parent.side), parent.take_profit, parent.stop_loss):
         db.session.add(
-            NetOrder(
-                id=uuid.uuid4(),
-                number=ORDER_NUMBERS.take(),
-                account_id=parent.account_id,
-                symbol=parent.symbol,
-                side=closing,
-                order_type=NetOrderType.MARKET,
-                status=NetOrderStatus.TRIGGER_PENDING,
-                quantity=parent.executed_quantity,
-                time_in_force=TimeInForce.GTC,
-                post_only=False,
-                reduce_only=True,
-                executed_quantity=0,
-                executed_quote=0,
-                fee=0,
+            engine_order(
+                parent.account_id,
+                parent.symbol,
+                closing,
+                parent.executed_quantity,
+                NetOrderStatus.TRIGGER_PENDING,
+                TimeInForce.GTC,
                 liquidation=False,
                 trigger_price=trigger_price,
                 trigger_by=TriggerBy.MARK,
@@ -221,6 +213,37 @@ def attach_closes(parent: NetOrder) -> None:
                 created_at=utcnow(),
             )
         )
+
+
+def engine_order(
+    account_id: int,
+    symbol: str,
+    side: TradeSide,
+    quantity: int,
+    status: NetOrderStatus,
+    time_in_force: TimeInForce,
+    **columns,
+) -> NetOrder:
+    """An order the engine opens itself (an attached take-profit or stop-loss, a liquidation's or
+    a reset's close): a reduce-only market order numbered from the engine's block, nothing
+    executed yet; `columns` the rest (liquidation, trigger, times)."""
+    return NetOrder(
+        id=uuid.uuid4(),
+        number=ORDER_NUMBERS.take(),
+        account_id=account_id,
+        symbol=symbol,
+        side=side,
+        order_type=NetOrderType.MARKET,
+        status=status,
+        quantity=quantity,
+        time_in_force=time_in_force,
+        post_only=False,
+        reduce_only=True,
+        executed_quantity=0,
+        executed_quote=0,
+        fee=0,
+        **columns,
+    )
 
 
 def cancel_siblings(order: NetOrder) -> None:

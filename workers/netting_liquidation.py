@@ -3,21 +3,19 @@ liquidation price (after a price move) or that every mark now puts past maintena
 sweep), each closed against the book as Backpack closes it."""
 
 import logging
-import uuid
 from collections.abc import Iterable
 
 from sqlalchemy import and_, or_, select
 
 from app.extensions import db
-from app.models import Balance, NetOrder, Position, utcnow
+from app.models import Balance, Position, utcnow
 from core import cross_margin, netting
-from core.enums import LedgerKind, NetOrderStatus, NetOrderType, TimeInForce, TradeSide
+from core.enums import LedgerKind, NetOrderStatus, TimeInForce, TradeSide
 from core.events import AccountEvent
 from core.prices import Quote
 from workers import netting as state_of
 from workers.execution import market_now
 from workers.netting import AccountState, changed, commit, load_states, marks, netting_spec
-from workers.sequences import ORDER_NUMBERS
 from workers.shards import account_shard
 
 log = logging.getLogger(__name__)
@@ -106,21 +104,13 @@ def _close_everything(state: AccountState, liquidation: bool) -> list:
         trades, _ = netting.close_out(held, spec, market.side_levels(not held.long), fee_bps)
         if not trades:
             continue
-        order = NetOrder(
-            id=uuid.uuid4(),
-            number=ORDER_NUMBERS.take(),
-            account_id=state.balance.account_id,
-            symbol=symbol,
-            side=TradeSide.SELL if held.long else TradeSide.BUY,
-            order_type=NetOrderType.MARKET,
-            status=NetOrderStatus.FILLED,
-            quantity=abs(row.quantity),
-            time_in_force=TimeInForce.IOC,
-            post_only=False,
-            reduce_only=True,
-            executed_quantity=0,
-            executed_quote=0,
-            fee=0,
+        order = state_of.engine_order(
+            state.balance.account_id,
+            symbol,
+            TradeSide.SELL if held.long else TradeSide.BUY,
+            abs(row.quantity),
+            NetOrderStatus.FILLED,
+            TimeInForce.IOC,
             liquidation=liquidation,
             created_at=now,
             ended_at=now,
