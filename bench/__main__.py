@@ -38,6 +38,7 @@ from bench.common import (
     SNAPSHOT_ACCOUNTS,
     SNAPSHOT_POSITIONS,
     STREAM_CLIENTS,
+    against_mean,
     cores_line,
     keep_prices_fresh,
     make_users,
@@ -136,7 +137,7 @@ def run_streams(run: Run) -> None:
     run.stack()
     crowd, t, without = streams.bench_streams(run.port, run.base_url, run.users[:CLIENTS], run.users)
     before, after = without["before"]["orders_per_s"], without["after"]["orders_per_s"]
-    ratio = round(t["orders_per_s"] / ((before + after) / 2), 2) if before + after else None
+    ratio = against_mean(t, without["before"], without["after"])
     run.results.update(streams=crowd, trades_with_streams=t, trades_without_streams=without, streams_ratio=ratio)
     run.failed |= bool(
         t["failures"] or crowd["failed"] or without["before"]["failures"] or without["after"]["failures"]
@@ -172,9 +173,7 @@ def run_backpack(run: Run) -> None:
         again = backpack.bench_orders(run.base_url, clients, backpack=False, orders=orders, label="native orders again")
     finally:
         stop_event.set()
-    baseline = (native["orders_per_s"] + again["orders_per_s"]) / 2
-    ratio = round(signed["orders_per_s"] / baseline, 2) if baseline else None
-    crowd_ratio = round(crowd["orders_per_s"] / baseline, 2) if baseline else None
+    ratio, crowd_ratio = against_mean(signed, native, again), against_mean(crowd, native, again)
     run.results["backpack"] = {
         "native": native,
         "native_again": again,

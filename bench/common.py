@@ -67,6 +67,13 @@ def quiet_heap() -> None:
     gc.freeze()
 
 
+def against_mean(measured: dict, before: dict, after: dict) -> float | None:
+    """`measured`'s orders/s over the mean of the same measure just before and just after it, so a
+    drift of the machine over the phases lands on neither side."""
+    baseline = (before["orders_per_s"] + after["orders_per_s"]) / 2
+    return round(measured["orders_per_s"] / baseline, 2) if baseline else None
+
+
 def percentiles(samples: list[float]) -> dict:
     ordered = sorted(samples)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
