@@ -45,6 +45,22 @@ def subscribe_signed(socket, seed: str, public: str, streams: list[str], request
     return json.loads(socket.recv())
 
 
+def this_minutes_candle():
+    """The perpetual's candle of the current minute (118,300 open, 118,320.5 close), committed;
+    returns its minute."""
+    from datetime import UTC, datetime
+
+    from app.extensions import db
+    from app.models import Candle
+
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    db.session.add(
+        Candle(asset=PERP, bucket=minute, open=1_183_000, high=1_184_000, low=1_182_000, close=1_183_205, ticks=5)
+    )
+    db.session.commit()
+    return minute
+
+
 def frames_until(socket, last) -> list[dict]:
     """Frames received up to the first that `last(frame)` accepts."""
     frames = [json.loads(socket.recv())]
@@ -283,17 +299,8 @@ def test_a_liquidation_reaches_the_bot_as_backpack_sends_it(app, perpetuals, pap
 
 def test_public_trade_ticker_and_kline_streams(paper_key):
     """The venue's own fills as `trade` frames, the 24-hour `ticker` and the minute's `kline`."""
-    from datetime import UTC, datetime
-
-    from app.extensions import db
-    from app.models import Candle
-
     url, key = paper_key
-    minute = datetime.now(UTC).replace(second=0, microsecond=0)
-    db.session.add(
-        Candle(asset=PERP, bucket=minute, open=1_183_000, high=1_184_000, low=1_182_000, close=1_183_205, ticks=5)
-    )
-    db.session.commit()
+    minute = this_minutes_candle()
     socket = websocket_to(url)
     try:
         streams = [f"trade.{PERP}", f"ticker.{PERP}", f"kline.1m.{PERP}"]
@@ -322,17 +329,9 @@ def test_public_trade_ticker_and_kline_streams(paper_key):
 
 def test_ccxt_pro_watches_the_public_ticker_trades_and_candles(paper_key):
     import asyncio
-    from datetime import UTC, datetime
-
-    from app.extensions import db
-    from app.models import Candle
 
     url, key = paper_key
-    minute = datetime.now(UTC).replace(second=0, microsecond=0)
-    db.session.add(
-        Candle(asset=PERP, bucket=minute, open=1_183_000, high=1_184_000, low=1_182_000, close=1_183_205, ticks=5)
-    )
-    db.session.commit()
+    this_minutes_candle()
     symbol = "BTC/USDC:USDC"
 
     async def watch() -> tuple[dict, list, list]:
